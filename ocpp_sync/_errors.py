@@ -98,6 +98,8 @@ class ValidationError(OCPPError, ValueError):
 
     def prefix(self, segment: str) -> None:
         """Prepend an outer field name, as the error travels up nested objects."""
+        if not segment:
+            return
         if not self.path:
             self.path = segment
         elif self.path.startswith("["):

@@ -1,0 +1,23 @@
+"""Synchronous, threaded OCPP-J (1.6, 2.0.1, 2.1) for charge points and central systems."""
+from __future__ import annotations
+
+from ._codec import from_payload, to_payload
+from ._errors import (
+    CallError,
+    CallTimeout,
+    ConnectionClosed,
+    OCPPError,
+    ProtocolError,
+    ValidationError,
+)
+
+__all__ = [
+    "to_payload",
+    "from_payload",
+    "OCPPError",
+    "ValidationError",
+    "CallError",
+    "CallTimeout",
+    "ConnectionClosed",
+    "ProtocolError",
+]
