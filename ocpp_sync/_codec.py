@@ -22,8 +22,9 @@ import math
 import re
 import sys
 import threading
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Callable, Dict, List, NamedTuple, Tuple, Type, TypeVar, Union
+from typing import Any, NamedTuple, TypeVar
 
 import attrs
 import cattrs
@@ -58,19 +59,17 @@ def version_module(version: str) -> ModuleType:
     return importlib.import_module(name)
 
 
-_INFO: Dict[type, MessageInfo] = {}
+_INFO: dict[type, MessageInfo] = {}
 _INFO_LOCK = threading.Lock()
 
 
-def message_info(message: Union[type, object]) -> MessageInfo:
+def message_info(message: type | object) -> MessageInfo:
     """Version, action and direction of a message class or instance."""
     cls = message if isinstance(message, type) else type(message)
     info = _INFO.get(cls)
     if info is None:
-        module = sys.modules.get(cls.__module__)
-        version = getattr(module, "VERSION", None)
-        if version not in VERSION_MODULES:
-            raise TypeError(f"{cls.__name__} is not an OCPP message class")
+        version = _version_of(cls)
+        module = version_module(version)
         with _INFO_LOCK:
             for table, is_request in ((module.REQUESTS, True), (module.RESPONSES, False)):
                 for action, message_cls in table.items():
@@ -86,7 +85,7 @@ def _version_of(cls: type) -> str:
     version = getattr(module, "VERSION", None)
     if version not in VERSION_MODULES or not attrs.has(cls):
         raise TypeError(f"{cls!r} is not an OCPP message or datatype class")
-    return version
+    return str(version)
 
 
 # -- date-times -------------------------------------------------------------
@@ -95,7 +94,7 @@ _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
     r"(?:([Zz])|([+-])(\d{2}):(\d{2}))?\Z"
 )
-_OFFSETS: Dict[Tuple[str, str, str], _dt.tzinfo] = {}
+_OFFSETS: dict[tuple[str, str, str], _dt.timezone] = {}
 
 
 def parse_datetime(text: str, lenient: bool = False) -> _dt.datetime:
@@ -108,10 +107,11 @@ def parse_datetime(text: str, lenient: bool = False) -> _dt.datetime:
         tz = _UTC
     elif sign:
         key = (sign, oh, om)
-        tz = _OFFSETS.get(key)
-        if tz is None:
+        offset = _OFFSETS.get(key)
+        if offset is None:
             delta = _dt.timedelta(hours=int(oh), minutes=int(om))
-            tz = _OFFSETS[key] = _dt.timezone(-delta if sign == "-" else delta)
+            offset = _OFFSETS[key] = _dt.timezone(-delta if sign == "-" else delta)
+        tz = offset
     elif lenient:
         log.warning("date-time %r has no zone; reading it as UTC", text)
         tz = _UTC
@@ -179,7 +179,7 @@ def _plain_number(value: Any) -> Any:
     return None
 
 
-def _not_multiple(value: Union[int, float], step: float) -> bool:
+def _not_multiple(value: int | float, step: float) -> bool:
     return decimal.Decimal(repr(value)) % decimal.Decimal(repr(step)) != 0
 
 
@@ -205,7 +205,7 @@ def _check_json(value: Any, path: str, code: str) -> Any:
     raise ValidationError(code, path, f"{type(value).__name__} cannot be sent as JSON")
 
 
-def _unknown_fields(payload: Dict[str, Any], known: frozenset, lenient: bool, code: str, cls: type) -> None:
+def _unknown_fields(payload: dict[str, Any], known: frozenset[str], lenient: bool, code: str, cls: type) -> None:
     unknown = sorted(str(k) for k in payload if k not in known)
     if lenient:
         log.warning("%s: ignoring fields the schema does not allow: %s", cls.__name__, ", ".join(unknown))
@@ -222,8 +222,8 @@ def _warn_long(path: str, length: int, limit: int) -> None:
 
 class _Source:
     def __init__(self) -> None:
-        self.lines: List[str] = []
-        self.names: Dict[str, Any] = {}
+        self.lines: list[str] = []
+        self.names: dict[str, Any] = {}
         self._counter = 0
 
     def const(self, value: Any, hint: str = "c") -> str:
@@ -246,7 +246,7 @@ class _Source:
 class _Compiler:
     """Writes the two conversion functions of one class for one mode (strict or lenient)."""
 
-    def __init__(self, cls: type, lenient: bool, registry: "_Registry") -> None:
+    def __init__(self, cls: type, lenient: bool, registry: _Registry) -> None:
         self.cls = cls
         self.lenient = lenient
         self.registry = registry
@@ -264,7 +264,7 @@ class _Compiler:
 
     # payload -> object
 
-    def structure_source(self) -> Tuple[str, Dict[str, Any]]:
+    def structure_source(self) -> tuple[str, dict[str, Any]]:
         src = _Source()
         src.names.update(_VE=ValidationError, _jtype=_jtype, _MISSING=_MISSING, _cls=self.cls)
         src.emit(0, "def structure(d):")
@@ -418,7 +418,7 @@ class _Compiler:
 
     # object -> payload
 
-    def unstructure_source(self) -> Tuple[str, Dict[str, Any]]:
+    def unstructure_source(self) -> tuple[str, dict[str, Any]]:
         src = _Source()
         src.names.update(_VE=ValidationError, _jtype=_jtype, _cls=self.cls)
         src.emit(0, "def unstructure(o):")
@@ -446,7 +446,7 @@ class _Compiler:
         src.emit(1, "return d")
         return "\n".join(src.lines), src.names
 
-    def _merge_extra(self, d: Dict[str, Any], extra: Dict[str, Any], known: frozenset) -> None:
+    def _merge_extra(self, d: dict[str, Any], extra: dict[str, Any], known: frozenset[str]) -> None:
         for key, value in extra.items():
             if not isinstance(key, str) or key in known:
                 raise ValidationError(self.codes[FORMAT], str(key),
@@ -530,12 +530,12 @@ class _Compiler:
         raise ValidationError(self.codes[TYPE], path, f"expected a datetime, got {type(value).__name__}")
 
 
-def _compile(source: str, names: Dict[str, Any], fn_name: str, cls: type) -> Callable[..., Any]:
+def _compile(source: str, names: dict[str, Any], fn_name: str, cls: type) -> Callable[..., Any]:
     namespace = dict(names)
     code = compile(source, f"<ocpp_sync {fn_name} {cls.__module__}.{cls.__qualname__}>", "exec")
     exec(code, namespace)
-    fn = namespace[fn_name]
-    fn.__ocpp_source__ = source
+    fn: Callable[..., Any] = namespace[fn_name]
+    fn.__ocpp_source__ = source  # type: ignore[attr-defined]
     return fn
 
 
@@ -544,8 +544,8 @@ class _Registry:
 
     def __init__(self, lenient: bool) -> None:
         self.lenient = lenient
-        self._structure: Dict[type, Callable[[Any], Any]] = {}
-        self._unstructure: Dict[type, Callable[[Any], Dict[str, Any]]] = {}
+        self._structure: dict[type, Callable[[Any], Any]] = {}
+        self._unstructure: dict[type, Callable[[Any], dict[str, Any]]] = {}
         self._lock = threading.RLock()
 
     def structure_fn(self, cls: type) -> Callable[[Any], Any]:
@@ -558,7 +558,7 @@ class _Registry:
                     fn = self._structure[cls] = _compile(source, names, "structure", cls)
         return fn
 
-    def unstructure_fn(self, cls: type) -> Callable[[Any], Dict[str, Any]]:
+    def unstructure_fn(self, cls: type) -> Callable[[Any], dict[str, Any]]:
         fn = self._unstructure.get(cls)
         if fn is None:
             with self._lock:
@@ -571,7 +571,7 @@ class _Registry:
 
 _STRICT = _Registry(lenient=False)
 _LENIENT = _Registry(lenient=True)
-_CONVERTERS: Dict[Tuple[str, bool], cattrs.Converter] = {}
+_CONVERTERS: dict[tuple[str, bool], cattrs.Converter] = {}
 
 
 def converter(version: str, *, lenient: bool = False) -> cattrs.Converter:
@@ -600,7 +600,7 @@ def _as_hook(fn: Callable[[Any], Any]) -> Callable[[Any, type], Any]:
     return lambda payload, _cls: fn(payload)
 
 
-def to_payload(message: Any, *, lenient: bool = False) -> Dict[str, Any]:
+def to_payload(message: Any, *, lenient: bool = False) -> dict[str, Any]:
     """A message as its JSON payload (wire names, ``None`` left out), after validating it.
 
     Raises ValidationError (``.code``, ``.path``) when the message breaks its schema.
@@ -613,7 +613,7 @@ def to_payload(message: Any, *, lenient: bool = False) -> Dict[str, Any]:
     return fn(message)
 
 
-def from_payload(cls: Type[T], payload: Any, *, lenient: bool = False) -> T:
+def from_payload(cls: type[T], payload: Any, *, lenient: bool = False) -> T:
     """Validate a JSON payload and build the message (or datatype) ``cls`` from it.
 
     Raises ValidationError (``.code``, ``.path``) when the payload breaks the schema.

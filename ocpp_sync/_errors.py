@@ -6,7 +6,7 @@ two of them differently from 2.x ("FormationViolation",
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 __all__ = [
     "OCPPError",
@@ -25,7 +25,7 @@ OCCURRENCE = "occurrence"
 TYPE = "type"
 PROPERTY = "property"
 
-_CODES: Dict[str, Dict[str, str]] = {
+_CODES: dict[str, dict[str, str]] = {
     "1.6": {
         FORMAT: "FormationViolation",
         OCCURRENCE: "OccurenceConstraintViolation",
@@ -68,13 +68,13 @@ class OCPPError(Exception):
 
     code: str = "GenericError"
 
-    def __init__(self, description: str = "", *, code: Optional[str] = None,
-                 details: Optional[Dict[str, Any]] = None) -> None:
+    def __init__(self, description: str = "", *, code: str | None = None,
+                 details: dict[str, Any] | None = None) -> None:
         super().__init__(description)
         self.description = description
         if code is not None:
             self.code = code
-        self.details: Dict[str, Any] = details if details is not None else {}
+        self.details: dict[str, Any] = details if details is not None else {}
 
     def __str__(self) -> str:
         return self.description or self.code
@@ -114,7 +114,7 @@ class CallError(OCPPError):
     """The peer answered our CALL with a CALLERROR."""
 
     def __init__(self, code: str, description: str = "",
-                 details: Optional[Dict[str, Any]] = None) -> None:
+                 details: dict[str, Any] | None = None) -> None:
         super().__init__(description, code=code, details=details)
 
     def __str__(self) -> str:

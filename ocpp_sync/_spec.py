@@ -8,7 +8,7 @@ attributes.
 from __future__ import annotations
 
 import enum
-from typing import Any, Optional, Tuple, Type, Union
+from typing import Any
 
 import attrs
 
@@ -17,22 +17,22 @@ METADATA_KEY = "ocpp"
 
 @attrs.frozen
 class String:
-    max_length: Optional[int] = None
+    max_length: int | None = None
 
 
 @attrs.frozen
 class Integer:
-    minimum: Optional[int] = None
-    maximum: Optional[int] = None
+    minimum: int | None = None
+    maximum: int | None = None
 
 
 @attrs.frozen
 class Number:
     """A JSON number; ints stay ints and floats keep their digits."""
 
-    minimum: Optional[float] = None
-    maximum: Optional[float] = None
-    multiple_of: Optional[float] = None
+    minimum: float | None = None
+    maximum: float | None = None
+    multiple_of: float | None = None
 
 
 @attrs.frozen
@@ -52,7 +52,7 @@ class AnyValue:
 
 @attrs.frozen
 class EnumOf:
-    enum: Type[enum.Enum]
+    enum: type[enum.Enum]
 
 
 @attrs.frozen
@@ -62,12 +62,12 @@ class Object:
 
 @attrs.frozen
 class Array:
-    item: "Kind"
-    min_items: Optional[int] = None
-    max_items: Optional[int] = None
+    item: Kind
+    min_items: int | None = None
+    max_items: int | None = None
 
 
-Kind = Union[String, Integer, Number, Boolean, DateTime, AnyValue, EnumOf, Object, Array]
+Kind = String | Integer | Number | Boolean | DateTime | AnyValue | EnumOf | Object | Array
 
 
 @attrs.frozen
@@ -82,21 +82,14 @@ class ExtraSpec:
     """Marks the field that keeps properties an open object (``customData``) may carry."""
 
 
-def field(wire: str, kind: Kind) -> Any:
-    """A required field."""
-    return attrs.field(metadata={METADATA_KEY: FieldSpec(wire, kind, True)})
+def meta(wire: str, kind: Kind, *, required: bool) -> dict[str, FieldSpec]:
+    """The attrs metadata of a field: its wire name, kind and whether it is required."""
+    return {METADATA_KEY: FieldSpec(wire, kind, required)}
 
 
-def optional(wire: str, kind: Kind) -> Any:
-    """An optional field: ``None`` means absent and is left out of the payload."""
-    return attrs.field(default=None, metadata={METADATA_KEY: FieldSpec(wire, kind, False)})
+EXTRA = {METADATA_KEY: ExtraSpec()}
 
 
-def extra() -> Any:
-    """Where an open object keeps the properties its schema does not name."""
-    return attrs.field(default=None, metadata={METADATA_KEY: ExtraSpec()})
-
-
-def specs(cls: type) -> Tuple[Tuple[str, Union[FieldSpec, ExtraSpec]], ...]:
+def specs(cls: type) -> tuple[tuple[str, FieldSpec | ExtraSpec], ...]:
     """(attribute name, spec) for each field of a generated class, in order."""
     return tuple((a.name, a.metadata[METADATA_KEY]) for a in attrs.fields(cls))

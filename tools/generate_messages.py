@@ -19,7 +19,6 @@ import keyword
 import re
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 VERSIONS = {
     "v16": ("1.6", "ocpp1.6"),
@@ -158,7 +157,7 @@ def member_name(value: str) -> str:
 
 
 class EnumDef:
-    def __init__(self, name: str, values: Tuple[str, ...]) -> None:
+    def __init__(self, name: str, values: tuple[str, ...]) -> None:
         self.name = name
         self.values = values
 
@@ -167,7 +166,7 @@ class EnumDef:
 
 
 class ClassDef:
-    def __init__(self, name: str, fields: List["FieldDef"], open_object: bool) -> None:
+    def __init__(self, name: str, fields: list[FieldDef], open_object: bool) -> None:
         self.name = name
         self.fields = fields
         self.open_object = open_object
@@ -199,8 +198,8 @@ class Namespace:
     """The named types of one version; same name and shape are one type."""
 
     def __init__(self) -> None:
-        self.defs: Dict[str, object] = {}
-        self.order: List[object] = []
+        self.defs: dict[str, object] = {}
+        self.order: list[object] = []
 
     def add(self, d, action: str):
         existing = self.defs.get(d.name)
@@ -227,7 +226,7 @@ class SchemaReader:
         msg = ClassDef(class_name, fields, open_object=False)
         return msg
 
-    def fields(self, schema: dict, path: str) -> List[FieldDef]:
+    def fields(self, schema: dict, path: str) -> list[FieldDef]:
         required = set(schema.get("required", ()))
         out = []
         for wire, sub in schema.get("properties", {}).items():
@@ -260,7 +259,8 @@ class SchemaReader:
                 return ("datetime",)
             return ("string", schema.get("maxLength"))
         if t == "integer":
-            return ("integer", schema.get("minimum"), schema.get("maximum"))
+            limits = (schema.get("minimum"), schema.get("maximum"))
+            return ("integer",) + tuple(None if x is None else int(x) for x in limits)
         if t == "number":
             return ("number", schema.get("minimum"), schema.get("maximum"), schema.get("multipleOf"))
         if t == "boolean":
@@ -281,8 +281,8 @@ class SchemaReader:
 def read_version(folder: Path, tag: str):
     ns = Namespace()
     reader = SchemaReader(tag, ns)
-    requests: Dict[str, ClassDef] = {}
-    responses: Dict[str, ClassDef] = {}
+    requests: dict[str, ClassDef] = {}
+    responses: dict[str, ClassDef] = {}
     for path in sorted(folder.glob("*.json")):
         stem = path.stem
         schema = json.loads(path.read_text(encoding="utf-8-sig"))
@@ -301,7 +301,7 @@ def render_kind(kind: tuple) -> str:
         return "s.String()" if kind[1] is None else f"s.String(max_length={kind[1]})"
     if tag in ("integer", "number"):
         names = ("minimum", "maximum", "multiple_of")
-        args = ", ".join(f"{n}={v!r}" for n, v in zip(names, kind[1:]) if v is not None)
+        args = ", ".join(f"{n}={v!r}" for n, v in zip(names, kind[1:], strict=False) if v is not None)
         return f"s.{tag.capitalize()}({args})"
     if tag == "boolean":
         return "s.Boolean()"
@@ -334,7 +334,7 @@ def annotation(kind: tuple) -> str:
     return f"list[{annotation(kind[1])}]"
 
 
-def render_enum(e: EnumDef) -> List[str]:
+def render_enum(e: EnumDef) -> list[str]:
     lines = [f"class {e.name}(str, enum.Enum):"]
     seen = set()
     for v in e.values:
@@ -346,16 +346,17 @@ def render_enum(e: EnumDef) -> List[str]:
     return lines + ["", ""]
 
 
-def render_class(c: ClassDef) -> List[str]:
+def render_class(c: ClassDef) -> list[str]:
     lines = ["@attrs.define(kw_only=True)", f"class {c.name}:"]
     for f in c.fields:
         ann = annotation(f.kind)
+        meta = f"metadata=s.meta({f.wire!r}, {render_kind(f.kind)}, required={f.required})"
         if f.required:
-            lines.append(f"    {f.py}: {ann} = s.field({f.wire!r}, {render_kind(f.kind)})")
+            lines.append(f"    {f.py}: {ann} = attrs.field({meta})")
         else:
-            lines.append(f"    {f.py}: {ann} | None = s.optional({f.wire!r}, {render_kind(f.kind)})")
+            lines.append(f"    {f.py}: {ann} | None = attrs.field(default=None, {meta})")
     if c.open_object:
-        lines.append("    additional_properties: dict[str, Any] | None = s.extra()")
+        lines.append("    additional_properties: dict[str, Any] | None = attrs.field(default=None, metadata=s.EXTRA)")
     if len(lines) == 2:
         lines.append("    pass")
     return lines + ["", ""]
@@ -401,7 +402,7 @@ def render_version(tag: str, folder: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-def default_schema_dir() -> Optional[Path]:
+def default_schema_dir() -> Path | None:
     here = Path(__file__).resolve().parent.parent
     candidate = here.parent / "shared" / "ocpp-schemas"
     if candidate.is_dir():
@@ -409,7 +410,7 @@ def default_schema_dir() -> Optional[Path]:
     return None
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--schemas", type=Path, default=default_schema_dir(),
                         help="folder with v16/, v201/, v21/ (default: ../shared/ocpp-schemas)")

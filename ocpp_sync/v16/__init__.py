@@ -435,181 +435,181 @@ class ValueFormat(str, enum.Enum):
 
 @attrs.define(kw_only=True)
 class IdTagInfo:
-    expiry_date: datetime.datetime | None = s.optional('expiryDate', s.DateTime())
-    parent_idtag: str | None = s.optional('parentIdTag', s.String(max_length=20))
-    status: AuthorizationStatus | str = s.field('status', s.EnumOf(AuthorizationStatus))
+    expiry_date: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('expiryDate', s.DateTime(), required=False))
+    parent_idtag: str | None = attrs.field(default=None, metadata=s.meta('parentIdTag', s.String(max_length=20), required=False))
+    status: AuthorizationStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(AuthorizationStatus), required=True))
 
 
 @attrs.define(kw_only=True)
 class CertificateHashDataType:
-    hash_algorithm: HashAlgorithmEnumType | str = s.field('hashAlgorithm', s.EnumOf(HashAlgorithmEnumType))
-    issuer_name_hash: str = s.field('issuerNameHash', s.String(max_length=128))
-    issuer_key_hash: str = s.field('issuerKeyHash', s.String(max_length=128))
-    serial_number: str = s.field('serialNumber', s.String(max_length=40))
+    hash_algorithm: HashAlgorithmEnumType | str = attrs.field(metadata=s.meta('hashAlgorithm', s.EnumOf(HashAlgorithmEnumType), required=True))
+    issuer_name_hash: str = attrs.field(metadata=s.meta('issuerNameHash', s.String(max_length=128), required=True))
+    issuer_key_hash: str = attrs.field(metadata=s.meta('issuerKeyHash', s.String(max_length=128), required=True))
+    serial_number: str = attrs.field(metadata=s.meta('serialNumber', s.String(max_length=40), required=True))
 
 
 @attrs.define(kw_only=True)
 class ChargingSchedulePeriod:
-    start_period: int = s.field('startPeriod', s.Integer())
-    limit: float = s.field('limit', s.Number(multiple_of=0.1))
-    number_phases: int | None = s.optional('numberPhases', s.Integer())
+    start_period: int = attrs.field(metadata=s.meta('startPeriod', s.Integer(), required=True))
+    limit: float = attrs.field(metadata=s.meta('limit', s.Number(multiple_of=0.1), required=True))
+    number_phases: int | None = attrs.field(default=None, metadata=s.meta('numberPhases', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChargingSchedule:
-    duration: int | None = s.optional('duration', s.Integer())
-    start_schedule: datetime.datetime | None = s.optional('startSchedule', s.DateTime())
-    charging_rate_unit: ChargingRateUnitType | str = s.field('chargingRateUnit', s.EnumOf(ChargingRateUnitType))
-    charging_schedule_period: list[ChargingSchedulePeriod] = s.field('chargingSchedulePeriod', s.Array(s.Object(ChargingSchedulePeriod)))
-    min_charging_rate: float | None = s.optional('minChargingRate', s.Number(multiple_of=0.1))
+    duration: int | None = attrs.field(default=None, metadata=s.meta('duration', s.Integer(), required=False))
+    start_schedule: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('startSchedule', s.DateTime(), required=False))
+    charging_rate_unit: ChargingRateUnitType | str = attrs.field(metadata=s.meta('chargingRateUnit', s.EnumOf(ChargingRateUnitType), required=True))
+    charging_schedule_period: list[ChargingSchedulePeriod] = attrs.field(metadata=s.meta('chargingSchedulePeriod', s.Array(s.Object(ChargingSchedulePeriod)), required=True))
+    min_charging_rate: float | None = attrs.field(default=None, metadata=s.meta('minChargingRate', s.Number(multiple_of=0.1), required=False))
 
 
 @attrs.define(kw_only=True)
 class KeyValue:
-    key: str = s.field('key', s.String(max_length=50))
-    readonly: bool = s.field('readonly', s.Boolean())
-    value: str | None = s.optional('value', s.String(max_length=500))
+    key: str = attrs.field(metadata=s.meta('key', s.String(max_length=50), required=True))
+    readonly: bool = attrs.field(metadata=s.meta('readonly', s.Boolean(), required=True))
+    value: str | None = attrs.field(default=None, metadata=s.meta('value', s.String(max_length=500), required=False))
 
 
 @attrs.define(kw_only=True)
 class LogParametersType:
-    remote_location: str = s.field('remoteLocation', s.String(max_length=512))
-    oldest_timestamp: datetime.datetime | None = s.optional('oldestTimestamp', s.DateTime())
-    latest_timestamp: datetime.datetime | None = s.optional('latestTimestamp', s.DateTime())
+    remote_location: str = attrs.field(metadata=s.meta('remoteLocation', s.String(max_length=512), required=True))
+    oldest_timestamp: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('oldestTimestamp', s.DateTime(), required=False))
+    latest_timestamp: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('latestTimestamp', s.DateTime(), required=False))
 
 
 @attrs.define(kw_only=True)
 class SampledValue:
-    value: str = s.field('value', s.String())
-    context: ReadingContext | str | None = s.optional('context', s.EnumOf(ReadingContext))
-    format: ValueFormat | str | None = s.optional('format', s.EnumOf(ValueFormat))
-    measurand: Measurand | str | None = s.optional('measurand', s.EnumOf(Measurand))
-    phase: Phase | str | None = s.optional('phase', s.EnumOf(Phase))
-    location: Location | str | None = s.optional('location', s.EnumOf(Location))
-    unit: UnitOfMeasure | str | None = s.optional('unit', s.EnumOf(UnitOfMeasure))
+    value: str = attrs.field(metadata=s.meta('value', s.String(), required=True))
+    context: ReadingContext | str | None = attrs.field(default=None, metadata=s.meta('context', s.EnumOf(ReadingContext), required=False))
+    format: ValueFormat | str | None = attrs.field(default=None, metadata=s.meta('format', s.EnumOf(ValueFormat), required=False))
+    measurand: Measurand | str | None = attrs.field(default=None, metadata=s.meta('measurand', s.EnumOf(Measurand), required=False))
+    phase: Phase | str | None = attrs.field(default=None, metadata=s.meta('phase', s.EnumOf(Phase), required=False))
+    location: Location | str | None = attrs.field(default=None, metadata=s.meta('location', s.EnumOf(Location), required=False))
+    unit: UnitOfMeasure | str | None = attrs.field(default=None, metadata=s.meta('unit', s.EnumOf(UnitOfMeasure), required=False))
 
 
 @attrs.define(kw_only=True)
 class MeterValue:
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
-    sampled_value: list[SampledValue] = s.field('sampledValue', s.Array(s.Object(SampledValue), min_items=1))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
+    sampled_value: list[SampledValue] = attrs.field(metadata=s.meta('sampledValue', s.Array(s.Object(SampledValue), min_items=1), required=True))
 
 
 @attrs.define(kw_only=True)
 class ChargingProfile:
-    charging_profile_id: int = s.field('chargingProfileId', s.Integer())
-    transaction_id: int | None = s.optional('transactionId', s.Integer())
-    stack_level: int = s.field('stackLevel', s.Integer())
-    charging_profile_purpose: ChargingProfilePurposeType | str = s.field('chargingProfilePurpose', s.EnumOf(ChargingProfilePurposeType))
-    charging_profile_kind: ChargingProfileKindType | str = s.field('chargingProfileKind', s.EnumOf(ChargingProfileKindType))
-    recurrency_kind: RecurrencyKindType | str | None = s.optional('recurrencyKind', s.EnumOf(RecurrencyKindType))
-    valid_from: datetime.datetime | None = s.optional('validFrom', s.DateTime())
-    valid_to: datetime.datetime | None = s.optional('validTo', s.DateTime())
-    charging_schedule: ChargingSchedule = s.field('chargingSchedule', s.Object(ChargingSchedule))
+    charging_profile_id: int = attrs.field(metadata=s.meta('chargingProfileId', s.Integer(), required=True))
+    transaction_id: int | None = attrs.field(default=None, metadata=s.meta('transactionId', s.Integer(), required=False))
+    stack_level: int = attrs.field(metadata=s.meta('stackLevel', s.Integer(), required=True))
+    charging_profile_purpose: ChargingProfilePurposeType | str = attrs.field(metadata=s.meta('chargingProfilePurpose', s.EnumOf(ChargingProfilePurposeType), required=True))
+    charging_profile_kind: ChargingProfileKindType | str = attrs.field(metadata=s.meta('chargingProfileKind', s.EnumOf(ChargingProfileKindType), required=True))
+    recurrency_kind: RecurrencyKindType | str | None = attrs.field(default=None, metadata=s.meta('recurrencyKind', s.EnumOf(RecurrencyKindType), required=False))
+    valid_from: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('validFrom', s.DateTime(), required=False))
+    valid_to: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('validTo', s.DateTime(), required=False))
+    charging_schedule: ChargingSchedule = attrs.field(metadata=s.meta('chargingSchedule', s.Object(ChargingSchedule), required=True))
 
 
 @attrs.define(kw_only=True)
 class AuthorizationData:
-    id_tag: str = s.field('idTag', s.String(max_length=20))
-    id_tag_info: IdTagInfo | None = s.optional('idTagInfo', s.Object(IdTagInfo))
+    id_tag: str = attrs.field(metadata=s.meta('idTag', s.String(max_length=20), required=True))
+    id_tag_info: IdTagInfo | None = attrs.field(default=None, metadata=s.meta('idTagInfo', s.Object(IdTagInfo), required=False))
 
 
 @attrs.define(kw_only=True)
 class FirmwareType:
-    location: str = s.field('location', s.String(max_length=512))
-    retrieve_date_time: datetime.datetime = s.field('retrieveDateTime', s.DateTime())
-    install_date_time: datetime.datetime | None = s.optional('installDateTime', s.DateTime())
-    signing_certificate: str = s.field('signingCertificate', s.String(max_length=5500))
-    signature: str = s.field('signature', s.String(max_length=800))
+    location: str = attrs.field(metadata=s.meta('location', s.String(max_length=512), required=True))
+    retrieve_date_time: datetime.datetime = attrs.field(metadata=s.meta('retrieveDateTime', s.DateTime(), required=True))
+    install_date_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('installDateTime', s.DateTime(), required=False))
+    signing_certificate: str = attrs.field(metadata=s.meta('signingCertificate', s.String(max_length=5500), required=True))
+    signature: str = attrs.field(metadata=s.meta('signature', s.String(max_length=800), required=True))
 
 
 @attrs.define(kw_only=True)
 class StopTransactionSampledValue:
-    value: str = s.field('value', s.String())
-    context: ReadingContext | str | None = s.optional('context', s.EnumOf(ReadingContext))
-    format: ValueFormat | str | None = s.optional('format', s.EnumOf(ValueFormat))
-    measurand: Measurand | str | None = s.optional('measurand', s.EnumOf(Measurand))
-    phase: Phase | str | None = s.optional('phase', s.EnumOf(Phase))
-    location: Location | str | None = s.optional('location', s.EnumOf(Location))
-    unit: StopTransactionUnitOfMeasure | str | None = s.optional('unit', s.EnumOf(StopTransactionUnitOfMeasure))
+    value: str = attrs.field(metadata=s.meta('value', s.String(), required=True))
+    context: ReadingContext | str | None = attrs.field(default=None, metadata=s.meta('context', s.EnumOf(ReadingContext), required=False))
+    format: ValueFormat | str | None = attrs.field(default=None, metadata=s.meta('format', s.EnumOf(ValueFormat), required=False))
+    measurand: Measurand | str | None = attrs.field(default=None, metadata=s.meta('measurand', s.EnumOf(Measurand), required=False))
+    phase: Phase | str | None = attrs.field(default=None, metadata=s.meta('phase', s.EnumOf(Phase), required=False))
+    location: Location | str | None = attrs.field(default=None, metadata=s.meta('location', s.EnumOf(Location), required=False))
+    unit: StopTransactionUnitOfMeasure | str | None = attrs.field(default=None, metadata=s.meta('unit', s.EnumOf(StopTransactionUnitOfMeasure), required=False))
 
 
 @attrs.define(kw_only=True)
 class StopTransactionMeterValue:
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
-    sampled_value: list[StopTransactionSampledValue] = s.field('sampledValue', s.Array(s.Object(StopTransactionSampledValue)))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
+    sampled_value: list[StopTransactionSampledValue] = attrs.field(metadata=s.meta('sampledValue', s.Array(s.Object(StopTransactionSampledValue)), required=True))
 
 
 @attrs.define(kw_only=True)
 class AuthorizeRequest:
-    id_tag: str = s.field('idTag', s.String(max_length=20))
+    id_tag: str = attrs.field(metadata=s.meta('idTag', s.String(max_length=20), required=True))
 
 
 @attrs.define(kw_only=True)
 class AuthorizeResponse:
-    id_tag_info: IdTagInfo = s.field('idTagInfo', s.Object(IdTagInfo))
+    id_tag_info: IdTagInfo = attrs.field(metadata=s.meta('idTagInfo', s.Object(IdTagInfo), required=True))
 
 
 @attrs.define(kw_only=True)
 class BootNotificationRequest:
-    charge_point_vendor: str = s.field('chargePointVendor', s.String(max_length=20))
-    charge_point_model: str = s.field('chargePointModel', s.String(max_length=20))
-    charge_point_serial_number: str | None = s.optional('chargePointSerialNumber', s.String(max_length=25))
-    charge_box_serial_number: str | None = s.optional('chargeBoxSerialNumber', s.String(max_length=25))
-    firmware_version: str | None = s.optional('firmwareVersion', s.String(max_length=50))
-    iccid: str | None = s.optional('iccid', s.String(max_length=20))
-    imsi: str | None = s.optional('imsi', s.String(max_length=20))
-    meter_type: str | None = s.optional('meterType', s.String(max_length=25))
-    meter_serial_number: str | None = s.optional('meterSerialNumber', s.String(max_length=25))
+    charge_point_vendor: str = attrs.field(metadata=s.meta('chargePointVendor', s.String(max_length=20), required=True))
+    charge_point_model: str = attrs.field(metadata=s.meta('chargePointModel', s.String(max_length=20), required=True))
+    charge_point_serial_number: str | None = attrs.field(default=None, metadata=s.meta('chargePointSerialNumber', s.String(max_length=25), required=False))
+    charge_box_serial_number: str | None = attrs.field(default=None, metadata=s.meta('chargeBoxSerialNumber', s.String(max_length=25), required=False))
+    firmware_version: str | None = attrs.field(default=None, metadata=s.meta('firmwareVersion', s.String(max_length=50), required=False))
+    iccid: str | None = attrs.field(default=None, metadata=s.meta('iccid', s.String(max_length=20), required=False))
+    imsi: str | None = attrs.field(default=None, metadata=s.meta('imsi', s.String(max_length=20), required=False))
+    meter_type: str | None = attrs.field(default=None, metadata=s.meta('meterType', s.String(max_length=25), required=False))
+    meter_serial_number: str | None = attrs.field(default=None, metadata=s.meta('meterSerialNumber', s.String(max_length=25), required=False))
 
 
 @attrs.define(kw_only=True)
 class BootNotificationResponse:
-    status: RegistrationStatus | str = s.field('status', s.EnumOf(RegistrationStatus))
-    current_time: datetime.datetime = s.field('currentTime', s.DateTime())
-    interval: int = s.field('interval', s.Integer())
+    status: RegistrationStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(RegistrationStatus), required=True))
+    current_time: datetime.datetime = attrs.field(metadata=s.meta('currentTime', s.DateTime(), required=True))
+    interval: int = attrs.field(metadata=s.meta('interval', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class CancelReservationRequest:
-    reservation_id: int = s.field('reservationId', s.Integer())
+    reservation_id: int = attrs.field(metadata=s.meta('reservationId', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class CancelReservationResponse:
-    status: CancelReservationStatus | str = s.field('status', s.EnumOf(CancelReservationStatus))
+    status: CancelReservationStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(CancelReservationStatus), required=True))
 
 
 @attrs.define(kw_only=True)
 class CertificateSignedRequest:
-    certificate_chain: str = s.field('certificateChain', s.String(max_length=10000))
+    certificate_chain: str = attrs.field(metadata=s.meta('certificateChain', s.String(max_length=10000), required=True))
 
 
 @attrs.define(kw_only=True)
 class CertificateSignedResponse:
-    status: CertificateSignedStatusEnumType | str = s.field('status', s.EnumOf(CertificateSignedStatusEnumType))
+    status: CertificateSignedStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(CertificateSignedStatusEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class ChangeAvailabilityRequest:
-    connector_id: int = s.field('connectorId', s.Integer())
-    type: AvailabilityType | str = s.field('type', s.EnumOf(AvailabilityType))
+    connector_id: int = attrs.field(metadata=s.meta('connectorId', s.Integer(), required=True))
+    type: AvailabilityType | str = attrs.field(metadata=s.meta('type', s.EnumOf(AvailabilityType), required=True))
 
 
 @attrs.define(kw_only=True)
 class ChangeAvailabilityResponse:
-    status: AvailabilityStatus | str = s.field('status', s.EnumOf(AvailabilityStatus))
+    status: AvailabilityStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(AvailabilityStatus), required=True))
 
 
 @attrs.define(kw_only=True)
 class ChangeConfigurationRequest:
-    key: str = s.field('key', s.String(max_length=50))
-    value: str = s.field('value', s.String(max_length=500))
+    key: str = attrs.field(metadata=s.meta('key', s.String(max_length=50), required=True))
+    value: str = attrs.field(metadata=s.meta('value', s.String(max_length=500), required=True))
 
 
 @attrs.define(kw_only=True)
 class ChangeConfigurationResponse:
-    status: ConfigurationStatus | str = s.field('status', s.EnumOf(ConfigurationStatus))
+    status: ConfigurationStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(ConfigurationStatus), required=True))
 
 
 @attrs.define(kw_only=True)
@@ -619,48 +619,48 @@ class ClearCacheRequest:
 
 @attrs.define(kw_only=True)
 class ClearCacheResponse:
-    status: ClearCacheStatus | str = s.field('status', s.EnumOf(ClearCacheStatus))
+    status: ClearCacheStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(ClearCacheStatus), required=True))
 
 
 @attrs.define(kw_only=True)
 class ClearChargingProfileRequest:
-    id: int | None = s.optional('id', s.Integer())
-    connector_id: int | None = s.optional('connectorId', s.Integer())
-    charging_profile_purpose: ChargingProfilePurposeType | str | None = s.optional('chargingProfilePurpose', s.EnumOf(ChargingProfilePurposeType))
-    stack_level: int | None = s.optional('stackLevel', s.Integer())
+    id: int | None = attrs.field(default=None, metadata=s.meta('id', s.Integer(), required=False))
+    connector_id: int | None = attrs.field(default=None, metadata=s.meta('connectorId', s.Integer(), required=False))
+    charging_profile_purpose: ChargingProfilePurposeType | str | None = attrs.field(default=None, metadata=s.meta('chargingProfilePurpose', s.EnumOf(ChargingProfilePurposeType), required=False))
+    stack_level: int | None = attrs.field(default=None, metadata=s.meta('stackLevel', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearChargingProfileResponse:
-    status: ClearChargingProfileStatus | str = s.field('status', s.EnumOf(ClearChargingProfileStatus))
+    status: ClearChargingProfileStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(ClearChargingProfileStatus), required=True))
 
 
 @attrs.define(kw_only=True)
 class DataTransferRequest:
-    vendor_id: str = s.field('vendorId', s.String(max_length=255))
-    message_id: str | None = s.optional('messageId', s.String(max_length=50))
-    data: str | None = s.optional('data', s.String())
+    vendor_id: str = attrs.field(metadata=s.meta('vendorId', s.String(max_length=255), required=True))
+    message_id: str | None = attrs.field(default=None, metadata=s.meta('messageId', s.String(max_length=50), required=False))
+    data: str | None = attrs.field(default=None, metadata=s.meta('data', s.String(), required=False))
 
 
 @attrs.define(kw_only=True)
 class DataTransferResponse:
-    status: DataTransferStatus | str = s.field('status', s.EnumOf(DataTransferStatus))
-    data: str | None = s.optional('data', s.String())
+    status: DataTransferStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(DataTransferStatus), required=True))
+    data: str | None = attrs.field(default=None, metadata=s.meta('data', s.String(), required=False))
 
 
 @attrs.define(kw_only=True)
 class DeleteCertificateRequest:
-    certificate_hash_data: CertificateHashDataType = s.field('certificateHashData', s.Object(CertificateHashDataType))
+    certificate_hash_data: CertificateHashDataType = attrs.field(metadata=s.meta('certificateHashData', s.Object(CertificateHashDataType), required=True))
 
 
 @attrs.define(kw_only=True)
 class DeleteCertificateResponse:
-    status: DeleteCertificateStatusEnumType | str = s.field('status', s.EnumOf(DeleteCertificateStatusEnumType))
+    status: DeleteCertificateStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(DeleteCertificateStatusEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class DiagnosticsStatusNotificationRequest:
-    status: DiagnosticsStatus | str = s.field('status', s.EnumOf(DiagnosticsStatus))
+    status: DiagnosticsStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(DiagnosticsStatus), required=True))
 
 
 @attrs.define(kw_only=True)
@@ -670,18 +670,18 @@ class DiagnosticsStatusNotificationResponse:
 
 @attrs.define(kw_only=True)
 class ExtendedTriggerMessageRequest:
-    requested_message: MessageTriggerEnumType | str = s.field('requestedMessage', s.EnumOf(MessageTriggerEnumType))
-    connector_id: int | None = s.optional('connectorId', s.Integer())
+    requested_message: MessageTriggerEnumType | str = attrs.field(metadata=s.meta('requestedMessage', s.EnumOf(MessageTriggerEnumType), required=True))
+    connector_id: int | None = attrs.field(default=None, metadata=s.meta('connectorId', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class ExtendedTriggerMessageResponse:
-    status: TriggerMessageStatusEnumType | str = s.field('status', s.EnumOf(TriggerMessageStatusEnumType))
+    status: TriggerMessageStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(TriggerMessageStatusEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class FirmwareStatusNotificationRequest:
-    status: FirmwareStatus | str = s.field('status', s.EnumOf(FirmwareStatus))
+    status: FirmwareStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(FirmwareStatus), required=True))
 
 
 @attrs.define(kw_only=True)
@@ -691,53 +691,53 @@ class FirmwareStatusNotificationResponse:
 
 @attrs.define(kw_only=True)
 class GetCompositeScheduleRequest:
-    connector_id: int = s.field('connectorId', s.Integer())
-    duration: int = s.field('duration', s.Integer())
-    charging_rate_unit: ChargingRateUnitType | str | None = s.optional('chargingRateUnit', s.EnumOf(ChargingRateUnitType))
+    connector_id: int = attrs.field(metadata=s.meta('connectorId', s.Integer(), required=True))
+    duration: int = attrs.field(metadata=s.meta('duration', s.Integer(), required=True))
+    charging_rate_unit: ChargingRateUnitType | str | None = attrs.field(default=None, metadata=s.meta('chargingRateUnit', s.EnumOf(ChargingRateUnitType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetCompositeScheduleResponse:
-    status: GetCompositeScheduleStatus | str = s.field('status', s.EnumOf(GetCompositeScheduleStatus))
-    connector_id: int | None = s.optional('connectorId', s.Integer())
-    schedule_start: datetime.datetime | None = s.optional('scheduleStart', s.DateTime())
-    charging_schedule: ChargingSchedule | None = s.optional('chargingSchedule', s.Object(ChargingSchedule))
+    status: GetCompositeScheduleStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(GetCompositeScheduleStatus), required=True))
+    connector_id: int | None = attrs.field(default=None, metadata=s.meta('connectorId', s.Integer(), required=False))
+    schedule_start: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('scheduleStart', s.DateTime(), required=False))
+    charging_schedule: ChargingSchedule | None = attrs.field(default=None, metadata=s.meta('chargingSchedule', s.Object(ChargingSchedule), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetConfigurationRequest:
-    key: list[str] | None = s.optional('key', s.Array(s.String(max_length=50)))
+    key: list[str] | None = attrs.field(default=None, metadata=s.meta('key', s.Array(s.String(max_length=50)), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetConfigurationResponse:
-    configuration_key: list[KeyValue] | None = s.optional('configurationKey', s.Array(s.Object(KeyValue)))
-    unknown_key: list[str] | None = s.optional('unknownKey', s.Array(s.String(max_length=50)))
+    configuration_key: list[KeyValue] | None = attrs.field(default=None, metadata=s.meta('configurationKey', s.Array(s.Object(KeyValue)), required=False))
+    unknown_key: list[str] | None = attrs.field(default=None, metadata=s.meta('unknownKey', s.Array(s.String(max_length=50)), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetDiagnosticsRequest:
-    location: str = s.field('location', s.String())
-    retries: int | None = s.optional('retries', s.Integer())
-    retry_interval: int | None = s.optional('retryInterval', s.Integer())
-    start_time: datetime.datetime | None = s.optional('startTime', s.DateTime())
-    stop_time: datetime.datetime | None = s.optional('stopTime', s.DateTime())
+    location: str = attrs.field(metadata=s.meta('location', s.String(), required=True))
+    retries: int | None = attrs.field(default=None, metadata=s.meta('retries', s.Integer(), required=False))
+    retry_interval: int | None = attrs.field(default=None, metadata=s.meta('retryInterval', s.Integer(), required=False))
+    start_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('startTime', s.DateTime(), required=False))
+    stop_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('stopTime', s.DateTime(), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetDiagnosticsResponse:
-    file_name: str | None = s.optional('fileName', s.String(max_length=255))
+    file_name: str | None = attrs.field(default=None, metadata=s.meta('fileName', s.String(max_length=255), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetInstalledCertificateIdsRequest:
-    certificate_type: CertificateUseEnumType | str = s.field('certificateType', s.EnumOf(CertificateUseEnumType))
+    certificate_type: CertificateUseEnumType | str = attrs.field(metadata=s.meta('certificateType', s.EnumOf(CertificateUseEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class GetInstalledCertificateIdsResponse:
-    certificate_hash_data: list[CertificateHashDataType] | None = s.optional('certificateHashData', s.Array(s.Object(CertificateHashDataType), min_items=1))
-    status: GetInstalledCertificateStatusEnumType | str = s.field('status', s.EnumOf(GetInstalledCertificateStatusEnumType))
+    certificate_hash_data: list[CertificateHashDataType] | None = attrs.field(default=None, metadata=s.meta('certificateHashData', s.Array(s.Object(CertificateHashDataType), min_items=1), required=False))
+    status: GetInstalledCertificateStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GetInstalledCertificateStatusEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
@@ -747,22 +747,22 @@ class GetLocalListVersionRequest:
 
 @attrs.define(kw_only=True)
 class GetLocalListVersionResponse:
-    list_version: int = s.field('listVersion', s.Integer())
+    list_version: int = attrs.field(metadata=s.meta('listVersion', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class GetLogRequest:
-    log: LogParametersType = s.field('log', s.Object(LogParametersType))
-    log_type: LogEnumType | str = s.field('logType', s.EnumOf(LogEnumType))
-    request_id: int = s.field('requestId', s.Integer())
-    retries: int | None = s.optional('retries', s.Integer())
-    retry_interval: int | None = s.optional('retryInterval', s.Integer())
+    log: LogParametersType = attrs.field(metadata=s.meta('log', s.Object(LogParametersType), required=True))
+    log_type: LogEnumType | str = attrs.field(metadata=s.meta('logType', s.EnumOf(LogEnumType), required=True))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    retries: int | None = attrs.field(default=None, metadata=s.meta('retries', s.Integer(), required=False))
+    retry_interval: int | None = attrs.field(default=None, metadata=s.meta('retryInterval', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetLogResponse:
-    status: LogStatusEnumType | str = s.field('status', s.EnumOf(LogStatusEnumType))
-    filename: str | None = s.optional('filename', s.String(max_length=255))
+    status: LogStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(LogStatusEnumType), required=True))
+    filename: str | None = attrs.field(default=None, metadata=s.meta('filename', s.String(max_length=255), required=False))
 
 
 @attrs.define(kw_only=True)
@@ -772,24 +772,24 @@ class HeartbeatRequest:
 
 @attrs.define(kw_only=True)
 class HeartbeatResponse:
-    current_time: datetime.datetime = s.field('currentTime', s.DateTime())
+    current_time: datetime.datetime = attrs.field(metadata=s.meta('currentTime', s.DateTime(), required=True))
 
 
 @attrs.define(kw_only=True)
 class InstallCertificateRequest:
-    certificate_type: CertificateUseEnumType | str = s.field('certificateType', s.EnumOf(CertificateUseEnumType))
-    certificate: str = s.field('certificate', s.String(max_length=5500))
+    certificate_type: CertificateUseEnumType | str = attrs.field(metadata=s.meta('certificateType', s.EnumOf(CertificateUseEnumType), required=True))
+    certificate: str = attrs.field(metadata=s.meta('certificate', s.String(max_length=5500), required=True))
 
 
 @attrs.define(kw_only=True)
 class InstallCertificateResponse:
-    status: InstallCertificateStatusEnumType | str = s.field('status', s.EnumOf(InstallCertificateStatusEnumType))
+    status: InstallCertificateStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(InstallCertificateStatusEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class LogStatusNotificationRequest:
-    status: UploadLogStatusEnumType | str = s.field('status', s.EnumOf(UploadLogStatusEnumType))
-    request_id: int | None = s.optional('requestId', s.Integer())
+    status: UploadLogStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(UploadLogStatusEnumType), required=True))
+    request_id: int | None = attrs.field(default=None, metadata=s.meta('requestId', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
@@ -799,9 +799,9 @@ class LogStatusNotificationResponse:
 
 @attrs.define(kw_only=True)
 class MeterValuesRequest:
-    connector_id: int = s.field('connectorId', s.Integer())
-    transaction_id: int | None = s.optional('transactionId', s.Integer())
-    meter_value: list[MeterValue] = s.field('meterValue', s.Array(s.Object(MeterValue), min_items=1))
+    connector_id: int = attrs.field(metadata=s.meta('connectorId', s.Integer(), required=True))
+    transaction_id: int | None = attrs.field(default=None, metadata=s.meta('transactionId', s.Integer(), required=False))
+    meter_value: list[MeterValue] = attrs.field(metadata=s.meta('meterValue', s.Array(s.Object(MeterValue), min_items=1), required=True))
 
 
 @attrs.define(kw_only=True)
@@ -811,55 +811,55 @@ class MeterValuesResponse:
 
 @attrs.define(kw_only=True)
 class RemoteStartTransactionRequest:
-    connector_id: int | None = s.optional('connectorId', s.Integer())
-    id_tag: str = s.field('idTag', s.String(max_length=20))
-    charging_profile: ChargingProfile | None = s.optional('chargingProfile', s.Object(ChargingProfile))
+    connector_id: int | None = attrs.field(default=None, metadata=s.meta('connectorId', s.Integer(), required=False))
+    id_tag: str = attrs.field(metadata=s.meta('idTag', s.String(max_length=20), required=True))
+    charging_profile: ChargingProfile | None = attrs.field(default=None, metadata=s.meta('chargingProfile', s.Object(ChargingProfile), required=False))
 
 
 @attrs.define(kw_only=True)
 class RemoteStartTransactionResponse:
-    status: RemoteStartStopStatus | str = s.field('status', s.EnumOf(RemoteStartStopStatus))
+    status: RemoteStartStopStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(RemoteStartStopStatus), required=True))
 
 
 @attrs.define(kw_only=True)
 class RemoteStopTransactionRequest:
-    transaction_id: int = s.field('transactionId', s.Integer())
+    transaction_id: int = attrs.field(metadata=s.meta('transactionId', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class RemoteStopTransactionResponse:
-    status: RemoteStartStopStatus | str = s.field('status', s.EnumOf(RemoteStartStopStatus))
+    status: RemoteStartStopStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(RemoteStartStopStatus), required=True))
 
 
 @attrs.define(kw_only=True)
 class ReserveNowRequest:
-    connector_id: int = s.field('connectorId', s.Integer())
-    expiry_date: datetime.datetime = s.field('expiryDate', s.DateTime())
-    id_tag: str = s.field('idTag', s.String(max_length=20))
-    parent_idtag: str | None = s.optional('parentIdTag', s.String(max_length=20))
-    reservation_id: int = s.field('reservationId', s.Integer())
+    connector_id: int = attrs.field(metadata=s.meta('connectorId', s.Integer(), required=True))
+    expiry_date: datetime.datetime = attrs.field(metadata=s.meta('expiryDate', s.DateTime(), required=True))
+    id_tag: str = attrs.field(metadata=s.meta('idTag', s.String(max_length=20), required=True))
+    parent_idtag: str | None = attrs.field(default=None, metadata=s.meta('parentIdTag', s.String(max_length=20), required=False))
+    reservation_id: int = attrs.field(metadata=s.meta('reservationId', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class ReserveNowResponse:
-    status: ReservationStatus | str = s.field('status', s.EnumOf(ReservationStatus))
+    status: ReservationStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(ReservationStatus), required=True))
 
 
 @attrs.define(kw_only=True)
 class ResetRequest:
-    type: ResetType | str = s.field('type', s.EnumOf(ResetType))
+    type: ResetType | str = attrs.field(metadata=s.meta('type', s.EnumOf(ResetType), required=True))
 
 
 @attrs.define(kw_only=True)
 class ResetResponse:
-    status: ResetStatus | str = s.field('status', s.EnumOf(ResetStatus))
+    status: ResetStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(ResetStatus), required=True))
 
 
 @attrs.define(kw_only=True)
 class SecurityEventNotificationRequest:
-    type: str = s.field('type', s.String(max_length=50))
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
-    tech_info: str | None = s.optional('techInfo', s.String(max_length=255))
+    type: str = attrs.field(metadata=s.meta('type', s.String(max_length=50), required=True))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
+    tech_info: str | None = attrs.field(default=None, metadata=s.meta('techInfo', s.String(max_length=255), required=False))
 
 
 @attrs.define(kw_only=True)
@@ -869,41 +869,41 @@ class SecurityEventNotificationResponse:
 
 @attrs.define(kw_only=True)
 class SendLocalListRequest:
-    list_version: int = s.field('listVersion', s.Integer())
-    local_authorization_list: list[AuthorizationData] | None = s.optional('localAuthorizationList', s.Array(s.Object(AuthorizationData)))
-    update_type: UpdateType | str = s.field('updateType', s.EnumOf(UpdateType))
+    list_version: int = attrs.field(metadata=s.meta('listVersion', s.Integer(), required=True))
+    local_authorization_list: list[AuthorizationData] | None = attrs.field(default=None, metadata=s.meta('localAuthorizationList', s.Array(s.Object(AuthorizationData)), required=False))
+    update_type: UpdateType | str = attrs.field(metadata=s.meta('updateType', s.EnumOf(UpdateType), required=True))
 
 
 @attrs.define(kw_only=True)
 class SendLocalListResponse:
-    status: UpdateStatus | str = s.field('status', s.EnumOf(UpdateStatus))
+    status: UpdateStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(UpdateStatus), required=True))
 
 
 @attrs.define(kw_only=True)
 class SetChargingProfileRequest:
-    connector_id: int = s.field('connectorId', s.Integer())
-    cs_charging_profiles: ChargingProfile = s.field('csChargingProfiles', s.Object(ChargingProfile))
+    connector_id: int = attrs.field(metadata=s.meta('connectorId', s.Integer(), required=True))
+    cs_charging_profiles: ChargingProfile = attrs.field(metadata=s.meta('csChargingProfiles', s.Object(ChargingProfile), required=True))
 
 
 @attrs.define(kw_only=True)
 class SetChargingProfileResponse:
-    status: ChargingProfileStatus | str = s.field('status', s.EnumOf(ChargingProfileStatus))
+    status: ChargingProfileStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(ChargingProfileStatus), required=True))
 
 
 @attrs.define(kw_only=True)
 class SignCertificateRequest:
-    csr: str = s.field('csr', s.String(max_length=5500))
+    csr: str = attrs.field(metadata=s.meta('csr', s.String(max_length=5500), required=True))
 
 
 @attrs.define(kw_only=True)
 class SignCertificateResponse:
-    status: GenericStatusEnumType | str = s.field('status', s.EnumOf(GenericStatusEnumType))
+    status: GenericStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericStatusEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class SignedFirmwareStatusNotificationRequest:
-    status: FirmwareStatusEnumType | str = s.field('status', s.EnumOf(FirmwareStatusEnumType))
-    request_id: int | None = s.optional('requestId', s.Integer())
+    status: FirmwareStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(FirmwareStatusEnumType), required=True))
+    request_id: int | None = attrs.field(default=None, metadata=s.meta('requestId', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
@@ -913,41 +913,41 @@ class SignedFirmwareStatusNotificationResponse:
 
 @attrs.define(kw_only=True)
 class SignedUpdateFirmwareRequest:
-    retries: int | None = s.optional('retries', s.Integer())
-    retry_interval: int | None = s.optional('retryInterval', s.Integer())
-    request_id: int = s.field('requestId', s.Integer())
-    firmware: FirmwareType = s.field('firmware', s.Object(FirmwareType))
+    retries: int | None = attrs.field(default=None, metadata=s.meta('retries', s.Integer(), required=False))
+    retry_interval: int | None = attrs.field(default=None, metadata=s.meta('retryInterval', s.Integer(), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    firmware: FirmwareType = attrs.field(metadata=s.meta('firmware', s.Object(FirmwareType), required=True))
 
 
 @attrs.define(kw_only=True)
 class SignedUpdateFirmwareResponse:
-    status: UpdateFirmwareStatusEnumType | str = s.field('status', s.EnumOf(UpdateFirmwareStatusEnumType))
+    status: UpdateFirmwareStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(UpdateFirmwareStatusEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class StartTransactionRequest:
-    connector_id: int = s.field('connectorId', s.Integer())
-    id_tag: str = s.field('idTag', s.String(max_length=20))
-    meter_start: int = s.field('meterStart', s.Integer())
-    reservation_id: int | None = s.optional('reservationId', s.Integer())
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
+    connector_id: int = attrs.field(metadata=s.meta('connectorId', s.Integer(), required=True))
+    id_tag: str = attrs.field(metadata=s.meta('idTag', s.String(max_length=20), required=True))
+    meter_start: int = attrs.field(metadata=s.meta('meterStart', s.Integer(), required=True))
+    reservation_id: int | None = attrs.field(default=None, metadata=s.meta('reservationId', s.Integer(), required=False))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
 
 
 @attrs.define(kw_only=True)
 class StartTransactionResponse:
-    id_tag_info: IdTagInfo = s.field('idTagInfo', s.Object(IdTagInfo))
-    transaction_id: int = s.field('transactionId', s.Integer())
+    id_tag_info: IdTagInfo = attrs.field(metadata=s.meta('idTagInfo', s.Object(IdTagInfo), required=True))
+    transaction_id: int = attrs.field(metadata=s.meta('transactionId', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class StatusNotificationRequest:
-    connector_id: int = s.field('connectorId', s.Integer())
-    error_code: ChargePointErrorCode | str = s.field('errorCode', s.EnumOf(ChargePointErrorCode))
-    info: str | None = s.optional('info', s.String(max_length=50))
-    status: ChargePointStatus | str = s.field('status', s.EnumOf(ChargePointStatus))
-    timestamp: datetime.datetime | None = s.optional('timestamp', s.DateTime())
-    vendor_id: str | None = s.optional('vendorId', s.String(max_length=255))
-    vendor_error_code: str | None = s.optional('vendorErrorCode', s.String(max_length=50))
+    connector_id: int = attrs.field(metadata=s.meta('connectorId', s.Integer(), required=True))
+    error_code: ChargePointErrorCode | str = attrs.field(metadata=s.meta('errorCode', s.EnumOf(ChargePointErrorCode), required=True))
+    info: str | None = attrs.field(default=None, metadata=s.meta('info', s.String(max_length=50), required=False))
+    status: ChargePointStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(ChargePointStatus), required=True))
+    timestamp: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('timestamp', s.DateTime(), required=False))
+    vendor_id: str | None = attrs.field(default=None, metadata=s.meta('vendorId', s.String(max_length=255), required=False))
+    vendor_error_code: str | None = attrs.field(default=None, metadata=s.meta('vendorErrorCode', s.String(max_length=50), required=False))
 
 
 @attrs.define(kw_only=True)
@@ -957,46 +957,46 @@ class StatusNotificationResponse:
 
 @attrs.define(kw_only=True)
 class StopTransactionRequest:
-    id_tag: str | None = s.optional('idTag', s.String(max_length=20))
-    meter_stop: int = s.field('meterStop', s.Integer())
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
-    transaction_id: int = s.field('transactionId', s.Integer())
-    reason: Reason | str | None = s.optional('reason', s.EnumOf(Reason))
-    transaction_data: list[StopTransactionMeterValue] | None = s.optional('transactionData', s.Array(s.Object(StopTransactionMeterValue)))
+    id_tag: str | None = attrs.field(default=None, metadata=s.meta('idTag', s.String(max_length=20), required=False))
+    meter_stop: int = attrs.field(metadata=s.meta('meterStop', s.Integer(), required=True))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
+    transaction_id: int = attrs.field(metadata=s.meta('transactionId', s.Integer(), required=True))
+    reason: Reason | str | None = attrs.field(default=None, metadata=s.meta('reason', s.EnumOf(Reason), required=False))
+    transaction_data: list[StopTransactionMeterValue] | None = attrs.field(default=None, metadata=s.meta('transactionData', s.Array(s.Object(StopTransactionMeterValue)), required=False))
 
 
 @attrs.define(kw_only=True)
 class StopTransactionResponse:
-    id_tag_info: IdTagInfo | None = s.optional('idTagInfo', s.Object(IdTagInfo))
+    id_tag_info: IdTagInfo | None = attrs.field(default=None, metadata=s.meta('idTagInfo', s.Object(IdTagInfo), required=False))
 
 
 @attrs.define(kw_only=True)
 class TriggerMessageRequest:
-    requested_message: MessageTrigger | str = s.field('requestedMessage', s.EnumOf(MessageTrigger))
-    connector_id: int | None = s.optional('connectorId', s.Integer())
+    requested_message: MessageTrigger | str = attrs.field(metadata=s.meta('requestedMessage', s.EnumOf(MessageTrigger), required=True))
+    connector_id: int | None = attrs.field(default=None, metadata=s.meta('connectorId', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class TriggerMessageResponse:
-    status: TriggerMessageStatus | str = s.field('status', s.EnumOf(TriggerMessageStatus))
+    status: TriggerMessageStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(TriggerMessageStatus), required=True))
 
 
 @attrs.define(kw_only=True)
 class UnlockConnectorRequest:
-    connector_id: int = s.field('connectorId', s.Integer())
+    connector_id: int = attrs.field(metadata=s.meta('connectorId', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class UnlockConnectorResponse:
-    status: UnlockStatus | str = s.field('status', s.EnumOf(UnlockStatus))
+    status: UnlockStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(UnlockStatus), required=True))
 
 
 @attrs.define(kw_only=True)
 class UpdateFirmwareRequest:
-    location: str = s.field('location', s.String())
-    retries: int | None = s.optional('retries', s.Integer())
-    retrieve_date: datetime.datetime = s.field('retrieveDate', s.DateTime())
-    retry_interval: int | None = s.optional('retryInterval', s.Integer())
+    location: str = attrs.field(metadata=s.meta('location', s.String(), required=True))
+    retries: int | None = attrs.field(default=None, metadata=s.meta('retries', s.Integer(), required=False))
+    retrieve_date: datetime.datetime = attrs.field(metadata=s.meta('retrieveDate', s.DateTime(), required=True))
+    retry_interval: int | None = attrs.field(default=None, metadata=s.meta('retryInterval', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)

@@ -717,1426 +717,1426 @@ class VPNEnumType(str, enum.Enum):
 
 @attrs.define(kw_only=True)
 class CustomDataType:
-    vendor_id: str = s.field('vendorId', s.String(max_length=255))
-    additional_properties: dict[str, Any] | None = s.extra()
+    vendor_id: str = attrs.field(metadata=s.meta('vendorId', s.String(max_length=255), required=True))
+    additional_properties: dict[str, Any] | None = attrs.field(default=None, metadata=s.EXTRA)
 
 
 @attrs.define(kw_only=True)
 class AdditionalInfoType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    additional_idtoken: str = s.field('additionalIdToken', s.String(max_length=36))
-    type: str = s.field('type', s.String(max_length=50))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    additional_idtoken: str = attrs.field(metadata=s.meta('additionalIdToken', s.String(max_length=36), required=True))
+    type: str = attrs.field(metadata=s.meta('type', s.String(max_length=50), required=True))
 
 
 @attrs.define(kw_only=True)
 class IdTokenType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    additional_info: list[AdditionalInfoType] | None = s.optional('additionalInfo', s.Array(s.Object(AdditionalInfoType), min_items=1))
-    id_token: str = s.field('idToken', s.String(max_length=36))
-    type: IdTokenEnumType | str = s.field('type', s.EnumOf(IdTokenEnumType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    additional_info: list[AdditionalInfoType] | None = attrs.field(default=None, metadata=s.meta('additionalInfo', s.Array(s.Object(AdditionalInfoType), min_items=1), required=False))
+    id_token: str = attrs.field(metadata=s.meta('idToken', s.String(max_length=36), required=True))
+    type: IdTokenEnumType | str = attrs.field(metadata=s.meta('type', s.EnumOf(IdTokenEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class OCSPRequestDataType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    hash_algorithm: HashAlgorithmEnumType | str = s.field('hashAlgorithm', s.EnumOf(HashAlgorithmEnumType))
-    issuer_name_hash: str = s.field('issuerNameHash', s.String(max_length=128))
-    issuer_key_hash: str = s.field('issuerKeyHash', s.String(max_length=128))
-    serial_number: str = s.field('serialNumber', s.String(max_length=40))
-    responder_url: str = s.field('responderURL', s.String(max_length=512))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    hash_algorithm: HashAlgorithmEnumType | str = attrs.field(metadata=s.meta('hashAlgorithm', s.EnumOf(HashAlgorithmEnumType), required=True))
+    issuer_name_hash: str = attrs.field(metadata=s.meta('issuerNameHash', s.String(max_length=128), required=True))
+    issuer_key_hash: str = attrs.field(metadata=s.meta('issuerKeyHash', s.String(max_length=128), required=True))
+    serial_number: str = attrs.field(metadata=s.meta('serialNumber', s.String(max_length=40), required=True))
+    responder_url: str = attrs.field(metadata=s.meta('responderURL', s.String(max_length=512), required=True))
 
 
 @attrs.define(kw_only=True)
 class MessageContentType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    format: MessageFormatEnumType | str = s.field('format', s.EnumOf(MessageFormatEnumType))
-    language: str | None = s.optional('language', s.String(max_length=8))
-    content: str = s.field('content', s.String(max_length=512))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    format: MessageFormatEnumType | str = attrs.field(metadata=s.meta('format', s.EnumOf(MessageFormatEnumType), required=True))
+    language: str | None = attrs.field(default=None, metadata=s.meta('language', s.String(max_length=8), required=False))
+    content: str = attrs.field(metadata=s.meta('content', s.String(max_length=512), required=True))
 
 
 @attrs.define(kw_only=True)
 class IdTokenInfoType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: AuthorizationStatusEnumType | str = s.field('status', s.EnumOf(AuthorizationStatusEnumType))
-    cache_expiry_date_time: datetime.datetime | None = s.optional('cacheExpiryDateTime', s.DateTime())
-    charging_priority: int | None = s.optional('chargingPriority', s.Integer())
-    language1: str | None = s.optional('language1', s.String(max_length=8))
-    evse_id: list[int] | None = s.optional('evseId', s.Array(s.Integer(), min_items=1))
-    group_idtoken: IdTokenType | None = s.optional('groupIdToken', s.Object(IdTokenType))
-    language2: str | None = s.optional('language2', s.String(max_length=8))
-    personal_message: MessageContentType | None = s.optional('personalMessage', s.Object(MessageContentType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: AuthorizationStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(AuthorizationStatusEnumType), required=True))
+    cache_expiry_date_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('cacheExpiryDateTime', s.DateTime(), required=False))
+    charging_priority: int | None = attrs.field(default=None, metadata=s.meta('chargingPriority', s.Integer(), required=False))
+    language1: str | None = attrs.field(default=None, metadata=s.meta('language1', s.String(max_length=8), required=False))
+    evse_id: list[int] | None = attrs.field(default=None, metadata=s.meta('evseId', s.Array(s.Integer(), min_items=1), required=False))
+    group_idtoken: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
+    language2: str | None = attrs.field(default=None, metadata=s.meta('language2', s.String(max_length=8), required=False))
+    personal_message: MessageContentType | None = attrs.field(default=None, metadata=s.meta('personalMessage', s.Object(MessageContentType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ModemType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    iccid: str | None = s.optional('iccid', s.String(max_length=20))
-    imsi: str | None = s.optional('imsi', s.String(max_length=20))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    iccid: str | None = attrs.field(default=None, metadata=s.meta('iccid', s.String(max_length=20), required=False))
+    imsi: str | None = attrs.field(default=None, metadata=s.meta('imsi', s.String(max_length=20), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChargingStationType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    serial_number: str | None = s.optional('serialNumber', s.String(max_length=25))
-    model: str = s.field('model', s.String(max_length=20))
-    modem: ModemType | None = s.optional('modem', s.Object(ModemType))
-    vendor_name: str = s.field('vendorName', s.String(max_length=50))
-    firmware_version: str | None = s.optional('firmwareVersion', s.String(max_length=50))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    serial_number: str | None = attrs.field(default=None, metadata=s.meta('serialNumber', s.String(max_length=25), required=False))
+    model: str = attrs.field(metadata=s.meta('model', s.String(max_length=20), required=True))
+    modem: ModemType | None = attrs.field(default=None, metadata=s.meta('modem', s.Object(ModemType), required=False))
+    vendor_name: str = attrs.field(metadata=s.meta('vendorName', s.String(max_length=50), required=True))
+    firmware_version: str | None = attrs.field(default=None, metadata=s.meta('firmwareVersion', s.String(max_length=50), required=False))
 
 
 @attrs.define(kw_only=True)
 class StatusInfoType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    reason_code: str = s.field('reasonCode', s.String(max_length=20))
-    additional_info: str | None = s.optional('additionalInfo', s.String(max_length=512))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    reason_code: str = attrs.field(metadata=s.meta('reasonCode', s.String(max_length=20), required=True))
+    additional_info: str | None = attrs.field(default=None, metadata=s.meta('additionalInfo', s.String(max_length=512), required=False))
 
 
 @attrs.define(kw_only=True)
 class EVSEType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    id: int = s.field('id', s.Integer())
-    connector_id: int | None = s.optional('connectorId', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(), required=True))
+    connector_id: int | None = attrs.field(default=None, metadata=s.meta('connectorId', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearChargingProfileType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    evse_id: int | None = s.optional('evseId', s.Integer())
-    charging_profile_purpose: ChargingProfilePurposeEnumType | str | None = s.optional('chargingProfilePurpose', s.EnumOf(ChargingProfilePurposeEnumType))
-    stack_level: int | None = s.optional('stackLevel', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(), required=False))
+    charging_profile_purpose: ChargingProfilePurposeEnumType | str | None = attrs.field(default=None, metadata=s.meta('chargingProfilePurpose', s.EnumOf(ChargingProfilePurposeEnumType), required=False))
+    stack_level: int | None = attrs.field(default=None, metadata=s.meta('stackLevel', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearMonitoringResultType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: ClearMonitoringStatusEnumType | str = s.field('status', s.EnumOf(ClearMonitoringStatusEnumType))
-    id: int = s.field('id', s.Integer())
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: ClearMonitoringStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ClearMonitoringStatusEnumType), required=True))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CertificateHashDataType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    hash_algorithm: HashAlgorithmEnumType | str = s.field('hashAlgorithm', s.EnumOf(HashAlgorithmEnumType))
-    issuer_name_hash: str = s.field('issuerNameHash', s.String(max_length=128))
-    issuer_key_hash: str = s.field('issuerKeyHash', s.String(max_length=128))
-    serial_number: str = s.field('serialNumber', s.String(max_length=40))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    hash_algorithm: HashAlgorithmEnumType | str = attrs.field(metadata=s.meta('hashAlgorithm', s.EnumOf(HashAlgorithmEnumType), required=True))
+    issuer_name_hash: str = attrs.field(metadata=s.meta('issuerNameHash', s.String(max_length=128), required=True))
+    issuer_key_hash: str = attrs.field(metadata=s.meta('issuerKeyHash', s.String(max_length=128), required=True))
+    serial_number: str = attrs.field(metadata=s.meta('serialNumber', s.String(max_length=40), required=True))
 
 
 @attrs.define(kw_only=True)
 class ChargingProfileCriterionType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    charging_profile_purpose: ChargingProfilePurposeEnumType | str | None = s.optional('chargingProfilePurpose', s.EnumOf(ChargingProfilePurposeEnumType))
-    stack_level: int | None = s.optional('stackLevel', s.Integer())
-    charging_profile_id: list[int] | None = s.optional('chargingProfileId', s.Array(s.Integer(), min_items=1))
-    charging_limit_source: list[ChargingLimitSourceEnumType | str] | None = s.optional('chargingLimitSource', s.Array(s.EnumOf(ChargingLimitSourceEnumType), min_items=1, max_items=4))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    charging_profile_purpose: ChargingProfilePurposeEnumType | str | None = attrs.field(default=None, metadata=s.meta('chargingProfilePurpose', s.EnumOf(ChargingProfilePurposeEnumType), required=False))
+    stack_level: int | None = attrs.field(default=None, metadata=s.meta('stackLevel', s.Integer(), required=False))
+    charging_profile_id: list[int] | None = attrs.field(default=None, metadata=s.meta('chargingProfileId', s.Array(s.Integer(), min_items=1), required=False))
+    charging_limit_source: list[ChargingLimitSourceEnumType | str] | None = attrs.field(default=None, metadata=s.meta('chargingLimitSource', s.Array(s.EnumOf(ChargingLimitSourceEnumType), min_items=1, max_items=4), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChargingSchedulePeriodType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    start_period: int = s.field('startPeriod', s.Integer())
-    limit: float = s.field('limit', s.Number())
-    number_phases: int | None = s.optional('numberPhases', s.Integer())
-    phase_touse: int | None = s.optional('phaseToUse', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    start_period: int = attrs.field(metadata=s.meta('startPeriod', s.Integer(), required=True))
+    limit: float = attrs.field(metadata=s.meta('limit', s.Number(), required=True))
+    number_phases: int | None = attrs.field(default=None, metadata=s.meta('numberPhases', s.Integer(), required=False))
+    phase_touse: int | None = attrs.field(default=None, metadata=s.meta('phaseToUse', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class CompositeScheduleType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    charging_schedule_period: list[ChargingSchedulePeriodType] = s.field('chargingSchedulePeriod', s.Array(s.Object(ChargingSchedulePeriodType), min_items=1))
-    evse_id: int = s.field('evseId', s.Integer())
-    duration: int = s.field('duration', s.Integer())
-    schedule_start: datetime.datetime = s.field('scheduleStart', s.DateTime())
-    charging_rate_unit: ChargingRateUnitEnumType | str = s.field('chargingRateUnit', s.EnumOf(ChargingRateUnitEnumType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    charging_schedule_period: list[ChargingSchedulePeriodType] = attrs.field(metadata=s.meta('chargingSchedulePeriod', s.Array(s.Object(ChargingSchedulePeriodType), min_items=1), required=True))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(), required=True))
+    duration: int = attrs.field(metadata=s.meta('duration', s.Integer(), required=True))
+    schedule_start: datetime.datetime = attrs.field(metadata=s.meta('scheduleStart', s.DateTime(), required=True))
+    charging_rate_unit: ChargingRateUnitEnumType | str = attrs.field(metadata=s.meta('chargingRateUnit', s.EnumOf(ChargingRateUnitEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class CertificateHashDataChainType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    certificate_hash_data: CertificateHashDataType = s.field('certificateHashData', s.Object(CertificateHashDataType))
-    certificate_type: GetCertificateIdUseEnumType | str = s.field('certificateType', s.EnumOf(GetCertificateIdUseEnumType))
-    child_certificate_hash_data: list[CertificateHashDataType] | None = s.optional('childCertificateHashData', s.Array(s.Object(CertificateHashDataType), min_items=1, max_items=4))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    certificate_hash_data: CertificateHashDataType = attrs.field(metadata=s.meta('certificateHashData', s.Object(CertificateHashDataType), required=True))
+    certificate_type: GetCertificateIdUseEnumType | str = attrs.field(metadata=s.meta('certificateType', s.EnumOf(GetCertificateIdUseEnumType), required=True))
+    child_certificate_hash_data: list[CertificateHashDataType] | None = attrs.field(default=None, metadata=s.meta('childCertificateHashData', s.Array(s.Object(CertificateHashDataType), min_items=1, max_items=4), required=False))
 
 
 @attrs.define(kw_only=True)
 class LogParametersType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    remote_location: str = s.field('remoteLocation', s.String(max_length=512))
-    oldest_timestamp: datetime.datetime | None = s.optional('oldestTimestamp', s.DateTime())
-    latest_timestamp: datetime.datetime | None = s.optional('latestTimestamp', s.DateTime())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    remote_location: str = attrs.field(metadata=s.meta('remoteLocation', s.String(max_length=512), required=True))
+    oldest_timestamp: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('oldestTimestamp', s.DateTime(), required=False))
+    latest_timestamp: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('latestTimestamp', s.DateTime(), required=False))
 
 
 @attrs.define(kw_only=True)
 class ComponentType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    evse: EVSEType | None = s.optional('evse', s.Object(EVSEType))
-    name: str = s.field('name', s.String(max_length=50))
-    instance: str | None = s.optional('instance', s.String(max_length=50))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    evse: EVSEType | None = attrs.field(default=None, metadata=s.meta('evse', s.Object(EVSEType), required=False))
+    name: str = attrs.field(metadata=s.meta('name', s.String(max_length=50), required=True))
+    instance: str | None = attrs.field(default=None, metadata=s.meta('instance', s.String(max_length=50), required=False))
 
 
 @attrs.define(kw_only=True)
 class VariableType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    name: str = s.field('name', s.String(max_length=50))
-    instance: str | None = s.optional('instance', s.String(max_length=50))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    name: str = attrs.field(metadata=s.meta('name', s.String(max_length=50), required=True))
+    instance: str | None = attrs.field(default=None, metadata=s.meta('instance', s.String(max_length=50), required=False))
 
 
 @attrs.define(kw_only=True)
 class ComponentVariableType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType | None = s.optional('variable', s.Object(VariableType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType | None = attrs.field(default=None, metadata=s.meta('variable', s.Object(VariableType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetVariableDataType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    attribute_type: AttributeEnumType | str | None = s.optional('attributeType', s.EnumOf(AttributeEnumType))
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    attribute_type: AttributeEnumType | str | None = attrs.field(default=None, metadata=s.meta('attributeType', s.EnumOf(AttributeEnumType), required=False))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
 
 
 @attrs.define(kw_only=True)
 class GetVariableResultType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    attribute_status_info: StatusInfoType | None = s.optional('attributeStatusInfo', s.Object(StatusInfoType))
-    attribute_status: GetVariableStatusEnumType | str = s.field('attributeStatus', s.EnumOf(GetVariableStatusEnumType))
-    attribute_type: AttributeEnumType | str | None = s.optional('attributeType', s.EnumOf(AttributeEnumType))
-    attribute_value: str | None = s.optional('attributeValue', s.String(max_length=2500))
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    attribute_status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('attributeStatusInfo', s.Object(StatusInfoType), required=False))
+    attribute_status: GetVariableStatusEnumType | str = attrs.field(metadata=s.meta('attributeStatus', s.EnumOf(GetVariableStatusEnumType), required=True))
+    attribute_type: AttributeEnumType | str | None = attrs.field(default=None, metadata=s.meta('attributeType', s.EnumOf(AttributeEnumType), required=False))
+    attribute_value: str | None = attrs.field(default=None, metadata=s.meta('attributeValue', s.String(max_length=2500), required=False))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
 
 
 @attrs.define(kw_only=True)
 class SignedMeterValueType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    signed_meter_data: str = s.field('signedMeterData', s.String(max_length=2500))
-    signing_method: str = s.field('signingMethod', s.String(max_length=50))
-    encoding_method: str = s.field('encodingMethod', s.String(max_length=50))
-    public_key: str = s.field('publicKey', s.String(max_length=2500))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    signed_meter_data: str = attrs.field(metadata=s.meta('signedMeterData', s.String(max_length=2500), required=True))
+    signing_method: str = attrs.field(metadata=s.meta('signingMethod', s.String(max_length=50), required=True))
+    encoding_method: str = attrs.field(metadata=s.meta('encodingMethod', s.String(max_length=50), required=True))
+    public_key: str = attrs.field(metadata=s.meta('publicKey', s.String(max_length=2500), required=True))
 
 
 @attrs.define(kw_only=True)
 class UnitOfMeasureType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    unit: str | None = s.optional('unit', s.String(max_length=20))
-    multiplier: int | None = s.optional('multiplier', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    unit: str | None = attrs.field(default=None, metadata=s.meta('unit', s.String(max_length=20), required=False))
+    multiplier: int | None = attrs.field(default=None, metadata=s.meta('multiplier', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class SampledValueType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    value: float = s.field('value', s.Number())
-    context: ReadingContextEnumType | str | None = s.optional('context', s.EnumOf(ReadingContextEnumType))
-    measurand: MeasurandEnumType | str | None = s.optional('measurand', s.EnumOf(MeasurandEnumType))
-    phase: PhaseEnumType | str | None = s.optional('phase', s.EnumOf(PhaseEnumType))
-    location: LocationEnumType | str | None = s.optional('location', s.EnumOf(LocationEnumType))
-    signed_meter_value: SignedMeterValueType | None = s.optional('signedMeterValue', s.Object(SignedMeterValueType))
-    unit_ofmeasure: UnitOfMeasureType | None = s.optional('unitOfMeasure', s.Object(UnitOfMeasureType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    value: float = attrs.field(metadata=s.meta('value', s.Number(), required=True))
+    context: ReadingContextEnumType | str | None = attrs.field(default=None, metadata=s.meta('context', s.EnumOf(ReadingContextEnumType), required=False))
+    measurand: MeasurandEnumType | str | None = attrs.field(default=None, metadata=s.meta('measurand', s.EnumOf(MeasurandEnumType), required=False))
+    phase: PhaseEnumType | str | None = attrs.field(default=None, metadata=s.meta('phase', s.EnumOf(PhaseEnumType), required=False))
+    location: LocationEnumType | str | None = attrs.field(default=None, metadata=s.meta('location', s.EnumOf(LocationEnumType), required=False))
+    signed_meter_value: SignedMeterValueType | None = attrs.field(default=None, metadata=s.meta('signedMeterValue', s.Object(SignedMeterValueType), required=False))
+    unit_ofmeasure: UnitOfMeasureType | None = attrs.field(default=None, metadata=s.meta('unitOfMeasure', s.Object(UnitOfMeasureType), required=False))
 
 
 @attrs.define(kw_only=True)
 class MeterValueType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    sampled_value: list[SampledValueType] = s.field('sampledValue', s.Array(s.Object(SampledValueType), min_items=1))
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    sampled_value: list[SampledValueType] = attrs.field(metadata=s.meta('sampledValue', s.Array(s.Object(SampledValueType), min_items=1), required=True))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
 
 
 @attrs.define(kw_only=True)
 class RelativeTimeIntervalType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    start: int = s.field('start', s.Integer())
-    duration: int | None = s.optional('duration', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    start: int = attrs.field(metadata=s.meta('start', s.Integer(), required=True))
+    duration: int | None = attrs.field(default=None, metadata=s.meta('duration', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class CostType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    cost_kind: CostKindEnumType | str = s.field('costKind', s.EnumOf(CostKindEnumType))
-    amount: int = s.field('amount', s.Integer())
-    amount_multiplier: int | None = s.optional('amountMultiplier', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    cost_kind: CostKindEnumType | str = attrs.field(metadata=s.meta('costKind', s.EnumOf(CostKindEnumType), required=True))
+    amount: int = attrs.field(metadata=s.meta('amount', s.Integer(), required=True))
+    amount_multiplier: int | None = attrs.field(default=None, metadata=s.meta('amountMultiplier', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class ConsumptionCostType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    start_value: float = s.field('startValue', s.Number())
-    cost: list[CostType] = s.field('cost', s.Array(s.Object(CostType), min_items=1, max_items=3))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    start_value: float = attrs.field(metadata=s.meta('startValue', s.Number(), required=True))
+    cost: list[CostType] = attrs.field(metadata=s.meta('cost', s.Array(s.Object(CostType), min_items=1, max_items=3), required=True))
 
 
 @attrs.define(kw_only=True)
 class SalesTariffEntryType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    relative_time_interval: RelativeTimeIntervalType = s.field('relativeTimeInterval', s.Object(RelativeTimeIntervalType))
-    eprice_level: int | None = s.optional('ePriceLevel', s.Integer(minimum=0.0))
-    consumption_cost: list[ConsumptionCostType] | None = s.optional('consumptionCost', s.Array(s.Object(ConsumptionCostType), min_items=1, max_items=3))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    relative_time_interval: RelativeTimeIntervalType = attrs.field(metadata=s.meta('relativeTimeInterval', s.Object(RelativeTimeIntervalType), required=True))
+    eprice_level: int | None = attrs.field(default=None, metadata=s.meta('ePriceLevel', s.Integer(minimum=0), required=False))
+    consumption_cost: list[ConsumptionCostType] | None = attrs.field(default=None, metadata=s.meta('consumptionCost', s.Array(s.Object(ConsumptionCostType), min_items=1, max_items=3), required=False))
 
 
 @attrs.define(kw_only=True)
 class SalesTariffType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    id: int = s.field('id', s.Integer())
-    sales_tariff_description: str | None = s.optional('salesTariffDescription', s.String(max_length=32))
-    num_e_price_levels: int | None = s.optional('numEPriceLevels', s.Integer())
-    sales_tariff_entry: list[SalesTariffEntryType] = s.field('salesTariffEntry', s.Array(s.Object(SalesTariffEntryType), min_items=1, max_items=1024))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(), required=True))
+    sales_tariff_description: str | None = attrs.field(default=None, metadata=s.meta('salesTariffDescription', s.String(max_length=32), required=False))
+    num_e_price_levels: int | None = attrs.field(default=None, metadata=s.meta('numEPriceLevels', s.Integer(), required=False))
+    sales_tariff_entry: list[SalesTariffEntryType] = attrs.field(metadata=s.meta('salesTariffEntry', s.Array(s.Object(SalesTariffEntryType), min_items=1, max_items=1024), required=True))
 
 
 @attrs.define(kw_only=True)
 class ChargingScheduleType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    id: int = s.field('id', s.Integer())
-    start_schedule: datetime.datetime | None = s.optional('startSchedule', s.DateTime())
-    duration: int | None = s.optional('duration', s.Integer())
-    charging_rate_unit: ChargingRateUnitEnumType | str = s.field('chargingRateUnit', s.EnumOf(ChargingRateUnitEnumType))
-    charging_schedule_period: list[ChargingSchedulePeriodType] = s.field('chargingSchedulePeriod', s.Array(s.Object(ChargingSchedulePeriodType), min_items=1, max_items=1024))
-    min_charging_rate: float | None = s.optional('minChargingRate', s.Number())
-    sales_tariff: SalesTariffType | None = s.optional('salesTariff', s.Object(SalesTariffType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(), required=True))
+    start_schedule: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('startSchedule', s.DateTime(), required=False))
+    duration: int | None = attrs.field(default=None, metadata=s.meta('duration', s.Integer(), required=False))
+    charging_rate_unit: ChargingRateUnitEnumType | str = attrs.field(metadata=s.meta('chargingRateUnit', s.EnumOf(ChargingRateUnitEnumType), required=True))
+    charging_schedule_period: list[ChargingSchedulePeriodType] = attrs.field(metadata=s.meta('chargingSchedulePeriod', s.Array(s.Object(ChargingSchedulePeriodType), min_items=1, max_items=1024), required=True))
+    min_charging_rate: float | None = attrs.field(default=None, metadata=s.meta('minChargingRate', s.Number(), required=False))
+    sales_tariff: SalesTariffType | None = attrs.field(default=None, metadata=s.meta('salesTariff', s.Object(SalesTariffType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChargingLimitType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    charging_limit_source: ChargingLimitSourceEnumType | str = s.field('chargingLimitSource', s.EnumOf(ChargingLimitSourceEnumType))
-    is_grid_critical: bool | None = s.optional('isGridCritical', s.Boolean())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    charging_limit_source: ChargingLimitSourceEnumType | str = attrs.field(metadata=s.meta('chargingLimitSource', s.EnumOf(ChargingLimitSourceEnumType), required=True))
+    is_grid_critical: bool | None = attrs.field(default=None, metadata=s.meta('isGridCritical', s.Boolean(), required=False))
 
 
 @attrs.define(kw_only=True)
 class MessageInfoType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    display: ComponentType | None = s.optional('display', s.Object(ComponentType))
-    id: int = s.field('id', s.Integer())
-    priority: MessagePriorityEnumType | str = s.field('priority', s.EnumOf(MessagePriorityEnumType))
-    state: MessageStateEnumType | str | None = s.optional('state', s.EnumOf(MessageStateEnumType))
-    start_date_time: datetime.datetime | None = s.optional('startDateTime', s.DateTime())
-    end_date_time: datetime.datetime | None = s.optional('endDateTime', s.DateTime())
-    transaction_id: str | None = s.optional('transactionId', s.String(max_length=36))
-    message: MessageContentType = s.field('message', s.Object(MessageContentType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    display: ComponentType | None = attrs.field(default=None, metadata=s.meta('display', s.Object(ComponentType), required=False))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(), required=True))
+    priority: MessagePriorityEnumType | str = attrs.field(metadata=s.meta('priority', s.EnumOf(MessagePriorityEnumType), required=True))
+    state: MessageStateEnumType | str | None = attrs.field(default=None, metadata=s.meta('state', s.EnumOf(MessageStateEnumType), required=False))
+    start_date_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('startDateTime', s.DateTime(), required=False))
+    end_date_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('endDateTime', s.DateTime(), required=False))
+    transaction_id: str | None = attrs.field(default=None, metadata=s.meta('transactionId', s.String(max_length=36), required=False))
+    message: MessageContentType = attrs.field(metadata=s.meta('message', s.Object(MessageContentType), required=True))
 
 
 @attrs.define(kw_only=True)
 class ACChargingParametersType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    energy_amount: int = s.field('energyAmount', s.Integer())
-    ev_min_current: int = s.field('evMinCurrent', s.Integer())
-    ev_max_current: int = s.field('evMaxCurrent', s.Integer())
-    ev_max_voltage: int = s.field('evMaxVoltage', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    energy_amount: int = attrs.field(metadata=s.meta('energyAmount', s.Integer(), required=True))
+    ev_min_current: int = attrs.field(metadata=s.meta('evMinCurrent', s.Integer(), required=True))
+    ev_max_current: int = attrs.field(metadata=s.meta('evMaxCurrent', s.Integer(), required=True))
+    ev_max_voltage: int = attrs.field(metadata=s.meta('evMaxVoltage', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class DCChargingParametersType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    ev_max_current: int = s.field('evMaxCurrent', s.Integer())
-    ev_max_voltage: int = s.field('evMaxVoltage', s.Integer())
-    energy_amount: int | None = s.optional('energyAmount', s.Integer())
-    ev_max_power: int | None = s.optional('evMaxPower', s.Integer())
-    state_ofcharge: int | None = s.optional('stateOfCharge', s.Integer(minimum=0.0, maximum=100.0))
-    ev_energy_capacity: int | None = s.optional('evEnergyCapacity', s.Integer())
-    full_soc: int | None = s.optional('fullSoC', s.Integer(minimum=0.0, maximum=100.0))
-    bulk_soc: int | None = s.optional('bulkSoC', s.Integer(minimum=0.0, maximum=100.0))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    ev_max_current: int = attrs.field(metadata=s.meta('evMaxCurrent', s.Integer(), required=True))
+    ev_max_voltage: int = attrs.field(metadata=s.meta('evMaxVoltage', s.Integer(), required=True))
+    energy_amount: int | None = attrs.field(default=None, metadata=s.meta('energyAmount', s.Integer(), required=False))
+    ev_max_power: int | None = attrs.field(default=None, metadata=s.meta('evMaxPower', s.Integer(), required=False))
+    state_ofcharge: int | None = attrs.field(default=None, metadata=s.meta('stateOfCharge', s.Integer(minimum=0, maximum=100), required=False))
+    ev_energy_capacity: int | None = attrs.field(default=None, metadata=s.meta('evEnergyCapacity', s.Integer(), required=False))
+    full_soc: int | None = attrs.field(default=None, metadata=s.meta('fullSoC', s.Integer(minimum=0, maximum=100), required=False))
+    bulk_soc: int | None = attrs.field(default=None, metadata=s.meta('bulkSoC', s.Integer(minimum=0, maximum=100), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChargingNeedsType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    ac_charging_parameters: ACChargingParametersType | None = s.optional('acChargingParameters', s.Object(ACChargingParametersType))
-    dc_charging_parameters: DCChargingParametersType | None = s.optional('dcChargingParameters', s.Object(DCChargingParametersType))
-    requested_energy_transfer: EnergyTransferModeEnumType | str = s.field('requestedEnergyTransfer', s.EnumOf(EnergyTransferModeEnumType))
-    departure_time: datetime.datetime | None = s.optional('departureTime', s.DateTime())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    ac_charging_parameters: ACChargingParametersType | None = attrs.field(default=None, metadata=s.meta('acChargingParameters', s.Object(ACChargingParametersType), required=False))
+    dc_charging_parameters: DCChargingParametersType | None = attrs.field(default=None, metadata=s.meta('dcChargingParameters', s.Object(DCChargingParametersType), required=False))
+    requested_energy_transfer: EnergyTransferModeEnumType | str = attrs.field(metadata=s.meta('requestedEnergyTransfer', s.EnumOf(EnergyTransferModeEnumType), required=True))
+    departure_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('departureTime', s.DateTime(), required=False))
 
 
 @attrs.define(kw_only=True)
 class EventDataType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    event_id: int = s.field('eventId', s.Integer())
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
-    trigger: EventTriggerEnumType | str = s.field('trigger', s.EnumOf(EventTriggerEnumType))
-    cause: int | None = s.optional('cause', s.Integer())
-    actual_value: str = s.field('actualValue', s.String(max_length=2500))
-    tech_code: str | None = s.optional('techCode', s.String(max_length=50))
-    tech_info: str | None = s.optional('techInfo', s.String(max_length=500))
-    cleared: bool | None = s.optional('cleared', s.Boolean())
-    transaction_id: str | None = s.optional('transactionId', s.String(max_length=36))
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable_monitoring_id: int | None = s.optional('variableMonitoringId', s.Integer())
-    event_notification_type: EventNotificationEnumType | str = s.field('eventNotificationType', s.EnumOf(EventNotificationEnumType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    event_id: int = attrs.field(metadata=s.meta('eventId', s.Integer(), required=True))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
+    trigger: EventTriggerEnumType | str = attrs.field(metadata=s.meta('trigger', s.EnumOf(EventTriggerEnumType), required=True))
+    cause: int | None = attrs.field(default=None, metadata=s.meta('cause', s.Integer(), required=False))
+    actual_value: str = attrs.field(metadata=s.meta('actualValue', s.String(max_length=2500), required=True))
+    tech_code: str | None = attrs.field(default=None, metadata=s.meta('techCode', s.String(max_length=50), required=False))
+    tech_info: str | None = attrs.field(default=None, metadata=s.meta('techInfo', s.String(max_length=500), required=False))
+    cleared: bool | None = attrs.field(default=None, metadata=s.meta('cleared', s.Boolean(), required=False))
+    transaction_id: str | None = attrs.field(default=None, metadata=s.meta('transactionId', s.String(max_length=36), required=False))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable_monitoring_id: int | None = attrs.field(default=None, metadata=s.meta('variableMonitoringId', s.Integer(), required=False))
+    event_notification_type: EventNotificationEnumType | str = attrs.field(metadata=s.meta('eventNotificationType', s.EnumOf(EventNotificationEnumType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
 
 
 @attrs.define(kw_only=True)
 class VariableMonitoringType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    id: int = s.field('id', s.Integer())
-    transaction: bool = s.field('transaction', s.Boolean())
-    value: float = s.field('value', s.Number())
-    type: MonitorEnumType | str = s.field('type', s.EnumOf(MonitorEnumType))
-    severity: int = s.field('severity', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(), required=True))
+    transaction: bool = attrs.field(metadata=s.meta('transaction', s.Boolean(), required=True))
+    value: float = attrs.field(metadata=s.meta('value', s.Number(), required=True))
+    type: MonitorEnumType | str = attrs.field(metadata=s.meta('type', s.EnumOf(MonitorEnumType), required=True))
+    severity: int = attrs.field(metadata=s.meta('severity', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class MonitoringDataType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
-    variable_monitoring: list[VariableMonitoringType] = s.field('variableMonitoring', s.Array(s.Object(VariableMonitoringType), min_items=1))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
+    variable_monitoring: list[VariableMonitoringType] = attrs.field(metadata=s.meta('variableMonitoring', s.Array(s.Object(VariableMonitoringType), min_items=1), required=True))
 
 
 @attrs.define(kw_only=True)
 class VariableAttributeType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    type: AttributeEnumType | str | None = s.optional('type', s.EnumOf(AttributeEnumType))
-    value: str | None = s.optional('value', s.String(max_length=2500))
-    mutability: MutabilityEnumType | str | None = s.optional('mutability', s.EnumOf(MutabilityEnumType))
-    persistent: bool | None = s.optional('persistent', s.Boolean())
-    constant: bool | None = s.optional('constant', s.Boolean())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    type: AttributeEnumType | str | None = attrs.field(default=None, metadata=s.meta('type', s.EnumOf(AttributeEnumType), required=False))
+    value: str | None = attrs.field(default=None, metadata=s.meta('value', s.String(max_length=2500), required=False))
+    mutability: MutabilityEnumType | str | None = attrs.field(default=None, metadata=s.meta('mutability', s.EnumOf(MutabilityEnumType), required=False))
+    persistent: bool | None = attrs.field(default=None, metadata=s.meta('persistent', s.Boolean(), required=False))
+    constant: bool | None = attrs.field(default=None, metadata=s.meta('constant', s.Boolean(), required=False))
 
 
 @attrs.define(kw_only=True)
 class VariableCharacteristicsType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    unit: str | None = s.optional('unit', s.String(max_length=16))
-    data_type: DataEnumType | str = s.field('dataType', s.EnumOf(DataEnumType))
-    min_limit: float | None = s.optional('minLimit', s.Number())
-    max_limit: float | None = s.optional('maxLimit', s.Number())
-    values_list: str | None = s.optional('valuesList', s.String(max_length=1000))
-    supports_monitoring: bool = s.field('supportsMonitoring', s.Boolean())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    unit: str | None = attrs.field(default=None, metadata=s.meta('unit', s.String(max_length=16), required=False))
+    data_type: DataEnumType | str = attrs.field(metadata=s.meta('dataType', s.EnumOf(DataEnumType), required=True))
+    min_limit: float | None = attrs.field(default=None, metadata=s.meta('minLimit', s.Number(), required=False))
+    max_limit: float | None = attrs.field(default=None, metadata=s.meta('maxLimit', s.Number(), required=False))
+    values_list: str | None = attrs.field(default=None, metadata=s.meta('valuesList', s.String(max_length=1000), required=False))
+    supports_monitoring: bool = attrs.field(metadata=s.meta('supportsMonitoring', s.Boolean(), required=True))
 
 
 @attrs.define(kw_only=True)
 class ReportDataType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
-    variable_attribute: list[VariableAttributeType] = s.field('variableAttribute', s.Array(s.Object(VariableAttributeType), min_items=1, max_items=4))
-    variable_characteristics: VariableCharacteristicsType | None = s.optional('variableCharacteristics', s.Object(VariableCharacteristicsType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
+    variable_attribute: list[VariableAttributeType] = attrs.field(metadata=s.meta('variableAttribute', s.Array(s.Object(VariableAttributeType), min_items=1, max_items=4), required=True))
+    variable_characteristics: VariableCharacteristicsType | None = attrs.field(default=None, metadata=s.meta('variableCharacteristics', s.Object(VariableCharacteristicsType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChargingProfileType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    id: int = s.field('id', s.Integer())
-    stack_level: int = s.field('stackLevel', s.Integer())
-    charging_profile_purpose: ChargingProfilePurposeEnumType | str = s.field('chargingProfilePurpose', s.EnumOf(ChargingProfilePurposeEnumType))
-    charging_profile_kind: ChargingProfileKindEnumType | str = s.field('chargingProfileKind', s.EnumOf(ChargingProfileKindEnumType))
-    recurrency_kind: RecurrencyKindEnumType | str | None = s.optional('recurrencyKind', s.EnumOf(RecurrencyKindEnumType))
-    valid_from: datetime.datetime | None = s.optional('validFrom', s.DateTime())
-    valid_to: datetime.datetime | None = s.optional('validTo', s.DateTime())
-    charging_schedule: list[ChargingScheduleType] = s.field('chargingSchedule', s.Array(s.Object(ChargingScheduleType), min_items=1, max_items=3))
-    transaction_id: str | None = s.optional('transactionId', s.String(max_length=36))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(), required=True))
+    stack_level: int = attrs.field(metadata=s.meta('stackLevel', s.Integer(), required=True))
+    charging_profile_purpose: ChargingProfilePurposeEnumType | str = attrs.field(metadata=s.meta('chargingProfilePurpose', s.EnumOf(ChargingProfilePurposeEnumType), required=True))
+    charging_profile_kind: ChargingProfileKindEnumType | str = attrs.field(metadata=s.meta('chargingProfileKind', s.EnumOf(ChargingProfileKindEnumType), required=True))
+    recurrency_kind: RecurrencyKindEnumType | str | None = attrs.field(default=None, metadata=s.meta('recurrencyKind', s.EnumOf(RecurrencyKindEnumType), required=False))
+    valid_from: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('validFrom', s.DateTime(), required=False))
+    valid_to: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('validTo', s.DateTime(), required=False))
+    charging_schedule: list[ChargingScheduleType] = attrs.field(metadata=s.meta('chargingSchedule', s.Array(s.Object(ChargingScheduleType), min_items=1, max_items=3), required=True))
+    transaction_id: str | None = attrs.field(default=None, metadata=s.meta('transactionId', s.String(max_length=36), required=False))
 
 
 @attrs.define(kw_only=True)
 class AuthorizationData:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    id_token: IdTokenType = s.field('idToken', s.Object(IdTokenType))
-    id_token_info: IdTokenInfoType | None = s.optional('idTokenInfo', s.Object(IdTokenInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    id_token: IdTokenType = attrs.field(metadata=s.meta('idToken', s.Object(IdTokenType), required=True))
+    id_token_info: IdTokenInfoType | None = attrs.field(default=None, metadata=s.meta('idTokenInfo', s.Object(IdTokenInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class APNType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    apn: str = s.field('apn', s.String(max_length=512))
-    apn_user_name: str | None = s.optional('apnUserName', s.String(max_length=20))
-    apn_password: str | None = s.optional('apnPassword', s.String(max_length=20))
-    sim_pin: int | None = s.optional('simPin', s.Integer())
-    preferred_network: str | None = s.optional('preferredNetwork', s.String(max_length=6))
-    use_only_preferred_network: bool | None = s.optional('useOnlyPreferredNetwork', s.Boolean())
-    apn_authentication: APNAuthenticationEnumType | str = s.field('apnAuthentication', s.EnumOf(APNAuthenticationEnumType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    apn: str = attrs.field(metadata=s.meta('apn', s.String(max_length=512), required=True))
+    apn_user_name: str | None = attrs.field(default=None, metadata=s.meta('apnUserName', s.String(max_length=20), required=False))
+    apn_password: str | None = attrs.field(default=None, metadata=s.meta('apnPassword', s.String(max_length=20), required=False))
+    sim_pin: int | None = attrs.field(default=None, metadata=s.meta('simPin', s.Integer(), required=False))
+    preferred_network: str | None = attrs.field(default=None, metadata=s.meta('preferredNetwork', s.String(max_length=6), required=False))
+    use_only_preferred_network: bool | None = attrs.field(default=None, metadata=s.meta('useOnlyPreferredNetwork', s.Boolean(), required=False))
+    apn_authentication: APNAuthenticationEnumType | str = attrs.field(metadata=s.meta('apnAuthentication', s.EnumOf(APNAuthenticationEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class VPNType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    server: str = s.field('server', s.String(max_length=512))
-    user: str = s.field('user', s.String(max_length=20))
-    group: str | None = s.optional('group', s.String(max_length=20))
-    password: str = s.field('password', s.String(max_length=20))
-    key: str = s.field('key', s.String(max_length=255))
-    type: VPNEnumType | str = s.field('type', s.EnumOf(VPNEnumType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    server: str = attrs.field(metadata=s.meta('server', s.String(max_length=512), required=True))
+    user: str = attrs.field(metadata=s.meta('user', s.String(max_length=20), required=True))
+    group: str | None = attrs.field(default=None, metadata=s.meta('group', s.String(max_length=20), required=False))
+    password: str = attrs.field(metadata=s.meta('password', s.String(max_length=20), required=True))
+    key: str = attrs.field(metadata=s.meta('key', s.String(max_length=255), required=True))
+    type: VPNEnumType | str = attrs.field(metadata=s.meta('type', s.EnumOf(VPNEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class NetworkConnectionProfileType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    apn: APNType | None = s.optional('apn', s.Object(APNType))
-    ocpp_version: OCPPVersionEnumType | str = s.field('ocppVersion', s.EnumOf(OCPPVersionEnumType))
-    ocpp_transport: OCPPTransportEnumType | str = s.field('ocppTransport', s.EnumOf(OCPPTransportEnumType))
-    ocpp_csms_url: str = s.field('ocppCsmsUrl', s.String(max_length=512))
-    message_timeout: int = s.field('messageTimeout', s.Integer())
-    security_profile: int = s.field('securityProfile', s.Integer())
-    ocpp_interface: OCPPInterfaceEnumType | str = s.field('ocppInterface', s.EnumOf(OCPPInterfaceEnumType))
-    vpn: VPNType | None = s.optional('vpn', s.Object(VPNType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    apn: APNType | None = attrs.field(default=None, metadata=s.meta('apn', s.Object(APNType), required=False))
+    ocpp_version: OCPPVersionEnumType | str = attrs.field(metadata=s.meta('ocppVersion', s.EnumOf(OCPPVersionEnumType), required=True))
+    ocpp_transport: OCPPTransportEnumType | str = attrs.field(metadata=s.meta('ocppTransport', s.EnumOf(OCPPTransportEnumType), required=True))
+    ocpp_csms_url: str = attrs.field(metadata=s.meta('ocppCsmsUrl', s.String(max_length=512), required=True))
+    message_timeout: int = attrs.field(metadata=s.meta('messageTimeout', s.Integer(), required=True))
+    security_profile: int = attrs.field(metadata=s.meta('securityProfile', s.Integer(), required=True))
+    ocpp_interface: OCPPInterfaceEnumType | str = attrs.field(metadata=s.meta('ocppInterface', s.EnumOf(OCPPInterfaceEnumType), required=True))
+    vpn: VPNType | None = attrs.field(default=None, metadata=s.meta('vpn', s.Object(VPNType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetMonitoringDataType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    id: int | None = s.optional('id', s.Integer())
-    transaction: bool | None = s.optional('transaction', s.Boolean())
-    value: float = s.field('value', s.Number())
-    type: MonitorEnumType | str = s.field('type', s.EnumOf(MonitorEnumType))
-    severity: int = s.field('severity', s.Integer())
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    id: int | None = attrs.field(default=None, metadata=s.meta('id', s.Integer(), required=False))
+    transaction: bool | None = attrs.field(default=None, metadata=s.meta('transaction', s.Boolean(), required=False))
+    value: float = attrs.field(metadata=s.meta('value', s.Number(), required=True))
+    type: MonitorEnumType | str = attrs.field(metadata=s.meta('type', s.EnumOf(MonitorEnumType), required=True))
+    severity: int = attrs.field(metadata=s.meta('severity', s.Integer(), required=True))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
 
 
 @attrs.define(kw_only=True)
 class SetMonitoringResultType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    id: int | None = s.optional('id', s.Integer())
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    status: SetMonitoringStatusEnumType | str = s.field('status', s.EnumOf(SetMonitoringStatusEnumType))
-    type: MonitorEnumType | str = s.field('type', s.EnumOf(MonitorEnumType))
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
-    severity: int = s.field('severity', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    id: int | None = attrs.field(default=None, metadata=s.meta('id', s.Integer(), required=False))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    status: SetMonitoringStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(SetMonitoringStatusEnumType), required=True))
+    type: MonitorEnumType | str = attrs.field(metadata=s.meta('type', s.EnumOf(MonitorEnumType), required=True))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
+    severity: int = attrs.field(metadata=s.meta('severity', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class SetVariableDataType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    attribute_type: AttributeEnumType | str | None = s.optional('attributeType', s.EnumOf(AttributeEnumType))
-    attribute_value: str = s.field('attributeValue', s.String(max_length=1000))
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    attribute_type: AttributeEnumType | str | None = attrs.field(default=None, metadata=s.meta('attributeType', s.EnumOf(AttributeEnumType), required=False))
+    attribute_value: str = attrs.field(metadata=s.meta('attributeValue', s.String(max_length=1000), required=True))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
 
 
 @attrs.define(kw_only=True)
 class SetVariableResultType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    attribute_type: AttributeEnumType | str | None = s.optional('attributeType', s.EnumOf(AttributeEnumType))
-    attribute_status: SetVariableStatusEnumType | str = s.field('attributeStatus', s.EnumOf(SetVariableStatusEnumType))
-    attribute_status_info: StatusInfoType | None = s.optional('attributeStatusInfo', s.Object(StatusInfoType))
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    attribute_type: AttributeEnumType | str | None = attrs.field(default=None, metadata=s.meta('attributeType', s.EnumOf(AttributeEnumType), required=False))
+    attribute_status: SetVariableStatusEnumType | str = attrs.field(metadata=s.meta('attributeStatus', s.EnumOf(SetVariableStatusEnumType), required=True))
+    attribute_status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('attributeStatusInfo', s.Object(StatusInfoType), required=False))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
 
 
 @attrs.define(kw_only=True)
 class TransactionType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    transaction_id: str = s.field('transactionId', s.String(max_length=36))
-    charging_state: ChargingStateEnumType | str | None = s.optional('chargingState', s.EnumOf(ChargingStateEnumType))
-    time_spent_charging: int | None = s.optional('timeSpentCharging', s.Integer())
-    stopped_reason: ReasonEnumType | str | None = s.optional('stoppedReason', s.EnumOf(ReasonEnumType))
-    remote_start_id: int | None = s.optional('remoteStartId', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    transaction_id: str = attrs.field(metadata=s.meta('transactionId', s.String(max_length=36), required=True))
+    charging_state: ChargingStateEnumType | str | None = attrs.field(default=None, metadata=s.meta('chargingState', s.EnumOf(ChargingStateEnumType), required=False))
+    time_spent_charging: int | None = attrs.field(default=None, metadata=s.meta('timeSpentCharging', s.Integer(), required=False))
+    stopped_reason: ReasonEnumType | str | None = attrs.field(default=None, metadata=s.meta('stoppedReason', s.EnumOf(ReasonEnumType), required=False))
+    remote_start_id: int | None = attrs.field(default=None, metadata=s.meta('remoteStartId', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class FirmwareType:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    location: str = s.field('location', s.String(max_length=512))
-    retrieve_date_time: datetime.datetime = s.field('retrieveDateTime', s.DateTime())
-    install_date_time: datetime.datetime | None = s.optional('installDateTime', s.DateTime())
-    signing_certificate: str | None = s.optional('signingCertificate', s.String(max_length=5500))
-    signature: str | None = s.optional('signature', s.String(max_length=800))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    location: str = attrs.field(metadata=s.meta('location', s.String(max_length=512), required=True))
+    retrieve_date_time: datetime.datetime = attrs.field(metadata=s.meta('retrieveDateTime', s.DateTime(), required=True))
+    install_date_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('installDateTime', s.DateTime(), required=False))
+    signing_certificate: str | None = attrs.field(default=None, metadata=s.meta('signingCertificate', s.String(max_length=5500), required=False))
+    signature: str | None = attrs.field(default=None, metadata=s.meta('signature', s.String(max_length=800), required=False))
 
 
 @attrs.define(kw_only=True)
 class AuthorizeRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    id_token: IdTokenType = s.field('idToken', s.Object(IdTokenType))
-    certificate: str | None = s.optional('certificate', s.String(max_length=5500))
-    iso15118_certificate_hash_data: list[OCSPRequestDataType] | None = s.optional('iso15118CertificateHashData', s.Array(s.Object(OCSPRequestDataType), min_items=1, max_items=4))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    id_token: IdTokenType = attrs.field(metadata=s.meta('idToken', s.Object(IdTokenType), required=True))
+    certificate: str | None = attrs.field(default=None, metadata=s.meta('certificate', s.String(max_length=5500), required=False))
+    iso15118_certificate_hash_data: list[OCSPRequestDataType] | None = attrs.field(default=None, metadata=s.meta('iso15118CertificateHashData', s.Array(s.Object(OCSPRequestDataType), min_items=1, max_items=4), required=False))
 
 
 @attrs.define(kw_only=True)
 class AuthorizeResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    id_token_info: IdTokenInfoType = s.field('idTokenInfo', s.Object(IdTokenInfoType))
-    certificate_status: AuthorizeCertificateStatusEnumType | str | None = s.optional('certificateStatus', s.EnumOf(AuthorizeCertificateStatusEnumType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    id_token_info: IdTokenInfoType = attrs.field(metadata=s.meta('idTokenInfo', s.Object(IdTokenInfoType), required=True))
+    certificate_status: AuthorizeCertificateStatusEnumType | str | None = attrs.field(default=None, metadata=s.meta('certificateStatus', s.EnumOf(AuthorizeCertificateStatusEnumType), required=False))
 
 
 @attrs.define(kw_only=True)
 class BootNotificationRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    charging_station: ChargingStationType = s.field('chargingStation', s.Object(ChargingStationType))
-    reason: BootReasonEnumType | str = s.field('reason', s.EnumOf(BootReasonEnumType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    charging_station: ChargingStationType = attrs.field(metadata=s.meta('chargingStation', s.Object(ChargingStationType), required=True))
+    reason: BootReasonEnumType | str = attrs.field(metadata=s.meta('reason', s.EnumOf(BootReasonEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class BootNotificationResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    current_time: datetime.datetime = s.field('currentTime', s.DateTime())
-    interval: int = s.field('interval', s.Integer())
-    status: RegistrationStatusEnumType | str = s.field('status', s.EnumOf(RegistrationStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    current_time: datetime.datetime = attrs.field(metadata=s.meta('currentTime', s.DateTime(), required=True))
+    interval: int = attrs.field(metadata=s.meta('interval', s.Integer(), required=True))
+    status: RegistrationStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(RegistrationStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CancelReservationRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    reservation_id: int = s.field('reservationId', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    reservation_id: int = attrs.field(metadata=s.meta('reservationId', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class CancelReservationResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: CancelReservationStatusEnumType | str = s.field('status', s.EnumOf(CancelReservationStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: CancelReservationStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(CancelReservationStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CertificateSignedRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    certificate_chain: str = s.field('certificateChain', s.String(max_length=10000))
-    certificate_type: CertificateSigningUseEnumType | str | None = s.optional('certificateType', s.EnumOf(CertificateSigningUseEnumType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    certificate_chain: str = attrs.field(metadata=s.meta('certificateChain', s.String(max_length=10000), required=True))
+    certificate_type: CertificateSigningUseEnumType | str | None = attrs.field(default=None, metadata=s.meta('certificateType', s.EnumOf(CertificateSigningUseEnumType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CertificateSignedResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: CertificateSignedStatusEnumType | str = s.field('status', s.EnumOf(CertificateSignedStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: CertificateSignedStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(CertificateSignedStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChangeAvailabilityRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    evse: EVSEType | None = s.optional('evse', s.Object(EVSEType))
-    operational_status: OperationalStatusEnumType | str = s.field('operationalStatus', s.EnumOf(OperationalStatusEnumType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    evse: EVSEType | None = attrs.field(default=None, metadata=s.meta('evse', s.Object(EVSEType), required=False))
+    operational_status: OperationalStatusEnumType | str = attrs.field(metadata=s.meta('operationalStatus', s.EnumOf(OperationalStatusEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class ChangeAvailabilityResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: ChangeAvailabilityStatusEnumType | str = s.field('status', s.EnumOf(ChangeAvailabilityStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: ChangeAvailabilityStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ChangeAvailabilityStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearCacheRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearCacheResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: ClearCacheStatusEnumType | str = s.field('status', s.EnumOf(ClearCacheStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: ClearCacheStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ClearCacheStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearChargingProfileRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    charging_profile_id: int | None = s.optional('chargingProfileId', s.Integer())
-    charging_profile_criteria: ClearChargingProfileType | None = s.optional('chargingProfileCriteria', s.Object(ClearChargingProfileType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    charging_profile_id: int | None = attrs.field(default=None, metadata=s.meta('chargingProfileId', s.Integer(), required=False))
+    charging_profile_criteria: ClearChargingProfileType | None = attrs.field(default=None, metadata=s.meta('chargingProfileCriteria', s.Object(ClearChargingProfileType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearChargingProfileResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: ClearChargingProfileStatusEnumType | str = s.field('status', s.EnumOf(ClearChargingProfileStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: ClearChargingProfileStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ClearChargingProfileStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearDisplayMessageRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    id: int = s.field('id', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class ClearDisplayMessageResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: ClearMessageStatusEnumType | str = s.field('status', s.EnumOf(ClearMessageStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: ClearMessageStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ClearMessageStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearVariableMonitoringRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    id: list[int] = s.field('id', s.Array(s.Integer(), min_items=1))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    id: list[int] = attrs.field(metadata=s.meta('id', s.Array(s.Integer(), min_items=1), required=True))
 
 
 @attrs.define(kw_only=True)
 class ClearVariableMonitoringResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    clear_monitoring_result: list[ClearMonitoringResultType] = s.field('clearMonitoringResult', s.Array(s.Object(ClearMonitoringResultType), min_items=1))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    clear_monitoring_result: list[ClearMonitoringResultType] = attrs.field(metadata=s.meta('clearMonitoringResult', s.Array(s.Object(ClearMonitoringResultType), min_items=1), required=True))
 
 
 @attrs.define(kw_only=True)
 class ClearedChargingLimitRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    charging_limit_source: ChargingLimitSourceEnumType | str = s.field('chargingLimitSource', s.EnumOf(ChargingLimitSourceEnumType))
-    evse_id: int | None = s.optional('evseId', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    charging_limit_source: ChargingLimitSourceEnumType | str = attrs.field(metadata=s.meta('chargingLimitSource', s.EnumOf(ChargingLimitSourceEnumType), required=True))
+    evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearedChargingLimitResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CostUpdatedRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    total_cost: float = s.field('totalCost', s.Number())
-    transaction_id: str = s.field('transactionId', s.String(max_length=36))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    total_cost: float = attrs.field(metadata=s.meta('totalCost', s.Number(), required=True))
+    transaction_id: str = attrs.field(metadata=s.meta('transactionId', s.String(max_length=36), required=True))
 
 
 @attrs.define(kw_only=True)
 class CostUpdatedResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CustomerInformationRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    customer_certificate: CertificateHashDataType | None = s.optional('customerCertificate', s.Object(CertificateHashDataType))
-    id_token: IdTokenType | None = s.optional('idToken', s.Object(IdTokenType))
-    request_id: int = s.field('requestId', s.Integer())
-    report: bool = s.field('report', s.Boolean())
-    clear: bool = s.field('clear', s.Boolean())
-    customer_identifier: str | None = s.optional('customerIdentifier', s.String(max_length=64))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    customer_certificate: CertificateHashDataType | None = attrs.field(default=None, metadata=s.meta('customerCertificate', s.Object(CertificateHashDataType), required=False))
+    id_token: IdTokenType | None = attrs.field(default=None, metadata=s.meta('idToken', s.Object(IdTokenType), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    report: bool = attrs.field(metadata=s.meta('report', s.Boolean(), required=True))
+    clear: bool = attrs.field(metadata=s.meta('clear', s.Boolean(), required=True))
+    customer_identifier: str | None = attrs.field(default=None, metadata=s.meta('customerIdentifier', s.String(max_length=64), required=False))
 
 
 @attrs.define(kw_only=True)
 class CustomerInformationResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: CustomerInformationStatusEnumType | str = s.field('status', s.EnumOf(CustomerInformationStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: CustomerInformationStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(CustomerInformationStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class DataTransferRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    message_id: str | None = s.optional('messageId', s.String(max_length=50))
-    data: Any | None = s.optional('data', s.AnyValue())
-    vendor_id: str = s.field('vendorId', s.String(max_length=255))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    message_id: str | None = attrs.field(default=None, metadata=s.meta('messageId', s.String(max_length=50), required=False))
+    data: Any | None = attrs.field(default=None, metadata=s.meta('data', s.AnyValue(), required=False))
+    vendor_id: str = attrs.field(metadata=s.meta('vendorId', s.String(max_length=255), required=True))
 
 
 @attrs.define(kw_only=True)
 class DataTransferResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: DataTransferStatusEnumType | str = s.field('status', s.EnumOf(DataTransferStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    data: Any | None = s.optional('data', s.AnyValue())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: DataTransferStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(DataTransferStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    data: Any | None = attrs.field(default=None, metadata=s.meta('data', s.AnyValue(), required=False))
 
 
 @attrs.define(kw_only=True)
 class DeleteCertificateRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    certificate_hash_data: CertificateHashDataType = s.field('certificateHashData', s.Object(CertificateHashDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    certificate_hash_data: CertificateHashDataType = attrs.field(metadata=s.meta('certificateHashData', s.Object(CertificateHashDataType), required=True))
 
 
 @attrs.define(kw_only=True)
 class DeleteCertificateResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: DeleteCertificateStatusEnumType | str = s.field('status', s.EnumOf(DeleteCertificateStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: DeleteCertificateStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(DeleteCertificateStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class FirmwareStatusNotificationRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: FirmwareStatusEnumType | str = s.field('status', s.EnumOf(FirmwareStatusEnumType))
-    request_id: int | None = s.optional('requestId', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: FirmwareStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(FirmwareStatusEnumType), required=True))
+    request_id: int | None = attrs.field(default=None, metadata=s.meta('requestId', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class FirmwareStatusNotificationResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class Get15118EVCertificateRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    iso15118_schema_version: str = s.field('iso15118SchemaVersion', s.String(max_length=50))
-    action: CertificateActionEnumType | str = s.field('action', s.EnumOf(CertificateActionEnumType))
-    exi_request: str = s.field('exiRequest', s.String(max_length=5600))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    iso15118_schema_version: str = attrs.field(metadata=s.meta('iso15118SchemaVersion', s.String(max_length=50), required=True))
+    action: CertificateActionEnumType | str = attrs.field(metadata=s.meta('action', s.EnumOf(CertificateActionEnumType), required=True))
+    exi_request: str = attrs.field(metadata=s.meta('exiRequest', s.String(max_length=5600), required=True))
 
 
 @attrs.define(kw_only=True)
 class Get15118EVCertificateResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: Iso15118EVCertificateStatusEnumType | str = s.field('status', s.EnumOf(Iso15118EVCertificateStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    exi_response: str = s.field('exiResponse', s.String(max_length=7500))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: Iso15118EVCertificateStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(Iso15118EVCertificateStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    exi_response: str = attrs.field(metadata=s.meta('exiResponse', s.String(max_length=7500), required=True))
 
 
 @attrs.define(kw_only=True)
 class GetBaseReportRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    request_id: int = s.field('requestId', s.Integer())
-    report_base: ReportBaseEnumType | str = s.field('reportBase', s.EnumOf(ReportBaseEnumType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    report_base: ReportBaseEnumType | str = attrs.field(metadata=s.meta('reportBase', s.EnumOf(ReportBaseEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class GetBaseReportResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: GenericDeviceModelStatusEnumType | str = s.field('status', s.EnumOf(GenericDeviceModelStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: GenericDeviceModelStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericDeviceModelStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetCertificateStatusRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    ocsp_request_data: OCSPRequestDataType = s.field('ocspRequestData', s.Object(OCSPRequestDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    ocsp_request_data: OCSPRequestDataType = attrs.field(metadata=s.meta('ocspRequestData', s.Object(OCSPRequestDataType), required=True))
 
 
 @attrs.define(kw_only=True)
 class GetCertificateStatusResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: GetCertificateStatusEnumType | str = s.field('status', s.EnumOf(GetCertificateStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    ocsp_result: str | None = s.optional('ocspResult', s.String(max_length=5500))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: GetCertificateStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GetCertificateStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    ocsp_result: str | None = attrs.field(default=None, metadata=s.meta('ocspResult', s.String(max_length=5500), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetChargingProfilesRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    request_id: int = s.field('requestId', s.Integer())
-    evse_id: int | None = s.optional('evseId', s.Integer())
-    charging_profile: ChargingProfileCriterionType = s.field('chargingProfile', s.Object(ChargingProfileCriterionType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(), required=False))
+    charging_profile: ChargingProfileCriterionType = attrs.field(metadata=s.meta('chargingProfile', s.Object(ChargingProfileCriterionType), required=True))
 
 
 @attrs.define(kw_only=True)
 class GetChargingProfilesResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: GetChargingProfileStatusEnumType | str = s.field('status', s.EnumOf(GetChargingProfileStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: GetChargingProfileStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GetChargingProfileStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetCompositeScheduleRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    duration: int = s.field('duration', s.Integer())
-    charging_rate_unit: ChargingRateUnitEnumType | str | None = s.optional('chargingRateUnit', s.EnumOf(ChargingRateUnitEnumType))
-    evse_id: int = s.field('evseId', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    duration: int = attrs.field(metadata=s.meta('duration', s.Integer(), required=True))
+    charging_rate_unit: ChargingRateUnitEnumType | str | None = attrs.field(default=None, metadata=s.meta('chargingRateUnit', s.EnumOf(ChargingRateUnitEnumType), required=False))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class GetCompositeScheduleResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: GenericStatusEnumType | str = s.field('status', s.EnumOf(GenericStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    schedule: CompositeScheduleType | None = s.optional('schedule', s.Object(CompositeScheduleType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: GenericStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    schedule: CompositeScheduleType | None = attrs.field(default=None, metadata=s.meta('schedule', s.Object(CompositeScheduleType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetDisplayMessagesRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    id: list[int] | None = s.optional('id', s.Array(s.Integer(), min_items=1))
-    request_id: int = s.field('requestId', s.Integer())
-    priority: MessagePriorityEnumType | str | None = s.optional('priority', s.EnumOf(MessagePriorityEnumType))
-    state: MessageStateEnumType | str | None = s.optional('state', s.EnumOf(MessageStateEnumType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    id: list[int] | None = attrs.field(default=None, metadata=s.meta('id', s.Array(s.Integer(), min_items=1), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    priority: MessagePriorityEnumType | str | None = attrs.field(default=None, metadata=s.meta('priority', s.EnumOf(MessagePriorityEnumType), required=False))
+    state: MessageStateEnumType | str | None = attrs.field(default=None, metadata=s.meta('state', s.EnumOf(MessageStateEnumType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetDisplayMessagesResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: GetDisplayMessagesStatusEnumType | str = s.field('status', s.EnumOf(GetDisplayMessagesStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: GetDisplayMessagesStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GetDisplayMessagesStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetInstalledCertificateIdsRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    certificate_type: list[GetCertificateIdUseEnumType | str] | None = s.optional('certificateType', s.Array(s.EnumOf(GetCertificateIdUseEnumType), min_items=1))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    certificate_type: list[GetCertificateIdUseEnumType | str] | None = attrs.field(default=None, metadata=s.meta('certificateType', s.Array(s.EnumOf(GetCertificateIdUseEnumType), min_items=1), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetInstalledCertificateIdsResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: GetInstalledCertificateStatusEnumType | str = s.field('status', s.EnumOf(GetInstalledCertificateStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    certificate_hash_data_chain: list[CertificateHashDataChainType] | None = s.optional('certificateHashDataChain', s.Array(s.Object(CertificateHashDataChainType), min_items=1))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: GetInstalledCertificateStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GetInstalledCertificateStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    certificate_hash_data_chain: list[CertificateHashDataChainType] | None = attrs.field(default=None, metadata=s.meta('certificateHashDataChain', s.Array(s.Object(CertificateHashDataChainType), min_items=1), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetLocalListVersionRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetLocalListVersionResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    version_number: int = s.field('versionNumber', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    version_number: int = attrs.field(metadata=s.meta('versionNumber', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class GetLogRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    log: LogParametersType = s.field('log', s.Object(LogParametersType))
-    log_type: LogEnumType | str = s.field('logType', s.EnumOf(LogEnumType))
-    request_id: int = s.field('requestId', s.Integer())
-    retries: int | None = s.optional('retries', s.Integer())
-    retry_interval: int | None = s.optional('retryInterval', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    log: LogParametersType = attrs.field(metadata=s.meta('log', s.Object(LogParametersType), required=True))
+    log_type: LogEnumType | str = attrs.field(metadata=s.meta('logType', s.EnumOf(LogEnumType), required=True))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    retries: int | None = attrs.field(default=None, metadata=s.meta('retries', s.Integer(), required=False))
+    retry_interval: int | None = attrs.field(default=None, metadata=s.meta('retryInterval', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetLogResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: LogStatusEnumType | str = s.field('status', s.EnumOf(LogStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    filename: str | None = s.optional('filename', s.String(max_length=255))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: LogStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(LogStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    filename: str | None = attrs.field(default=None, metadata=s.meta('filename', s.String(max_length=255), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetMonitoringReportRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    component_variable: list[ComponentVariableType] | None = s.optional('componentVariable', s.Array(s.Object(ComponentVariableType), min_items=1))
-    request_id: int = s.field('requestId', s.Integer())
-    monitoring_criteria: list[MonitoringCriterionEnumType | str] | None = s.optional('monitoringCriteria', s.Array(s.EnumOf(MonitoringCriterionEnumType), min_items=1, max_items=3))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    component_variable: list[ComponentVariableType] | None = attrs.field(default=None, metadata=s.meta('componentVariable', s.Array(s.Object(ComponentVariableType), min_items=1), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    monitoring_criteria: list[MonitoringCriterionEnumType | str] | None = attrs.field(default=None, metadata=s.meta('monitoringCriteria', s.Array(s.EnumOf(MonitoringCriterionEnumType), min_items=1, max_items=3), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetMonitoringReportResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: GenericDeviceModelStatusEnumType | str = s.field('status', s.EnumOf(GenericDeviceModelStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: GenericDeviceModelStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericDeviceModelStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetReportRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    component_variable: list[ComponentVariableType] | None = s.optional('componentVariable', s.Array(s.Object(ComponentVariableType), min_items=1))
-    request_id: int = s.field('requestId', s.Integer())
-    component_criteria: list[ComponentCriterionEnumType | str] | None = s.optional('componentCriteria', s.Array(s.EnumOf(ComponentCriterionEnumType), min_items=1, max_items=4))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    component_variable: list[ComponentVariableType] | None = attrs.field(default=None, metadata=s.meta('componentVariable', s.Array(s.Object(ComponentVariableType), min_items=1), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    component_criteria: list[ComponentCriterionEnumType | str] | None = attrs.field(default=None, metadata=s.meta('componentCriteria', s.Array(s.EnumOf(ComponentCriterionEnumType), min_items=1, max_items=4), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetReportResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: GenericDeviceModelStatusEnumType | str = s.field('status', s.EnumOf(GenericDeviceModelStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: GenericDeviceModelStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericDeviceModelStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetTransactionStatusRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    transaction_id: str | None = s.optional('transactionId', s.String(max_length=36))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    transaction_id: str | None = attrs.field(default=None, metadata=s.meta('transactionId', s.String(max_length=36), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetTransactionStatusResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    ongoing_indicator: bool | None = s.optional('ongoingIndicator', s.Boolean())
-    messages_inqueue: bool = s.field('messagesInQueue', s.Boolean())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    ongoing_indicator: bool | None = attrs.field(default=None, metadata=s.meta('ongoingIndicator', s.Boolean(), required=False))
+    messages_inqueue: bool = attrs.field(metadata=s.meta('messagesInQueue', s.Boolean(), required=True))
 
 
 @attrs.define(kw_only=True)
 class GetVariablesRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    get_variable_data: list[GetVariableDataType] = s.field('getVariableData', s.Array(s.Object(GetVariableDataType), min_items=1))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    get_variable_data: list[GetVariableDataType] = attrs.field(metadata=s.meta('getVariableData', s.Array(s.Object(GetVariableDataType), min_items=1), required=True))
 
 
 @attrs.define(kw_only=True)
 class GetVariablesResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    get_variable_result: list[GetVariableResultType] = s.field('getVariableResult', s.Array(s.Object(GetVariableResultType), min_items=1))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    get_variable_result: list[GetVariableResultType] = attrs.field(metadata=s.meta('getVariableResult', s.Array(s.Object(GetVariableResultType), min_items=1), required=True))
 
 
 @attrs.define(kw_only=True)
 class HeartbeatRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class HeartbeatResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    current_time: datetime.datetime = s.field('currentTime', s.DateTime())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    current_time: datetime.datetime = attrs.field(metadata=s.meta('currentTime', s.DateTime(), required=True))
 
 
 @attrs.define(kw_only=True)
 class InstallCertificateRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    certificate_type: InstallCertificateUseEnumType | str = s.field('certificateType', s.EnumOf(InstallCertificateUseEnumType))
-    certificate: str = s.field('certificate', s.String(max_length=5500))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    certificate_type: InstallCertificateUseEnumType | str = attrs.field(metadata=s.meta('certificateType', s.EnumOf(InstallCertificateUseEnumType), required=True))
+    certificate: str = attrs.field(metadata=s.meta('certificate', s.String(max_length=5500), required=True))
 
 
 @attrs.define(kw_only=True)
 class InstallCertificateResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: InstallCertificateStatusEnumType | str = s.field('status', s.EnumOf(InstallCertificateStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: InstallCertificateStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(InstallCertificateStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class LogStatusNotificationRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: UploadLogStatusEnumType | str = s.field('status', s.EnumOf(UploadLogStatusEnumType))
-    request_id: int | None = s.optional('requestId', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: UploadLogStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(UploadLogStatusEnumType), required=True))
+    request_id: int | None = attrs.field(default=None, metadata=s.meta('requestId', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class LogStatusNotificationResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class MeterValuesRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    evse_id: int = s.field('evseId', s.Integer())
-    meter_value: list[MeterValueType] = s.field('meterValue', s.Array(s.Object(MeterValueType), min_items=1))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(), required=True))
+    meter_value: list[MeterValueType] = attrs.field(metadata=s.meta('meterValue', s.Array(s.Object(MeterValueType), min_items=1), required=True))
 
 
 @attrs.define(kw_only=True)
 class MeterValuesResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyChargingLimitRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    charging_schedule: list[ChargingScheduleType] | None = s.optional('chargingSchedule', s.Array(s.Object(ChargingScheduleType), min_items=1))
-    evse_id: int | None = s.optional('evseId', s.Integer())
-    charging_limit: ChargingLimitType = s.field('chargingLimit', s.Object(ChargingLimitType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    charging_schedule: list[ChargingScheduleType] | None = attrs.field(default=None, metadata=s.meta('chargingSchedule', s.Array(s.Object(ChargingScheduleType), min_items=1), required=False))
+    evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(), required=False))
+    charging_limit: ChargingLimitType = attrs.field(metadata=s.meta('chargingLimit', s.Object(ChargingLimitType), required=True))
 
 
 @attrs.define(kw_only=True)
 class NotifyChargingLimitResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyCustomerInformationRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    data: str = s.field('data', s.String(max_length=512))
-    tbc: bool | None = s.optional('tbc', s.Boolean())
-    seq_no: int = s.field('seqNo', s.Integer())
-    generated_at: datetime.datetime = s.field('generatedAt', s.DateTime())
-    request_id: int = s.field('requestId', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    data: str = attrs.field(metadata=s.meta('data', s.String(max_length=512), required=True))
+    tbc: bool | None = attrs.field(default=None, metadata=s.meta('tbc', s.Boolean(), required=False))
+    seq_no: int = attrs.field(metadata=s.meta('seqNo', s.Integer(), required=True))
+    generated_at: datetime.datetime = attrs.field(metadata=s.meta('generatedAt', s.DateTime(), required=True))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class NotifyCustomerInformationResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyDisplayMessagesRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    message_info: list[MessageInfoType] | None = s.optional('messageInfo', s.Array(s.Object(MessageInfoType), min_items=1))
-    request_id: int = s.field('requestId', s.Integer())
-    tbc: bool | None = s.optional('tbc', s.Boolean())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    message_info: list[MessageInfoType] | None = attrs.field(default=None, metadata=s.meta('messageInfo', s.Array(s.Object(MessageInfoType), min_items=1), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    tbc: bool | None = attrs.field(default=None, metadata=s.meta('tbc', s.Boolean(), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyDisplayMessagesResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyEVChargingNeedsRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    max_schedule_tuples: int | None = s.optional('maxScheduleTuples', s.Integer())
-    charging_needs: ChargingNeedsType = s.field('chargingNeeds', s.Object(ChargingNeedsType))
-    evse_id: int = s.field('evseId', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    max_schedule_tuples: int | None = attrs.field(default=None, metadata=s.meta('maxScheduleTuples', s.Integer(), required=False))
+    charging_needs: ChargingNeedsType = attrs.field(metadata=s.meta('chargingNeeds', s.Object(ChargingNeedsType), required=True))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class NotifyEVChargingNeedsResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: NotifyEVChargingNeedsStatusEnumType | str = s.field('status', s.EnumOf(NotifyEVChargingNeedsStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: NotifyEVChargingNeedsStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(NotifyEVChargingNeedsStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyEVChargingScheduleRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    time_base: datetime.datetime = s.field('timeBase', s.DateTime())
-    charging_schedule: ChargingScheduleType = s.field('chargingSchedule', s.Object(ChargingScheduleType))
-    evse_id: int = s.field('evseId', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    time_base: datetime.datetime = attrs.field(metadata=s.meta('timeBase', s.DateTime(), required=True))
+    charging_schedule: ChargingScheduleType = attrs.field(metadata=s.meta('chargingSchedule', s.Object(ChargingScheduleType), required=True))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class NotifyEVChargingScheduleResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: GenericStatusEnumType | str = s.field('status', s.EnumOf(GenericStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: GenericStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyEventRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    generated_at: datetime.datetime = s.field('generatedAt', s.DateTime())
-    tbc: bool | None = s.optional('tbc', s.Boolean())
-    seq_no: int = s.field('seqNo', s.Integer())
-    event_data: list[EventDataType] = s.field('eventData', s.Array(s.Object(EventDataType), min_items=1))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    generated_at: datetime.datetime = attrs.field(metadata=s.meta('generatedAt', s.DateTime(), required=True))
+    tbc: bool | None = attrs.field(default=None, metadata=s.meta('tbc', s.Boolean(), required=False))
+    seq_no: int = attrs.field(metadata=s.meta('seqNo', s.Integer(), required=True))
+    event_data: list[EventDataType] = attrs.field(metadata=s.meta('eventData', s.Array(s.Object(EventDataType), min_items=1), required=True))
 
 
 @attrs.define(kw_only=True)
 class NotifyEventResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyMonitoringReportRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    monitor: list[MonitoringDataType] | None = s.optional('monitor', s.Array(s.Object(MonitoringDataType), min_items=1))
-    request_id: int = s.field('requestId', s.Integer())
-    tbc: bool | None = s.optional('tbc', s.Boolean())
-    seq_no: int = s.field('seqNo', s.Integer())
-    generated_at: datetime.datetime = s.field('generatedAt', s.DateTime())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    monitor: list[MonitoringDataType] | None = attrs.field(default=None, metadata=s.meta('monitor', s.Array(s.Object(MonitoringDataType), min_items=1), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    tbc: bool | None = attrs.field(default=None, metadata=s.meta('tbc', s.Boolean(), required=False))
+    seq_no: int = attrs.field(metadata=s.meta('seqNo', s.Integer(), required=True))
+    generated_at: datetime.datetime = attrs.field(metadata=s.meta('generatedAt', s.DateTime(), required=True))
 
 
 @attrs.define(kw_only=True)
 class NotifyMonitoringReportResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyReportRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    request_id: int = s.field('requestId', s.Integer())
-    generated_at: datetime.datetime = s.field('generatedAt', s.DateTime())
-    report_data: list[ReportDataType] | None = s.optional('reportData', s.Array(s.Object(ReportDataType), min_items=1))
-    tbc: bool | None = s.optional('tbc', s.Boolean())
-    seq_no: int = s.field('seqNo', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    generated_at: datetime.datetime = attrs.field(metadata=s.meta('generatedAt', s.DateTime(), required=True))
+    report_data: list[ReportDataType] | None = attrs.field(default=None, metadata=s.meta('reportData', s.Array(s.Object(ReportDataType), min_items=1), required=False))
+    tbc: bool | None = attrs.field(default=None, metadata=s.meta('tbc', s.Boolean(), required=False))
+    seq_no: int = attrs.field(metadata=s.meta('seqNo', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class NotifyReportResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class PublishFirmwareRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    location: str = s.field('location', s.String(max_length=512))
-    retries: int | None = s.optional('retries', s.Integer())
-    checksum: str = s.field('checksum', s.String(max_length=32))
-    request_id: int = s.field('requestId', s.Integer())
-    retry_interval: int | None = s.optional('retryInterval', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    location: str = attrs.field(metadata=s.meta('location', s.String(max_length=512), required=True))
+    retries: int | None = attrs.field(default=None, metadata=s.meta('retries', s.Integer(), required=False))
+    checksum: str = attrs.field(metadata=s.meta('checksum', s.String(max_length=32), required=True))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    retry_interval: int | None = attrs.field(default=None, metadata=s.meta('retryInterval', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class PublishFirmwareResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: GenericStatusEnumType | str = s.field('status', s.EnumOf(GenericStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: GenericStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class PublishFirmwareStatusNotificationRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: PublishFirmwareStatusEnumType | str = s.field('status', s.EnumOf(PublishFirmwareStatusEnumType))
-    location: list[str] | None = s.optional('location', s.Array(s.String(max_length=512), min_items=1))
-    request_id: int | None = s.optional('requestId', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: PublishFirmwareStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(PublishFirmwareStatusEnumType), required=True))
+    location: list[str] | None = attrs.field(default=None, metadata=s.meta('location', s.Array(s.String(max_length=512), min_items=1), required=False))
+    request_id: int | None = attrs.field(default=None, metadata=s.meta('requestId', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class PublishFirmwareStatusNotificationResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ReportChargingProfilesRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    request_id: int = s.field('requestId', s.Integer())
-    charging_limit_source: ChargingLimitSourceEnumType | str = s.field('chargingLimitSource', s.EnumOf(ChargingLimitSourceEnumType))
-    charging_profile: list[ChargingProfileType] = s.field('chargingProfile', s.Array(s.Object(ChargingProfileType), min_items=1))
-    tbc: bool | None = s.optional('tbc', s.Boolean())
-    evse_id: int = s.field('evseId', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    charging_limit_source: ChargingLimitSourceEnumType | str = attrs.field(metadata=s.meta('chargingLimitSource', s.EnumOf(ChargingLimitSourceEnumType), required=True))
+    charging_profile: list[ChargingProfileType] = attrs.field(metadata=s.meta('chargingProfile', s.Array(s.Object(ChargingProfileType), min_items=1), required=True))
+    tbc: bool | None = attrs.field(default=None, metadata=s.meta('tbc', s.Boolean(), required=False))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class ReportChargingProfilesResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class RequestStartTransactionRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    evse_id: int | None = s.optional('evseId', s.Integer())
-    group_idtoken: IdTokenType | None = s.optional('groupIdToken', s.Object(IdTokenType))
-    id_token: IdTokenType = s.field('idToken', s.Object(IdTokenType))
-    remote_start_id: int = s.field('remoteStartId', s.Integer())
-    charging_profile: ChargingProfileType | None = s.optional('chargingProfile', s.Object(ChargingProfileType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(), required=False))
+    group_idtoken: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
+    id_token: IdTokenType = attrs.field(metadata=s.meta('idToken', s.Object(IdTokenType), required=True))
+    remote_start_id: int = attrs.field(metadata=s.meta('remoteStartId', s.Integer(), required=True))
+    charging_profile: ChargingProfileType | None = attrs.field(default=None, metadata=s.meta('chargingProfile', s.Object(ChargingProfileType), required=False))
 
 
 @attrs.define(kw_only=True)
 class RequestStartTransactionResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: RequestStartStopStatusEnumType | str = s.field('status', s.EnumOf(RequestStartStopStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    transaction_id: str | None = s.optional('transactionId', s.String(max_length=36))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: RequestStartStopStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(RequestStartStopStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    transaction_id: str | None = attrs.field(default=None, metadata=s.meta('transactionId', s.String(max_length=36), required=False))
 
 
 @attrs.define(kw_only=True)
 class RequestStopTransactionRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    transaction_id: str = s.field('transactionId', s.String(max_length=36))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    transaction_id: str = attrs.field(metadata=s.meta('transactionId', s.String(max_length=36), required=True))
 
 
 @attrs.define(kw_only=True)
 class RequestStopTransactionResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: RequestStartStopStatusEnumType | str = s.field('status', s.EnumOf(RequestStartStopStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: RequestStartStopStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(RequestStartStopStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ReservationStatusUpdateRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    reservation_id: int = s.field('reservationId', s.Integer())
-    reservation_update_status: ReservationUpdateStatusEnumType | str = s.field('reservationUpdateStatus', s.EnumOf(ReservationUpdateStatusEnumType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    reservation_id: int = attrs.field(metadata=s.meta('reservationId', s.Integer(), required=True))
+    reservation_update_status: ReservationUpdateStatusEnumType | str = attrs.field(metadata=s.meta('reservationUpdateStatus', s.EnumOf(ReservationUpdateStatusEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class ReservationStatusUpdateResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ReserveNowRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    id: int = s.field('id', s.Integer())
-    expiry_date_time: datetime.datetime = s.field('expiryDateTime', s.DateTime())
-    connector_type: ConnectorEnumType | str | None = s.optional('connectorType', s.EnumOf(ConnectorEnumType))
-    id_token: IdTokenType = s.field('idToken', s.Object(IdTokenType))
-    evse_id: int | None = s.optional('evseId', s.Integer())
-    group_idtoken: IdTokenType | None = s.optional('groupIdToken', s.Object(IdTokenType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(), required=True))
+    expiry_date_time: datetime.datetime = attrs.field(metadata=s.meta('expiryDateTime', s.DateTime(), required=True))
+    connector_type: ConnectorEnumType | str | None = attrs.field(default=None, metadata=s.meta('connectorType', s.EnumOf(ConnectorEnumType), required=False))
+    id_token: IdTokenType = attrs.field(metadata=s.meta('idToken', s.Object(IdTokenType), required=True))
+    evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(), required=False))
+    group_idtoken: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ReserveNowResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: ReserveNowStatusEnumType | str = s.field('status', s.EnumOf(ReserveNowStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: ReserveNowStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ReserveNowStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ResetRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    type: ResetEnumType | str = s.field('type', s.EnumOf(ResetEnumType))
-    evse_id: int | None = s.optional('evseId', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    type: ResetEnumType | str = attrs.field(metadata=s.meta('type', s.EnumOf(ResetEnumType), required=True))
+    evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
 class ResetResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: ResetStatusEnumType | str = s.field('status', s.EnumOf(ResetStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: ResetStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ResetStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SecurityEventNotificationRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    type: str = s.field('type', s.String(max_length=50))
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
-    tech_info: str | None = s.optional('techInfo', s.String(max_length=255))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    type: str = attrs.field(metadata=s.meta('type', s.String(max_length=50), required=True))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
+    tech_info: str | None = attrs.field(default=None, metadata=s.meta('techInfo', s.String(max_length=255), required=False))
 
 
 @attrs.define(kw_only=True)
 class SecurityEventNotificationResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SendLocalListRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    local_authorization_list: list[AuthorizationData] | None = s.optional('localAuthorizationList', s.Array(s.Object(AuthorizationData), min_items=1))
-    version_number: int = s.field('versionNumber', s.Integer())
-    update_type: UpdateEnumType | str = s.field('updateType', s.EnumOf(UpdateEnumType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    local_authorization_list: list[AuthorizationData] | None = attrs.field(default=None, metadata=s.meta('localAuthorizationList', s.Array(s.Object(AuthorizationData), min_items=1), required=False))
+    version_number: int = attrs.field(metadata=s.meta('versionNumber', s.Integer(), required=True))
+    update_type: UpdateEnumType | str = attrs.field(metadata=s.meta('updateType', s.EnumOf(UpdateEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class SendLocalListResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: SendLocalListStatusEnumType | str = s.field('status', s.EnumOf(SendLocalListStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: SendLocalListStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(SendLocalListStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetChargingProfileRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    evse_id: int = s.field('evseId', s.Integer())
-    charging_profile: ChargingProfileType = s.field('chargingProfile', s.Object(ChargingProfileType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(), required=True))
+    charging_profile: ChargingProfileType = attrs.field(metadata=s.meta('chargingProfile', s.Object(ChargingProfileType), required=True))
 
 
 @attrs.define(kw_only=True)
 class SetChargingProfileResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: ChargingProfileStatusEnumType | str = s.field('status', s.EnumOf(ChargingProfileStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: ChargingProfileStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ChargingProfileStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetDisplayMessageRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    message: MessageInfoType = s.field('message', s.Object(MessageInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    message: MessageInfoType = attrs.field(metadata=s.meta('message', s.Object(MessageInfoType), required=True))
 
 
 @attrs.define(kw_only=True)
 class SetDisplayMessageResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: DisplayMessageStatusEnumType | str = s.field('status', s.EnumOf(DisplayMessageStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: DisplayMessageStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(DisplayMessageStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetMonitoringBaseRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    monitoring_base: MonitoringBaseEnumType | str = s.field('monitoringBase', s.EnumOf(MonitoringBaseEnumType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    monitoring_base: MonitoringBaseEnumType | str = attrs.field(metadata=s.meta('monitoringBase', s.EnumOf(MonitoringBaseEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class SetMonitoringBaseResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: GenericDeviceModelStatusEnumType | str = s.field('status', s.EnumOf(GenericDeviceModelStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: GenericDeviceModelStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericDeviceModelStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetMonitoringLevelRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    severity: int = s.field('severity', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    severity: int = attrs.field(metadata=s.meta('severity', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class SetMonitoringLevelResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: GenericStatusEnumType | str = s.field('status', s.EnumOf(GenericStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: GenericStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetNetworkProfileRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    configuration_slot: int = s.field('configurationSlot', s.Integer())
-    connection_data: NetworkConnectionProfileType = s.field('connectionData', s.Object(NetworkConnectionProfileType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    configuration_slot: int = attrs.field(metadata=s.meta('configurationSlot', s.Integer(), required=True))
+    connection_data: NetworkConnectionProfileType = attrs.field(metadata=s.meta('connectionData', s.Object(NetworkConnectionProfileType), required=True))
 
 
 @attrs.define(kw_only=True)
 class SetNetworkProfileResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: SetNetworkProfileStatusEnumType | str = s.field('status', s.EnumOf(SetNetworkProfileStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: SetNetworkProfileStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(SetNetworkProfileStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetVariableMonitoringRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    set_monitoring_data: list[SetMonitoringDataType] = s.field('setMonitoringData', s.Array(s.Object(SetMonitoringDataType), min_items=1))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    set_monitoring_data: list[SetMonitoringDataType] = attrs.field(metadata=s.meta('setMonitoringData', s.Array(s.Object(SetMonitoringDataType), min_items=1), required=True))
 
 
 @attrs.define(kw_only=True)
 class SetVariableMonitoringResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    set_monitoring_result: list[SetMonitoringResultType] = s.field('setMonitoringResult', s.Array(s.Object(SetMonitoringResultType), min_items=1))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    set_monitoring_result: list[SetMonitoringResultType] = attrs.field(metadata=s.meta('setMonitoringResult', s.Array(s.Object(SetMonitoringResultType), min_items=1), required=True))
 
 
 @attrs.define(kw_only=True)
 class SetVariablesRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    set_variable_data: list[SetVariableDataType] = s.field('setVariableData', s.Array(s.Object(SetVariableDataType), min_items=1))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    set_variable_data: list[SetVariableDataType] = attrs.field(metadata=s.meta('setVariableData', s.Array(s.Object(SetVariableDataType), min_items=1), required=True))
 
 
 @attrs.define(kw_only=True)
 class SetVariablesResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    set_variable_result: list[SetVariableResultType] = s.field('setVariableResult', s.Array(s.Object(SetVariableResultType), min_items=1))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    set_variable_result: list[SetVariableResultType] = attrs.field(metadata=s.meta('setVariableResult', s.Array(s.Object(SetVariableResultType), min_items=1), required=True))
 
 
 @attrs.define(kw_only=True)
 class SignCertificateRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    csr: str = s.field('csr', s.String(max_length=5500))
-    certificate_type: CertificateSigningUseEnumType | str | None = s.optional('certificateType', s.EnumOf(CertificateSigningUseEnumType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    csr: str = attrs.field(metadata=s.meta('csr', s.String(max_length=5500), required=True))
+    certificate_type: CertificateSigningUseEnumType | str | None = attrs.field(default=None, metadata=s.meta('certificateType', s.EnumOf(CertificateSigningUseEnumType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SignCertificateResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: GenericStatusEnumType | str = s.field('status', s.EnumOf(GenericStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: GenericStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class StatusNotificationRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
-    connector_status: ConnectorStatusEnumType | str = s.field('connectorStatus', s.EnumOf(ConnectorStatusEnumType))
-    evse_id: int = s.field('evseId', s.Integer())
-    connector_id: int = s.field('connectorId', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
+    connector_status: ConnectorStatusEnumType | str = attrs.field(metadata=s.meta('connectorStatus', s.EnumOf(ConnectorStatusEnumType), required=True))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(), required=True))
+    connector_id: int = attrs.field(metadata=s.meta('connectorId', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class StatusNotificationResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TransactionEventRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    event_type: TransactionEventEnumType | str = s.field('eventType', s.EnumOf(TransactionEventEnumType))
-    meter_value: list[MeterValueType] | None = s.optional('meterValue', s.Array(s.Object(MeterValueType), min_items=1))
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
-    trigger_reason: TriggerReasonEnumType | str = s.field('triggerReason', s.EnumOf(TriggerReasonEnumType))
-    seq_no: int = s.field('seqNo', s.Integer())
-    offline: bool | None = s.optional('offline', s.Boolean())
-    number_ofphases_used: int | None = s.optional('numberOfPhasesUsed', s.Integer())
-    cable_max_current: int | None = s.optional('cableMaxCurrent', s.Integer())
-    reservation_id: int | None = s.optional('reservationId', s.Integer())
-    transaction_info: TransactionType = s.field('transactionInfo', s.Object(TransactionType))
-    evse: EVSEType | None = s.optional('evse', s.Object(EVSEType))
-    id_token: IdTokenType | None = s.optional('idToken', s.Object(IdTokenType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    event_type: TransactionEventEnumType | str = attrs.field(metadata=s.meta('eventType', s.EnumOf(TransactionEventEnumType), required=True))
+    meter_value: list[MeterValueType] | None = attrs.field(default=None, metadata=s.meta('meterValue', s.Array(s.Object(MeterValueType), min_items=1), required=False))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
+    trigger_reason: TriggerReasonEnumType | str = attrs.field(metadata=s.meta('triggerReason', s.EnumOf(TriggerReasonEnumType), required=True))
+    seq_no: int = attrs.field(metadata=s.meta('seqNo', s.Integer(), required=True))
+    offline: bool | None = attrs.field(default=None, metadata=s.meta('offline', s.Boolean(), required=False))
+    number_ofphases_used: int | None = attrs.field(default=None, metadata=s.meta('numberOfPhasesUsed', s.Integer(), required=False))
+    cable_max_current: int | None = attrs.field(default=None, metadata=s.meta('cableMaxCurrent', s.Integer(), required=False))
+    reservation_id: int | None = attrs.field(default=None, metadata=s.meta('reservationId', s.Integer(), required=False))
+    transaction_info: TransactionType = attrs.field(metadata=s.meta('transactionInfo', s.Object(TransactionType), required=True))
+    evse: EVSEType | None = attrs.field(default=None, metadata=s.meta('evse', s.Object(EVSEType), required=False))
+    id_token: IdTokenType | None = attrs.field(default=None, metadata=s.meta('idToken', s.Object(IdTokenType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TransactionEventResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    total_cost: float | None = s.optional('totalCost', s.Number())
-    charging_priority: int | None = s.optional('chargingPriority', s.Integer())
-    id_token_info: IdTokenInfoType | None = s.optional('idTokenInfo', s.Object(IdTokenInfoType))
-    updated_personal_message: MessageContentType | None = s.optional('updatedPersonalMessage', s.Object(MessageContentType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    total_cost: float | None = attrs.field(default=None, metadata=s.meta('totalCost', s.Number(), required=False))
+    charging_priority: int | None = attrs.field(default=None, metadata=s.meta('chargingPriority', s.Integer(), required=False))
+    id_token_info: IdTokenInfoType | None = attrs.field(default=None, metadata=s.meta('idTokenInfo', s.Object(IdTokenInfoType), required=False))
+    updated_personal_message: MessageContentType | None = attrs.field(default=None, metadata=s.meta('updatedPersonalMessage', s.Object(MessageContentType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TriggerMessageRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    evse: EVSEType | None = s.optional('evse', s.Object(EVSEType))
-    requested_message: MessageTriggerEnumType | str = s.field('requestedMessage', s.EnumOf(MessageTriggerEnumType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    evse: EVSEType | None = attrs.field(default=None, metadata=s.meta('evse', s.Object(EVSEType), required=False))
+    requested_message: MessageTriggerEnumType | str = attrs.field(metadata=s.meta('requestedMessage', s.EnumOf(MessageTriggerEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class TriggerMessageResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: TriggerMessageStatusEnumType | str = s.field('status', s.EnumOf(TriggerMessageStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: TriggerMessageStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(TriggerMessageStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class UnlockConnectorRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    evse_id: int = s.field('evseId', s.Integer())
-    connector_id: int = s.field('connectorId', s.Integer())
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(), required=True))
+    connector_id: int = attrs.field(metadata=s.meta('connectorId', s.Integer(), required=True))
 
 
 @attrs.define(kw_only=True)
 class UnlockConnectorResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: UnlockStatusEnumType | str = s.field('status', s.EnumOf(UnlockStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: UnlockStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(UnlockStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 @attrs.define(kw_only=True)
 class UnpublishFirmwareRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    checksum: str = s.field('checksum', s.String(max_length=32))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    checksum: str = attrs.field(metadata=s.meta('checksum', s.String(max_length=32), required=True))
 
 
 @attrs.define(kw_only=True)
 class UnpublishFirmwareResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: UnpublishFirmwareStatusEnumType | str = s.field('status', s.EnumOf(UnpublishFirmwareStatusEnumType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: UnpublishFirmwareStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(UnpublishFirmwareStatusEnumType), required=True))
 
 
 @attrs.define(kw_only=True)
 class UpdateFirmwareRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    retries: int | None = s.optional('retries', s.Integer())
-    retry_interval: int | None = s.optional('retryInterval', s.Integer())
-    request_id: int = s.field('requestId', s.Integer())
-    firmware: FirmwareType = s.field('firmware', s.Object(FirmwareType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    retries: int | None = attrs.field(default=None, metadata=s.meta('retries', s.Integer(), required=False))
+    retry_interval: int | None = attrs.field(default=None, metadata=s.meta('retryInterval', s.Integer(), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    firmware: FirmwareType = attrs.field(metadata=s.meta('firmware', s.Object(FirmwareType), required=True))
 
 
 @attrs.define(kw_only=True)
 class UpdateFirmwareResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
-    status: UpdateFirmwareStatusEnumType | str = s.field('status', s.EnumOf(UpdateFirmwareStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
+    status: UpdateFirmwareStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(UpdateFirmwareStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
 
 
 REQUESTS: dict[str, type] = {

@@ -951,2560 +951,2560 @@ class VPNEnumType(str, enum.Enum):
 
 @attrs.define(kw_only=True)
 class CustomDataType:
-    vendor_id: str = s.field('vendorId', s.String(max_length=255))
-    additional_properties: dict[str, Any] | None = s.extra()
+    vendor_id: str = attrs.field(metadata=s.meta('vendorId', s.String(max_length=255), required=True))
+    additional_properties: dict[str, Any] | None = attrs.field(default=None, metadata=s.EXTRA)
 
 
 @attrs.define(kw_only=True)
 class StatusInfoType:
-    reason_code: str = s.field('reasonCode', s.String(max_length=20))
-    additional_info: str | None = s.optional('additionalInfo', s.String(max_length=1024))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    reason_code: str = attrs.field(metadata=s.meta('reasonCode', s.String(max_length=20), required=True))
+    additional_info: str | None = attrs.field(default=None, metadata=s.meta('additionalInfo', s.String(max_length=1024), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class PeriodicEventStreamParamsType:
-    interval: int | None = s.optional('interval', s.Integer(minimum=0.0))
-    values: int | None = s.optional('values', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    interval: int | None = attrs.field(default=None, metadata=s.meta('interval', s.Integer(minimum=0), required=False))
+    values: int | None = attrs.field(default=None, metadata=s.meta('values', s.Integer(minimum=0), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class AdditionalInfoType:
-    additional_idtoken: str = s.field('additionalIdToken', s.String(max_length=255))
-    type: str = s.field('type', s.String(max_length=50))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    additional_idtoken: str = attrs.field(metadata=s.meta('additionalIdToken', s.String(max_length=255), required=True))
+    type: str = attrs.field(metadata=s.meta('type', s.String(max_length=50), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class IdTokenType:
-    additional_info: list[AdditionalInfoType] | None = s.optional('additionalInfo', s.Array(s.Object(AdditionalInfoType), min_items=1))
-    id_token: str = s.field('idToken', s.String(max_length=255))
-    type: str = s.field('type', s.String(max_length=20))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    additional_info: list[AdditionalInfoType] | None = attrs.field(default=None, metadata=s.meta('additionalInfo', s.Array(s.Object(AdditionalInfoType), min_items=1), required=False))
+    id_token: str = attrs.field(metadata=s.meta('idToken', s.String(max_length=255), required=True))
+    type: str = attrs.field(metadata=s.meta('type', s.String(max_length=20), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class OCSPRequestDataType:
-    hash_algorithm: HashAlgorithmEnumType | str = s.field('hashAlgorithm', s.EnumOf(HashAlgorithmEnumType))
-    issuer_name_hash: str = s.field('issuerNameHash', s.String(max_length=128))
-    issuer_key_hash: str = s.field('issuerKeyHash', s.String(max_length=128))
-    serial_number: str = s.field('serialNumber', s.String(max_length=40))
-    responder_url: str = s.field('responderURL', s.String(max_length=2000))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    hash_algorithm: HashAlgorithmEnumType | str = attrs.field(metadata=s.meta('hashAlgorithm', s.EnumOf(HashAlgorithmEnumType), required=True))
+    issuer_name_hash: str = attrs.field(metadata=s.meta('issuerNameHash', s.String(max_length=128), required=True))
+    issuer_key_hash: str = attrs.field(metadata=s.meta('issuerKeyHash', s.String(max_length=128), required=True))
+    serial_number: str = attrs.field(metadata=s.meta('serialNumber', s.String(max_length=40), required=True))
+    responder_url: str = attrs.field(metadata=s.meta('responderURL', s.String(max_length=2000), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class MessageContentType:
-    format: MessageFormatEnumType | str = s.field('format', s.EnumOf(MessageFormatEnumType))
-    language: str | None = s.optional('language', s.String(max_length=8))
-    content: str = s.field('content', s.String(max_length=1024))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    format: MessageFormatEnumType | str = attrs.field(metadata=s.meta('format', s.EnumOf(MessageFormatEnumType), required=True))
+    language: str | None = attrs.field(default=None, metadata=s.meta('language', s.String(max_length=8), required=False))
+    content: str = attrs.field(metadata=s.meta('content', s.String(max_length=1024), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class IdTokenInfoType:
-    status: AuthorizationStatusEnumType | str = s.field('status', s.EnumOf(AuthorizationStatusEnumType))
-    cache_expiry_date_time: datetime.datetime | None = s.optional('cacheExpiryDateTime', s.DateTime())
-    charging_priority: int | None = s.optional('chargingPriority', s.Integer())
-    group_idtoken: IdTokenType | None = s.optional('groupIdToken', s.Object(IdTokenType))
-    language1: str | None = s.optional('language1', s.String(max_length=8))
-    language2: str | None = s.optional('language2', s.String(max_length=8))
-    evse_id: list[int] | None = s.optional('evseId', s.Array(s.Integer(minimum=0.0), min_items=1))
-    personal_message: MessageContentType | None = s.optional('personalMessage', s.Object(MessageContentType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: AuthorizationStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(AuthorizationStatusEnumType), required=True))
+    cache_expiry_date_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('cacheExpiryDateTime', s.DateTime(), required=False))
+    charging_priority: int | None = attrs.field(default=None, metadata=s.meta('chargingPriority', s.Integer(), required=False))
+    group_idtoken: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
+    language1: str | None = attrs.field(default=None, metadata=s.meta('language1', s.String(max_length=8), required=False))
+    language2: str | None = attrs.field(default=None, metadata=s.meta('language2', s.String(max_length=8), required=False))
+    evse_id: list[int] | None = attrs.field(default=None, metadata=s.meta('evseId', s.Array(s.Integer(minimum=0), min_items=1), required=False))
+    personal_message: MessageContentType | None = attrs.field(default=None, metadata=s.meta('personalMessage', s.Object(MessageContentType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TariffConditionsType:
-    start_time_ofday: str | None = s.optional('startTimeOfDay', s.String())
-    end_time_ofday: str | None = s.optional('endTimeOfDay', s.String())
-    day_ofweek: list[DayOfWeekEnumType | str] | None = s.optional('dayOfWeek', s.Array(s.EnumOf(DayOfWeekEnumType), min_items=1, max_items=7))
-    valid_from_date: str | None = s.optional('validFromDate', s.String())
-    valid_todate: str | None = s.optional('validToDate', s.String())
-    evse_kind: EvseKindEnumType | str | None = s.optional('evseKind', s.EnumOf(EvseKindEnumType))
-    min_energy: float | None = s.optional('minEnergy', s.Number())
-    max_energy: float | None = s.optional('maxEnergy', s.Number())
-    min_current: float | None = s.optional('minCurrent', s.Number())
-    max_current: float | None = s.optional('maxCurrent', s.Number())
-    min_power: float | None = s.optional('minPower', s.Number())
-    max_power: float | None = s.optional('maxPower', s.Number())
-    min_time: int | None = s.optional('minTime', s.Integer())
-    max_time: int | None = s.optional('maxTime', s.Integer())
-    min_charging_time: int | None = s.optional('minChargingTime', s.Integer())
-    max_charging_time: int | None = s.optional('maxChargingTime', s.Integer())
-    min_idle_time: int | None = s.optional('minIdleTime', s.Integer())
-    max_idle_time: int | None = s.optional('maxIdleTime', s.Integer())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    start_time_ofday: str | None = attrs.field(default=None, metadata=s.meta('startTimeOfDay', s.String(), required=False))
+    end_time_ofday: str | None = attrs.field(default=None, metadata=s.meta('endTimeOfDay', s.String(), required=False))
+    day_ofweek: list[DayOfWeekEnumType | str] | None = attrs.field(default=None, metadata=s.meta('dayOfWeek', s.Array(s.EnumOf(DayOfWeekEnumType), min_items=1, max_items=7), required=False))
+    valid_from_date: str | None = attrs.field(default=None, metadata=s.meta('validFromDate', s.String(), required=False))
+    valid_todate: str | None = attrs.field(default=None, metadata=s.meta('validToDate', s.String(), required=False))
+    evse_kind: EvseKindEnumType | str | None = attrs.field(default=None, metadata=s.meta('evseKind', s.EnumOf(EvseKindEnumType), required=False))
+    min_energy: float | None = attrs.field(default=None, metadata=s.meta('minEnergy', s.Number(), required=False))
+    max_energy: float | None = attrs.field(default=None, metadata=s.meta('maxEnergy', s.Number(), required=False))
+    min_current: float | None = attrs.field(default=None, metadata=s.meta('minCurrent', s.Number(), required=False))
+    max_current: float | None = attrs.field(default=None, metadata=s.meta('maxCurrent', s.Number(), required=False))
+    min_power: float | None = attrs.field(default=None, metadata=s.meta('minPower', s.Number(), required=False))
+    max_power: float | None = attrs.field(default=None, metadata=s.meta('maxPower', s.Number(), required=False))
+    min_time: int | None = attrs.field(default=None, metadata=s.meta('minTime', s.Integer(), required=False))
+    max_time: int | None = attrs.field(default=None, metadata=s.meta('maxTime', s.Integer(), required=False))
+    min_charging_time: int | None = attrs.field(default=None, metadata=s.meta('minChargingTime', s.Integer(), required=False))
+    max_charging_time: int | None = attrs.field(default=None, metadata=s.meta('maxChargingTime', s.Integer(), required=False))
+    min_idle_time: int | None = attrs.field(default=None, metadata=s.meta('minIdleTime', s.Integer(), required=False))
+    max_idle_time: int | None = attrs.field(default=None, metadata=s.meta('maxIdleTime', s.Integer(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TariffEnergyPriceType:
-    price_kwh: float = s.field('priceKwh', s.Number())
-    conditions: TariffConditionsType | None = s.optional('conditions', s.Object(TariffConditionsType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    price_kwh: float = attrs.field(metadata=s.meta('priceKwh', s.Number(), required=True))
+    conditions: TariffConditionsType | None = attrs.field(default=None, metadata=s.meta('conditions', s.Object(TariffConditionsType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TaxRateType:
-    type: str = s.field('type', s.String(max_length=20))
-    tax: float = s.field('tax', s.Number())
-    stack: int | None = s.optional('stack', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    type: str = attrs.field(metadata=s.meta('type', s.String(max_length=20), required=True))
+    tax: float = attrs.field(metadata=s.meta('tax', s.Number(), required=True))
+    stack: int | None = attrs.field(default=None, metadata=s.meta('stack', s.Integer(minimum=0), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TariffEnergyType:
-    prices: list[TariffEnergyPriceType] = s.field('prices', s.Array(s.Object(TariffEnergyPriceType), min_items=1))
-    tax_rates: list[TaxRateType] | None = s.optional('taxRates', s.Array(s.Object(TaxRateType), min_items=1, max_items=5))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    prices: list[TariffEnergyPriceType] = attrs.field(metadata=s.meta('prices', s.Array(s.Object(TariffEnergyPriceType), min_items=1), required=True))
+    tax_rates: list[TaxRateType] | None = attrs.field(default=None, metadata=s.meta('taxRates', s.Array(s.Object(TaxRateType), min_items=1, max_items=5), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TariffTimePriceType:
-    price_minute: float = s.field('priceMinute', s.Number())
-    conditions: TariffConditionsType | None = s.optional('conditions', s.Object(TariffConditionsType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    price_minute: float = attrs.field(metadata=s.meta('priceMinute', s.Number(), required=True))
+    conditions: TariffConditionsType | None = attrs.field(default=None, metadata=s.meta('conditions', s.Object(TariffConditionsType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TariffTimeType:
-    prices: list[TariffTimePriceType] = s.field('prices', s.Array(s.Object(TariffTimePriceType), min_items=1))
-    tax_rates: list[TaxRateType] | None = s.optional('taxRates', s.Array(s.Object(TaxRateType), min_items=1, max_items=5))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    prices: list[TariffTimePriceType] = attrs.field(metadata=s.meta('prices', s.Array(s.Object(TariffTimePriceType), min_items=1), required=True))
+    tax_rates: list[TaxRateType] | None = attrs.field(default=None, metadata=s.meta('taxRates', s.Array(s.Object(TaxRateType), min_items=1, max_items=5), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TariffConditionsFixedType:
-    start_time_ofday: str | None = s.optional('startTimeOfDay', s.String())
-    end_time_ofday: str | None = s.optional('endTimeOfDay', s.String())
-    day_ofweek: list[DayOfWeekEnumType | str] | None = s.optional('dayOfWeek', s.Array(s.EnumOf(DayOfWeekEnumType), min_items=1, max_items=7))
-    valid_from_date: str | None = s.optional('validFromDate', s.String())
-    valid_todate: str | None = s.optional('validToDate', s.String())
-    evse_kind: EvseKindEnumType | str | None = s.optional('evseKind', s.EnumOf(EvseKindEnumType))
-    payment_brand: str | None = s.optional('paymentBrand', s.String(max_length=20))
-    payment_recognition: str | None = s.optional('paymentRecognition', s.String(max_length=20))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    start_time_ofday: str | None = attrs.field(default=None, metadata=s.meta('startTimeOfDay', s.String(), required=False))
+    end_time_ofday: str | None = attrs.field(default=None, metadata=s.meta('endTimeOfDay', s.String(), required=False))
+    day_ofweek: list[DayOfWeekEnumType | str] | None = attrs.field(default=None, metadata=s.meta('dayOfWeek', s.Array(s.EnumOf(DayOfWeekEnumType), min_items=1, max_items=7), required=False))
+    valid_from_date: str | None = attrs.field(default=None, metadata=s.meta('validFromDate', s.String(), required=False))
+    valid_todate: str | None = attrs.field(default=None, metadata=s.meta('validToDate', s.String(), required=False))
+    evse_kind: EvseKindEnumType | str | None = attrs.field(default=None, metadata=s.meta('evseKind', s.EnumOf(EvseKindEnumType), required=False))
+    payment_brand: str | None = attrs.field(default=None, metadata=s.meta('paymentBrand', s.String(max_length=20), required=False))
+    payment_recognition: str | None = attrs.field(default=None, metadata=s.meta('paymentRecognition', s.String(max_length=20), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TariffFixedPriceType:
-    conditions: TariffConditionsFixedType | None = s.optional('conditions', s.Object(TariffConditionsFixedType))
-    price_fixed: float = s.field('priceFixed', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    conditions: TariffConditionsFixedType | None = attrs.field(default=None, metadata=s.meta('conditions', s.Object(TariffConditionsFixedType), required=False))
+    price_fixed: float = attrs.field(metadata=s.meta('priceFixed', s.Number(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TariffFixedType:
-    prices: list[TariffFixedPriceType] = s.field('prices', s.Array(s.Object(TariffFixedPriceType), min_items=1))
-    tax_rates: list[TaxRateType] | None = s.optional('taxRates', s.Array(s.Object(TaxRateType), min_items=1, max_items=5))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    prices: list[TariffFixedPriceType] = attrs.field(metadata=s.meta('prices', s.Array(s.Object(TariffFixedPriceType), min_items=1), required=True))
+    tax_rates: list[TaxRateType] | None = attrs.field(default=None, metadata=s.meta('taxRates', s.Array(s.Object(TaxRateType), min_items=1, max_items=5), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class PriceType:
-    excl_tax: float | None = s.optional('exclTax', s.Number())
-    incl_tax: float | None = s.optional('inclTax', s.Number())
-    tax_rates: list[TaxRateType] | None = s.optional('taxRates', s.Array(s.Object(TaxRateType), min_items=1, max_items=5))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    excl_tax: float | None = attrs.field(default=None, metadata=s.meta('exclTax', s.Number(), required=False))
+    incl_tax: float | None = attrs.field(default=None, metadata=s.meta('inclTax', s.Number(), required=False))
+    tax_rates: list[TaxRateType] | None = attrs.field(default=None, metadata=s.meta('taxRates', s.Array(s.Object(TaxRateType), min_items=1, max_items=5), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TariffType:
-    tariff_id: str = s.field('tariffId', s.String(max_length=60))
-    description: list[MessageContentType] | None = s.optional('description', s.Array(s.Object(MessageContentType), min_items=1, max_items=10))
-    currency: str = s.field('currency', s.String(max_length=3))
-    energy: TariffEnergyType | None = s.optional('energy', s.Object(TariffEnergyType))
-    valid_from: datetime.datetime | None = s.optional('validFrom', s.DateTime())
-    charging_time: TariffTimeType | None = s.optional('chargingTime', s.Object(TariffTimeType))
-    idle_time: TariffTimeType | None = s.optional('idleTime', s.Object(TariffTimeType))
-    fixed_fee: TariffFixedType | None = s.optional('fixedFee', s.Object(TariffFixedType))
-    reservation_time: TariffTimeType | None = s.optional('reservationTime', s.Object(TariffTimeType))
-    reservation_fixed: TariffFixedType | None = s.optional('reservationFixed', s.Object(TariffFixedType))
-    min_cost: PriceType | None = s.optional('minCost', s.Object(PriceType))
-    max_cost: PriceType | None = s.optional('maxCost', s.Object(PriceType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    tariff_id: str = attrs.field(metadata=s.meta('tariffId', s.String(max_length=60), required=True))
+    description: list[MessageContentType] | None = attrs.field(default=None, metadata=s.meta('description', s.Array(s.Object(MessageContentType), min_items=1, max_items=10), required=False))
+    currency: str = attrs.field(metadata=s.meta('currency', s.String(max_length=3), required=True))
+    energy: TariffEnergyType | None = attrs.field(default=None, metadata=s.meta('energy', s.Object(TariffEnergyType), required=False))
+    valid_from: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('validFrom', s.DateTime(), required=False))
+    charging_time: TariffTimeType | None = attrs.field(default=None, metadata=s.meta('chargingTime', s.Object(TariffTimeType), required=False))
+    idle_time: TariffTimeType | None = attrs.field(default=None, metadata=s.meta('idleTime', s.Object(TariffTimeType), required=False))
+    fixed_fee: TariffFixedType | None = attrs.field(default=None, metadata=s.meta('fixedFee', s.Object(TariffFixedType), required=False))
+    reservation_time: TariffTimeType | None = attrs.field(default=None, metadata=s.meta('reservationTime', s.Object(TariffTimeType), required=False))
+    reservation_fixed: TariffFixedType | None = attrs.field(default=None, metadata=s.meta('reservationFixed', s.Object(TariffFixedType), required=False))
+    min_cost: PriceType | None = attrs.field(default=None, metadata=s.meta('minCost', s.Object(PriceType), required=False))
+    max_cost: PriceType | None = attrs.field(default=None, metadata=s.meta('maxCost', s.Object(PriceType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class BatteryDataType:
-    evse_id: int = s.field('evseId', s.Integer(minimum=0.0))
-    serial_number: str = s.field('serialNumber', s.String(max_length=50))
-    so_c: float = s.field('soC', s.Number(minimum=0.0, maximum=100.0))
-    so_h: float = s.field('soH', s.Number(minimum=0.0, maximum=100.0))
-    production_date: datetime.datetime | None = s.optional('productionDate', s.DateTime())
-    vendor_info: str | None = s.optional('vendorInfo', s.String(max_length=500))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(minimum=0), required=True))
+    serial_number: str = attrs.field(metadata=s.meta('serialNumber', s.String(max_length=50), required=True))
+    so_c: float = attrs.field(metadata=s.meta('soC', s.Number(minimum=0.0, maximum=100.0), required=True))
+    so_h: float = attrs.field(metadata=s.meta('soH', s.Number(minimum=0.0, maximum=100.0), required=True))
+    production_date: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('productionDate', s.DateTime(), required=False))
+    vendor_info: str | None = attrs.field(default=None, metadata=s.meta('vendorInfo', s.String(max_length=500), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ModemType:
-    iccid: str | None = s.optional('iccid', s.String(max_length=20))
-    imsi: str | None = s.optional('imsi', s.String(max_length=20))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    iccid: str | None = attrs.field(default=None, metadata=s.meta('iccid', s.String(max_length=20), required=False))
+    imsi: str | None = attrs.field(default=None, metadata=s.meta('imsi', s.String(max_length=20), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChargingStationType:
-    serial_number: str | None = s.optional('serialNumber', s.String(max_length=25))
-    model: str = s.field('model', s.String(max_length=20))
-    modem: ModemType | None = s.optional('modem', s.Object(ModemType))
-    vendor_name: str = s.field('vendorName', s.String(max_length=50))
-    firmware_version: str | None = s.optional('firmwareVersion', s.String(max_length=50))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    serial_number: str | None = attrs.field(default=None, metadata=s.meta('serialNumber', s.String(max_length=25), required=False))
+    model: str = attrs.field(metadata=s.meta('model', s.String(max_length=20), required=True))
+    modem: ModemType | None = attrs.field(default=None, metadata=s.meta('modem', s.Object(ModemType), required=False))
+    vendor_name: str = attrs.field(metadata=s.meta('vendorName', s.String(max_length=50), required=True))
+    firmware_version: str | None = attrs.field(default=None, metadata=s.meta('firmwareVersion', s.String(max_length=50), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class EVSEType:
-    id: int = s.field('id', s.Integer(minimum=0.0))
-    connector_id: int | None = s.optional('connectorId', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(minimum=0), required=True))
+    connector_id: int | None = attrs.field(default=None, metadata=s.meta('connectorId', s.Integer(minimum=0), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearChargingProfileType:
-    evse_id: int | None = s.optional('evseId', s.Integer(minimum=0.0))
-    charging_profile_purpose: ChargingProfilePurposeEnumType | str | None = s.optional('chargingProfilePurpose', s.EnumOf(ChargingProfilePurposeEnumType))
-    stack_level: int | None = s.optional('stackLevel', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(minimum=0), required=False))
+    charging_profile_purpose: ChargingProfilePurposeEnumType | str | None = attrs.field(default=None, metadata=s.meta('chargingProfilePurpose', s.EnumOf(ChargingProfilePurposeEnumType), required=False))
+    stack_level: int | None = attrs.field(default=None, metadata=s.meta('stackLevel', s.Integer(minimum=0), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearTariffsResultType:
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    tariff_id: str | None = s.optional('tariffId', s.String(max_length=60))
-    status: TariffClearStatusEnumType | str = s.field('status', s.EnumOf(TariffClearStatusEnumType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    tariff_id: str | None = attrs.field(default=None, metadata=s.meta('tariffId', s.String(max_length=60), required=False))
+    status: TariffClearStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(TariffClearStatusEnumType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearMonitoringResultType:
-    status: ClearMonitoringStatusEnumType | str = s.field('status', s.EnumOf(ClearMonitoringStatusEnumType))
-    id: int = s.field('id', s.Integer(minimum=0.0))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: ClearMonitoringStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ClearMonitoringStatusEnumType), required=True))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(minimum=0), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CertificateHashDataType:
-    hash_algorithm: HashAlgorithmEnumType | str = s.field('hashAlgorithm', s.EnumOf(HashAlgorithmEnumType))
-    issuer_name_hash: str = s.field('issuerNameHash', s.String(max_length=128))
-    issuer_key_hash: str = s.field('issuerKeyHash', s.String(max_length=128))
-    serial_number: str = s.field('serialNumber', s.String(max_length=40))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    hash_algorithm: HashAlgorithmEnumType | str = attrs.field(metadata=s.meta('hashAlgorithm', s.EnumOf(HashAlgorithmEnumType), required=True))
+    issuer_name_hash: str = attrs.field(metadata=s.meta('issuerNameHash', s.String(max_length=128), required=True))
+    issuer_key_hash: str = attrs.field(metadata=s.meta('issuerKeyHash', s.String(max_length=128), required=True))
+    serial_number: str = attrs.field(metadata=s.meta('serialNumber', s.String(max_length=40), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CertificateStatusRequestInfoType:
-    certificate_hash_data: CertificateHashDataType = s.field('certificateHashData', s.Object(CertificateHashDataType))
-    source: CertificateStatusSourceEnumType | str = s.field('source', s.EnumOf(CertificateStatusSourceEnumType))
-    urls: list[str] = s.field('urls', s.Array(s.String(max_length=2000), min_items=1, max_items=5))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    certificate_hash_data: CertificateHashDataType = attrs.field(metadata=s.meta('certificateHashData', s.Object(CertificateHashDataType), required=True))
+    source: CertificateStatusSourceEnumType | str = attrs.field(metadata=s.meta('source', s.EnumOf(CertificateStatusSourceEnumType), required=True))
+    urls: list[str] = attrs.field(metadata=s.meta('urls', s.Array(s.String(max_length=2000), min_items=1, max_items=5), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CertificateStatusType:
-    certificate_hash_data: CertificateHashDataType = s.field('certificateHashData', s.Object(CertificateHashDataType))
-    source: CertificateStatusSourceEnumType | str = s.field('source', s.EnumOf(CertificateStatusSourceEnumType))
-    status: CertificateStatusEnumType | str = s.field('status', s.EnumOf(CertificateStatusEnumType))
-    next_update: datetime.datetime = s.field('nextUpdate', s.DateTime())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    certificate_hash_data: CertificateHashDataType = attrs.field(metadata=s.meta('certificateHashData', s.Object(CertificateHashDataType), required=True))
+    source: CertificateStatusSourceEnumType | str = attrs.field(metadata=s.meta('source', s.EnumOf(CertificateStatusSourceEnumType), required=True))
+    status: CertificateStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(CertificateStatusEnumType), required=True))
+    next_update: datetime.datetime = attrs.field(metadata=s.meta('nextUpdate', s.DateTime(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChargingProfileCriterionType:
-    charging_profile_purpose: ChargingProfilePurposeEnumType | str | None = s.optional('chargingProfilePurpose', s.EnumOf(ChargingProfilePurposeEnumType))
-    stack_level: int | None = s.optional('stackLevel', s.Integer(minimum=0.0))
-    charging_profile_id: list[int] | None = s.optional('chargingProfileId', s.Array(s.Integer(), min_items=1))
-    charging_limit_source: list[str] | None = s.optional('chargingLimitSource', s.Array(s.String(max_length=20), min_items=1, max_items=4))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    charging_profile_purpose: ChargingProfilePurposeEnumType | str | None = attrs.field(default=None, metadata=s.meta('chargingProfilePurpose', s.EnumOf(ChargingProfilePurposeEnumType), required=False))
+    stack_level: int | None = attrs.field(default=None, metadata=s.meta('stackLevel', s.Integer(minimum=0), required=False))
+    charging_profile_id: list[int] | None = attrs.field(default=None, metadata=s.meta('chargingProfileId', s.Array(s.Integer(), min_items=1), required=False))
+    charging_limit_source: list[str] | None = attrs.field(default=None, metadata=s.meta('chargingLimitSource', s.Array(s.String(max_length=20), min_items=1, max_items=4), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class V2XFreqWattPointType:
-    frequency: float = s.field('frequency', s.Number())
-    power: float = s.field('power', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    frequency: float = attrs.field(metadata=s.meta('frequency', s.Number(), required=True))
+    power: float = attrs.field(metadata=s.meta('power', s.Number(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class V2XSignalWattPointType:
-    signal: int = s.field('signal', s.Integer())
-    power: float = s.field('power', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    signal: int = attrs.field(metadata=s.meta('signal', s.Integer(), required=True))
+    power: float = attrs.field(metadata=s.meta('power', s.Number(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChargingSchedulePeriodType:
-    start_period: int = s.field('startPeriod', s.Integer())
-    limit: float | None = s.optional('limit', s.Number())
-    limit_l2: float | None = s.optional('limit_L2', s.Number())
-    limit_l3: float | None = s.optional('limit_L3', s.Number())
-    number_phases: int | None = s.optional('numberPhases', s.Integer(minimum=0.0, maximum=3.0))
-    phase_touse: int | None = s.optional('phaseToUse', s.Integer(minimum=0.0, maximum=3.0))
-    discharge_limit: float | None = s.optional('dischargeLimit', s.Number(maximum=0.0))
-    discharge_limit_l2: float | None = s.optional('dischargeLimit_L2', s.Number(maximum=0.0))
-    discharge_limit_l3: float | None = s.optional('dischargeLimit_L3', s.Number(maximum=0.0))
-    setpoint: float | None = s.optional('setpoint', s.Number())
-    setpoint_l2: float | None = s.optional('setpoint_L2', s.Number())
-    setpoint_l3: float | None = s.optional('setpoint_L3', s.Number())
-    setpoint_reactive: float | None = s.optional('setpointReactive', s.Number())
-    setpoint_reactive_l2: float | None = s.optional('setpointReactive_L2', s.Number())
-    setpoint_reactive_l3: float | None = s.optional('setpointReactive_L3', s.Number())
-    preconditioning_request: bool | None = s.optional('preconditioningRequest', s.Boolean())
-    evse_sleep: bool | None = s.optional('evseSleep', s.Boolean())
-    v2xbaseline: float | None = s.optional('v2xBaseline', s.Number())
-    operation_mode: OperationModeEnumType | str | None = s.optional('operationMode', s.EnumOf(OperationModeEnumType))
-    v2xfreq_watt_curve: list[V2XFreqWattPointType] | None = s.optional('v2xFreqWattCurve', s.Array(s.Object(V2XFreqWattPointType), min_items=1, max_items=20))
-    v2xsignal_watt_curve: list[V2XSignalWattPointType] | None = s.optional('v2xSignalWattCurve', s.Array(s.Object(V2XSignalWattPointType), min_items=1, max_items=20))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    start_period: int = attrs.field(metadata=s.meta('startPeriod', s.Integer(), required=True))
+    limit: float | None = attrs.field(default=None, metadata=s.meta('limit', s.Number(), required=False))
+    limit_l2: float | None = attrs.field(default=None, metadata=s.meta('limit_L2', s.Number(), required=False))
+    limit_l3: float | None = attrs.field(default=None, metadata=s.meta('limit_L3', s.Number(), required=False))
+    number_phases: int | None = attrs.field(default=None, metadata=s.meta('numberPhases', s.Integer(minimum=0, maximum=3), required=False))
+    phase_touse: int | None = attrs.field(default=None, metadata=s.meta('phaseToUse', s.Integer(minimum=0, maximum=3), required=False))
+    discharge_limit: float | None = attrs.field(default=None, metadata=s.meta('dischargeLimit', s.Number(maximum=0.0), required=False))
+    discharge_limit_l2: float | None = attrs.field(default=None, metadata=s.meta('dischargeLimit_L2', s.Number(maximum=0.0), required=False))
+    discharge_limit_l3: float | None = attrs.field(default=None, metadata=s.meta('dischargeLimit_L3', s.Number(maximum=0.0), required=False))
+    setpoint: float | None = attrs.field(default=None, metadata=s.meta('setpoint', s.Number(), required=False))
+    setpoint_l2: float | None = attrs.field(default=None, metadata=s.meta('setpoint_L2', s.Number(), required=False))
+    setpoint_l3: float | None = attrs.field(default=None, metadata=s.meta('setpoint_L3', s.Number(), required=False))
+    setpoint_reactive: float | None = attrs.field(default=None, metadata=s.meta('setpointReactive', s.Number(), required=False))
+    setpoint_reactive_l2: float | None = attrs.field(default=None, metadata=s.meta('setpointReactive_L2', s.Number(), required=False))
+    setpoint_reactive_l3: float | None = attrs.field(default=None, metadata=s.meta('setpointReactive_L3', s.Number(), required=False))
+    preconditioning_request: bool | None = attrs.field(default=None, metadata=s.meta('preconditioningRequest', s.Boolean(), required=False))
+    evse_sleep: bool | None = attrs.field(default=None, metadata=s.meta('evseSleep', s.Boolean(), required=False))
+    v2xbaseline: float | None = attrs.field(default=None, metadata=s.meta('v2xBaseline', s.Number(), required=False))
+    operation_mode: OperationModeEnumType | str | None = attrs.field(default=None, metadata=s.meta('operationMode', s.EnumOf(OperationModeEnumType), required=False))
+    v2xfreq_watt_curve: list[V2XFreqWattPointType] | None = attrs.field(default=None, metadata=s.meta('v2xFreqWattCurve', s.Array(s.Object(V2XFreqWattPointType), min_items=1, max_items=20), required=False))
+    v2xsignal_watt_curve: list[V2XSignalWattPointType] | None = attrs.field(default=None, metadata=s.meta('v2xSignalWattCurve', s.Array(s.Object(V2XSignalWattPointType), min_items=1, max_items=20), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CompositeScheduleType:
-    evse_id: int = s.field('evseId', s.Integer(minimum=0.0))
-    duration: int = s.field('duration', s.Integer())
-    schedule_start: datetime.datetime = s.field('scheduleStart', s.DateTime())
-    charging_rate_unit: ChargingRateUnitEnumType | str = s.field('chargingRateUnit', s.EnumOf(ChargingRateUnitEnumType))
-    charging_schedule_period: list[ChargingSchedulePeriodType] = s.field('chargingSchedulePeriod', s.Array(s.Object(ChargingSchedulePeriodType), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(minimum=0), required=True))
+    duration: int = attrs.field(metadata=s.meta('duration', s.Integer(), required=True))
+    schedule_start: datetime.datetime = attrs.field(metadata=s.meta('scheduleStart', s.DateTime(), required=True))
+    charging_rate_unit: ChargingRateUnitEnumType | str = attrs.field(metadata=s.meta('chargingRateUnit', s.EnumOf(ChargingRateUnitEnumType), required=True))
+    charging_schedule_period: list[ChargingSchedulePeriodType] = attrs.field(metadata=s.meta('chargingSchedulePeriod', s.Array(s.Object(ChargingSchedulePeriodType), min_items=1), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CertificateHashDataChainType:
-    certificate_hash_data: CertificateHashDataType = s.field('certificateHashData', s.Object(CertificateHashDataType))
-    certificate_type: GetCertificateIdUseEnumType | str = s.field('certificateType', s.EnumOf(GetCertificateIdUseEnumType))
-    child_certificate_hash_data: list[CertificateHashDataType] | None = s.optional('childCertificateHashData', s.Array(s.Object(CertificateHashDataType), min_items=1, max_items=4))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    certificate_hash_data: CertificateHashDataType = attrs.field(metadata=s.meta('certificateHashData', s.Object(CertificateHashDataType), required=True))
+    certificate_type: GetCertificateIdUseEnumType | str = attrs.field(metadata=s.meta('certificateType', s.EnumOf(GetCertificateIdUseEnumType), required=True))
+    child_certificate_hash_data: list[CertificateHashDataType] | None = attrs.field(default=None, metadata=s.meta('childCertificateHashData', s.Array(s.Object(CertificateHashDataType), min_items=1, max_items=4), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class LogParametersType:
-    remote_location: str = s.field('remoteLocation', s.String(max_length=2000))
-    oldest_timestamp: datetime.datetime | None = s.optional('oldestTimestamp', s.DateTime())
-    latest_timestamp: datetime.datetime | None = s.optional('latestTimestamp', s.DateTime())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    remote_location: str = attrs.field(metadata=s.meta('remoteLocation', s.String(max_length=2000), required=True))
+    oldest_timestamp: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('oldestTimestamp', s.DateTime(), required=False))
+    latest_timestamp: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('latestTimestamp', s.DateTime(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ComponentType:
-    evse: EVSEType | None = s.optional('evse', s.Object(EVSEType))
-    name: str = s.field('name', s.String(max_length=50))
-    instance: str | None = s.optional('instance', s.String(max_length=50))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    evse: EVSEType | None = attrs.field(default=None, metadata=s.meta('evse', s.Object(EVSEType), required=False))
+    name: str = attrs.field(metadata=s.meta('name', s.String(max_length=50), required=True))
+    instance: str | None = attrs.field(default=None, metadata=s.meta('instance', s.String(max_length=50), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class VariableType:
-    name: str = s.field('name', s.String(max_length=50))
-    instance: str | None = s.optional('instance', s.String(max_length=50))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    name: str = attrs.field(metadata=s.meta('name', s.String(max_length=50), required=True))
+    instance: str | None = attrs.field(default=None, metadata=s.meta('instance', s.String(max_length=50), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ComponentVariableType:
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType | None = s.optional('variable', s.Object(VariableType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType | None = attrs.field(default=None, metadata=s.meta('variable', s.Object(VariableType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ConstantStreamDataType:
-    id: int = s.field('id', s.Integer(minimum=0.0))
-    params: PeriodicEventStreamParamsType = s.field('params', s.Object(PeriodicEventStreamParamsType))
-    variable_monitoring_id: int = s.field('variableMonitoringId', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(minimum=0), required=True))
+    params: PeriodicEventStreamParamsType = attrs.field(metadata=s.meta('params', s.Object(PeriodicEventStreamParamsType), required=True))
+    variable_monitoring_id: int = attrs.field(metadata=s.meta('variableMonitoringId', s.Integer(minimum=0), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TariffAssignmentType:
-    tariff_id: str = s.field('tariffId', s.String(max_length=60))
-    tariff_kind: TariffKindEnumType | str = s.field('tariffKind', s.EnumOf(TariffKindEnumType))
-    valid_from: datetime.datetime | None = s.optional('validFrom', s.DateTime())
-    evse_ids: list[int] | None = s.optional('evseIds', s.Array(s.Integer(minimum=0.0), min_items=1))
-    id_tokens: list[str] | None = s.optional('idTokens', s.Array(s.String(max_length=255), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    tariff_id: str = attrs.field(metadata=s.meta('tariffId', s.String(max_length=60), required=True))
+    tariff_kind: TariffKindEnumType | str = attrs.field(metadata=s.meta('tariffKind', s.EnumOf(TariffKindEnumType), required=True))
+    valid_from: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('validFrom', s.DateTime(), required=False))
+    evse_ids: list[int] | None = attrs.field(default=None, metadata=s.meta('evseIds', s.Array(s.Integer(minimum=0), min_items=1), required=False))
+    id_tokens: list[str] | None = attrs.field(default=None, metadata=s.meta('idTokens', s.Array(s.String(max_length=255), min_items=1), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetVariableDataType:
-    attribute_type: AttributeEnumType | str | None = s.optional('attributeType', s.EnumOf(AttributeEnumType))
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    attribute_type: AttributeEnumType | str | None = attrs.field(default=None, metadata=s.meta('attributeType', s.EnumOf(AttributeEnumType), required=False))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetVariableResultType:
-    attribute_status: GetVariableStatusEnumType | str = s.field('attributeStatus', s.EnumOf(GetVariableStatusEnumType))
-    attribute_status_info: StatusInfoType | None = s.optional('attributeStatusInfo', s.Object(StatusInfoType))
-    attribute_type: AttributeEnumType | str | None = s.optional('attributeType', s.EnumOf(AttributeEnumType))
-    attribute_value: str | None = s.optional('attributeValue', s.String(max_length=2500))
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    attribute_status: GetVariableStatusEnumType | str = attrs.field(metadata=s.meta('attributeStatus', s.EnumOf(GetVariableStatusEnumType), required=True))
+    attribute_status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('attributeStatusInfo', s.Object(StatusInfoType), required=False))
+    attribute_type: AttributeEnumType | str | None = attrs.field(default=None, metadata=s.meta('attributeType', s.EnumOf(AttributeEnumType), required=False))
+    attribute_value: str | None = attrs.field(default=None, metadata=s.meta('attributeValue', s.String(max_length=2500), required=False))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SignedMeterValueType:
-    signed_meter_data: str = s.field('signedMeterData', s.String(max_length=32768))
-    signing_method: str | None = s.optional('signingMethod', s.String(max_length=50))
-    encoding_method: str = s.field('encodingMethod', s.String(max_length=50))
-    public_key: str | None = s.optional('publicKey', s.String(max_length=2500))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    signed_meter_data: str = attrs.field(metadata=s.meta('signedMeterData', s.String(max_length=32768), required=True))
+    signing_method: str | None = attrs.field(default=None, metadata=s.meta('signingMethod', s.String(max_length=50), required=False))
+    encoding_method: str = attrs.field(metadata=s.meta('encodingMethod', s.String(max_length=50), required=True))
+    public_key: str | None = attrs.field(default=None, metadata=s.meta('publicKey', s.String(max_length=2500), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class UnitOfMeasureType:
-    unit: str | None = s.optional('unit', s.String(max_length=20))
-    multiplier: int | None = s.optional('multiplier', s.Integer())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    unit: str | None = attrs.field(default=None, metadata=s.meta('unit', s.String(max_length=20), required=False))
+    multiplier: int | None = attrs.field(default=None, metadata=s.meta('multiplier', s.Integer(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SampledValueType:
-    value: float = s.field('value', s.Number())
-    measurand: MeasurandEnumType | str | None = s.optional('measurand', s.EnumOf(MeasurandEnumType))
-    context: ReadingContextEnumType | str | None = s.optional('context', s.EnumOf(ReadingContextEnumType))
-    phase: PhaseEnumType | str | None = s.optional('phase', s.EnumOf(PhaseEnumType))
-    location: LocationEnumType | str | None = s.optional('location', s.EnumOf(LocationEnumType))
-    signed_meter_value: SignedMeterValueType | None = s.optional('signedMeterValue', s.Object(SignedMeterValueType))
-    unit_ofmeasure: UnitOfMeasureType | None = s.optional('unitOfMeasure', s.Object(UnitOfMeasureType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    value: float = attrs.field(metadata=s.meta('value', s.Number(), required=True))
+    measurand: MeasurandEnumType | str | None = attrs.field(default=None, metadata=s.meta('measurand', s.EnumOf(MeasurandEnumType), required=False))
+    context: ReadingContextEnumType | str | None = attrs.field(default=None, metadata=s.meta('context', s.EnumOf(ReadingContextEnumType), required=False))
+    phase: PhaseEnumType | str | None = attrs.field(default=None, metadata=s.meta('phase', s.EnumOf(PhaseEnumType), required=False))
+    location: LocationEnumType | str | None = attrs.field(default=None, metadata=s.meta('location', s.EnumOf(LocationEnumType), required=False))
+    signed_meter_value: SignedMeterValueType | None = attrs.field(default=None, metadata=s.meta('signedMeterValue', s.Object(SignedMeterValueType), required=False))
+    unit_ofmeasure: UnitOfMeasureType | None = attrs.field(default=None, metadata=s.meta('unitOfMeasure', s.Object(UnitOfMeasureType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class MeterValueType:
-    sampled_value: list[SampledValueType] = s.field('sampledValue', s.Array(s.Object(SampledValueType), min_items=1))
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    sampled_value: list[SampledValueType] = attrs.field(metadata=s.meta('sampledValue', s.Array(s.Object(SampledValueType), min_items=1), required=True))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class LimitAtSoCType:
-    soc: int = s.field('soc', s.Integer(minimum=0.0, maximum=100.0))
-    limit: float = s.field('limit', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    soc: int = attrs.field(metadata=s.meta('soc', s.Integer(minimum=0, maximum=100), required=True))
+    limit: float = attrs.field(metadata=s.meta('limit', s.Number(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class RelativeTimeIntervalType:
-    start: int = s.field('start', s.Integer())
-    duration: int | None = s.optional('duration', s.Integer())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    start: int = attrs.field(metadata=s.meta('start', s.Integer(), required=True))
+    duration: int | None = attrs.field(default=None, metadata=s.meta('duration', s.Integer(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CostType:
-    cost_kind: CostKindEnumType | str = s.field('costKind', s.EnumOf(CostKindEnumType))
-    amount: int = s.field('amount', s.Integer())
-    amount_multiplier: int | None = s.optional('amountMultiplier', s.Integer())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    cost_kind: CostKindEnumType | str = attrs.field(metadata=s.meta('costKind', s.EnumOf(CostKindEnumType), required=True))
+    amount: int = attrs.field(metadata=s.meta('amount', s.Integer(), required=True))
+    amount_multiplier: int | None = attrs.field(default=None, metadata=s.meta('amountMultiplier', s.Integer(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ConsumptionCostType:
-    start_value: float = s.field('startValue', s.Number())
-    cost: list[CostType] = s.field('cost', s.Array(s.Object(CostType), min_items=1, max_items=3))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    start_value: float = attrs.field(metadata=s.meta('startValue', s.Number(), required=True))
+    cost: list[CostType] = attrs.field(metadata=s.meta('cost', s.Array(s.Object(CostType), min_items=1, max_items=3), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SalesTariffEntryType:
-    relative_time_interval: RelativeTimeIntervalType = s.field('relativeTimeInterval', s.Object(RelativeTimeIntervalType))
-    eprice_level: int | None = s.optional('ePriceLevel', s.Integer(minimum=0.0))
-    consumption_cost: list[ConsumptionCostType] | None = s.optional('consumptionCost', s.Array(s.Object(ConsumptionCostType), min_items=1, max_items=3))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    relative_time_interval: RelativeTimeIntervalType = attrs.field(metadata=s.meta('relativeTimeInterval', s.Object(RelativeTimeIntervalType), required=True))
+    eprice_level: int | None = attrs.field(default=None, metadata=s.meta('ePriceLevel', s.Integer(minimum=0), required=False))
+    consumption_cost: list[ConsumptionCostType] | None = attrs.field(default=None, metadata=s.meta('consumptionCost', s.Array(s.Object(ConsumptionCostType), min_items=1, max_items=3), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SalesTariffType:
-    id: int = s.field('id', s.Integer(minimum=0.0))
-    sales_tariff_description: str | None = s.optional('salesTariffDescription', s.String(max_length=32))
-    num_e_price_levels: int | None = s.optional('numEPriceLevels', s.Integer(minimum=0.0))
-    sales_tariff_entry: list[SalesTariffEntryType] = s.field('salesTariffEntry', s.Array(s.Object(SalesTariffEntryType), min_items=1, max_items=1024))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(minimum=0), required=True))
+    sales_tariff_description: str | None = attrs.field(default=None, metadata=s.meta('salesTariffDescription', s.String(max_length=32), required=False))
+    num_e_price_levels: int | None = attrs.field(default=None, metadata=s.meta('numEPriceLevels', s.Integer(minimum=0), required=False))
+    sales_tariff_entry: list[SalesTariffEntryType] = attrs.field(metadata=s.meta('salesTariffEntry', s.Array(s.Object(SalesTariffEntryType), min_items=1, max_items=1024), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class RationalNumberType:
-    exponent: int = s.field('exponent', s.Integer())
-    value: int = s.field('value', s.Integer())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    exponent: int = attrs.field(metadata=s.meta('exponent', s.Integer(), required=True))
+    value: int = attrs.field(metadata=s.meta('value', s.Integer(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class PriceRuleType:
-    parking_fee_period: int | None = s.optional('parkingFeePeriod', s.Integer())
-    carbon_dioxide_emission: int | None = s.optional('carbonDioxideEmission', s.Integer(minimum=0.0))
-    renewable_generation_percentage: int | None = s.optional('renewableGenerationPercentage', s.Integer(minimum=0.0, maximum=100.0))
-    energy_fee: RationalNumberType = s.field('energyFee', s.Object(RationalNumberType))
-    parking_fee: RationalNumberType | None = s.optional('parkingFee', s.Object(RationalNumberType))
-    power_range_start: RationalNumberType = s.field('powerRangeStart', s.Object(RationalNumberType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    parking_fee_period: int | None = attrs.field(default=None, metadata=s.meta('parkingFeePeriod', s.Integer(), required=False))
+    carbon_dioxide_emission: int | None = attrs.field(default=None, metadata=s.meta('carbonDioxideEmission', s.Integer(minimum=0), required=False))
+    renewable_generation_percentage: int | None = attrs.field(default=None, metadata=s.meta('renewableGenerationPercentage', s.Integer(minimum=0, maximum=100), required=False))
+    energy_fee: RationalNumberType = attrs.field(metadata=s.meta('energyFee', s.Object(RationalNumberType), required=True))
+    parking_fee: RationalNumberType | None = attrs.field(default=None, metadata=s.meta('parkingFee', s.Object(RationalNumberType), required=False))
+    power_range_start: RationalNumberType = attrs.field(metadata=s.meta('powerRangeStart', s.Object(RationalNumberType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class PriceRuleStackType:
-    duration: int = s.field('duration', s.Integer())
-    price_rule: list[PriceRuleType] = s.field('priceRule', s.Array(s.Object(PriceRuleType), min_items=1, max_items=8))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    duration: int = attrs.field(metadata=s.meta('duration', s.Integer(), required=True))
+    price_rule: list[PriceRuleType] = attrs.field(metadata=s.meta('priceRule', s.Array(s.Object(PriceRuleType), min_items=1, max_items=8), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TaxRuleType:
-    tax_rule_id: int = s.field('taxRuleID', s.Integer(minimum=0.0))
-    tax_rule_name: str | None = s.optional('taxRuleName', s.String(max_length=100))
-    tax_included_inprice: bool | None = s.optional('taxIncludedInPrice', s.Boolean())
-    applies_toenergy_fee: bool = s.field('appliesToEnergyFee', s.Boolean())
-    applies_toparking_fee: bool = s.field('appliesToParkingFee', s.Boolean())
-    applies_tooverstay_fee: bool = s.field('appliesToOverstayFee', s.Boolean())
-    applies_tominimum_maximum_cost: bool = s.field('appliesToMinimumMaximumCost', s.Boolean())
-    tax_rate: RationalNumberType = s.field('taxRate', s.Object(RationalNumberType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    tax_rule_id: int = attrs.field(metadata=s.meta('taxRuleID', s.Integer(minimum=0), required=True))
+    tax_rule_name: str | None = attrs.field(default=None, metadata=s.meta('taxRuleName', s.String(max_length=100), required=False))
+    tax_included_inprice: bool | None = attrs.field(default=None, metadata=s.meta('taxIncludedInPrice', s.Boolean(), required=False))
+    applies_toenergy_fee: bool = attrs.field(metadata=s.meta('appliesToEnergyFee', s.Boolean(), required=True))
+    applies_toparking_fee: bool = attrs.field(metadata=s.meta('appliesToParkingFee', s.Boolean(), required=True))
+    applies_tooverstay_fee: bool = attrs.field(metadata=s.meta('appliesToOverstayFee', s.Boolean(), required=True))
+    applies_tominimum_maximum_cost: bool = attrs.field(metadata=s.meta('appliesToMinimumMaximumCost', s.Boolean(), required=True))
+    tax_rate: RationalNumberType = attrs.field(metadata=s.meta('taxRate', s.Object(RationalNumberType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class OverstayRuleType:
-    overstay_fee: RationalNumberType = s.field('overstayFee', s.Object(RationalNumberType))
-    overstay_rule_description: str | None = s.optional('overstayRuleDescription', s.String(max_length=32))
-    start_time: int = s.field('startTime', s.Integer())
-    overstay_fee_period: int = s.field('overstayFeePeriod', s.Integer())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    overstay_fee: RationalNumberType = attrs.field(metadata=s.meta('overstayFee', s.Object(RationalNumberType), required=True))
+    overstay_rule_description: str | None = attrs.field(default=None, metadata=s.meta('overstayRuleDescription', s.String(max_length=32), required=False))
+    start_time: int = attrs.field(metadata=s.meta('startTime', s.Integer(), required=True))
+    overstay_fee_period: int = attrs.field(metadata=s.meta('overstayFeePeriod', s.Integer(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class OverstayRuleListType:
-    overstay_power_threshold: RationalNumberType | None = s.optional('overstayPowerThreshold', s.Object(RationalNumberType))
-    overstay_rule: list[OverstayRuleType] = s.field('overstayRule', s.Array(s.Object(OverstayRuleType), min_items=1, max_items=5))
-    overstay_time_threshold: int | None = s.optional('overstayTimeThreshold', s.Integer())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    overstay_power_threshold: RationalNumberType | None = attrs.field(default=None, metadata=s.meta('overstayPowerThreshold', s.Object(RationalNumberType), required=False))
+    overstay_rule: list[OverstayRuleType] = attrs.field(metadata=s.meta('overstayRule', s.Array(s.Object(OverstayRuleType), min_items=1, max_items=5), required=True))
+    overstay_time_threshold: int | None = attrs.field(default=None, metadata=s.meta('overstayTimeThreshold', s.Integer(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class AdditionalSelectedServicesType:
-    service_fee: RationalNumberType = s.field('serviceFee', s.Object(RationalNumberType))
-    service_name: str = s.field('serviceName', s.String(max_length=80))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    service_fee: RationalNumberType = attrs.field(metadata=s.meta('serviceFee', s.Object(RationalNumberType), required=True))
+    service_name: str = attrs.field(metadata=s.meta('serviceName', s.String(max_length=80), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class AbsolutePriceScheduleType:
-    time_anchor: datetime.datetime = s.field('timeAnchor', s.DateTime())
-    price_schedule_id: int = s.field('priceScheduleID', s.Integer(minimum=0.0))
-    price_schedule_description: str | None = s.optional('priceScheduleDescription', s.String(max_length=160))
-    currency: str = s.field('currency', s.String(max_length=3))
-    language: str = s.field('language', s.String(max_length=8))
-    price_algorithm: str = s.field('priceAlgorithm', s.String(max_length=2000))
-    minimum_cost: RationalNumberType | None = s.optional('minimumCost', s.Object(RationalNumberType))
-    maximum_cost: RationalNumberType | None = s.optional('maximumCost', s.Object(RationalNumberType))
-    price_rule_stacks: list[PriceRuleStackType] = s.field('priceRuleStacks', s.Array(s.Object(PriceRuleStackType), min_items=1, max_items=1024))
-    tax_rules: list[TaxRuleType] | None = s.optional('taxRules', s.Array(s.Object(TaxRuleType), min_items=1, max_items=10))
-    overstay_rule_list: OverstayRuleListType | None = s.optional('overstayRuleList', s.Object(OverstayRuleListType))
-    additional_selected_services: list[AdditionalSelectedServicesType] | None = s.optional('additionalSelectedServices', s.Array(s.Object(AdditionalSelectedServicesType), min_items=1, max_items=5))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    time_anchor: datetime.datetime = attrs.field(metadata=s.meta('timeAnchor', s.DateTime(), required=True))
+    price_schedule_id: int = attrs.field(metadata=s.meta('priceScheduleID', s.Integer(minimum=0), required=True))
+    price_schedule_description: str | None = attrs.field(default=None, metadata=s.meta('priceScheduleDescription', s.String(max_length=160), required=False))
+    currency: str = attrs.field(metadata=s.meta('currency', s.String(max_length=3), required=True))
+    language: str = attrs.field(metadata=s.meta('language', s.String(max_length=8), required=True))
+    price_algorithm: str = attrs.field(metadata=s.meta('priceAlgorithm', s.String(max_length=2000), required=True))
+    minimum_cost: RationalNumberType | None = attrs.field(default=None, metadata=s.meta('minimumCost', s.Object(RationalNumberType), required=False))
+    maximum_cost: RationalNumberType | None = attrs.field(default=None, metadata=s.meta('maximumCost', s.Object(RationalNumberType), required=False))
+    price_rule_stacks: list[PriceRuleStackType] = attrs.field(metadata=s.meta('priceRuleStacks', s.Array(s.Object(PriceRuleStackType), min_items=1, max_items=1024), required=True))
+    tax_rules: list[TaxRuleType] | None = attrs.field(default=None, metadata=s.meta('taxRules', s.Array(s.Object(TaxRuleType), min_items=1, max_items=10), required=False))
+    overstay_rule_list: OverstayRuleListType | None = attrs.field(default=None, metadata=s.meta('overstayRuleList', s.Object(OverstayRuleListType), required=False))
+    additional_selected_services: list[AdditionalSelectedServicesType] | None = attrs.field(default=None, metadata=s.meta('additionalSelectedServices', s.Array(s.Object(AdditionalSelectedServicesType), min_items=1, max_items=5), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class PriceLevelScheduleEntryType:
-    duration: int = s.field('duration', s.Integer())
-    price_level: int = s.field('priceLevel', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    duration: int = attrs.field(metadata=s.meta('duration', s.Integer(), required=True))
+    price_level: int = attrs.field(metadata=s.meta('priceLevel', s.Integer(minimum=0), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class PriceLevelScheduleType:
-    price_level_schedule_entries: list[PriceLevelScheduleEntryType] = s.field('priceLevelScheduleEntries', s.Array(s.Object(PriceLevelScheduleEntryType), min_items=1, max_items=100))
-    time_anchor: datetime.datetime = s.field('timeAnchor', s.DateTime())
-    price_schedule_id: int = s.field('priceScheduleId', s.Integer(minimum=0.0))
-    price_schedule_description: str | None = s.optional('priceScheduleDescription', s.String(max_length=32))
-    number_ofprice_levels: int = s.field('numberOfPriceLevels', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    price_level_schedule_entries: list[PriceLevelScheduleEntryType] = attrs.field(metadata=s.meta('priceLevelScheduleEntries', s.Array(s.Object(PriceLevelScheduleEntryType), min_items=1, max_items=100), required=True))
+    time_anchor: datetime.datetime = attrs.field(metadata=s.meta('timeAnchor', s.DateTime(), required=True))
+    price_schedule_id: int = attrs.field(metadata=s.meta('priceScheduleId', s.Integer(minimum=0), required=True))
+    price_schedule_description: str | None = attrs.field(default=None, metadata=s.meta('priceScheduleDescription', s.String(max_length=32), required=False))
+    number_ofprice_levels: int = attrs.field(metadata=s.meta('numberOfPriceLevels', s.Integer(minimum=0), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChargingScheduleType:
-    id: int = s.field('id', s.Integer())
-    limit_atsoc: LimitAtSoCType | None = s.optional('limitAtSoC', s.Object(LimitAtSoCType))
-    start_schedule: datetime.datetime | None = s.optional('startSchedule', s.DateTime())
-    duration: int | None = s.optional('duration', s.Integer())
-    charging_rate_unit: ChargingRateUnitEnumType | str = s.field('chargingRateUnit', s.EnumOf(ChargingRateUnitEnumType))
-    min_charging_rate: float | None = s.optional('minChargingRate', s.Number())
-    power_tolerance: float | None = s.optional('powerTolerance', s.Number())
-    signature_id: int | None = s.optional('signatureId', s.Integer(minimum=0.0))
-    digest_value: str | None = s.optional('digestValue', s.String(max_length=88))
-    use_local_time: bool | None = s.optional('useLocalTime', s.Boolean())
-    charging_schedule_period: list[ChargingSchedulePeriodType] = s.field('chargingSchedulePeriod', s.Array(s.Object(ChargingSchedulePeriodType), min_items=1, max_items=1024))
-    randomized_delay: int | None = s.optional('randomizedDelay', s.Integer(minimum=0.0))
-    sales_tariff: SalesTariffType | None = s.optional('salesTariff', s.Object(SalesTariffType))
-    absolute_price_schedule: AbsolutePriceScheduleType | None = s.optional('absolutePriceSchedule', s.Object(AbsolutePriceScheduleType))
-    price_level_schedule: PriceLevelScheduleType | None = s.optional('priceLevelSchedule', s.Object(PriceLevelScheduleType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(), required=True))
+    limit_atsoc: LimitAtSoCType | None = attrs.field(default=None, metadata=s.meta('limitAtSoC', s.Object(LimitAtSoCType), required=False))
+    start_schedule: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('startSchedule', s.DateTime(), required=False))
+    duration: int | None = attrs.field(default=None, metadata=s.meta('duration', s.Integer(), required=False))
+    charging_rate_unit: ChargingRateUnitEnumType | str = attrs.field(metadata=s.meta('chargingRateUnit', s.EnumOf(ChargingRateUnitEnumType), required=True))
+    min_charging_rate: float | None = attrs.field(default=None, metadata=s.meta('minChargingRate', s.Number(), required=False))
+    power_tolerance: float | None = attrs.field(default=None, metadata=s.meta('powerTolerance', s.Number(), required=False))
+    signature_id: int | None = attrs.field(default=None, metadata=s.meta('signatureId', s.Integer(minimum=0), required=False))
+    digest_value: str | None = attrs.field(default=None, metadata=s.meta('digestValue', s.String(max_length=88), required=False))
+    use_local_time: bool | None = attrs.field(default=None, metadata=s.meta('useLocalTime', s.Boolean(), required=False))
+    charging_schedule_period: list[ChargingSchedulePeriodType] = attrs.field(metadata=s.meta('chargingSchedulePeriod', s.Array(s.Object(ChargingSchedulePeriodType), min_items=1, max_items=1024), required=True))
+    randomized_delay: int | None = attrs.field(default=None, metadata=s.meta('randomizedDelay', s.Integer(minimum=0), required=False))
+    sales_tariff: SalesTariffType | None = attrs.field(default=None, metadata=s.meta('salesTariff', s.Object(SalesTariffType), required=False))
+    absolute_price_schedule: AbsolutePriceScheduleType | None = attrs.field(default=None, metadata=s.meta('absolutePriceSchedule', s.Object(AbsolutePriceScheduleType), required=False))
+    price_level_schedule: PriceLevelScheduleType | None = attrs.field(default=None, metadata=s.meta('priceLevelSchedule', s.Object(PriceLevelScheduleType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChargingLimitType:
-    charging_limit_source: str = s.field('chargingLimitSource', s.String(max_length=20))
-    is_local_generation: bool | None = s.optional('isLocalGeneration', s.Boolean())
-    is_grid_critical: bool | None = s.optional('isGridCritical', s.Boolean())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    charging_limit_source: str = attrs.field(metadata=s.meta('chargingLimitSource', s.String(max_length=20), required=True))
+    is_local_generation: bool | None = attrs.field(default=None, metadata=s.meta('isLocalGeneration', s.Boolean(), required=False))
+    is_grid_critical: bool | None = attrs.field(default=None, metadata=s.meta('isGridCritical', s.Boolean(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class MessageInfoType:
-    display: ComponentType | None = s.optional('display', s.Object(ComponentType))
-    id: int = s.field('id', s.Integer(minimum=0.0))
-    priority: MessagePriorityEnumType | str = s.field('priority', s.EnumOf(MessagePriorityEnumType))
-    state: MessageStateEnumType | str | None = s.optional('state', s.EnumOf(MessageStateEnumType))
-    start_date_time: datetime.datetime | None = s.optional('startDateTime', s.DateTime())
-    end_date_time: datetime.datetime | None = s.optional('endDateTime', s.DateTime())
-    transaction_id: str | None = s.optional('transactionId', s.String(max_length=36))
-    message: MessageContentType = s.field('message', s.Object(MessageContentType))
-    message_extra: list[MessageContentType] | None = s.optional('messageExtra', s.Array(s.Object(MessageContentType), min_items=1, max_items=4))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    display: ComponentType | None = attrs.field(default=None, metadata=s.meta('display', s.Object(ComponentType), required=False))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(minimum=0), required=True))
+    priority: MessagePriorityEnumType | str = attrs.field(metadata=s.meta('priority', s.EnumOf(MessagePriorityEnumType), required=True))
+    state: MessageStateEnumType | str | None = attrs.field(default=None, metadata=s.meta('state', s.EnumOf(MessageStateEnumType), required=False))
+    start_date_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('startDateTime', s.DateTime(), required=False))
+    end_date_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('endDateTime', s.DateTime(), required=False))
+    transaction_id: str | None = attrs.field(default=None, metadata=s.meta('transactionId', s.String(max_length=36), required=False))
+    message: MessageContentType = attrs.field(metadata=s.meta('message', s.Object(MessageContentType), required=True))
+    message_extra: list[MessageContentType] | None = attrs.field(default=None, metadata=s.meta('messageExtra', s.Array(s.Object(MessageContentType), min_items=1, max_items=4), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ACChargingParametersType:
-    energy_amount: float = s.field('energyAmount', s.Number())
-    ev_min_current: float = s.field('evMinCurrent', s.Number())
-    ev_max_current: float = s.field('evMaxCurrent', s.Number())
-    ev_max_voltage: float = s.field('evMaxVoltage', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    energy_amount: float = attrs.field(metadata=s.meta('energyAmount', s.Number(), required=True))
+    ev_min_current: float = attrs.field(metadata=s.meta('evMinCurrent', s.Number(), required=True))
+    ev_max_current: float = attrs.field(metadata=s.meta('evMaxCurrent', s.Number(), required=True))
+    ev_max_voltage: float = attrs.field(metadata=s.meta('evMaxVoltage', s.Number(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class DERChargingParametersType:
-    ev_supported_der_control: list[DERControlEnumType | str] | None = s.optional('evSupportedDERControl', s.Array(s.EnumOf(DERControlEnumType), min_items=1))
-    ev_over_excited_max_discharge_power: float | None = s.optional('evOverExcitedMaxDischargePower', s.Number())
-    ev_over_excited_power_factor: float | None = s.optional('evOverExcitedPowerFactor', s.Number())
-    ev_under_excited_max_discharge_power: float | None = s.optional('evUnderExcitedMaxDischargePower', s.Number())
-    ev_under_excited_power_factor: float | None = s.optional('evUnderExcitedPowerFactor', s.Number())
-    max_apparent_power: float | None = s.optional('maxApparentPower', s.Number())
-    max_charge_apparent_power: float | None = s.optional('maxChargeApparentPower', s.Number())
-    max_charge_apparent_power_l2: float | None = s.optional('maxChargeApparentPower_L2', s.Number())
-    max_charge_apparent_power_l3: float | None = s.optional('maxChargeApparentPower_L3', s.Number())
-    max_discharge_apparent_power: float | None = s.optional('maxDischargeApparentPower', s.Number())
-    max_discharge_apparent_power_l2: float | None = s.optional('maxDischargeApparentPower_L2', s.Number())
-    max_discharge_apparent_power_l3: float | None = s.optional('maxDischargeApparentPower_L3', s.Number())
-    max_charge_reactive_power: float | None = s.optional('maxChargeReactivePower', s.Number())
-    max_charge_reactive_power_l2: float | None = s.optional('maxChargeReactivePower_L2', s.Number())
-    max_charge_reactive_power_l3: float | None = s.optional('maxChargeReactivePower_L3', s.Number())
-    min_charge_reactive_power: float | None = s.optional('minChargeReactivePower', s.Number())
-    min_charge_reactive_power_l2: float | None = s.optional('minChargeReactivePower_L2', s.Number())
-    min_charge_reactive_power_l3: float | None = s.optional('minChargeReactivePower_L3', s.Number())
-    max_discharge_reactive_power: float | None = s.optional('maxDischargeReactivePower', s.Number())
-    max_discharge_reactive_power_l2: float | None = s.optional('maxDischargeReactivePower_L2', s.Number())
-    max_discharge_reactive_power_l3: float | None = s.optional('maxDischargeReactivePower_L3', s.Number())
-    min_discharge_reactive_power: float | None = s.optional('minDischargeReactivePower', s.Number())
-    min_discharge_reactive_power_l2: float | None = s.optional('minDischargeReactivePower_L2', s.Number())
-    min_discharge_reactive_power_l3: float | None = s.optional('minDischargeReactivePower_L3', s.Number())
-    nominal_voltage: float | None = s.optional('nominalVoltage', s.Number())
-    nominal_voltage_offset: float | None = s.optional('nominalVoltageOffset', s.Number())
-    max_nominal_voltage: float | None = s.optional('maxNominalVoltage', s.Number())
-    min_nominal_voltage: float | None = s.optional('minNominalVoltage', s.Number())
-    ev_inverter_manufacturer: str | None = s.optional('evInverterManufacturer', s.String(max_length=50))
-    ev_inverter_model: str | None = s.optional('evInverterModel', s.String(max_length=50))
-    ev_inverter_serial_number: str | None = s.optional('evInverterSerialNumber', s.String(max_length=50))
-    ev_inverter_swversion: str | None = s.optional('evInverterSwVersion', s.String(max_length=50))
-    ev_inverter_hwversion: str | None = s.optional('evInverterHwVersion', s.String(max_length=50))
-    ev_islanding_detection_method: list[IslandingDetectionEnumType | str] | None = s.optional('evIslandingDetectionMethod', s.Array(s.EnumOf(IslandingDetectionEnumType), min_items=1))
-    ev_islanding_trip_time: float | None = s.optional('evIslandingTripTime', s.Number())
-    ev_maximum_level1_dc_injection: float | None = s.optional('evMaximumLevel1DCInjection', s.Number())
-    ev_duration_level1_dc_injection: float | None = s.optional('evDurationLevel1DCInjection', s.Number())
-    ev_maximum_level2_dc_injection: float | None = s.optional('evMaximumLevel2DCInjection', s.Number())
-    ev_duration_level2_dc_injection: float | None = s.optional('evDurationLevel2DCInjection', s.Number())
-    ev_reactive_susceptance: float | None = s.optional('evReactiveSusceptance', s.Number())
-    ev_session_total_discharge_energy_available: float | None = s.optional('evSessionTotalDischargeEnergyAvailable', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    ev_supported_der_control: list[DERControlEnumType | str] | None = attrs.field(default=None, metadata=s.meta('evSupportedDERControl', s.Array(s.EnumOf(DERControlEnumType), min_items=1), required=False))
+    ev_over_excited_max_discharge_power: float | None = attrs.field(default=None, metadata=s.meta('evOverExcitedMaxDischargePower', s.Number(), required=False))
+    ev_over_excited_power_factor: float | None = attrs.field(default=None, metadata=s.meta('evOverExcitedPowerFactor', s.Number(), required=False))
+    ev_under_excited_max_discharge_power: float | None = attrs.field(default=None, metadata=s.meta('evUnderExcitedMaxDischargePower', s.Number(), required=False))
+    ev_under_excited_power_factor: float | None = attrs.field(default=None, metadata=s.meta('evUnderExcitedPowerFactor', s.Number(), required=False))
+    max_apparent_power: float | None = attrs.field(default=None, metadata=s.meta('maxApparentPower', s.Number(), required=False))
+    max_charge_apparent_power: float | None = attrs.field(default=None, metadata=s.meta('maxChargeApparentPower', s.Number(), required=False))
+    max_charge_apparent_power_l2: float | None = attrs.field(default=None, metadata=s.meta('maxChargeApparentPower_L2', s.Number(), required=False))
+    max_charge_apparent_power_l3: float | None = attrs.field(default=None, metadata=s.meta('maxChargeApparentPower_L3', s.Number(), required=False))
+    max_discharge_apparent_power: float | None = attrs.field(default=None, metadata=s.meta('maxDischargeApparentPower', s.Number(), required=False))
+    max_discharge_apparent_power_l2: float | None = attrs.field(default=None, metadata=s.meta('maxDischargeApparentPower_L2', s.Number(), required=False))
+    max_discharge_apparent_power_l3: float | None = attrs.field(default=None, metadata=s.meta('maxDischargeApparentPower_L3', s.Number(), required=False))
+    max_charge_reactive_power: float | None = attrs.field(default=None, metadata=s.meta('maxChargeReactivePower', s.Number(), required=False))
+    max_charge_reactive_power_l2: float | None = attrs.field(default=None, metadata=s.meta('maxChargeReactivePower_L2', s.Number(), required=False))
+    max_charge_reactive_power_l3: float | None = attrs.field(default=None, metadata=s.meta('maxChargeReactivePower_L3', s.Number(), required=False))
+    min_charge_reactive_power: float | None = attrs.field(default=None, metadata=s.meta('minChargeReactivePower', s.Number(), required=False))
+    min_charge_reactive_power_l2: float | None = attrs.field(default=None, metadata=s.meta('minChargeReactivePower_L2', s.Number(), required=False))
+    min_charge_reactive_power_l3: float | None = attrs.field(default=None, metadata=s.meta('minChargeReactivePower_L3', s.Number(), required=False))
+    max_discharge_reactive_power: float | None = attrs.field(default=None, metadata=s.meta('maxDischargeReactivePower', s.Number(), required=False))
+    max_discharge_reactive_power_l2: float | None = attrs.field(default=None, metadata=s.meta('maxDischargeReactivePower_L2', s.Number(), required=False))
+    max_discharge_reactive_power_l3: float | None = attrs.field(default=None, metadata=s.meta('maxDischargeReactivePower_L3', s.Number(), required=False))
+    min_discharge_reactive_power: float | None = attrs.field(default=None, metadata=s.meta('minDischargeReactivePower', s.Number(), required=False))
+    min_discharge_reactive_power_l2: float | None = attrs.field(default=None, metadata=s.meta('minDischargeReactivePower_L2', s.Number(), required=False))
+    min_discharge_reactive_power_l3: float | None = attrs.field(default=None, metadata=s.meta('minDischargeReactivePower_L3', s.Number(), required=False))
+    nominal_voltage: float | None = attrs.field(default=None, metadata=s.meta('nominalVoltage', s.Number(), required=False))
+    nominal_voltage_offset: float | None = attrs.field(default=None, metadata=s.meta('nominalVoltageOffset', s.Number(), required=False))
+    max_nominal_voltage: float | None = attrs.field(default=None, metadata=s.meta('maxNominalVoltage', s.Number(), required=False))
+    min_nominal_voltage: float | None = attrs.field(default=None, metadata=s.meta('minNominalVoltage', s.Number(), required=False))
+    ev_inverter_manufacturer: str | None = attrs.field(default=None, metadata=s.meta('evInverterManufacturer', s.String(max_length=50), required=False))
+    ev_inverter_model: str | None = attrs.field(default=None, metadata=s.meta('evInverterModel', s.String(max_length=50), required=False))
+    ev_inverter_serial_number: str | None = attrs.field(default=None, metadata=s.meta('evInverterSerialNumber', s.String(max_length=50), required=False))
+    ev_inverter_swversion: str | None = attrs.field(default=None, metadata=s.meta('evInverterSwVersion', s.String(max_length=50), required=False))
+    ev_inverter_hwversion: str | None = attrs.field(default=None, metadata=s.meta('evInverterHwVersion', s.String(max_length=50), required=False))
+    ev_islanding_detection_method: list[IslandingDetectionEnumType | str] | None = attrs.field(default=None, metadata=s.meta('evIslandingDetectionMethod', s.Array(s.EnumOf(IslandingDetectionEnumType), min_items=1), required=False))
+    ev_islanding_trip_time: float | None = attrs.field(default=None, metadata=s.meta('evIslandingTripTime', s.Number(), required=False))
+    ev_maximum_level1_dc_injection: float | None = attrs.field(default=None, metadata=s.meta('evMaximumLevel1DCInjection', s.Number(), required=False))
+    ev_duration_level1_dc_injection: float | None = attrs.field(default=None, metadata=s.meta('evDurationLevel1DCInjection', s.Number(), required=False))
+    ev_maximum_level2_dc_injection: float | None = attrs.field(default=None, metadata=s.meta('evMaximumLevel2DCInjection', s.Number(), required=False))
+    ev_duration_level2_dc_injection: float | None = attrs.field(default=None, metadata=s.meta('evDurationLevel2DCInjection', s.Number(), required=False))
+    ev_reactive_susceptance: float | None = attrs.field(default=None, metadata=s.meta('evReactiveSusceptance', s.Number(), required=False))
+    ev_session_total_discharge_energy_available: float | None = attrs.field(default=None, metadata=s.meta('evSessionTotalDischargeEnergyAvailable', s.Number(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class EVPriceRuleType:
-    energy_fee: float = s.field('energyFee', s.Number())
-    power_range_start: float = s.field('powerRangeStart', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    energy_fee: float = attrs.field(metadata=s.meta('energyFee', s.Number(), required=True))
+    power_range_start: float = attrs.field(metadata=s.meta('powerRangeStart', s.Number(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class EVAbsolutePriceScheduleEntryType:
-    duration: int = s.field('duration', s.Integer())
-    ev_price_rule: list[EVPriceRuleType] = s.field('evPriceRule', s.Array(s.Object(EVPriceRuleType), min_items=1, max_items=8))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    duration: int = attrs.field(metadata=s.meta('duration', s.Integer(), required=True))
+    ev_price_rule: list[EVPriceRuleType] = attrs.field(metadata=s.meta('evPriceRule', s.Array(s.Object(EVPriceRuleType), min_items=1, max_items=8), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class EVAbsolutePriceScheduleType:
-    time_anchor: datetime.datetime = s.field('timeAnchor', s.DateTime())
-    currency: str = s.field('currency', s.String(max_length=3))
-    ev_absolute_price_schedule_entries: list[EVAbsolutePriceScheduleEntryType] = s.field('evAbsolutePriceScheduleEntries', s.Array(s.Object(EVAbsolutePriceScheduleEntryType), min_items=1, max_items=1024))
-    price_algorithm: str = s.field('priceAlgorithm', s.String(max_length=2000))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    time_anchor: datetime.datetime = attrs.field(metadata=s.meta('timeAnchor', s.DateTime(), required=True))
+    currency: str = attrs.field(metadata=s.meta('currency', s.String(max_length=3), required=True))
+    ev_absolute_price_schedule_entries: list[EVAbsolutePriceScheduleEntryType] = attrs.field(metadata=s.meta('evAbsolutePriceScheduleEntries', s.Array(s.Object(EVAbsolutePriceScheduleEntryType), min_items=1, max_items=1024), required=True))
+    price_algorithm: str = attrs.field(metadata=s.meta('priceAlgorithm', s.String(max_length=2000), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class EVPowerScheduleEntryType:
-    duration: int = s.field('duration', s.Integer())
-    power: float = s.field('power', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    duration: int = attrs.field(metadata=s.meta('duration', s.Integer(), required=True))
+    power: float = attrs.field(metadata=s.meta('power', s.Number(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class EVPowerScheduleType:
-    ev_power_schedule_entries: list[EVPowerScheduleEntryType] = s.field('evPowerScheduleEntries', s.Array(s.Object(EVPowerScheduleEntryType), min_items=1, max_items=1024))
-    time_anchor: datetime.datetime = s.field('timeAnchor', s.DateTime())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    ev_power_schedule_entries: list[EVPowerScheduleEntryType] = attrs.field(metadata=s.meta('evPowerScheduleEntries', s.Array(s.Object(EVPowerScheduleEntryType), min_items=1, max_items=1024), required=True))
+    time_anchor: datetime.datetime = attrs.field(metadata=s.meta('timeAnchor', s.DateTime(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class EVEnergyOfferType:
-    ev_absolute_price_schedule: EVAbsolutePriceScheduleType | None = s.optional('evAbsolutePriceSchedule', s.Object(EVAbsolutePriceScheduleType))
-    ev_power_schedule: EVPowerScheduleType = s.field('evPowerSchedule', s.Object(EVPowerScheduleType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    ev_absolute_price_schedule: EVAbsolutePriceScheduleType | None = attrs.field(default=None, metadata=s.meta('evAbsolutePriceSchedule', s.Object(EVAbsolutePriceScheduleType), required=False))
+    ev_power_schedule: EVPowerScheduleType = attrs.field(metadata=s.meta('evPowerSchedule', s.Object(EVPowerScheduleType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class DCChargingParametersType:
-    ev_max_current: float = s.field('evMaxCurrent', s.Number())
-    ev_max_voltage: float = s.field('evMaxVoltage', s.Number())
-    ev_max_power: float | None = s.optional('evMaxPower', s.Number())
-    ev_energy_capacity: float | None = s.optional('evEnergyCapacity', s.Number())
-    energy_amount: float | None = s.optional('energyAmount', s.Number())
-    state_ofcharge: int | None = s.optional('stateOfCharge', s.Integer(minimum=0.0, maximum=100.0))
-    full_soc: int | None = s.optional('fullSoC', s.Integer(minimum=0.0, maximum=100.0))
-    bulk_soc: int | None = s.optional('bulkSoC', s.Integer(minimum=0.0, maximum=100.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    ev_max_current: float = attrs.field(metadata=s.meta('evMaxCurrent', s.Number(), required=True))
+    ev_max_voltage: float = attrs.field(metadata=s.meta('evMaxVoltage', s.Number(), required=True))
+    ev_max_power: float | None = attrs.field(default=None, metadata=s.meta('evMaxPower', s.Number(), required=False))
+    ev_energy_capacity: float | None = attrs.field(default=None, metadata=s.meta('evEnergyCapacity', s.Number(), required=False))
+    energy_amount: float | None = attrs.field(default=None, metadata=s.meta('energyAmount', s.Number(), required=False))
+    state_ofcharge: int | None = attrs.field(default=None, metadata=s.meta('stateOfCharge', s.Integer(minimum=0, maximum=100), required=False))
+    full_soc: int | None = attrs.field(default=None, metadata=s.meta('fullSoC', s.Integer(minimum=0, maximum=100), required=False))
+    bulk_soc: int | None = attrs.field(default=None, metadata=s.meta('bulkSoC', s.Integer(minimum=0, maximum=100), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class V2XChargingParametersType:
-    min_charge_power: float | None = s.optional('minChargePower', s.Number())
-    min_charge_power_l2: float | None = s.optional('minChargePower_L2', s.Number())
-    min_charge_power_l3: float | None = s.optional('minChargePower_L3', s.Number())
-    max_charge_power: float | None = s.optional('maxChargePower', s.Number())
-    max_charge_power_l2: float | None = s.optional('maxChargePower_L2', s.Number())
-    max_charge_power_l3: float | None = s.optional('maxChargePower_L3', s.Number())
-    min_discharge_power: float | None = s.optional('minDischargePower', s.Number())
-    min_discharge_power_l2: float | None = s.optional('minDischargePower_L2', s.Number())
-    min_discharge_power_l3: float | None = s.optional('minDischargePower_L3', s.Number())
-    max_discharge_power: float | None = s.optional('maxDischargePower', s.Number())
-    max_discharge_power_l2: float | None = s.optional('maxDischargePower_L2', s.Number())
-    max_discharge_power_l3: float | None = s.optional('maxDischargePower_L3', s.Number())
-    min_charge_current: float | None = s.optional('minChargeCurrent', s.Number())
-    max_charge_current: float | None = s.optional('maxChargeCurrent', s.Number())
-    min_discharge_current: float | None = s.optional('minDischargeCurrent', s.Number())
-    max_discharge_current: float | None = s.optional('maxDischargeCurrent', s.Number())
-    min_voltage: float | None = s.optional('minVoltage', s.Number())
-    max_voltage: float | None = s.optional('maxVoltage', s.Number())
-    ev_target_energy_request: float | None = s.optional('evTargetEnergyRequest', s.Number())
-    ev_min_energy_request: float | None = s.optional('evMinEnergyRequest', s.Number())
-    ev_max_energy_request: float | None = s.optional('evMaxEnergyRequest', s.Number())
-    ev_min_v2x_energy_request: float | None = s.optional('evMinV2XEnergyRequest', s.Number())
-    ev_max_v2x_energy_request: float | None = s.optional('evMaxV2XEnergyRequest', s.Number())
-    target_soc: int | None = s.optional('targetSoC', s.Integer(minimum=0.0, maximum=100.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    min_charge_power: float | None = attrs.field(default=None, metadata=s.meta('minChargePower', s.Number(), required=False))
+    min_charge_power_l2: float | None = attrs.field(default=None, metadata=s.meta('minChargePower_L2', s.Number(), required=False))
+    min_charge_power_l3: float | None = attrs.field(default=None, metadata=s.meta('minChargePower_L3', s.Number(), required=False))
+    max_charge_power: float | None = attrs.field(default=None, metadata=s.meta('maxChargePower', s.Number(), required=False))
+    max_charge_power_l2: float | None = attrs.field(default=None, metadata=s.meta('maxChargePower_L2', s.Number(), required=False))
+    max_charge_power_l3: float | None = attrs.field(default=None, metadata=s.meta('maxChargePower_L3', s.Number(), required=False))
+    min_discharge_power: float | None = attrs.field(default=None, metadata=s.meta('minDischargePower', s.Number(), required=False))
+    min_discharge_power_l2: float | None = attrs.field(default=None, metadata=s.meta('minDischargePower_L2', s.Number(), required=False))
+    min_discharge_power_l3: float | None = attrs.field(default=None, metadata=s.meta('minDischargePower_L3', s.Number(), required=False))
+    max_discharge_power: float | None = attrs.field(default=None, metadata=s.meta('maxDischargePower', s.Number(), required=False))
+    max_discharge_power_l2: float | None = attrs.field(default=None, metadata=s.meta('maxDischargePower_L2', s.Number(), required=False))
+    max_discharge_power_l3: float | None = attrs.field(default=None, metadata=s.meta('maxDischargePower_L3', s.Number(), required=False))
+    min_charge_current: float | None = attrs.field(default=None, metadata=s.meta('minChargeCurrent', s.Number(), required=False))
+    max_charge_current: float | None = attrs.field(default=None, metadata=s.meta('maxChargeCurrent', s.Number(), required=False))
+    min_discharge_current: float | None = attrs.field(default=None, metadata=s.meta('minDischargeCurrent', s.Number(), required=False))
+    max_discharge_current: float | None = attrs.field(default=None, metadata=s.meta('maxDischargeCurrent', s.Number(), required=False))
+    min_voltage: float | None = attrs.field(default=None, metadata=s.meta('minVoltage', s.Number(), required=False))
+    max_voltage: float | None = attrs.field(default=None, metadata=s.meta('maxVoltage', s.Number(), required=False))
+    ev_target_energy_request: float | None = attrs.field(default=None, metadata=s.meta('evTargetEnergyRequest', s.Number(), required=False))
+    ev_min_energy_request: float | None = attrs.field(default=None, metadata=s.meta('evMinEnergyRequest', s.Number(), required=False))
+    ev_max_energy_request: float | None = attrs.field(default=None, metadata=s.meta('evMaxEnergyRequest', s.Number(), required=False))
+    ev_min_v2x_energy_request: float | None = attrs.field(default=None, metadata=s.meta('evMinV2XEnergyRequest', s.Number(), required=False))
+    ev_max_v2x_energy_request: float | None = attrs.field(default=None, metadata=s.meta('evMaxV2XEnergyRequest', s.Number(), required=False))
+    target_soc: int | None = attrs.field(default=None, metadata=s.meta('targetSoC', s.Integer(minimum=0, maximum=100), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChargingNeedsType:
-    ac_charging_parameters: ACChargingParametersType | None = s.optional('acChargingParameters', s.Object(ACChargingParametersType))
-    der_charging_parameters: DERChargingParametersType | None = s.optional('derChargingParameters', s.Object(DERChargingParametersType))
-    ev_energy_offer: EVEnergyOfferType | None = s.optional('evEnergyOffer', s.Object(EVEnergyOfferType))
-    requested_energy_transfer: EnergyTransferModeEnumType | str = s.field('requestedEnergyTransfer', s.EnumOf(EnergyTransferModeEnumType))
-    dc_charging_parameters: DCChargingParametersType | None = s.optional('dcChargingParameters', s.Object(DCChargingParametersType))
-    v2xcharging_parameters: V2XChargingParametersType | None = s.optional('v2xChargingParameters', s.Object(V2XChargingParametersType))
-    available_energy_transfer: list[EnergyTransferModeEnumType | str] | None = s.optional('availableEnergyTransfer', s.Array(s.EnumOf(EnergyTransferModeEnumType), min_items=1))
-    control_mode: ControlModeEnumType | str | None = s.optional('controlMode', s.EnumOf(ControlModeEnumType))
-    mobility_needs_mode: MobilityNeedsModeEnumType | str | None = s.optional('mobilityNeedsMode', s.EnumOf(MobilityNeedsModeEnumType))
-    departure_time: datetime.datetime | None = s.optional('departureTime', s.DateTime())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    ac_charging_parameters: ACChargingParametersType | None = attrs.field(default=None, metadata=s.meta('acChargingParameters', s.Object(ACChargingParametersType), required=False))
+    der_charging_parameters: DERChargingParametersType | None = attrs.field(default=None, metadata=s.meta('derChargingParameters', s.Object(DERChargingParametersType), required=False))
+    ev_energy_offer: EVEnergyOfferType | None = attrs.field(default=None, metadata=s.meta('evEnergyOffer', s.Object(EVEnergyOfferType), required=False))
+    requested_energy_transfer: EnergyTransferModeEnumType | str = attrs.field(metadata=s.meta('requestedEnergyTransfer', s.EnumOf(EnergyTransferModeEnumType), required=True))
+    dc_charging_parameters: DCChargingParametersType | None = attrs.field(default=None, metadata=s.meta('dcChargingParameters', s.Object(DCChargingParametersType), required=False))
+    v2xcharging_parameters: V2XChargingParametersType | None = attrs.field(default=None, metadata=s.meta('v2xChargingParameters', s.Object(V2XChargingParametersType), required=False))
+    available_energy_transfer: list[EnergyTransferModeEnumType | str] | None = attrs.field(default=None, metadata=s.meta('availableEnergyTransfer', s.Array(s.EnumOf(EnergyTransferModeEnumType), min_items=1), required=False))
+    control_mode: ControlModeEnumType | str | None = attrs.field(default=None, metadata=s.meta('controlMode', s.EnumOf(ControlModeEnumType), required=False))
+    mobility_needs_mode: MobilityNeedsModeEnumType | str | None = attrs.field(default=None, metadata=s.meta('mobilityNeedsMode', s.EnumOf(MobilityNeedsModeEnumType), required=False))
+    departure_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('departureTime', s.DateTime(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class EventDataType:
-    event_id: int = s.field('eventId', s.Integer(minimum=0.0))
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
-    trigger: EventTriggerEnumType | str = s.field('trigger', s.EnumOf(EventTriggerEnumType))
-    cause: int | None = s.optional('cause', s.Integer(minimum=0.0))
-    actual_value: str = s.field('actualValue', s.String(max_length=2500))
-    tech_code: str | None = s.optional('techCode', s.String(max_length=50))
-    tech_info: str | None = s.optional('techInfo', s.String(max_length=500))
-    cleared: bool | None = s.optional('cleared', s.Boolean())
-    transaction_id: str | None = s.optional('transactionId', s.String(max_length=36))
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable_monitoring_id: int | None = s.optional('variableMonitoringId', s.Integer(minimum=0.0))
-    event_notification_type: EventNotificationEnumType | str = s.field('eventNotificationType', s.EnumOf(EventNotificationEnumType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
-    severity: int | None = s.optional('severity', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    event_id: int = attrs.field(metadata=s.meta('eventId', s.Integer(minimum=0), required=True))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
+    trigger: EventTriggerEnumType | str = attrs.field(metadata=s.meta('trigger', s.EnumOf(EventTriggerEnumType), required=True))
+    cause: int | None = attrs.field(default=None, metadata=s.meta('cause', s.Integer(minimum=0), required=False))
+    actual_value: str = attrs.field(metadata=s.meta('actualValue', s.String(max_length=2500), required=True))
+    tech_code: str | None = attrs.field(default=None, metadata=s.meta('techCode', s.String(max_length=50), required=False))
+    tech_info: str | None = attrs.field(default=None, metadata=s.meta('techInfo', s.String(max_length=500), required=False))
+    cleared: bool | None = attrs.field(default=None, metadata=s.meta('cleared', s.Boolean(), required=False))
+    transaction_id: str | None = attrs.field(default=None, metadata=s.meta('transactionId', s.String(max_length=36), required=False))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable_monitoring_id: int | None = attrs.field(default=None, metadata=s.meta('variableMonitoringId', s.Integer(minimum=0), required=False))
+    event_notification_type: EventNotificationEnumType | str = attrs.field(metadata=s.meta('eventNotificationType', s.EnumOf(EventNotificationEnumType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
+    severity: int | None = attrs.field(default=None, metadata=s.meta('severity', s.Integer(minimum=0), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class VariableMonitoringType:
-    id: int = s.field('id', s.Integer(minimum=0.0))
-    transaction: bool = s.field('transaction', s.Boolean())
-    value: float = s.field('value', s.Number())
-    type: MonitorEnumType | str = s.field('type', s.EnumOf(MonitorEnumType))
-    severity: int = s.field('severity', s.Integer(minimum=0.0))
-    event_notification_type: EventNotificationEnumType | str = s.field('eventNotificationType', s.EnumOf(EventNotificationEnumType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(minimum=0), required=True))
+    transaction: bool = attrs.field(metadata=s.meta('transaction', s.Boolean(), required=True))
+    value: float = attrs.field(metadata=s.meta('value', s.Number(), required=True))
+    type: MonitorEnumType | str = attrs.field(metadata=s.meta('type', s.EnumOf(MonitorEnumType), required=True))
+    severity: int = attrs.field(metadata=s.meta('severity', s.Integer(minimum=0), required=True))
+    event_notification_type: EventNotificationEnumType | str = attrs.field(metadata=s.meta('eventNotificationType', s.EnumOf(EventNotificationEnumType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class MonitoringDataType:
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
-    variable_monitoring: list[VariableMonitoringType] = s.field('variableMonitoring', s.Array(s.Object(VariableMonitoringType), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
+    variable_monitoring: list[VariableMonitoringType] = attrs.field(metadata=s.meta('variableMonitoring', s.Array(s.Object(VariableMonitoringType), min_items=1), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class StreamDataElementType:
-    t: float = s.field('t', s.Number())
-    v: str = s.field('v', s.String(max_length=2500))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    t: float = attrs.field(metadata=s.meta('t', s.Number(), required=True))
+    v: str = attrs.field(metadata=s.meta('v', s.String(max_length=2500), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class VariableAttributeType:
-    type: AttributeEnumType | str | None = s.optional('type', s.EnumOf(AttributeEnumType))
-    value: str | None = s.optional('value', s.String(max_length=2500))
-    mutability: MutabilityEnumType | str | None = s.optional('mutability', s.EnumOf(MutabilityEnumType))
-    persistent: bool | None = s.optional('persistent', s.Boolean())
-    constant: bool | None = s.optional('constant', s.Boolean())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    type: AttributeEnumType | str | None = attrs.field(default=None, metadata=s.meta('type', s.EnumOf(AttributeEnumType), required=False))
+    value: str | None = attrs.field(default=None, metadata=s.meta('value', s.String(max_length=2500), required=False))
+    mutability: MutabilityEnumType | str | None = attrs.field(default=None, metadata=s.meta('mutability', s.EnumOf(MutabilityEnumType), required=False))
+    persistent: bool | None = attrs.field(default=None, metadata=s.meta('persistent', s.Boolean(), required=False))
+    constant: bool | None = attrs.field(default=None, metadata=s.meta('constant', s.Boolean(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class VariableCharacteristicsType:
-    unit: str | None = s.optional('unit', s.String(max_length=16))
-    data_type: DataEnumType | str = s.field('dataType', s.EnumOf(DataEnumType))
-    min_limit: float | None = s.optional('minLimit', s.Number())
-    max_limit: float | None = s.optional('maxLimit', s.Number())
-    max_elements: int | None = s.optional('maxElements', s.Integer(minimum=1.0))
-    values_list: str | None = s.optional('valuesList', s.String(max_length=1000))
-    supports_monitoring: bool = s.field('supportsMonitoring', s.Boolean())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    unit: str | None = attrs.field(default=None, metadata=s.meta('unit', s.String(max_length=16), required=False))
+    data_type: DataEnumType | str = attrs.field(metadata=s.meta('dataType', s.EnumOf(DataEnumType), required=True))
+    min_limit: float | None = attrs.field(default=None, metadata=s.meta('minLimit', s.Number(), required=False))
+    max_limit: float | None = attrs.field(default=None, metadata=s.meta('maxLimit', s.Number(), required=False))
+    max_elements: int | None = attrs.field(default=None, metadata=s.meta('maxElements', s.Integer(minimum=1), required=False))
+    values_list: str | None = attrs.field(default=None, metadata=s.meta('valuesList', s.String(max_length=1000), required=False))
+    supports_monitoring: bool = attrs.field(metadata=s.meta('supportsMonitoring', s.Boolean(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ReportDataType:
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
-    variable_attribute: list[VariableAttributeType] = s.field('variableAttribute', s.Array(s.Object(VariableAttributeType), min_items=1, max_items=4))
-    variable_characteristics: VariableCharacteristicsType | None = s.optional('variableCharacteristics', s.Object(VariableCharacteristicsType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
+    variable_attribute: list[VariableAttributeType] = attrs.field(metadata=s.meta('variableAttribute', s.Array(s.Object(VariableAttributeType), min_items=1, max_items=4), required=True))
+    variable_characteristics: VariableCharacteristicsType | None = attrs.field(default=None, metadata=s.meta('variableCharacteristics', s.Object(VariableCharacteristicsType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class AddressType:
-    name: str = s.field('name', s.String(max_length=50))
-    address1: str = s.field('address1', s.String(max_length=100))
-    address2: str | None = s.optional('address2', s.String(max_length=100))
-    city: str = s.field('city', s.String(max_length=100))
-    postal_code: str | None = s.optional('postalCode', s.String(max_length=20))
-    country: str = s.field('country', s.String(max_length=50))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    name: str = attrs.field(metadata=s.meta('name', s.String(max_length=50), required=True))
+    address1: str = attrs.field(metadata=s.meta('address1', s.String(max_length=100), required=True))
+    address2: str | None = attrs.field(default=None, metadata=s.meta('address2', s.String(max_length=100), required=False))
+    city: str = attrs.field(metadata=s.meta('city', s.String(max_length=100), required=True))
+    postal_code: str | None = attrs.field(default=None, metadata=s.meta('postalCode', s.String(max_length=20), required=False))
+    country: str = attrs.field(metadata=s.meta('country', s.String(max_length=50), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChargingScheduleUpdateType:
-    limit: float | None = s.optional('limit', s.Number())
-    limit_l2: float | None = s.optional('limit_L2', s.Number())
-    limit_l3: float | None = s.optional('limit_L3', s.Number())
-    discharge_limit: float | None = s.optional('dischargeLimit', s.Number(maximum=0.0))
-    discharge_limit_l2: float | None = s.optional('dischargeLimit_L2', s.Number(maximum=0.0))
-    discharge_limit_l3: float | None = s.optional('dischargeLimit_L3', s.Number(maximum=0.0))
-    setpoint: float | None = s.optional('setpoint', s.Number())
-    setpoint_l2: float | None = s.optional('setpoint_L2', s.Number())
-    setpoint_l3: float | None = s.optional('setpoint_L3', s.Number())
-    setpoint_reactive: float | None = s.optional('setpointReactive', s.Number())
-    setpoint_reactive_l2: float | None = s.optional('setpointReactive_L2', s.Number())
-    setpoint_reactive_l3: float | None = s.optional('setpointReactive_L3', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    limit: float | None = attrs.field(default=None, metadata=s.meta('limit', s.Number(), required=False))
+    limit_l2: float | None = attrs.field(default=None, metadata=s.meta('limit_L2', s.Number(), required=False))
+    limit_l3: float | None = attrs.field(default=None, metadata=s.meta('limit_L3', s.Number(), required=False))
+    discharge_limit: float | None = attrs.field(default=None, metadata=s.meta('dischargeLimit', s.Number(maximum=0.0), required=False))
+    discharge_limit_l2: float | None = attrs.field(default=None, metadata=s.meta('dischargeLimit_L2', s.Number(maximum=0.0), required=False))
+    discharge_limit_l3: float | None = attrs.field(default=None, metadata=s.meta('dischargeLimit_L3', s.Number(maximum=0.0), required=False))
+    setpoint: float | None = attrs.field(default=None, metadata=s.meta('setpoint', s.Number(), required=False))
+    setpoint_l2: float | None = attrs.field(default=None, metadata=s.meta('setpoint_L2', s.Number(), required=False))
+    setpoint_l3: float | None = attrs.field(default=None, metadata=s.meta('setpoint_L3', s.Number(), required=False))
+    setpoint_reactive: float | None = attrs.field(default=None, metadata=s.meta('setpointReactive', s.Number(), required=False))
+    setpoint_reactive_l2: float | None = attrs.field(default=None, metadata=s.meta('setpointReactive_L2', s.Number(), required=False))
+    setpoint_reactive_l3: float | None = attrs.field(default=None, metadata=s.meta('setpointReactive_L3', s.Number(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChargingProfileType:
-    id: int = s.field('id', s.Integer())
-    stack_level: int = s.field('stackLevel', s.Integer(minimum=0.0))
-    charging_profile_purpose: ChargingProfilePurposeEnumType | str = s.field('chargingProfilePurpose', s.EnumOf(ChargingProfilePurposeEnumType))
-    charging_profile_kind: ChargingProfileKindEnumType | str = s.field('chargingProfileKind', s.EnumOf(ChargingProfileKindEnumType))
-    recurrency_kind: RecurrencyKindEnumType | str | None = s.optional('recurrencyKind', s.EnumOf(RecurrencyKindEnumType))
-    valid_from: datetime.datetime | None = s.optional('validFrom', s.DateTime())
-    valid_to: datetime.datetime | None = s.optional('validTo', s.DateTime())
-    transaction_id: str | None = s.optional('transactionId', s.String(max_length=36))
-    max_offline_duration: int | None = s.optional('maxOfflineDuration', s.Integer())
-    charging_schedule: list[ChargingScheduleType] = s.field('chargingSchedule', s.Array(s.Object(ChargingScheduleType), min_items=1, max_items=3))
-    invalid_after_offline_duration: bool | None = s.optional('invalidAfterOfflineDuration', s.Boolean())
-    dyn_update_interval: int | None = s.optional('dynUpdateInterval', s.Integer())
-    dyn_update_time: datetime.datetime | None = s.optional('dynUpdateTime', s.DateTime())
-    price_schedule_signature: str | None = s.optional('priceScheduleSignature', s.String(max_length=256))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(), required=True))
+    stack_level: int = attrs.field(metadata=s.meta('stackLevel', s.Integer(minimum=0), required=True))
+    charging_profile_purpose: ChargingProfilePurposeEnumType | str = attrs.field(metadata=s.meta('chargingProfilePurpose', s.EnumOf(ChargingProfilePurposeEnumType), required=True))
+    charging_profile_kind: ChargingProfileKindEnumType | str = attrs.field(metadata=s.meta('chargingProfileKind', s.EnumOf(ChargingProfileKindEnumType), required=True))
+    recurrency_kind: RecurrencyKindEnumType | str | None = attrs.field(default=None, metadata=s.meta('recurrencyKind', s.EnumOf(RecurrencyKindEnumType), required=False))
+    valid_from: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('validFrom', s.DateTime(), required=False))
+    valid_to: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('validTo', s.DateTime(), required=False))
+    transaction_id: str | None = attrs.field(default=None, metadata=s.meta('transactionId', s.String(max_length=36), required=False))
+    max_offline_duration: int | None = attrs.field(default=None, metadata=s.meta('maxOfflineDuration', s.Integer(), required=False))
+    charging_schedule: list[ChargingScheduleType] = attrs.field(metadata=s.meta('chargingSchedule', s.Array(s.Object(ChargingScheduleType), min_items=1, max_items=3), required=True))
+    invalid_after_offline_duration: bool | None = attrs.field(default=None, metadata=s.meta('invalidAfterOfflineDuration', s.Boolean(), required=False))
+    dyn_update_interval: int | None = attrs.field(default=None, metadata=s.meta('dynUpdateInterval', s.Integer(), required=False))
+    dyn_update_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('dynUpdateTime', s.DateTime(), required=False))
+    price_schedule_signature: str | None = attrs.field(default=None, metadata=s.meta('priceScheduleSignature', s.String(max_length=256), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class DERCurvePointsType:
-    x: float = s.field('x', s.Number())
-    y: float = s.field('y', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    x: float = attrs.field(metadata=s.meta('x', s.Number(), required=True))
+    y: float = attrs.field(metadata=s.meta('y', s.Number(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class HysteresisType:
-    hysteresis_high: float | None = s.optional('hysteresisHigh', s.Number())
-    hysteresis_low: float | None = s.optional('hysteresisLow', s.Number())
-    hysteresis_delay: float | None = s.optional('hysteresisDelay', s.Number())
-    hysteresis_gradient: float | None = s.optional('hysteresisGradient', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    hysteresis_high: float | None = attrs.field(default=None, metadata=s.meta('hysteresisHigh', s.Number(), required=False))
+    hysteresis_low: float | None = attrs.field(default=None, metadata=s.meta('hysteresisLow', s.Number(), required=False))
+    hysteresis_delay: float | None = attrs.field(default=None, metadata=s.meta('hysteresisDelay', s.Number(), required=False))
+    hysteresis_gradient: float | None = attrs.field(default=None, metadata=s.meta('hysteresisGradient', s.Number(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ReactivePowerParamsType:
-    vref: float | None = s.optional('vRef', s.Number())
-    autonomous_v_ref_enable: bool | None = s.optional('autonomousVRefEnable', s.Boolean())
-    autonomous_v_ref_time_constant: float | None = s.optional('autonomousVRefTimeConstant', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    vref: float | None = attrs.field(default=None, metadata=s.meta('vRef', s.Number(), required=False))
+    autonomous_v_ref_enable: bool | None = attrs.field(default=None, metadata=s.meta('autonomousVRefEnable', s.Boolean(), required=False))
+    autonomous_v_ref_time_constant: float | None = attrs.field(default=None, metadata=s.meta('autonomousVRefTimeConstant', s.Number(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class VoltageParamsType:
-    hv10_min_mean_value: float | None = s.optional('hv10MinMeanValue', s.Number())
-    hv10_min_mean_trip_delay: float | None = s.optional('hv10MinMeanTripDelay', s.Number())
-    power_during_cessation: PowerDuringCessationEnumType | str | None = s.optional('powerDuringCessation', s.EnumOf(PowerDuringCessationEnumType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    hv10_min_mean_value: float | None = attrs.field(default=None, metadata=s.meta('hv10MinMeanValue', s.Number(), required=False))
+    hv10_min_mean_trip_delay: float | None = attrs.field(default=None, metadata=s.meta('hv10MinMeanTripDelay', s.Number(), required=False))
+    power_during_cessation: PowerDuringCessationEnumType | str | None = attrs.field(default=None, metadata=s.meta('powerDuringCessation', s.EnumOf(PowerDuringCessationEnumType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class DERCurveType:
-    curve_data: list[DERCurvePointsType] = s.field('curveData', s.Array(s.Object(DERCurvePointsType), min_items=1, max_items=10))
-    hysteresis: HysteresisType | None = s.optional('hysteresis', s.Object(HysteresisType))
-    priority: int = s.field('priority', s.Integer(minimum=0.0))
-    reactive_power_params: ReactivePowerParamsType | None = s.optional('reactivePowerParams', s.Object(ReactivePowerParamsType))
-    voltage_params: VoltageParamsType | None = s.optional('voltageParams', s.Object(VoltageParamsType))
-    yunit: DERUnitEnumType | str = s.field('yUnit', s.EnumOf(DERUnitEnumType))
-    response_time: float | None = s.optional('responseTime', s.Number())
-    start_time: datetime.datetime | None = s.optional('startTime', s.DateTime())
-    duration: float | None = s.optional('duration', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    curve_data: list[DERCurvePointsType] = attrs.field(metadata=s.meta('curveData', s.Array(s.Object(DERCurvePointsType), min_items=1, max_items=10), required=True))
+    hysteresis: HysteresisType | None = attrs.field(default=None, metadata=s.meta('hysteresis', s.Object(HysteresisType), required=False))
+    priority: int = attrs.field(metadata=s.meta('priority', s.Integer(minimum=0), required=True))
+    reactive_power_params: ReactivePowerParamsType | None = attrs.field(default=None, metadata=s.meta('reactivePowerParams', s.Object(ReactivePowerParamsType), required=False))
+    voltage_params: VoltageParamsType | None = attrs.field(default=None, metadata=s.meta('voltageParams', s.Object(VoltageParamsType), required=False))
+    yunit: DERUnitEnumType | str = attrs.field(metadata=s.meta('yUnit', s.EnumOf(DERUnitEnumType), required=True))
+    response_time: float | None = attrs.field(default=None, metadata=s.meta('responseTime', s.Number(), required=False))
+    start_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('startTime', s.DateTime(), required=False))
+    duration: float | None = attrs.field(default=None, metadata=s.meta('duration', s.Number(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class DERCurveGetType:
-    curve: DERCurveType = s.field('curve', s.Object(DERCurveType))
-    id: str = s.field('id', s.String(max_length=36))
-    curve_type: DERControlEnumType | str = s.field('curveType', s.EnumOf(DERControlEnumType))
-    is_default: bool = s.field('isDefault', s.Boolean())
-    is_superseded: bool = s.field('isSuperseded', s.Boolean())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    curve: DERCurveType = attrs.field(metadata=s.meta('curve', s.Object(DERCurveType), required=True))
+    id: str = attrs.field(metadata=s.meta('id', s.String(max_length=36), required=True))
+    curve_type: DERControlEnumType | str = attrs.field(metadata=s.meta('curveType', s.EnumOf(DERControlEnumType), required=True))
+    is_default: bool = attrs.field(metadata=s.meta('isDefault', s.Boolean(), required=True))
+    is_superseded: bool = attrs.field(metadata=s.meta('isSuperseded', s.Boolean(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class EnterServiceType:
-    priority: int = s.field('priority', s.Integer(minimum=0.0))
-    high_voltage: float = s.field('highVoltage', s.Number())
-    low_voltage: float = s.field('lowVoltage', s.Number())
-    high_freq: float = s.field('highFreq', s.Number())
-    low_freq: float = s.field('lowFreq', s.Number())
-    delay: float | None = s.optional('delay', s.Number())
-    random_delay: float | None = s.optional('randomDelay', s.Number())
-    ramp_rate: float | None = s.optional('rampRate', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    priority: int = attrs.field(metadata=s.meta('priority', s.Integer(minimum=0), required=True))
+    high_voltage: float = attrs.field(metadata=s.meta('highVoltage', s.Number(), required=True))
+    low_voltage: float = attrs.field(metadata=s.meta('lowVoltage', s.Number(), required=True))
+    high_freq: float = attrs.field(metadata=s.meta('highFreq', s.Number(), required=True))
+    low_freq: float = attrs.field(metadata=s.meta('lowFreq', s.Number(), required=True))
+    delay: float | None = attrs.field(default=None, metadata=s.meta('delay', s.Number(), required=False))
+    random_delay: float | None = attrs.field(default=None, metadata=s.meta('randomDelay', s.Number(), required=False))
+    ramp_rate: float | None = attrs.field(default=None, metadata=s.meta('rampRate', s.Number(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class EnterServiceGetType:
-    enter_service: EnterServiceType = s.field('enterService', s.Object(EnterServiceType))
-    id: str = s.field('id', s.String(max_length=36))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    enter_service: EnterServiceType = attrs.field(metadata=s.meta('enterService', s.Object(EnterServiceType), required=True))
+    id: str = attrs.field(metadata=s.meta('id', s.String(max_length=36), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class FixedPFType:
-    priority: int = s.field('priority', s.Integer(minimum=0.0))
-    displacement: float = s.field('displacement', s.Number())
-    excitation: bool = s.field('excitation', s.Boolean())
-    start_time: datetime.datetime | None = s.optional('startTime', s.DateTime())
-    duration: float | None = s.optional('duration', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    priority: int = attrs.field(metadata=s.meta('priority', s.Integer(minimum=0), required=True))
+    displacement: float = attrs.field(metadata=s.meta('displacement', s.Number(), required=True))
+    excitation: bool = attrs.field(metadata=s.meta('excitation', s.Boolean(), required=True))
+    start_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('startTime', s.DateTime(), required=False))
+    duration: float | None = attrs.field(default=None, metadata=s.meta('duration', s.Number(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class FixedPFGetType:
-    fixed_pf: FixedPFType = s.field('fixedPF', s.Object(FixedPFType))
-    id: str = s.field('id', s.String(max_length=36))
-    is_default: bool = s.field('isDefault', s.Boolean())
-    is_superseded: bool = s.field('isSuperseded', s.Boolean())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    fixed_pf: FixedPFType = attrs.field(metadata=s.meta('fixedPF', s.Object(FixedPFType), required=True))
+    id: str = attrs.field(metadata=s.meta('id', s.String(max_length=36), required=True))
+    is_default: bool = attrs.field(metadata=s.meta('isDefault', s.Boolean(), required=True))
+    is_superseded: bool = attrs.field(metadata=s.meta('isSuperseded', s.Boolean(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class FixedVarType:
-    priority: int = s.field('priority', s.Integer(minimum=0.0))
-    setpoint: float = s.field('setpoint', s.Number())
-    unit: DERUnitEnumType | str = s.field('unit', s.EnumOf(DERUnitEnumType))
-    start_time: datetime.datetime | None = s.optional('startTime', s.DateTime())
-    duration: float | None = s.optional('duration', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    priority: int = attrs.field(metadata=s.meta('priority', s.Integer(minimum=0), required=True))
+    setpoint: float = attrs.field(metadata=s.meta('setpoint', s.Number(), required=True))
+    unit: DERUnitEnumType | str = attrs.field(metadata=s.meta('unit', s.EnumOf(DERUnitEnumType), required=True))
+    start_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('startTime', s.DateTime(), required=False))
+    duration: float | None = attrs.field(default=None, metadata=s.meta('duration', s.Number(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class FixedVarGetType:
-    fixed_var: FixedVarType = s.field('fixedVar', s.Object(FixedVarType))
-    id: str = s.field('id', s.String(max_length=36))
-    is_default: bool = s.field('isDefault', s.Boolean())
-    is_superseded: bool = s.field('isSuperseded', s.Boolean())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    fixed_var: FixedVarType = attrs.field(metadata=s.meta('fixedVar', s.Object(FixedVarType), required=True))
+    id: str = attrs.field(metadata=s.meta('id', s.String(max_length=36), required=True))
+    is_default: bool = attrs.field(metadata=s.meta('isDefault', s.Boolean(), required=True))
+    is_superseded: bool = attrs.field(metadata=s.meta('isSuperseded', s.Boolean(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class FreqDroopType:
-    priority: int = s.field('priority', s.Integer(minimum=0.0))
-    over_freq: float = s.field('overFreq', s.Number())
-    under_freq: float = s.field('underFreq', s.Number())
-    over_droop: float = s.field('overDroop', s.Number())
-    under_droop: float = s.field('underDroop', s.Number())
-    response_time: float = s.field('responseTime', s.Number())
-    start_time: datetime.datetime | None = s.optional('startTime', s.DateTime())
-    duration: float | None = s.optional('duration', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    priority: int = attrs.field(metadata=s.meta('priority', s.Integer(minimum=0), required=True))
+    over_freq: float = attrs.field(metadata=s.meta('overFreq', s.Number(), required=True))
+    under_freq: float = attrs.field(metadata=s.meta('underFreq', s.Number(), required=True))
+    over_droop: float = attrs.field(metadata=s.meta('overDroop', s.Number(), required=True))
+    under_droop: float = attrs.field(metadata=s.meta('underDroop', s.Number(), required=True))
+    response_time: float = attrs.field(metadata=s.meta('responseTime', s.Number(), required=True))
+    start_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('startTime', s.DateTime(), required=False))
+    duration: float | None = attrs.field(default=None, metadata=s.meta('duration', s.Number(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class FreqDroopGetType:
-    freq_droop: FreqDroopType = s.field('freqDroop', s.Object(FreqDroopType))
-    id: str = s.field('id', s.String(max_length=36))
-    is_default: bool = s.field('isDefault', s.Boolean())
-    is_superseded: bool = s.field('isSuperseded', s.Boolean())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    freq_droop: FreqDroopType = attrs.field(metadata=s.meta('freqDroop', s.Object(FreqDroopType), required=True))
+    id: str = attrs.field(metadata=s.meta('id', s.String(max_length=36), required=True))
+    is_default: bool = attrs.field(metadata=s.meta('isDefault', s.Boolean(), required=True))
+    is_superseded: bool = attrs.field(metadata=s.meta('isSuperseded', s.Boolean(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GradientType:
-    priority: int = s.field('priority', s.Integer(minimum=0.0))
-    gradient: float = s.field('gradient', s.Number())
-    soft_gradient: float = s.field('softGradient', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    priority: int = attrs.field(metadata=s.meta('priority', s.Integer(minimum=0), required=True))
+    gradient: float = attrs.field(metadata=s.meta('gradient', s.Number(), required=True))
+    soft_gradient: float = attrs.field(metadata=s.meta('softGradient', s.Number(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GradientGetType:
-    gradient: GradientType = s.field('gradient', s.Object(GradientType))
-    id: str = s.field('id', s.String(max_length=36))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    gradient: GradientType = attrs.field(metadata=s.meta('gradient', s.Object(GradientType), required=True))
+    id: str = attrs.field(metadata=s.meta('id', s.String(max_length=36), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class LimitMaxDischargeType:
-    priority: int = s.field('priority', s.Integer(minimum=0.0))
-    pct_max_discharge_power: float | None = s.optional('pctMaxDischargePower', s.Number())
-    power_monitoring_must_trip: DERCurveType | None = s.optional('powerMonitoringMustTrip', s.Object(DERCurveType))
-    start_time: datetime.datetime | None = s.optional('startTime', s.DateTime())
-    duration: float | None = s.optional('duration', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    priority: int = attrs.field(metadata=s.meta('priority', s.Integer(minimum=0), required=True))
+    pct_max_discharge_power: float | None = attrs.field(default=None, metadata=s.meta('pctMaxDischargePower', s.Number(), required=False))
+    power_monitoring_must_trip: DERCurveType | None = attrs.field(default=None, metadata=s.meta('powerMonitoringMustTrip', s.Object(DERCurveType), required=False))
+    start_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('startTime', s.DateTime(), required=False))
+    duration: float | None = attrs.field(default=None, metadata=s.meta('duration', s.Number(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class LimitMaxDischargeGetType:
-    id: str = s.field('id', s.String(max_length=36))
-    is_default: bool = s.field('isDefault', s.Boolean())
-    is_superseded: bool = s.field('isSuperseded', s.Boolean())
-    limit_max_discharge: LimitMaxDischargeType = s.field('limitMaxDischarge', s.Object(LimitMaxDischargeType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id: str = attrs.field(metadata=s.meta('id', s.String(max_length=36), required=True))
+    is_default: bool = attrs.field(metadata=s.meta('isDefault', s.Boolean(), required=True))
+    is_superseded: bool = attrs.field(metadata=s.meta('isSuperseded', s.Boolean(), required=True))
+    limit_max_discharge: LimitMaxDischargeType = attrs.field(metadata=s.meta('limitMaxDischarge', s.Object(LimitMaxDischargeType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class AuthorizationData:
-    id_token: IdTokenType = s.field('idToken', s.Object(IdTokenType))
-    id_token_info: IdTokenInfoType | None = s.optional('idTokenInfo', s.Object(IdTokenInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id_token: IdTokenType = attrs.field(metadata=s.meta('idToken', s.Object(IdTokenType), required=True))
+    id_token_info: IdTokenInfoType | None = attrs.field(default=None, metadata=s.meta('idTokenInfo', s.Object(IdTokenInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class APNType:
-    apn: str = s.field('apn', s.String(max_length=2000))
-    apn_user_name: str | None = s.optional('apnUserName', s.String(max_length=50))
-    apn_password: str | None = s.optional('apnPassword', s.String(max_length=64))
-    sim_pin: int | None = s.optional('simPin', s.Integer())
-    preferred_network: str | None = s.optional('preferredNetwork', s.String(max_length=6))
-    use_only_preferred_network: bool | None = s.optional('useOnlyPreferredNetwork', s.Boolean())
-    apn_authentication: APNAuthenticationEnumType | str = s.field('apnAuthentication', s.EnumOf(APNAuthenticationEnumType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    apn: str = attrs.field(metadata=s.meta('apn', s.String(max_length=2000), required=True))
+    apn_user_name: str | None = attrs.field(default=None, metadata=s.meta('apnUserName', s.String(max_length=50), required=False))
+    apn_password: str | None = attrs.field(default=None, metadata=s.meta('apnPassword', s.String(max_length=64), required=False))
+    sim_pin: int | None = attrs.field(default=None, metadata=s.meta('simPin', s.Integer(), required=False))
+    preferred_network: str | None = attrs.field(default=None, metadata=s.meta('preferredNetwork', s.String(max_length=6), required=False))
+    use_only_preferred_network: bool | None = attrs.field(default=None, metadata=s.meta('useOnlyPreferredNetwork', s.Boolean(), required=False))
+    apn_authentication: APNAuthenticationEnumType | str = attrs.field(metadata=s.meta('apnAuthentication', s.EnumOf(APNAuthenticationEnumType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class VPNType:
-    server: str = s.field('server', s.String(max_length=2000))
-    user: str = s.field('user', s.String(max_length=50))
-    group: str | None = s.optional('group', s.String(max_length=50))
-    password: str = s.field('password', s.String(max_length=64))
-    key: str = s.field('key', s.String(max_length=255))
-    type: VPNEnumType | str = s.field('type', s.EnumOf(VPNEnumType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    server: str = attrs.field(metadata=s.meta('server', s.String(max_length=2000), required=True))
+    user: str = attrs.field(metadata=s.meta('user', s.String(max_length=50), required=True))
+    group: str | None = attrs.field(default=None, metadata=s.meta('group', s.String(max_length=50), required=False))
+    password: str = attrs.field(metadata=s.meta('password', s.String(max_length=64), required=True))
+    key: str = attrs.field(metadata=s.meta('key', s.String(max_length=255), required=True))
+    type: VPNEnumType | str = attrs.field(metadata=s.meta('type', s.EnumOf(VPNEnumType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NetworkConnectionProfileType:
-    apn: APNType | None = s.optional('apn', s.Object(APNType))
-    ocpp_version: OCPPVersionEnumType | str | None = s.optional('ocppVersion', s.EnumOf(OCPPVersionEnumType))
-    ocpp_interface: OCPPInterfaceEnumType | str = s.field('ocppInterface', s.EnumOf(OCPPInterfaceEnumType))
-    ocpp_transport: OCPPTransportEnumType | str = s.field('ocppTransport', s.EnumOf(OCPPTransportEnumType))
-    message_timeout: int = s.field('messageTimeout', s.Integer())
-    ocpp_csms_url: str = s.field('ocppCsmsUrl', s.String(max_length=2000))
-    security_profile: int = s.field('securityProfile', s.Integer(minimum=0.0))
-    identity: str | None = s.optional('identity', s.String(max_length=48))
-    basic_auth_password: str | None = s.optional('basicAuthPassword', s.String(max_length=64))
-    vpn: VPNType | None = s.optional('vpn', s.Object(VPNType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    apn: APNType | None = attrs.field(default=None, metadata=s.meta('apn', s.Object(APNType), required=False))
+    ocpp_version: OCPPVersionEnumType | str | None = attrs.field(default=None, metadata=s.meta('ocppVersion', s.EnumOf(OCPPVersionEnumType), required=False))
+    ocpp_interface: OCPPInterfaceEnumType | str = attrs.field(metadata=s.meta('ocppInterface', s.EnumOf(OCPPInterfaceEnumType), required=True))
+    ocpp_transport: OCPPTransportEnumType | str = attrs.field(metadata=s.meta('ocppTransport', s.EnumOf(OCPPTransportEnumType), required=True))
+    message_timeout: int = attrs.field(metadata=s.meta('messageTimeout', s.Integer(), required=True))
+    ocpp_csms_url: str = attrs.field(metadata=s.meta('ocppCsmsUrl', s.String(max_length=2000), required=True))
+    security_profile: int = attrs.field(metadata=s.meta('securityProfile', s.Integer(minimum=0), required=True))
+    identity: str | None = attrs.field(default=None, metadata=s.meta('identity', s.String(max_length=48), required=False))
+    basic_auth_password: str | None = attrs.field(default=None, metadata=s.meta('basicAuthPassword', s.String(max_length=64), required=False))
+    vpn: VPNType | None = attrs.field(default=None, metadata=s.meta('vpn', s.Object(VPNType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetMonitoringDataType:
-    id: int | None = s.optional('id', s.Integer(minimum=0.0))
-    periodic_event_stream: PeriodicEventStreamParamsType | None = s.optional('periodicEventStream', s.Object(PeriodicEventStreamParamsType))
-    transaction: bool | None = s.optional('transaction', s.Boolean())
-    value: float = s.field('value', s.Number())
-    type: MonitorEnumType | str = s.field('type', s.EnumOf(MonitorEnumType))
-    severity: int = s.field('severity', s.Integer(minimum=0.0))
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id: int | None = attrs.field(default=None, metadata=s.meta('id', s.Integer(minimum=0), required=False))
+    periodic_event_stream: PeriodicEventStreamParamsType | None = attrs.field(default=None, metadata=s.meta('periodicEventStream', s.Object(PeriodicEventStreamParamsType), required=False))
+    transaction: bool | None = attrs.field(default=None, metadata=s.meta('transaction', s.Boolean(), required=False))
+    value: float = attrs.field(metadata=s.meta('value', s.Number(), required=True))
+    type: MonitorEnumType | str = attrs.field(metadata=s.meta('type', s.EnumOf(MonitorEnumType), required=True))
+    severity: int = attrs.field(metadata=s.meta('severity', s.Integer(minimum=0), required=True))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetMonitoringResultType:
-    id: int | None = s.optional('id', s.Integer(minimum=0.0))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    status: SetMonitoringStatusEnumType | str = s.field('status', s.EnumOf(SetMonitoringStatusEnumType))
-    type: MonitorEnumType | str = s.field('type', s.EnumOf(MonitorEnumType))
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
-    severity: int = s.field('severity', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id: int | None = attrs.field(default=None, metadata=s.meta('id', s.Integer(minimum=0), required=False))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    status: SetMonitoringStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(SetMonitoringStatusEnumType), required=True))
+    type: MonitorEnumType | str = attrs.field(metadata=s.meta('type', s.EnumOf(MonitorEnumType), required=True))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
+    severity: int = attrs.field(metadata=s.meta('severity', s.Integer(minimum=0), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetVariableDataType:
-    attribute_type: AttributeEnumType | str | None = s.optional('attributeType', s.EnumOf(AttributeEnumType))
-    attribute_value: str = s.field('attributeValue', s.String(max_length=2500))
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    attribute_type: AttributeEnumType | str | None = attrs.field(default=None, metadata=s.meta('attributeType', s.EnumOf(AttributeEnumType), required=False))
+    attribute_value: str = attrs.field(metadata=s.meta('attributeValue', s.String(max_length=2500), required=True))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetVariableResultType:
-    attribute_type: AttributeEnumType | str | None = s.optional('attributeType', s.EnumOf(AttributeEnumType))
-    attribute_status: SetVariableStatusEnumType | str = s.field('attributeStatus', s.EnumOf(SetVariableStatusEnumType))
-    attribute_status_info: StatusInfoType | None = s.optional('attributeStatusInfo', s.Object(StatusInfoType))
-    component: ComponentType = s.field('component', s.Object(ComponentType))
-    variable: VariableType = s.field('variable', s.Object(VariableType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    attribute_type: AttributeEnumType | str | None = attrs.field(default=None, metadata=s.meta('attributeType', s.EnumOf(AttributeEnumType), required=False))
+    attribute_status: SetVariableStatusEnumType | str = attrs.field(metadata=s.meta('attributeStatus', s.EnumOf(SetVariableStatusEnumType), required=True))
+    attribute_status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('attributeStatusInfo', s.Object(StatusInfoType), required=False))
+    component: ComponentType = attrs.field(metadata=s.meta('component', s.Object(ComponentType), required=True))
+    variable: VariableType = attrs.field(metadata=s.meta('variable', s.Object(VariableType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CostDimensionType:
-    type: CostDimensionEnumType | str = s.field('type', s.EnumOf(CostDimensionEnumType))
-    volume: float = s.field('volume', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    type: CostDimensionEnumType | str = attrs.field(metadata=s.meta('type', s.EnumOf(CostDimensionEnumType), required=True))
+    volume: float = attrs.field(metadata=s.meta('volume', s.Number(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChargingPeriodType:
-    dimensions: list[CostDimensionType] | None = s.optional('dimensions', s.Array(s.Object(CostDimensionType), min_items=1))
-    tariff_id: str | None = s.optional('tariffId', s.String(max_length=60))
-    start_period: datetime.datetime = s.field('startPeriod', s.DateTime())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    dimensions: list[CostDimensionType] | None = attrs.field(default=None, metadata=s.meta('dimensions', s.Array(s.Object(CostDimensionType), min_items=1), required=False))
+    tariff_id: str | None = attrs.field(default=None, metadata=s.meta('tariffId', s.String(max_length=60), required=False))
+    start_period: datetime.datetime = attrs.field(metadata=s.meta('startPeriod', s.DateTime(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TotalPriceType:
-    excl_tax: float | None = s.optional('exclTax', s.Number())
-    incl_tax: float | None = s.optional('inclTax', s.Number())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    excl_tax: float | None = attrs.field(default=None, metadata=s.meta('exclTax', s.Number(), required=False))
+    incl_tax: float | None = attrs.field(default=None, metadata=s.meta('inclTax', s.Number(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TotalCostType:
-    currency: str = s.field('currency', s.String(max_length=3))
-    type_ofcost: TariffCostEnumType | str = s.field('typeOfCost', s.EnumOf(TariffCostEnumType))
-    fixed: PriceType | None = s.optional('fixed', s.Object(PriceType))
-    energy: PriceType | None = s.optional('energy', s.Object(PriceType))
-    charging_time: PriceType | None = s.optional('chargingTime', s.Object(PriceType))
-    idle_time: PriceType | None = s.optional('idleTime', s.Object(PriceType))
-    reservation_time: PriceType | None = s.optional('reservationTime', s.Object(PriceType))
-    reservation_fixed: PriceType | None = s.optional('reservationFixed', s.Object(PriceType))
-    total: TotalPriceType = s.field('total', s.Object(TotalPriceType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    currency: str = attrs.field(metadata=s.meta('currency', s.String(max_length=3), required=True))
+    type_ofcost: TariffCostEnumType | str = attrs.field(metadata=s.meta('typeOfCost', s.EnumOf(TariffCostEnumType), required=True))
+    fixed: PriceType | None = attrs.field(default=None, metadata=s.meta('fixed', s.Object(PriceType), required=False))
+    energy: PriceType | None = attrs.field(default=None, metadata=s.meta('energy', s.Object(PriceType), required=False))
+    charging_time: PriceType | None = attrs.field(default=None, metadata=s.meta('chargingTime', s.Object(PriceType), required=False))
+    idle_time: PriceType | None = attrs.field(default=None, metadata=s.meta('idleTime', s.Object(PriceType), required=False))
+    reservation_time: PriceType | None = attrs.field(default=None, metadata=s.meta('reservationTime', s.Object(PriceType), required=False))
+    reservation_fixed: PriceType | None = attrs.field(default=None, metadata=s.meta('reservationFixed', s.Object(PriceType), required=False))
+    total: TotalPriceType = attrs.field(metadata=s.meta('total', s.Object(TotalPriceType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TotalUsageType:
-    energy: float = s.field('energy', s.Number())
-    charging_time: int = s.field('chargingTime', s.Integer())
-    idle_time: int = s.field('idleTime', s.Integer())
-    reservation_time: int | None = s.optional('reservationTime', s.Integer())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    energy: float = attrs.field(metadata=s.meta('energy', s.Number(), required=True))
+    charging_time: int = attrs.field(metadata=s.meta('chargingTime', s.Integer(), required=True))
+    idle_time: int = attrs.field(metadata=s.meta('idleTime', s.Integer(), required=True))
+    reservation_time: int | None = attrs.field(default=None, metadata=s.meta('reservationTime', s.Integer(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CostDetailsType:
-    charging_periods: list[ChargingPeriodType] | None = s.optional('chargingPeriods', s.Array(s.Object(ChargingPeriodType), min_items=1))
-    total_cost: TotalCostType = s.field('totalCost', s.Object(TotalCostType))
-    total_usage: TotalUsageType = s.field('totalUsage', s.Object(TotalUsageType))
-    failure_tocalculate: bool | None = s.optional('failureToCalculate', s.Boolean())
-    failure_reason: str | None = s.optional('failureReason', s.String(max_length=500))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    charging_periods: list[ChargingPeriodType] | None = attrs.field(default=None, metadata=s.meta('chargingPeriods', s.Array(s.Object(ChargingPeriodType), min_items=1), required=False))
+    total_cost: TotalCostType = attrs.field(metadata=s.meta('totalCost', s.Object(TotalCostType), required=True))
+    total_usage: TotalUsageType = attrs.field(metadata=s.meta('totalUsage', s.Object(TotalUsageType), required=True))
+    failure_tocalculate: bool | None = attrs.field(default=None, metadata=s.meta('failureToCalculate', s.Boolean(), required=False))
+    failure_reason: str | None = attrs.field(default=None, metadata=s.meta('failureReason', s.String(max_length=500), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TransactionLimitType:
-    max_cost: float | None = s.optional('maxCost', s.Number())
-    max_energy: float | None = s.optional('maxEnergy', s.Number())
-    max_time: int | None = s.optional('maxTime', s.Integer())
-    max_soc: int | None = s.optional('maxSoC', s.Integer(minimum=0.0, maximum=100.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    max_cost: float | None = attrs.field(default=None, metadata=s.meta('maxCost', s.Number(), required=False))
+    max_energy: float | None = attrs.field(default=None, metadata=s.meta('maxEnergy', s.Number(), required=False))
+    max_time: int | None = attrs.field(default=None, metadata=s.meta('maxTime', s.Integer(), required=False))
+    max_soc: int | None = attrs.field(default=None, metadata=s.meta('maxSoC', s.Integer(minimum=0, maximum=100), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TransactionType:
-    transaction_id: str = s.field('transactionId', s.String(max_length=36))
-    charging_state: ChargingStateEnumType | str | None = s.optional('chargingState', s.EnumOf(ChargingStateEnumType))
-    time_spent_charging: int | None = s.optional('timeSpentCharging', s.Integer())
-    stopped_reason: ReasonEnumType | str | None = s.optional('stoppedReason', s.EnumOf(ReasonEnumType))
-    remote_start_id: int | None = s.optional('remoteStartId', s.Integer())
-    operation_mode: OperationModeEnumType | str | None = s.optional('operationMode', s.EnumOf(OperationModeEnumType))
-    tariff_id: str | None = s.optional('tariffId', s.String(max_length=60))
-    transaction_limit: TransactionLimitType | None = s.optional('transactionLimit', s.Object(TransactionLimitType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    transaction_id: str = attrs.field(metadata=s.meta('transactionId', s.String(max_length=36), required=True))
+    charging_state: ChargingStateEnumType | str | None = attrs.field(default=None, metadata=s.meta('chargingState', s.EnumOf(ChargingStateEnumType), required=False))
+    time_spent_charging: int | None = attrs.field(default=None, metadata=s.meta('timeSpentCharging', s.Integer(), required=False))
+    stopped_reason: ReasonEnumType | str | None = attrs.field(default=None, metadata=s.meta('stoppedReason', s.EnumOf(ReasonEnumType), required=False))
+    remote_start_id: int | None = attrs.field(default=None, metadata=s.meta('remoteStartId', s.Integer(), required=False))
+    operation_mode: OperationModeEnumType | str | None = attrs.field(default=None, metadata=s.meta('operationMode', s.EnumOf(OperationModeEnumType), required=False))
+    tariff_id: str | None = attrs.field(default=None, metadata=s.meta('tariffId', s.String(max_length=60), required=False))
+    transaction_limit: TransactionLimitType | None = attrs.field(default=None, metadata=s.meta('transactionLimit', s.Object(TransactionLimitType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class FirmwareType:
-    location: str = s.field('location', s.String(max_length=2000))
-    retrieve_date_time: datetime.datetime = s.field('retrieveDateTime', s.DateTime())
-    install_date_time: datetime.datetime | None = s.optional('installDateTime', s.DateTime())
-    signing_certificate: str | None = s.optional('signingCertificate', s.String(max_length=5500))
-    signature: str | None = s.optional('signature', s.String(max_length=800))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    location: str = attrs.field(metadata=s.meta('location', s.String(max_length=2000), required=True))
+    retrieve_date_time: datetime.datetime = attrs.field(metadata=s.meta('retrieveDateTime', s.DateTime(), required=True))
+    install_date_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('installDateTime', s.DateTime(), required=False))
+    signing_certificate: str | None = attrs.field(default=None, metadata=s.meta('signingCertificate', s.String(max_length=5500), required=False))
+    signature: str | None = attrs.field(default=None, metadata=s.meta('signature', s.String(max_length=800), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class AFRRSignalRequest:
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
-    signal: int = s.field('signal', s.Integer())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
+    signal: int = attrs.field(metadata=s.meta('signal', s.Integer(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class AFRRSignalResponse:
-    status: GenericStatusEnumType | str = s.field('status', s.EnumOf(GenericStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: GenericStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class AdjustPeriodicEventStreamRequest:
-    id: int = s.field('id', s.Integer(minimum=0.0))
-    params: PeriodicEventStreamParamsType = s.field('params', s.Object(PeriodicEventStreamParamsType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(minimum=0), required=True))
+    params: PeriodicEventStreamParamsType = attrs.field(metadata=s.meta('params', s.Object(PeriodicEventStreamParamsType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class AdjustPeriodicEventStreamResponse:
-    status: GenericStatusEnumType | str = s.field('status', s.EnumOf(GenericStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: GenericStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class AuthorizeRequest:
-    id_token: IdTokenType = s.field('idToken', s.Object(IdTokenType))
-    certificate: str | None = s.optional('certificate', s.String(max_length=10000))
-    iso15118_certificate_hash_data: list[OCSPRequestDataType] | None = s.optional('iso15118CertificateHashData', s.Array(s.Object(OCSPRequestDataType), min_items=1, max_items=4))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id_token: IdTokenType = attrs.field(metadata=s.meta('idToken', s.Object(IdTokenType), required=True))
+    certificate: str | None = attrs.field(default=None, metadata=s.meta('certificate', s.String(max_length=10000), required=False))
+    iso15118_certificate_hash_data: list[OCSPRequestDataType] | None = attrs.field(default=None, metadata=s.meta('iso15118CertificateHashData', s.Array(s.Object(OCSPRequestDataType), min_items=1, max_items=4), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class AuthorizeResponse:
-    id_token_info: IdTokenInfoType = s.field('idTokenInfo', s.Object(IdTokenInfoType))
-    certificate_status: AuthorizeCertificateStatusEnumType | str | None = s.optional('certificateStatus', s.EnumOf(AuthorizeCertificateStatusEnumType))
-    allowed_energy_transfer: list[EnergyTransferModeEnumType | str] | None = s.optional('allowedEnergyTransfer', s.Array(s.EnumOf(EnergyTransferModeEnumType), min_items=1))
-    tariff: TariffType | None = s.optional('tariff', s.Object(TariffType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id_token_info: IdTokenInfoType = attrs.field(metadata=s.meta('idTokenInfo', s.Object(IdTokenInfoType), required=True))
+    certificate_status: AuthorizeCertificateStatusEnumType | str | None = attrs.field(default=None, metadata=s.meta('certificateStatus', s.EnumOf(AuthorizeCertificateStatusEnumType), required=False))
+    allowed_energy_transfer: list[EnergyTransferModeEnumType | str] | None = attrs.field(default=None, metadata=s.meta('allowedEnergyTransfer', s.Array(s.EnumOf(EnergyTransferModeEnumType), min_items=1), required=False))
+    tariff: TariffType | None = attrs.field(default=None, metadata=s.meta('tariff', s.Object(TariffType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class BatterySwapRequest:
-    battery_data: list[BatteryDataType] = s.field('batteryData', s.Array(s.Object(BatteryDataType), min_items=1))
-    event_type: BatterySwapEventEnumType | str = s.field('eventType', s.EnumOf(BatterySwapEventEnumType))
-    id_token: IdTokenType = s.field('idToken', s.Object(IdTokenType))
-    request_id: int = s.field('requestId', s.Integer())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    battery_data: list[BatteryDataType] = attrs.field(metadata=s.meta('batteryData', s.Array(s.Object(BatteryDataType), min_items=1), required=True))
+    event_type: BatterySwapEventEnumType | str = attrs.field(metadata=s.meta('eventType', s.EnumOf(BatterySwapEventEnumType), required=True))
+    id_token: IdTokenType = attrs.field(metadata=s.meta('idToken', s.Object(IdTokenType), required=True))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class BatterySwapResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class BootNotificationRequest:
-    charging_station: ChargingStationType = s.field('chargingStation', s.Object(ChargingStationType))
-    reason: BootReasonEnumType | str = s.field('reason', s.EnumOf(BootReasonEnumType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    charging_station: ChargingStationType = attrs.field(metadata=s.meta('chargingStation', s.Object(ChargingStationType), required=True))
+    reason: BootReasonEnumType | str = attrs.field(metadata=s.meta('reason', s.EnumOf(BootReasonEnumType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class BootNotificationResponse:
-    current_time: datetime.datetime = s.field('currentTime', s.DateTime())
-    interval: int = s.field('interval', s.Integer())
-    status: RegistrationStatusEnumType | str = s.field('status', s.EnumOf(RegistrationStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    current_time: datetime.datetime = attrs.field(metadata=s.meta('currentTime', s.DateTime(), required=True))
+    interval: int = attrs.field(metadata=s.meta('interval', s.Integer(), required=True))
+    status: RegistrationStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(RegistrationStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CancelReservationRequest:
-    reservation_id: int = s.field('reservationId', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    reservation_id: int = attrs.field(metadata=s.meta('reservationId', s.Integer(minimum=0), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CancelReservationResponse:
-    status: CancelReservationStatusEnumType | str = s.field('status', s.EnumOf(CancelReservationStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: CancelReservationStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(CancelReservationStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CertificateSignedRequest:
-    certificate_chain: str = s.field('certificateChain', s.String(max_length=10000))
-    certificate_type: CertificateSigningUseEnumType | str | None = s.optional('certificateType', s.EnumOf(CertificateSigningUseEnumType))
-    request_id: int | None = s.optional('requestId', s.Integer())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    certificate_chain: str = attrs.field(metadata=s.meta('certificateChain', s.String(max_length=10000), required=True))
+    certificate_type: CertificateSigningUseEnumType | str | None = attrs.field(default=None, metadata=s.meta('certificateType', s.EnumOf(CertificateSigningUseEnumType), required=False))
+    request_id: int | None = attrs.field(default=None, metadata=s.meta('requestId', s.Integer(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CertificateSignedResponse:
-    status: CertificateSignedStatusEnumType | str = s.field('status', s.EnumOf(CertificateSignedStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: CertificateSignedStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(CertificateSignedStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChangeAvailabilityRequest:
-    evse: EVSEType | None = s.optional('evse', s.Object(EVSEType))
-    operational_status: OperationalStatusEnumType | str = s.field('operationalStatus', s.EnumOf(OperationalStatusEnumType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    evse: EVSEType | None = attrs.field(default=None, metadata=s.meta('evse', s.Object(EVSEType), required=False))
+    operational_status: OperationalStatusEnumType | str = attrs.field(metadata=s.meta('operationalStatus', s.EnumOf(OperationalStatusEnumType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChangeAvailabilityResponse:
-    status: ChangeAvailabilityStatusEnumType | str = s.field('status', s.EnumOf(ChangeAvailabilityStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: ChangeAvailabilityStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ChangeAvailabilityStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChangeTransactionTariffRequest:
-    tariff: TariffType = s.field('tariff', s.Object(TariffType))
-    transaction_id: str = s.field('transactionId', s.String(max_length=36))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    tariff: TariffType = attrs.field(metadata=s.meta('tariff', s.Object(TariffType), required=True))
+    transaction_id: str = attrs.field(metadata=s.meta('transactionId', s.String(max_length=36), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChangeTransactionTariffResponse:
-    status: TariffChangeStatusEnumType | str = s.field('status', s.EnumOf(TariffChangeStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: TariffChangeStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(TariffChangeStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearCacheRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearCacheResponse:
-    status: ClearCacheStatusEnumType | str = s.field('status', s.EnumOf(ClearCacheStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: ClearCacheStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ClearCacheStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearChargingProfileRequest:
-    charging_profile_id: int | None = s.optional('chargingProfileId', s.Integer())
-    charging_profile_criteria: ClearChargingProfileType | None = s.optional('chargingProfileCriteria', s.Object(ClearChargingProfileType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    charging_profile_id: int | None = attrs.field(default=None, metadata=s.meta('chargingProfileId', s.Integer(), required=False))
+    charging_profile_criteria: ClearChargingProfileType | None = attrs.field(default=None, metadata=s.meta('chargingProfileCriteria', s.Object(ClearChargingProfileType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearChargingProfileResponse:
-    status: ClearChargingProfileStatusEnumType | str = s.field('status', s.EnumOf(ClearChargingProfileStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: ClearChargingProfileStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ClearChargingProfileStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearDERControlRequest:
-    is_default: bool = s.field('isDefault', s.Boolean())
-    control_type: DERControlEnumType | str | None = s.optional('controlType', s.EnumOf(DERControlEnumType))
-    control_id: str | None = s.optional('controlId', s.String(max_length=36))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    is_default: bool = attrs.field(metadata=s.meta('isDefault', s.Boolean(), required=True))
+    control_type: DERControlEnumType | str | None = attrs.field(default=None, metadata=s.meta('controlType', s.EnumOf(DERControlEnumType), required=False))
+    control_id: str | None = attrs.field(default=None, metadata=s.meta('controlId', s.String(max_length=36), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearDERControlResponse:
-    status: DERControlStatusEnumType | str = s.field('status', s.EnumOf(DERControlStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: DERControlStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(DERControlStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearDisplayMessageRequest:
-    id: int = s.field('id', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(minimum=0), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearDisplayMessageResponse:
-    status: ClearMessageStatusEnumType | str = s.field('status', s.EnumOf(ClearMessageStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: ClearMessageStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ClearMessageStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearTariffsRequest:
-    tariff_ids: list[str] | None = s.optional('tariffIds', s.Array(s.String(max_length=60), min_items=1))
-    evse_id: int | None = s.optional('evseId', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    tariff_ids: list[str] | None = attrs.field(default=None, metadata=s.meta('tariffIds', s.Array(s.String(max_length=60), min_items=1), required=False))
+    evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(minimum=0), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearTariffsResponse:
-    clear_tariffs_result: list[ClearTariffsResultType] = s.field('clearTariffsResult', s.Array(s.Object(ClearTariffsResultType), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    clear_tariffs_result: list[ClearTariffsResultType] = attrs.field(metadata=s.meta('clearTariffsResult', s.Array(s.Object(ClearTariffsResultType), min_items=1), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearVariableMonitoringRequest:
-    id: list[int] = s.field('id', s.Array(s.Integer(minimum=0.0), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id: list[int] = attrs.field(metadata=s.meta('id', s.Array(s.Integer(minimum=0), min_items=1), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearVariableMonitoringResponse:
-    clear_monitoring_result: list[ClearMonitoringResultType] = s.field('clearMonitoringResult', s.Array(s.Object(ClearMonitoringResultType), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    clear_monitoring_result: list[ClearMonitoringResultType] = attrs.field(metadata=s.meta('clearMonitoringResult', s.Array(s.Object(ClearMonitoringResultType), min_items=1), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearedChargingLimitRequest:
-    charging_limit_source: str = s.field('chargingLimitSource', s.String(max_length=20))
-    evse_id: int | None = s.optional('evseId', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    charging_limit_source: str = attrs.field(metadata=s.meta('chargingLimitSource', s.String(max_length=20), required=True))
+    evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(minimum=0), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClearedChargingLimitResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClosePeriodicEventStreamRequest:
-    id: int = s.field('id', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(minimum=0), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ClosePeriodicEventStreamResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CostUpdatedRequest:
-    total_cost: float = s.field('totalCost', s.Number())
-    transaction_id: str = s.field('transactionId', s.String(max_length=36))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    total_cost: float = attrs.field(metadata=s.meta('totalCost', s.Number(), required=True))
+    transaction_id: str = attrs.field(metadata=s.meta('transactionId', s.String(max_length=36), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CostUpdatedResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CustomerInformationRequest:
-    customer_certificate: CertificateHashDataType | None = s.optional('customerCertificate', s.Object(CertificateHashDataType))
-    id_token: IdTokenType | None = s.optional('idToken', s.Object(IdTokenType))
-    request_id: int = s.field('requestId', s.Integer(minimum=0.0))
-    report: bool = s.field('report', s.Boolean())
-    clear: bool = s.field('clear', s.Boolean())
-    customer_identifier: str | None = s.optional('customerIdentifier', s.String(max_length=64))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    customer_certificate: CertificateHashDataType | None = attrs.field(default=None, metadata=s.meta('customerCertificate', s.Object(CertificateHashDataType), required=False))
+    id_token: IdTokenType | None = attrs.field(default=None, metadata=s.meta('idToken', s.Object(IdTokenType), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(minimum=0), required=True))
+    report: bool = attrs.field(metadata=s.meta('report', s.Boolean(), required=True))
+    clear: bool = attrs.field(metadata=s.meta('clear', s.Boolean(), required=True))
+    customer_identifier: str | None = attrs.field(default=None, metadata=s.meta('customerIdentifier', s.String(max_length=64), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class CustomerInformationResponse:
-    status: CustomerInformationStatusEnumType | str = s.field('status', s.EnumOf(CustomerInformationStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: CustomerInformationStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(CustomerInformationStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class DataTransferRequest:
-    message_id: str | None = s.optional('messageId', s.String(max_length=50))
-    data: Any | None = s.optional('data', s.AnyValue())
-    vendor_id: str = s.field('vendorId', s.String(max_length=255))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    message_id: str | None = attrs.field(default=None, metadata=s.meta('messageId', s.String(max_length=50), required=False))
+    data: Any | None = attrs.field(default=None, metadata=s.meta('data', s.AnyValue(), required=False))
+    vendor_id: str = attrs.field(metadata=s.meta('vendorId', s.String(max_length=255), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class DataTransferResponse:
-    status: DataTransferStatusEnumType | str = s.field('status', s.EnumOf(DataTransferStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    data: Any | None = s.optional('data', s.AnyValue())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: DataTransferStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(DataTransferStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    data: Any | None = attrs.field(default=None, metadata=s.meta('data', s.AnyValue(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class DeleteCertificateRequest:
-    certificate_hash_data: CertificateHashDataType = s.field('certificateHashData', s.Object(CertificateHashDataType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    certificate_hash_data: CertificateHashDataType = attrs.field(metadata=s.meta('certificateHashData', s.Object(CertificateHashDataType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class DeleteCertificateResponse:
-    status: DeleteCertificateStatusEnumType | str = s.field('status', s.EnumOf(DeleteCertificateStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: DeleteCertificateStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(DeleteCertificateStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class FirmwareStatusNotificationRequest:
-    status: FirmwareStatusEnumType | str = s.field('status', s.EnumOf(FirmwareStatusEnumType))
-    request_id: int | None = s.optional('requestId', s.Integer())
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: FirmwareStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(FirmwareStatusEnumType), required=True))
+    request_id: int | None = attrs.field(default=None, metadata=s.meta('requestId', s.Integer(), required=False))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class FirmwareStatusNotificationResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class Get15118EVCertificateRequest:
-    iso15118_schema_version: str = s.field('iso15118SchemaVersion', s.String(max_length=50))
-    action: CertificateActionEnumType | str = s.field('action', s.EnumOf(CertificateActionEnumType))
-    exi_request: str = s.field('exiRequest', s.String(max_length=11000))
-    maximum_contract_certificate_chains: int | None = s.optional('maximumContractCertificateChains', s.Integer(minimum=0.0))
-    prioritized_emaids: list[str] | None = s.optional('prioritizedEMAIDs', s.Array(s.String(max_length=255), min_items=1, max_items=8))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    iso15118_schema_version: str = attrs.field(metadata=s.meta('iso15118SchemaVersion', s.String(max_length=50), required=True))
+    action: CertificateActionEnumType | str = attrs.field(metadata=s.meta('action', s.EnumOf(CertificateActionEnumType), required=True))
+    exi_request: str = attrs.field(metadata=s.meta('exiRequest', s.String(max_length=11000), required=True))
+    maximum_contract_certificate_chains: int | None = attrs.field(default=None, metadata=s.meta('maximumContractCertificateChains', s.Integer(minimum=0), required=False))
+    prioritized_emaids: list[str] | None = attrs.field(default=None, metadata=s.meta('prioritizedEMAIDs', s.Array(s.String(max_length=255), min_items=1, max_items=8), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class Get15118EVCertificateResponse:
-    status: Iso15118EVCertificateStatusEnumType | str = s.field('status', s.EnumOf(Iso15118EVCertificateStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    exi_response: str = s.field('exiResponse', s.String(max_length=17000))
-    remaining_contracts: int | None = s.optional('remainingContracts', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: Iso15118EVCertificateStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(Iso15118EVCertificateStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    exi_response: str = attrs.field(metadata=s.meta('exiResponse', s.String(max_length=17000), required=True))
+    remaining_contracts: int | None = attrs.field(default=None, metadata=s.meta('remainingContracts', s.Integer(minimum=0), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetBaseReportRequest:
-    request_id: int = s.field('requestId', s.Integer())
-    report_base: ReportBaseEnumType | str = s.field('reportBase', s.EnumOf(ReportBaseEnumType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    report_base: ReportBaseEnumType | str = attrs.field(metadata=s.meta('reportBase', s.EnumOf(ReportBaseEnumType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetBaseReportResponse:
-    status: GenericDeviceModelStatusEnumType | str = s.field('status', s.EnumOf(GenericDeviceModelStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: GenericDeviceModelStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericDeviceModelStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetCertificateChainStatusRequest:
-    certificate_status_requests: list[CertificateStatusRequestInfoType] = s.field('certificateStatusRequests', s.Array(s.Object(CertificateStatusRequestInfoType), min_items=1, max_items=4))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    certificate_status_requests: list[CertificateStatusRequestInfoType] = attrs.field(metadata=s.meta('certificateStatusRequests', s.Array(s.Object(CertificateStatusRequestInfoType), min_items=1, max_items=4), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetCertificateChainStatusResponse:
-    certificate_status: list[CertificateStatusType] = s.field('certificateStatus', s.Array(s.Object(CertificateStatusType), min_items=1, max_items=4))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    certificate_status: list[CertificateStatusType] = attrs.field(metadata=s.meta('certificateStatus', s.Array(s.Object(CertificateStatusType), min_items=1, max_items=4), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetCertificateStatusRequest:
-    ocsp_request_data: OCSPRequestDataType = s.field('ocspRequestData', s.Object(OCSPRequestDataType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    ocsp_request_data: OCSPRequestDataType = attrs.field(metadata=s.meta('ocspRequestData', s.Object(OCSPRequestDataType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetCertificateStatusResponse:
-    status: GetCertificateStatusEnumType | str = s.field('status', s.EnumOf(GetCertificateStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    ocsp_result: str | None = s.optional('ocspResult', s.String(max_length=18000))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: GetCertificateStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GetCertificateStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    ocsp_result: str | None = attrs.field(default=None, metadata=s.meta('ocspResult', s.String(max_length=18000), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetChargingProfilesRequest:
-    request_id: int = s.field('requestId', s.Integer())
-    evse_id: int | None = s.optional('evseId', s.Integer(minimum=0.0))
-    charging_profile: ChargingProfileCriterionType = s.field('chargingProfile', s.Object(ChargingProfileCriterionType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(minimum=0), required=False))
+    charging_profile: ChargingProfileCriterionType = attrs.field(metadata=s.meta('chargingProfile', s.Object(ChargingProfileCriterionType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetChargingProfilesResponse:
-    status: GetChargingProfileStatusEnumType | str = s.field('status', s.EnumOf(GetChargingProfileStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: GetChargingProfileStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GetChargingProfileStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetCompositeScheduleRequest:
-    duration: int = s.field('duration', s.Integer())
-    charging_rate_unit: ChargingRateUnitEnumType | str | None = s.optional('chargingRateUnit', s.EnumOf(ChargingRateUnitEnumType))
-    evse_id: int = s.field('evseId', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    duration: int = attrs.field(metadata=s.meta('duration', s.Integer(), required=True))
+    charging_rate_unit: ChargingRateUnitEnumType | str | None = attrs.field(default=None, metadata=s.meta('chargingRateUnit', s.EnumOf(ChargingRateUnitEnumType), required=False))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(minimum=0), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetCompositeScheduleResponse:
-    status: GenericStatusEnumType | str = s.field('status', s.EnumOf(GenericStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    schedule: CompositeScheduleType | None = s.optional('schedule', s.Object(CompositeScheduleType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: GenericStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    schedule: CompositeScheduleType | None = attrs.field(default=None, metadata=s.meta('schedule', s.Object(CompositeScheduleType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetDERControlRequest:
-    request_id: int = s.field('requestId', s.Integer())
-    is_default: bool | None = s.optional('isDefault', s.Boolean())
-    control_type: DERControlEnumType | str | None = s.optional('controlType', s.EnumOf(DERControlEnumType))
-    control_id: str | None = s.optional('controlId', s.String(max_length=36))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    is_default: bool | None = attrs.field(default=None, metadata=s.meta('isDefault', s.Boolean(), required=False))
+    control_type: DERControlEnumType | str | None = attrs.field(default=None, metadata=s.meta('controlType', s.EnumOf(DERControlEnumType), required=False))
+    control_id: str | None = attrs.field(default=None, metadata=s.meta('controlId', s.String(max_length=36), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetDERControlResponse:
-    status: DERControlStatusEnumType | str = s.field('status', s.EnumOf(DERControlStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: DERControlStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(DERControlStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetDisplayMessagesRequest:
-    id: list[int] | None = s.optional('id', s.Array(s.Integer(minimum=0.0), min_items=1))
-    request_id: int = s.field('requestId', s.Integer())
-    priority: MessagePriorityEnumType | str | None = s.optional('priority', s.EnumOf(MessagePriorityEnumType))
-    state: MessageStateEnumType | str | None = s.optional('state', s.EnumOf(MessageStateEnumType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id: list[int] | None = attrs.field(default=None, metadata=s.meta('id', s.Array(s.Integer(minimum=0), min_items=1), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    priority: MessagePriorityEnumType | str | None = attrs.field(default=None, metadata=s.meta('priority', s.EnumOf(MessagePriorityEnumType), required=False))
+    state: MessageStateEnumType | str | None = attrs.field(default=None, metadata=s.meta('state', s.EnumOf(MessageStateEnumType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetDisplayMessagesResponse:
-    status: GetDisplayMessagesStatusEnumType | str = s.field('status', s.EnumOf(GetDisplayMessagesStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: GetDisplayMessagesStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GetDisplayMessagesStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetInstalledCertificateIdsRequest:
-    certificate_type: list[GetCertificateIdUseEnumType | str] | None = s.optional('certificateType', s.Array(s.EnumOf(GetCertificateIdUseEnumType), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    certificate_type: list[GetCertificateIdUseEnumType | str] | None = attrs.field(default=None, metadata=s.meta('certificateType', s.Array(s.EnumOf(GetCertificateIdUseEnumType), min_items=1), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetInstalledCertificateIdsResponse:
-    status: GetInstalledCertificateStatusEnumType | str = s.field('status', s.EnumOf(GetInstalledCertificateStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    certificate_hash_data_chain: list[CertificateHashDataChainType] | None = s.optional('certificateHashDataChain', s.Array(s.Object(CertificateHashDataChainType), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: GetInstalledCertificateStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GetInstalledCertificateStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    certificate_hash_data_chain: list[CertificateHashDataChainType] | None = attrs.field(default=None, metadata=s.meta('certificateHashDataChain', s.Array(s.Object(CertificateHashDataChainType), min_items=1), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetLocalListVersionRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetLocalListVersionResponse:
-    version_number: int = s.field('versionNumber', s.Integer())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    version_number: int = attrs.field(metadata=s.meta('versionNumber', s.Integer(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetLogRequest:
-    log: LogParametersType = s.field('log', s.Object(LogParametersType))
-    log_type: LogEnumType | str = s.field('logType', s.EnumOf(LogEnumType))
-    request_id: int = s.field('requestId', s.Integer())
-    retries: int | None = s.optional('retries', s.Integer(minimum=0.0))
-    retry_interval: int | None = s.optional('retryInterval', s.Integer())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    log: LogParametersType = attrs.field(metadata=s.meta('log', s.Object(LogParametersType), required=True))
+    log_type: LogEnumType | str = attrs.field(metadata=s.meta('logType', s.EnumOf(LogEnumType), required=True))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    retries: int | None = attrs.field(default=None, metadata=s.meta('retries', s.Integer(minimum=0), required=False))
+    retry_interval: int | None = attrs.field(default=None, metadata=s.meta('retryInterval', s.Integer(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetLogResponse:
-    status: LogStatusEnumType | str = s.field('status', s.EnumOf(LogStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    filename: str | None = s.optional('filename', s.String(max_length=255))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: LogStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(LogStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    filename: str | None = attrs.field(default=None, metadata=s.meta('filename', s.String(max_length=255), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetMonitoringReportRequest:
-    component_variable: list[ComponentVariableType] | None = s.optional('componentVariable', s.Array(s.Object(ComponentVariableType), min_items=1))
-    request_id: int = s.field('requestId', s.Integer())
-    monitoring_criteria: list[MonitoringCriterionEnumType | str] | None = s.optional('monitoringCriteria', s.Array(s.EnumOf(MonitoringCriterionEnumType), min_items=1, max_items=3))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    component_variable: list[ComponentVariableType] | None = attrs.field(default=None, metadata=s.meta('componentVariable', s.Array(s.Object(ComponentVariableType), min_items=1), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    monitoring_criteria: list[MonitoringCriterionEnumType | str] | None = attrs.field(default=None, metadata=s.meta('monitoringCriteria', s.Array(s.EnumOf(MonitoringCriterionEnumType), min_items=1, max_items=3), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetMonitoringReportResponse:
-    status: GenericDeviceModelStatusEnumType | str = s.field('status', s.EnumOf(GenericDeviceModelStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: GenericDeviceModelStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericDeviceModelStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetPeriodicEventStreamRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetPeriodicEventStreamResponse:
-    constant_stream_data: list[ConstantStreamDataType] | None = s.optional('constantStreamData', s.Array(s.Object(ConstantStreamDataType), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    constant_stream_data: list[ConstantStreamDataType] | None = attrs.field(default=None, metadata=s.meta('constantStreamData', s.Array(s.Object(ConstantStreamDataType), min_items=1), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetReportRequest:
-    component_variable: list[ComponentVariableType] | None = s.optional('componentVariable', s.Array(s.Object(ComponentVariableType), min_items=1))
-    request_id: int = s.field('requestId', s.Integer())
-    component_criteria: list[ComponentCriterionEnumType | str] | None = s.optional('componentCriteria', s.Array(s.EnumOf(ComponentCriterionEnumType), min_items=1, max_items=4))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    component_variable: list[ComponentVariableType] | None = attrs.field(default=None, metadata=s.meta('componentVariable', s.Array(s.Object(ComponentVariableType), min_items=1), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    component_criteria: list[ComponentCriterionEnumType | str] | None = attrs.field(default=None, metadata=s.meta('componentCriteria', s.Array(s.EnumOf(ComponentCriterionEnumType), min_items=1, max_items=4), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetReportResponse:
-    status: GenericDeviceModelStatusEnumType | str = s.field('status', s.EnumOf(GenericDeviceModelStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: GenericDeviceModelStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericDeviceModelStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetTariffsRequest:
-    evse_id: int = s.field('evseId', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(minimum=0), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetTariffsResponse:
-    status: TariffGetStatusEnumType | str = s.field('status', s.EnumOf(TariffGetStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    tariff_assignments: list[TariffAssignmentType] | None = s.optional('tariffAssignments', s.Array(s.Object(TariffAssignmentType), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: TariffGetStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(TariffGetStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    tariff_assignments: list[TariffAssignmentType] | None = attrs.field(default=None, metadata=s.meta('tariffAssignments', s.Array(s.Object(TariffAssignmentType), min_items=1), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetTransactionStatusRequest:
-    transaction_id: str | None = s.optional('transactionId', s.String(max_length=36))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    transaction_id: str | None = attrs.field(default=None, metadata=s.meta('transactionId', s.String(max_length=36), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetTransactionStatusResponse:
-    ongoing_indicator: bool | None = s.optional('ongoingIndicator', s.Boolean())
-    messages_inqueue: bool = s.field('messagesInQueue', s.Boolean())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    ongoing_indicator: bool | None = attrs.field(default=None, metadata=s.meta('ongoingIndicator', s.Boolean(), required=False))
+    messages_inqueue: bool = attrs.field(metadata=s.meta('messagesInQueue', s.Boolean(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetVariablesRequest:
-    get_variable_data: list[GetVariableDataType] = s.field('getVariableData', s.Array(s.Object(GetVariableDataType), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    get_variable_data: list[GetVariableDataType] = attrs.field(metadata=s.meta('getVariableData', s.Array(s.Object(GetVariableDataType), min_items=1), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class GetVariablesResponse:
-    get_variable_result: list[GetVariableResultType] = s.field('getVariableResult', s.Array(s.Object(GetVariableResultType), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    get_variable_result: list[GetVariableResultType] = attrs.field(metadata=s.meta('getVariableResult', s.Array(s.Object(GetVariableResultType), min_items=1), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class HeartbeatRequest:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class HeartbeatResponse:
-    current_time: datetime.datetime = s.field('currentTime', s.DateTime())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    current_time: datetime.datetime = attrs.field(metadata=s.meta('currentTime', s.DateTime(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class InstallCertificateRequest:
-    certificate_type: InstallCertificateUseEnumType | str = s.field('certificateType', s.EnumOf(InstallCertificateUseEnumType))
-    certificate: str = s.field('certificate', s.String(max_length=10000))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    certificate_type: InstallCertificateUseEnumType | str = attrs.field(metadata=s.meta('certificateType', s.EnumOf(InstallCertificateUseEnumType), required=True))
+    certificate: str = attrs.field(metadata=s.meta('certificate', s.String(max_length=10000), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class InstallCertificateResponse:
-    status: InstallCertificateStatusEnumType | str = s.field('status', s.EnumOf(InstallCertificateStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: InstallCertificateStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(InstallCertificateStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class LogStatusNotificationRequest:
-    status: UploadLogStatusEnumType | str = s.field('status', s.EnumOf(UploadLogStatusEnumType))
-    request_id: int | None = s.optional('requestId', s.Integer())
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: UploadLogStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(UploadLogStatusEnumType), required=True))
+    request_id: int | None = attrs.field(default=None, metadata=s.meta('requestId', s.Integer(), required=False))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class LogStatusNotificationResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class MeterValuesRequest:
-    evse_id: int = s.field('evseId', s.Integer(minimum=0.0))
-    meter_value: list[MeterValueType] = s.field('meterValue', s.Array(s.Object(MeterValueType), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(minimum=0), required=True))
+    meter_value: list[MeterValueType] = attrs.field(metadata=s.meta('meterValue', s.Array(s.Object(MeterValueType), min_items=1), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class MeterValuesResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyAllowedEnergyTransferRequest:
-    transaction_id: str = s.field('transactionId', s.String(max_length=36))
-    allowed_energy_transfer: list[EnergyTransferModeEnumType | str] = s.field('allowedEnergyTransfer', s.Array(s.EnumOf(EnergyTransferModeEnumType), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    transaction_id: str = attrs.field(metadata=s.meta('transactionId', s.String(max_length=36), required=True))
+    allowed_energy_transfer: list[EnergyTransferModeEnumType | str] = attrs.field(metadata=s.meta('allowedEnergyTransfer', s.Array(s.EnumOf(EnergyTransferModeEnumType), min_items=1), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyAllowedEnergyTransferResponse:
-    status: NotifyAllowedEnergyTransferStatusEnumType | str = s.field('status', s.EnumOf(NotifyAllowedEnergyTransferStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: NotifyAllowedEnergyTransferStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(NotifyAllowedEnergyTransferStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyChargingLimitRequest:
-    charging_schedule: list[ChargingScheduleType] | None = s.optional('chargingSchedule', s.Array(s.Object(ChargingScheduleType), min_items=1))
-    evse_id: int | None = s.optional('evseId', s.Integer(minimum=0.0))
-    charging_limit: ChargingLimitType = s.field('chargingLimit', s.Object(ChargingLimitType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    charging_schedule: list[ChargingScheduleType] | None = attrs.field(default=None, metadata=s.meta('chargingSchedule', s.Array(s.Object(ChargingScheduleType), min_items=1), required=False))
+    evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(minimum=0), required=False))
+    charging_limit: ChargingLimitType = attrs.field(metadata=s.meta('chargingLimit', s.Object(ChargingLimitType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyChargingLimitResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyCustomerInformationRequest:
-    data: str = s.field('data', s.String(max_length=512))
-    tbc: bool | None = s.optional('tbc', s.Boolean())
-    seq_no: int = s.field('seqNo', s.Integer(minimum=0.0))
-    generated_at: datetime.datetime = s.field('generatedAt', s.DateTime())
-    request_id: int = s.field('requestId', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    data: str = attrs.field(metadata=s.meta('data', s.String(max_length=512), required=True))
+    tbc: bool | None = attrs.field(default=None, metadata=s.meta('tbc', s.Boolean(), required=False))
+    seq_no: int = attrs.field(metadata=s.meta('seqNo', s.Integer(minimum=0), required=True))
+    generated_at: datetime.datetime = attrs.field(metadata=s.meta('generatedAt', s.DateTime(), required=True))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(minimum=0), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyCustomerInformationResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyDERAlarmRequest:
-    control_type: DERControlEnumType | str = s.field('controlType', s.EnumOf(DERControlEnumType))
-    grid_event_fault: GridEventFaultEnumType | str | None = s.optional('gridEventFault', s.EnumOf(GridEventFaultEnumType))
-    alarm_ended: bool | None = s.optional('alarmEnded', s.Boolean())
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
-    extra_info: str | None = s.optional('extraInfo', s.String(max_length=200))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    control_type: DERControlEnumType | str = attrs.field(metadata=s.meta('controlType', s.EnumOf(DERControlEnumType), required=True))
+    grid_event_fault: GridEventFaultEnumType | str | None = attrs.field(default=None, metadata=s.meta('gridEventFault', s.EnumOf(GridEventFaultEnumType), required=False))
+    alarm_ended: bool | None = attrs.field(default=None, metadata=s.meta('alarmEnded', s.Boolean(), required=False))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
+    extra_info: str | None = attrs.field(default=None, metadata=s.meta('extraInfo', s.String(max_length=200), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyDERAlarmResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyDERStartStopRequest:
-    control_id: str = s.field('controlId', s.String(max_length=36))
-    started: bool = s.field('started', s.Boolean())
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
-    superseded_ids: list[str] | None = s.optional('supersededIds', s.Array(s.String(max_length=36), min_items=1, max_items=24))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    control_id: str = attrs.field(metadata=s.meta('controlId', s.String(max_length=36), required=True))
+    started: bool = attrs.field(metadata=s.meta('started', s.Boolean(), required=True))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
+    superseded_ids: list[str] | None = attrs.field(default=None, metadata=s.meta('supersededIds', s.Array(s.String(max_length=36), min_items=1, max_items=24), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyDERStartStopResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyDisplayMessagesRequest:
-    message_info: list[MessageInfoType] | None = s.optional('messageInfo', s.Array(s.Object(MessageInfoType), min_items=1))
-    request_id: int = s.field('requestId', s.Integer())
-    tbc: bool | None = s.optional('tbc', s.Boolean())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    message_info: list[MessageInfoType] | None = attrs.field(default=None, metadata=s.meta('messageInfo', s.Array(s.Object(MessageInfoType), min_items=1), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    tbc: bool | None = attrs.field(default=None, metadata=s.meta('tbc', s.Boolean(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyDisplayMessagesResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyEVChargingNeedsRequest:
-    evse_id: int = s.field('evseId', s.Integer(minimum=1.0))
-    max_schedule_tuples: int | None = s.optional('maxScheduleTuples', s.Integer(minimum=0.0))
-    charging_needs: ChargingNeedsType = s.field('chargingNeeds', s.Object(ChargingNeedsType))
-    timestamp: datetime.datetime | None = s.optional('timestamp', s.DateTime())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(minimum=1), required=True))
+    max_schedule_tuples: int | None = attrs.field(default=None, metadata=s.meta('maxScheduleTuples', s.Integer(minimum=0), required=False))
+    charging_needs: ChargingNeedsType = attrs.field(metadata=s.meta('chargingNeeds', s.Object(ChargingNeedsType), required=True))
+    timestamp: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('timestamp', s.DateTime(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyEVChargingNeedsResponse:
-    status: NotifyEVChargingNeedsStatusEnumType | str = s.field('status', s.EnumOf(NotifyEVChargingNeedsStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: NotifyEVChargingNeedsStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(NotifyEVChargingNeedsStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyEVChargingScheduleRequest:
-    time_base: datetime.datetime = s.field('timeBase', s.DateTime())
-    charging_schedule: ChargingScheduleType = s.field('chargingSchedule', s.Object(ChargingScheduleType))
-    evse_id: int = s.field('evseId', s.Integer(minimum=1.0))
-    selected_charging_schedule_id: int | None = s.optional('selectedChargingScheduleId', s.Integer(minimum=0.0))
-    power_tolerance_acceptance: bool | None = s.optional('powerToleranceAcceptance', s.Boolean())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    time_base: datetime.datetime = attrs.field(metadata=s.meta('timeBase', s.DateTime(), required=True))
+    charging_schedule: ChargingScheduleType = attrs.field(metadata=s.meta('chargingSchedule', s.Object(ChargingScheduleType), required=True))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(minimum=1), required=True))
+    selected_charging_schedule_id: int | None = attrs.field(default=None, metadata=s.meta('selectedChargingScheduleId', s.Integer(minimum=0), required=False))
+    power_tolerance_acceptance: bool | None = attrs.field(default=None, metadata=s.meta('powerToleranceAcceptance', s.Boolean(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyEVChargingScheduleResponse:
-    status: GenericStatusEnumType | str = s.field('status', s.EnumOf(GenericStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: GenericStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyEventRequest:
-    generated_at: datetime.datetime = s.field('generatedAt', s.DateTime())
-    tbc: bool | None = s.optional('tbc', s.Boolean())
-    seq_no: int = s.field('seqNo', s.Integer(minimum=0.0))
-    event_data: list[EventDataType] = s.field('eventData', s.Array(s.Object(EventDataType), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    generated_at: datetime.datetime = attrs.field(metadata=s.meta('generatedAt', s.DateTime(), required=True))
+    tbc: bool | None = attrs.field(default=None, metadata=s.meta('tbc', s.Boolean(), required=False))
+    seq_no: int = attrs.field(metadata=s.meta('seqNo', s.Integer(minimum=0), required=True))
+    event_data: list[EventDataType] = attrs.field(metadata=s.meta('eventData', s.Array(s.Object(EventDataType), min_items=1), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyEventResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyMonitoringReportRequest:
-    monitor: list[MonitoringDataType] | None = s.optional('monitor', s.Array(s.Object(MonitoringDataType), min_items=1))
-    request_id: int = s.field('requestId', s.Integer())
-    tbc: bool | None = s.optional('tbc', s.Boolean())
-    seq_no: int = s.field('seqNo', s.Integer(minimum=0.0))
-    generated_at: datetime.datetime = s.field('generatedAt', s.DateTime())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    monitor: list[MonitoringDataType] | None = attrs.field(default=None, metadata=s.meta('monitor', s.Array(s.Object(MonitoringDataType), min_items=1), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    tbc: bool | None = attrs.field(default=None, metadata=s.meta('tbc', s.Boolean(), required=False))
+    seq_no: int = attrs.field(metadata=s.meta('seqNo', s.Integer(minimum=0), required=True))
+    generated_at: datetime.datetime = attrs.field(metadata=s.meta('generatedAt', s.DateTime(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyMonitoringReportResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyPeriodicEventStreamRequest:
-    data: list[StreamDataElementType] = s.field('data', s.Array(s.Object(StreamDataElementType), min_items=1))
-    id: int = s.field('id', s.Integer(minimum=0.0))
-    pending: int = s.field('pending', s.Integer(minimum=0.0))
-    basetime: datetime.datetime = s.field('basetime', s.DateTime())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    data: list[StreamDataElementType] = attrs.field(metadata=s.meta('data', s.Array(s.Object(StreamDataElementType), min_items=1), required=True))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(minimum=0), required=True))
+    pending: int = attrs.field(metadata=s.meta('pending', s.Integer(minimum=0), required=True))
+    basetime: datetime.datetime = attrs.field(metadata=s.meta('basetime', s.DateTime(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyPriorityChargingRequest:
-    transaction_id: str = s.field('transactionId', s.String(max_length=36))
-    activated: bool = s.field('activated', s.Boolean())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    transaction_id: str = attrs.field(metadata=s.meta('transactionId', s.String(max_length=36), required=True))
+    activated: bool = attrs.field(metadata=s.meta('activated', s.Boolean(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyPriorityChargingResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyReportRequest:
-    request_id: int = s.field('requestId', s.Integer())
-    generated_at: datetime.datetime = s.field('generatedAt', s.DateTime())
-    report_data: list[ReportDataType] | None = s.optional('reportData', s.Array(s.Object(ReportDataType), min_items=1))
-    tbc: bool | None = s.optional('tbc', s.Boolean())
-    seq_no: int = s.field('seqNo', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    generated_at: datetime.datetime = attrs.field(metadata=s.meta('generatedAt', s.DateTime(), required=True))
+    report_data: list[ReportDataType] | None = attrs.field(default=None, metadata=s.meta('reportData', s.Array(s.Object(ReportDataType), min_items=1), required=False))
+    tbc: bool | None = attrs.field(default=None, metadata=s.meta('tbc', s.Boolean(), required=False))
+    seq_no: int = attrs.field(metadata=s.meta('seqNo', s.Integer(minimum=0), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyReportResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifySettlementRequest:
-    transaction_id: str | None = s.optional('transactionId', s.String(max_length=36))
-    psp_ref: str = s.field('pspRef', s.String(max_length=255))
-    status: PaymentStatusEnumType | str = s.field('status', s.EnumOf(PaymentStatusEnumType))
-    status_info: str | None = s.optional('statusInfo', s.String(max_length=500))
-    settlement_amount: float = s.field('settlementAmount', s.Number())
-    settlement_time: datetime.datetime = s.field('settlementTime', s.DateTime())
-    receipt_id: str | None = s.optional('receiptId', s.String(max_length=50))
-    receipt_url: str | None = s.optional('receiptUrl', s.String(max_length=2000))
-    vat_company: AddressType | None = s.optional('vatCompany', s.Object(AddressType))
-    vat_number: str | None = s.optional('vatNumber', s.String(max_length=20))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    transaction_id: str | None = attrs.field(default=None, metadata=s.meta('transactionId', s.String(max_length=36), required=False))
+    psp_ref: str = attrs.field(metadata=s.meta('pspRef', s.String(max_length=255), required=True))
+    status: PaymentStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(PaymentStatusEnumType), required=True))
+    status_info: str | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.String(max_length=500), required=False))
+    settlement_amount: float = attrs.field(metadata=s.meta('settlementAmount', s.Number(), required=True))
+    settlement_time: datetime.datetime = attrs.field(metadata=s.meta('settlementTime', s.DateTime(), required=True))
+    receipt_id: str | None = attrs.field(default=None, metadata=s.meta('receiptId', s.String(max_length=50), required=False))
+    receipt_url: str | None = attrs.field(default=None, metadata=s.meta('receiptUrl', s.String(max_length=2000), required=False))
+    vat_company: AddressType | None = attrs.field(default=None, metadata=s.meta('vatCompany', s.Object(AddressType), required=False))
+    vat_number: str | None = attrs.field(default=None, metadata=s.meta('vatNumber', s.String(max_length=20), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifySettlementResponse:
-    receipt_url: str | None = s.optional('receiptUrl', s.String(max_length=2000))
-    receipt_id: str | None = s.optional('receiptId', s.String(max_length=50))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    receipt_url: str | None = attrs.field(default=None, metadata=s.meta('receiptUrl', s.String(max_length=2000), required=False))
+    receipt_id: str | None = attrs.field(default=None, metadata=s.meta('receiptId', s.String(max_length=50), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyWebPaymentStartedRequest:
-    evse_id: int = s.field('evseId', s.Integer(minimum=0.0))
-    timeout: int = s.field('timeout', s.Integer())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(minimum=0), required=True))
+    timeout: int = attrs.field(metadata=s.meta('timeout', s.Integer(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class NotifyWebPaymentStartedResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class OpenPeriodicEventStreamRequest:
-    constant_stream_data: ConstantStreamDataType = s.field('constantStreamData', s.Object(ConstantStreamDataType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    constant_stream_data: ConstantStreamDataType = attrs.field(metadata=s.meta('constantStreamData', s.Object(ConstantStreamDataType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class OpenPeriodicEventStreamResponse:
-    status: GenericStatusEnumType | str = s.field('status', s.EnumOf(GenericStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: GenericStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class PublishFirmwareRequest:
-    location: str = s.field('location', s.String(max_length=2000))
-    retries: int | None = s.optional('retries', s.Integer(minimum=0.0))
-    checksum: str = s.field('checksum', s.String(max_length=32))
-    request_id: int = s.field('requestId', s.Integer(minimum=0.0))
-    retry_interval: int | None = s.optional('retryInterval', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    location: str = attrs.field(metadata=s.meta('location', s.String(max_length=2000), required=True))
+    retries: int | None = attrs.field(default=None, metadata=s.meta('retries', s.Integer(minimum=0), required=False))
+    checksum: str = attrs.field(metadata=s.meta('checksum', s.String(max_length=32), required=True))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(minimum=0), required=True))
+    retry_interval: int | None = attrs.field(default=None, metadata=s.meta('retryInterval', s.Integer(minimum=0), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class PublishFirmwareResponse:
-    status: GenericStatusEnumType | str = s.field('status', s.EnumOf(GenericStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: GenericStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class PublishFirmwareStatusNotificationRequest:
-    status: PublishFirmwareStatusEnumType | str = s.field('status', s.EnumOf(PublishFirmwareStatusEnumType))
-    location: list[str] | None = s.optional('location', s.Array(s.String(max_length=2000), min_items=1))
-    request_id: int | None = s.optional('requestId', s.Integer(minimum=0.0))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: PublishFirmwareStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(PublishFirmwareStatusEnumType), required=True))
+    location: list[str] | None = attrs.field(default=None, metadata=s.meta('location', s.Array(s.String(max_length=2000), min_items=1), required=False))
+    request_id: int | None = attrs.field(default=None, metadata=s.meta('requestId', s.Integer(minimum=0), required=False))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class PublishFirmwareStatusNotificationResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class PullDynamicScheduleUpdateRequest:
-    charging_profile_id: int = s.field('chargingProfileId', s.Integer())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    charging_profile_id: int = attrs.field(metadata=s.meta('chargingProfileId', s.Integer(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class PullDynamicScheduleUpdateResponse:
-    schedule_update: ChargingScheduleUpdateType | None = s.optional('scheduleUpdate', s.Object(ChargingScheduleUpdateType))
-    status: ChargingProfileStatusEnumType | str = s.field('status', s.EnumOf(ChargingProfileStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    schedule_update: ChargingScheduleUpdateType | None = attrs.field(default=None, metadata=s.meta('scheduleUpdate', s.Object(ChargingScheduleUpdateType), required=False))
+    status: ChargingProfileStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ChargingProfileStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ReportChargingProfilesRequest:
-    request_id: int = s.field('requestId', s.Integer())
-    charging_limit_source: str = s.field('chargingLimitSource', s.String(max_length=20))
-    charging_profile: list[ChargingProfileType] = s.field('chargingProfile', s.Array(s.Object(ChargingProfileType), min_items=1))
-    tbc: bool | None = s.optional('tbc', s.Boolean())
-    evse_id: int = s.field('evseId', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    charging_limit_source: str = attrs.field(metadata=s.meta('chargingLimitSource', s.String(max_length=20), required=True))
+    charging_profile: list[ChargingProfileType] = attrs.field(metadata=s.meta('chargingProfile', s.Array(s.Object(ChargingProfileType), min_items=1), required=True))
+    tbc: bool | None = attrs.field(default=None, metadata=s.meta('tbc', s.Boolean(), required=False))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(minimum=0), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ReportChargingProfilesResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ReportDERControlRequest:
-    curve: list[DERCurveGetType] | None = s.optional('curve', s.Array(s.Object(DERCurveGetType), min_items=1, max_items=24))
-    enter_service: list[EnterServiceGetType] | None = s.optional('enterService', s.Array(s.Object(EnterServiceGetType), min_items=1, max_items=24))
-    fixed_pf_absorb: list[FixedPFGetType] | None = s.optional('fixedPFAbsorb', s.Array(s.Object(FixedPFGetType), min_items=1, max_items=24))
-    fixed_pf_inject: list[FixedPFGetType] | None = s.optional('fixedPFInject', s.Array(s.Object(FixedPFGetType), min_items=1, max_items=24))
-    fixed_var: list[FixedVarGetType] | None = s.optional('fixedVar', s.Array(s.Object(FixedVarGetType), min_items=1, max_items=24))
-    freq_droop: list[FreqDroopGetType] | None = s.optional('freqDroop', s.Array(s.Object(FreqDroopGetType), min_items=1, max_items=24))
-    gradient: list[GradientGetType] | None = s.optional('gradient', s.Array(s.Object(GradientGetType), min_items=1, max_items=24))
-    limit_max_discharge: list[LimitMaxDischargeGetType] | None = s.optional('limitMaxDischarge', s.Array(s.Object(LimitMaxDischargeGetType), min_items=1, max_items=24))
-    request_id: int = s.field('requestId', s.Integer())
-    tbc: bool | None = s.optional('tbc', s.Boolean())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    curve: list[DERCurveGetType] | None = attrs.field(default=None, metadata=s.meta('curve', s.Array(s.Object(DERCurveGetType), min_items=1, max_items=24), required=False))
+    enter_service: list[EnterServiceGetType] | None = attrs.field(default=None, metadata=s.meta('enterService', s.Array(s.Object(EnterServiceGetType), min_items=1, max_items=24), required=False))
+    fixed_pf_absorb: list[FixedPFGetType] | None = attrs.field(default=None, metadata=s.meta('fixedPFAbsorb', s.Array(s.Object(FixedPFGetType), min_items=1, max_items=24), required=False))
+    fixed_pf_inject: list[FixedPFGetType] | None = attrs.field(default=None, metadata=s.meta('fixedPFInject', s.Array(s.Object(FixedPFGetType), min_items=1, max_items=24), required=False))
+    fixed_var: list[FixedVarGetType] | None = attrs.field(default=None, metadata=s.meta('fixedVar', s.Array(s.Object(FixedVarGetType), min_items=1, max_items=24), required=False))
+    freq_droop: list[FreqDroopGetType] | None = attrs.field(default=None, metadata=s.meta('freqDroop', s.Array(s.Object(FreqDroopGetType), min_items=1, max_items=24), required=False))
+    gradient: list[GradientGetType] | None = attrs.field(default=None, metadata=s.meta('gradient', s.Array(s.Object(GradientGetType), min_items=1, max_items=24), required=False))
+    limit_max_discharge: list[LimitMaxDischargeGetType] | None = attrs.field(default=None, metadata=s.meta('limitMaxDischarge', s.Array(s.Object(LimitMaxDischargeGetType), min_items=1, max_items=24), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    tbc: bool | None = attrs.field(default=None, metadata=s.meta('tbc', s.Boolean(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ReportDERControlResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class RequestBatterySwapRequest:
-    id_token: IdTokenType = s.field('idToken', s.Object(IdTokenType))
-    request_id: int = s.field('requestId', s.Integer())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id_token: IdTokenType = attrs.field(metadata=s.meta('idToken', s.Object(IdTokenType), required=True))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class RequestBatterySwapResponse:
-    status: GenericStatusEnumType | str = s.field('status', s.EnumOf(GenericStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: GenericStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class RequestStartTransactionRequest:
-    evse_id: int | None = s.optional('evseId', s.Integer(minimum=1.0))
-    group_idtoken: IdTokenType | None = s.optional('groupIdToken', s.Object(IdTokenType))
-    id_token: IdTokenType = s.field('idToken', s.Object(IdTokenType))
-    remote_start_id: int = s.field('remoteStartId', s.Integer())
-    charging_profile: ChargingProfileType | None = s.optional('chargingProfile', s.Object(ChargingProfileType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(minimum=1), required=False))
+    group_idtoken: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
+    id_token: IdTokenType = attrs.field(metadata=s.meta('idToken', s.Object(IdTokenType), required=True))
+    remote_start_id: int = attrs.field(metadata=s.meta('remoteStartId', s.Integer(), required=True))
+    charging_profile: ChargingProfileType | None = attrs.field(default=None, metadata=s.meta('chargingProfile', s.Object(ChargingProfileType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class RequestStartTransactionResponse:
-    status: RequestStartStopStatusEnumType | str = s.field('status', s.EnumOf(RequestStartStopStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    transaction_id: str | None = s.optional('transactionId', s.String(max_length=36))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: RequestStartStopStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(RequestStartStopStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    transaction_id: str | None = attrs.field(default=None, metadata=s.meta('transactionId', s.String(max_length=36), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class RequestStopTransactionRequest:
-    transaction_id: str = s.field('transactionId', s.String(max_length=36))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    transaction_id: str = attrs.field(metadata=s.meta('transactionId', s.String(max_length=36), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class RequestStopTransactionResponse:
-    status: RequestStartStopStatusEnumType | str = s.field('status', s.EnumOf(RequestStartStopStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: RequestStartStopStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(RequestStartStopStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ReservationStatusUpdateRequest:
-    reservation_id: int = s.field('reservationId', s.Integer(minimum=0.0))
-    reservation_update_status: ReservationUpdateStatusEnumType | str = s.field('reservationUpdateStatus', s.EnumOf(ReservationUpdateStatusEnumType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    reservation_id: int = attrs.field(metadata=s.meta('reservationId', s.Integer(minimum=0), required=True))
+    reservation_update_status: ReservationUpdateStatusEnumType | str = attrs.field(metadata=s.meta('reservationUpdateStatus', s.EnumOf(ReservationUpdateStatusEnumType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ReservationStatusUpdateResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ReserveNowRequest:
-    id: int = s.field('id', s.Integer(minimum=0.0))
-    expiry_date_time: datetime.datetime = s.field('expiryDateTime', s.DateTime())
-    connector_type: str | None = s.optional('connectorType', s.String(max_length=20))
-    id_token: IdTokenType = s.field('idToken', s.Object(IdTokenType))
-    evse_id: int | None = s.optional('evseId', s.Integer(minimum=0.0))
-    group_idtoken: IdTokenType | None = s.optional('groupIdToken', s.Object(IdTokenType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    id: int = attrs.field(metadata=s.meta('id', s.Integer(minimum=0), required=True))
+    expiry_date_time: datetime.datetime = attrs.field(metadata=s.meta('expiryDateTime', s.DateTime(), required=True))
+    connector_type: str | None = attrs.field(default=None, metadata=s.meta('connectorType', s.String(max_length=20), required=False))
+    id_token: IdTokenType = attrs.field(metadata=s.meta('idToken', s.Object(IdTokenType), required=True))
+    evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(minimum=0), required=False))
+    group_idtoken: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ReserveNowResponse:
-    status: ReserveNowStatusEnumType | str = s.field('status', s.EnumOf(ReserveNowStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: ReserveNowStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ReserveNowStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ResetRequest:
-    type: ResetEnumType | str = s.field('type', s.EnumOf(ResetEnumType))
-    evse_id: int | None = s.optional('evseId', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    type: ResetEnumType | str = attrs.field(metadata=s.meta('type', s.EnumOf(ResetEnumType), required=True))
+    evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(minimum=0), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ResetResponse:
-    status: ResetStatusEnumType | str = s.field('status', s.EnumOf(ResetStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: ResetStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ResetStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SecurityEventNotificationRequest:
-    type: str = s.field('type', s.String(max_length=50))
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
-    tech_info: str | None = s.optional('techInfo', s.String(max_length=255))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    type: str = attrs.field(metadata=s.meta('type', s.String(max_length=50), required=True))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
+    tech_info: str | None = attrs.field(default=None, metadata=s.meta('techInfo', s.String(max_length=255), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SecurityEventNotificationResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SendLocalListRequest:
-    local_authorization_list: list[AuthorizationData] | None = s.optional('localAuthorizationList', s.Array(s.Object(AuthorizationData), min_items=1))
-    version_number: int = s.field('versionNumber', s.Integer())
-    update_type: UpdateEnumType | str = s.field('updateType', s.EnumOf(UpdateEnumType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    local_authorization_list: list[AuthorizationData] | None = attrs.field(default=None, metadata=s.meta('localAuthorizationList', s.Array(s.Object(AuthorizationData), min_items=1), required=False))
+    version_number: int = attrs.field(metadata=s.meta('versionNumber', s.Integer(), required=True))
+    update_type: UpdateEnumType | str = attrs.field(metadata=s.meta('updateType', s.EnumOf(UpdateEnumType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SendLocalListResponse:
-    status: SendLocalListStatusEnumType | str = s.field('status', s.EnumOf(SendLocalListStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: SendLocalListStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(SendLocalListStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetChargingProfileRequest:
-    evse_id: int = s.field('evseId', s.Integer(minimum=0.0))
-    charging_profile: ChargingProfileType = s.field('chargingProfile', s.Object(ChargingProfileType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(minimum=0), required=True))
+    charging_profile: ChargingProfileType = attrs.field(metadata=s.meta('chargingProfile', s.Object(ChargingProfileType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetChargingProfileResponse:
-    status: ChargingProfileStatusEnumType | str = s.field('status', s.EnumOf(ChargingProfileStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: ChargingProfileStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ChargingProfileStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetDERControlRequest:
-    is_default: bool = s.field('isDefault', s.Boolean())
-    control_id: str = s.field('controlId', s.String(max_length=36))
-    control_type: DERControlEnumType | str = s.field('controlType', s.EnumOf(DERControlEnumType))
-    curve: DERCurveType | None = s.optional('curve', s.Object(DERCurveType))
-    enter_service: EnterServiceType | None = s.optional('enterService', s.Object(EnterServiceType))
-    fixed_pf_absorb: FixedPFType | None = s.optional('fixedPFAbsorb', s.Object(FixedPFType))
-    fixed_pf_inject: FixedPFType | None = s.optional('fixedPFInject', s.Object(FixedPFType))
-    fixed_var: FixedVarType | None = s.optional('fixedVar', s.Object(FixedVarType))
-    freq_droop: FreqDroopType | None = s.optional('freqDroop', s.Object(FreqDroopType))
-    gradient: GradientType | None = s.optional('gradient', s.Object(GradientType))
-    limit_max_discharge: LimitMaxDischargeType | None = s.optional('limitMaxDischarge', s.Object(LimitMaxDischargeType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    is_default: bool = attrs.field(metadata=s.meta('isDefault', s.Boolean(), required=True))
+    control_id: str = attrs.field(metadata=s.meta('controlId', s.String(max_length=36), required=True))
+    control_type: DERControlEnumType | str = attrs.field(metadata=s.meta('controlType', s.EnumOf(DERControlEnumType), required=True))
+    curve: DERCurveType | None = attrs.field(default=None, metadata=s.meta('curve', s.Object(DERCurveType), required=False))
+    enter_service: EnterServiceType | None = attrs.field(default=None, metadata=s.meta('enterService', s.Object(EnterServiceType), required=False))
+    fixed_pf_absorb: FixedPFType | None = attrs.field(default=None, metadata=s.meta('fixedPFAbsorb', s.Object(FixedPFType), required=False))
+    fixed_pf_inject: FixedPFType | None = attrs.field(default=None, metadata=s.meta('fixedPFInject', s.Object(FixedPFType), required=False))
+    fixed_var: FixedVarType | None = attrs.field(default=None, metadata=s.meta('fixedVar', s.Object(FixedVarType), required=False))
+    freq_droop: FreqDroopType | None = attrs.field(default=None, metadata=s.meta('freqDroop', s.Object(FreqDroopType), required=False))
+    gradient: GradientType | None = attrs.field(default=None, metadata=s.meta('gradient', s.Object(GradientType), required=False))
+    limit_max_discharge: LimitMaxDischargeType | None = attrs.field(default=None, metadata=s.meta('limitMaxDischarge', s.Object(LimitMaxDischargeType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetDERControlResponse:
-    status: DERControlStatusEnumType | str = s.field('status', s.EnumOf(DERControlStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    superseded_ids: list[str] | None = s.optional('supersededIds', s.Array(s.String(max_length=36), min_items=1, max_items=24))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: DERControlStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(DERControlStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    superseded_ids: list[str] | None = attrs.field(default=None, metadata=s.meta('supersededIds', s.Array(s.String(max_length=36), min_items=1, max_items=24), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetDefaultTariffRequest:
-    evse_id: int = s.field('evseId', s.Integer(minimum=0.0))
-    tariff: TariffType = s.field('tariff', s.Object(TariffType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(minimum=0), required=True))
+    tariff: TariffType = attrs.field(metadata=s.meta('tariff', s.Object(TariffType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetDefaultTariffResponse:
-    status: TariffSetStatusEnumType | str = s.field('status', s.EnumOf(TariffSetStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: TariffSetStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(TariffSetStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetDisplayMessageRequest:
-    message: MessageInfoType = s.field('message', s.Object(MessageInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    message: MessageInfoType = attrs.field(metadata=s.meta('message', s.Object(MessageInfoType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetDisplayMessageResponse:
-    status: DisplayMessageStatusEnumType | str = s.field('status', s.EnumOf(DisplayMessageStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: DisplayMessageStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(DisplayMessageStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetMonitoringBaseRequest:
-    monitoring_base: MonitoringBaseEnumType | str = s.field('monitoringBase', s.EnumOf(MonitoringBaseEnumType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    monitoring_base: MonitoringBaseEnumType | str = attrs.field(metadata=s.meta('monitoringBase', s.EnumOf(MonitoringBaseEnumType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetMonitoringBaseResponse:
-    status: GenericDeviceModelStatusEnumType | str = s.field('status', s.EnumOf(GenericDeviceModelStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: GenericDeviceModelStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericDeviceModelStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetMonitoringLevelRequest:
-    severity: int = s.field('severity', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    severity: int = attrs.field(metadata=s.meta('severity', s.Integer(minimum=0), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetMonitoringLevelResponse:
-    status: GenericStatusEnumType | str = s.field('status', s.EnumOf(GenericStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: GenericStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetNetworkProfileRequest:
-    configuration_slot: int = s.field('configurationSlot', s.Integer())
-    connection_data: NetworkConnectionProfileType = s.field('connectionData', s.Object(NetworkConnectionProfileType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    configuration_slot: int = attrs.field(metadata=s.meta('configurationSlot', s.Integer(), required=True))
+    connection_data: NetworkConnectionProfileType = attrs.field(metadata=s.meta('connectionData', s.Object(NetworkConnectionProfileType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetNetworkProfileResponse:
-    status: SetNetworkProfileStatusEnumType | str = s.field('status', s.EnumOf(SetNetworkProfileStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: SetNetworkProfileStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(SetNetworkProfileStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetVariableMonitoringRequest:
-    set_monitoring_data: list[SetMonitoringDataType] = s.field('setMonitoringData', s.Array(s.Object(SetMonitoringDataType), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    set_monitoring_data: list[SetMonitoringDataType] = attrs.field(metadata=s.meta('setMonitoringData', s.Array(s.Object(SetMonitoringDataType), min_items=1), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetVariableMonitoringResponse:
-    set_monitoring_result: list[SetMonitoringResultType] = s.field('setMonitoringResult', s.Array(s.Object(SetMonitoringResultType), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    set_monitoring_result: list[SetMonitoringResultType] = attrs.field(metadata=s.meta('setMonitoringResult', s.Array(s.Object(SetMonitoringResultType), min_items=1), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetVariablesRequest:
-    set_variable_data: list[SetVariableDataType] = s.field('setVariableData', s.Array(s.Object(SetVariableDataType), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    set_variable_data: list[SetVariableDataType] = attrs.field(metadata=s.meta('setVariableData', s.Array(s.Object(SetVariableDataType), min_items=1), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SetVariablesResponse:
-    set_variable_result: list[SetVariableResultType] = s.field('setVariableResult', s.Array(s.Object(SetVariableResultType), min_items=1))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    set_variable_result: list[SetVariableResultType] = attrs.field(metadata=s.meta('setVariableResult', s.Array(s.Object(SetVariableResultType), min_items=1), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SignCertificateRequest:
-    csr: str = s.field('csr', s.String(max_length=5500))
-    certificate_type: CertificateSigningUseEnumType | str | None = s.optional('certificateType', s.EnumOf(CertificateSigningUseEnumType))
-    hash_root_certificate: CertificateHashDataType | None = s.optional('hashRootCertificate', s.Object(CertificateHashDataType))
-    request_id: int | None = s.optional('requestId', s.Integer())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    csr: str = attrs.field(metadata=s.meta('csr', s.String(max_length=5500), required=True))
+    certificate_type: CertificateSigningUseEnumType | str | None = attrs.field(default=None, metadata=s.meta('certificateType', s.EnumOf(CertificateSigningUseEnumType), required=False))
+    hash_root_certificate: CertificateHashDataType | None = attrs.field(default=None, metadata=s.meta('hashRootCertificate', s.Object(CertificateHashDataType), required=False))
+    request_id: int | None = attrs.field(default=None, metadata=s.meta('requestId', s.Integer(), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class SignCertificateResponse:
-    status: GenericStatusEnumType | str = s.field('status', s.EnumOf(GenericStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: GenericStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class StatusNotificationRequest:
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
-    connector_status: ConnectorStatusEnumType | str = s.field('connectorStatus', s.EnumOf(ConnectorStatusEnumType))
-    evse_id: int = s.field('evseId', s.Integer(minimum=0.0))
-    connector_id: int = s.field('connectorId', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
+    connector_status: ConnectorStatusEnumType | str = attrs.field(metadata=s.meta('connectorStatus', s.EnumOf(ConnectorStatusEnumType), required=True))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(minimum=0), required=True))
+    connector_id: int = attrs.field(metadata=s.meta('connectorId', s.Integer(minimum=0), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class StatusNotificationResponse:
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TransactionEventRequest:
-    cost_details: CostDetailsType | None = s.optional('costDetails', s.Object(CostDetailsType))
-    event_type: TransactionEventEnumType | str = s.field('eventType', s.EnumOf(TransactionEventEnumType))
-    meter_value: list[MeterValueType] | None = s.optional('meterValue', s.Array(s.Object(MeterValueType), min_items=1))
-    timestamp: datetime.datetime = s.field('timestamp', s.DateTime())
-    trigger_reason: TriggerReasonEnumType | str = s.field('triggerReason', s.EnumOf(TriggerReasonEnumType))
-    seq_no: int = s.field('seqNo', s.Integer(minimum=0.0))
-    offline: bool | None = s.optional('offline', s.Boolean())
-    number_ofphases_used: int | None = s.optional('numberOfPhasesUsed', s.Integer(minimum=0.0, maximum=3.0))
-    cable_max_current: int | None = s.optional('cableMaxCurrent', s.Integer())
-    reservation_id: int | None = s.optional('reservationId', s.Integer(minimum=0.0))
-    preconditioning_status: PreconditioningStatusEnumType | str | None = s.optional('preconditioningStatus', s.EnumOf(PreconditioningStatusEnumType))
-    evse_sleep: bool | None = s.optional('evseSleep', s.Boolean())
-    transaction_info: TransactionType = s.field('transactionInfo', s.Object(TransactionType))
-    evse: EVSEType | None = s.optional('evse', s.Object(EVSEType))
-    id_token: IdTokenType | None = s.optional('idToken', s.Object(IdTokenType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    cost_details: CostDetailsType | None = attrs.field(default=None, metadata=s.meta('costDetails', s.Object(CostDetailsType), required=False))
+    event_type: TransactionEventEnumType | str = attrs.field(metadata=s.meta('eventType', s.EnumOf(TransactionEventEnumType), required=True))
+    meter_value: list[MeterValueType] | None = attrs.field(default=None, metadata=s.meta('meterValue', s.Array(s.Object(MeterValueType), min_items=1), required=False))
+    timestamp: datetime.datetime = attrs.field(metadata=s.meta('timestamp', s.DateTime(), required=True))
+    trigger_reason: TriggerReasonEnumType | str = attrs.field(metadata=s.meta('triggerReason', s.EnumOf(TriggerReasonEnumType), required=True))
+    seq_no: int = attrs.field(metadata=s.meta('seqNo', s.Integer(minimum=0), required=True))
+    offline: bool | None = attrs.field(default=None, metadata=s.meta('offline', s.Boolean(), required=False))
+    number_ofphases_used: int | None = attrs.field(default=None, metadata=s.meta('numberOfPhasesUsed', s.Integer(minimum=0, maximum=3), required=False))
+    cable_max_current: int | None = attrs.field(default=None, metadata=s.meta('cableMaxCurrent', s.Integer(), required=False))
+    reservation_id: int | None = attrs.field(default=None, metadata=s.meta('reservationId', s.Integer(minimum=0), required=False))
+    preconditioning_status: PreconditioningStatusEnumType | str | None = attrs.field(default=None, metadata=s.meta('preconditioningStatus', s.EnumOf(PreconditioningStatusEnumType), required=False))
+    evse_sleep: bool | None = attrs.field(default=None, metadata=s.meta('evseSleep', s.Boolean(), required=False))
+    transaction_info: TransactionType = attrs.field(metadata=s.meta('transactionInfo', s.Object(TransactionType), required=True))
+    evse: EVSEType | None = attrs.field(default=None, metadata=s.meta('evse', s.Object(EVSEType), required=False))
+    id_token: IdTokenType | None = attrs.field(default=None, metadata=s.meta('idToken', s.Object(IdTokenType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TransactionEventResponse:
-    total_cost: float | None = s.optional('totalCost', s.Number())
-    charging_priority: int | None = s.optional('chargingPriority', s.Integer())
-    id_token_info: IdTokenInfoType | None = s.optional('idTokenInfo', s.Object(IdTokenInfoType))
-    transaction_limit: TransactionLimitType | None = s.optional('transactionLimit', s.Object(TransactionLimitType))
-    updated_personal_message: MessageContentType | None = s.optional('updatedPersonalMessage', s.Object(MessageContentType))
-    updated_personal_message_extra: list[MessageContentType] | None = s.optional('updatedPersonalMessageExtra', s.Array(s.Object(MessageContentType), min_items=1, max_items=4))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    total_cost: float | None = attrs.field(default=None, metadata=s.meta('totalCost', s.Number(), required=False))
+    charging_priority: int | None = attrs.field(default=None, metadata=s.meta('chargingPriority', s.Integer(), required=False))
+    id_token_info: IdTokenInfoType | None = attrs.field(default=None, metadata=s.meta('idTokenInfo', s.Object(IdTokenInfoType), required=False))
+    transaction_limit: TransactionLimitType | None = attrs.field(default=None, metadata=s.meta('transactionLimit', s.Object(TransactionLimitType), required=False))
+    updated_personal_message: MessageContentType | None = attrs.field(default=None, metadata=s.meta('updatedPersonalMessage', s.Object(MessageContentType), required=False))
+    updated_personal_message_extra: list[MessageContentType] | None = attrs.field(default=None, metadata=s.meta('updatedPersonalMessageExtra', s.Array(s.Object(MessageContentType), min_items=1, max_items=4), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TriggerMessageRequest:
-    evse: EVSEType | None = s.optional('evse', s.Object(EVSEType))
-    requested_message: MessageTriggerEnumType | str = s.field('requestedMessage', s.EnumOf(MessageTriggerEnumType))
-    custom_trigger: str | None = s.optional('customTrigger', s.String(max_length=50))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    evse: EVSEType | None = attrs.field(default=None, metadata=s.meta('evse', s.Object(EVSEType), required=False))
+    requested_message: MessageTriggerEnumType | str = attrs.field(metadata=s.meta('requestedMessage', s.EnumOf(MessageTriggerEnumType), required=True))
+    custom_trigger: str | None = attrs.field(default=None, metadata=s.meta('customTrigger', s.String(max_length=50), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class TriggerMessageResponse:
-    status: TriggerMessageStatusEnumType | str = s.field('status', s.EnumOf(TriggerMessageStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: TriggerMessageStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(TriggerMessageStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class UnlockConnectorRequest:
-    evse_id: int = s.field('evseId', s.Integer(minimum=0.0))
-    connector_id: int = s.field('connectorId', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    evse_id: int = attrs.field(metadata=s.meta('evseId', s.Integer(minimum=0), required=True))
+    connector_id: int = attrs.field(metadata=s.meta('connectorId', s.Integer(minimum=0), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class UnlockConnectorResponse:
-    status: UnlockStatusEnumType | str = s.field('status', s.EnumOf(UnlockStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: UnlockStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(UnlockStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class UnpublishFirmwareRequest:
-    checksum: str = s.field('checksum', s.String(max_length=32))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    checksum: str = attrs.field(metadata=s.meta('checksum', s.String(max_length=32), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class UnpublishFirmwareResponse:
-    status: UnpublishFirmwareStatusEnumType | str = s.field('status', s.EnumOf(UnpublishFirmwareStatusEnumType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: UnpublishFirmwareStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(UnpublishFirmwareStatusEnumType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class UpdateDynamicScheduleRequest:
-    charging_profile_id: int = s.field('chargingProfileId', s.Integer())
-    schedule_update: ChargingScheduleUpdateType = s.field('scheduleUpdate', s.Object(ChargingScheduleUpdateType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    charging_profile_id: int = attrs.field(metadata=s.meta('chargingProfileId', s.Integer(), required=True))
+    schedule_update: ChargingScheduleUpdateType = attrs.field(metadata=s.meta('scheduleUpdate', s.Object(ChargingScheduleUpdateType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class UpdateDynamicScheduleResponse:
-    status: ChargingProfileStatusEnumType | str = s.field('status', s.EnumOf(ChargingProfileStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: ChargingProfileStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(ChargingProfileStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class UpdateFirmwareRequest:
-    retries: int | None = s.optional('retries', s.Integer(minimum=0.0))
-    retry_interval: int | None = s.optional('retryInterval', s.Integer())
-    request_id: int = s.field('requestId', s.Integer())
-    firmware: FirmwareType = s.field('firmware', s.Object(FirmwareType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    retries: int | None = attrs.field(default=None, metadata=s.meta('retries', s.Integer(minimum=0), required=False))
+    retry_interval: int | None = attrs.field(default=None, metadata=s.meta('retryInterval', s.Integer(), required=False))
+    request_id: int = attrs.field(metadata=s.meta('requestId', s.Integer(), required=True))
+    firmware: FirmwareType = attrs.field(metadata=s.meta('firmware', s.Object(FirmwareType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class UpdateFirmwareResponse:
-    status: UpdateFirmwareStatusEnumType | str = s.field('status', s.EnumOf(UpdateFirmwareStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: UpdateFirmwareStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(UpdateFirmwareStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class UsePriorityChargingRequest:
-    transaction_id: str = s.field('transactionId', s.String(max_length=36))
-    activate: bool = s.field('activate', s.Boolean())
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    transaction_id: str = attrs.field(metadata=s.meta('transactionId', s.String(max_length=36), required=True))
+    activate: bool = attrs.field(metadata=s.meta('activate', s.Boolean(), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class UsePriorityChargingResponse:
-    status: PriorityChargingStatusEnumType | str = s.field('status', s.EnumOf(PriorityChargingStatusEnumType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    status: PriorityChargingStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(PriorityChargingStatusEnumType), required=True))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class VatNumberValidationRequest:
-    vat_number: str = s.field('vatNumber', s.String(max_length=20))
-    evse_id: int | None = s.optional('evseId', s.Integer(minimum=0.0))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    vat_number: str = attrs.field(metadata=s.meta('vatNumber', s.String(max_length=20), required=True))
+    evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(minimum=0), required=False))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class VatNumberValidationResponse:
-    company: AddressType | None = s.optional('company', s.Object(AddressType))
-    status_info: StatusInfoType | None = s.optional('statusInfo', s.Object(StatusInfoType))
-    vat_number: str = s.field('vatNumber', s.String(max_length=20))
-    evse_id: int | None = s.optional('evseId', s.Integer(minimum=0.0))
-    status: GenericStatusEnumType | str = s.field('status', s.EnumOf(GenericStatusEnumType))
-    custom_data: CustomDataType | None = s.optional('customData', s.Object(CustomDataType))
+    company: AddressType | None = attrs.field(default=None, metadata=s.meta('company', s.Object(AddressType), required=False))
+    status_info: StatusInfoType | None = attrs.field(default=None, metadata=s.meta('statusInfo', s.Object(StatusInfoType), required=False))
+    vat_number: str = attrs.field(metadata=s.meta('vatNumber', s.String(max_length=20), required=True))
+    evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(minimum=0), required=False))
+    status: GenericStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(GenericStatusEnumType), required=True))
+    custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 REQUESTS: dict[str, type] = {
