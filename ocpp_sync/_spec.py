@@ -8,7 +8,6 @@ attributes.
 from __future__ import annotations
 
 import enum
-from typing import Any
 
 import attrs
 
