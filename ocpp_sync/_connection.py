@@ -1,0 +1,588 @@
+"""One OCPP-J connection: a transport, a reader thread and a dispatcher thread.
+
+The reader only reads: it resolves the futures of our own calls and queues
+the peer's calls, so a slow handler never delays the answer to a call we made,
+and a handler may itself call :meth:`Connection.send` without deadlock (the
+answer it waits for is read by a different thread). The dispatcher runs the
+handlers one at a time, in arrival order, as OCPP expects.
+
+OCPP allows one outstanding CALL per direction, so our calls form a FIFO queue
+and the next one is written only when the current one is answered, has timed
+out or the connection is gone.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, Callable, Deque, Dict, Optional, Set, Tuple
+
+from ._codec import from_payload, message_info, to_payload, version_module
+from ._errors import CallError, CallTimeout, ConnectionClosed, OCPPError, ProtocolError, ValidationError
+from ._framing import (
+    CALLERROR,
+    CALLRESULT,
+    CALLRESULTERROR,
+    Call,
+    CallErrorFrame,
+    CallResult,
+    Frame,
+    FramingError,
+    Send,
+    new_message_id,
+    parse,
+    serialise,
+)
+
+__all__ = ["Connection", "CS", "CSMS"]
+
+log = logging.getLogger("ocpp_sync.connection")
+
+CS = "cs"  # we are the charge point
+CSMS = "csms"  # we are the central system
+
+Handler = Callable[[Any], Any]
+
+# How long the reader sleeps at most before looking for calls past their
+# deadline; blocking send() expires its own call on time regardless.
+_POLL = 0.5
+_JOIN_TIMEOUT = 5.0
+_MAX_DESCRIPTION = 255
+_REMEMBERED_EXPIRED = 64
+
+_CODES_16 = frozenset({
+    "NotImplemented", "NotSupported", "InternalError", "ProtocolError", "SecurityError",
+    "FormationViolation", "PropertyConstraintViolation", "OccurenceConstraintViolation",
+    "TypeConstraintViolation", "GenericError",
+})
+_CODES_2X = frozenset({
+    "FormatViolation", "GenericError", "InternalError", "MessageTypeNotSupported",
+    "NotImplemented", "NotSupported", "OccurrenceConstraintViolation",
+    "PropertyConstraintViolation", "ProtocolError", "RpcFrameworkError", "SecurityError",
+    "TypeConstraintViolation",
+})
+_TO_16 = {
+    "FormatViolation": "FormationViolation",
+    "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
+    "RpcFrameworkError": "FormationViolation",
+}
+_TO_2X = {
+    "FormationViolation": "FormatViolation",
+    "OccurenceConstraintViolation": "OccurrenceConstraintViolation",
+}
+
+
+def wire_code(code: str, version: str) -> str:
+    """The code to put on the wire for an error a handler raised.
+
+    Codes are respelled for the version; a code the version does not define
+    (say "Timeout" from a CallTimeout escaping a handler) becomes InternalError
+    rather than confusing the peer.
+    """
+    if version == "1.6":
+        code = _TO_16.get(code, code)
+        return code if code in _CODES_16 else "InternalError"
+    code = _TO_2X.get(code, code)
+    return code if code in _CODES_2X else "InternalError"
+
+
+def _settle(future: Future, result: Any = None, exc: Optional[BaseException] = None) -> None:
+    """Resolve a future unless the user cancelled it or it is already resolved."""
+    try:
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
+
+
+class _Pending:
+    """One of our calls: queued, then on the wire, then answered."""
+
+    __slots__ = ("unique_id", "action", "text", "response_cls", "future", "deadline", "timeout")
+
+    def __init__(self, unique_id: str, action: str, text: str, response_cls: type,
+                 timeout: float) -> None:
+        self.unique_id = unique_id
+        self.action = action
+        self.text = text
+        self.response_cls = response_cls
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.future: Future = Future()
+
+
+class Connection:
+    """The RPC layer over one open transport, for one side (``CS`` or ``CSMS``).
+
+    ``find_handler(request_cls)`` returns the callable that answers a request of
+    that class (request -> response), or None. ``on_close`` runs once, in the
+    reader thread, when the connection ends for any reason.
+    """
+
+    def __init__(self, transport: Any, *, name: str, version: str, role: str,
+                 find_handler: Callable[[type], Optional[Handler]], timeout: float = 30.0,
+                 lenient: bool = False, on_close: Optional[Callable[[], None]] = None) -> None:
+        if role not in (CS, CSMS):
+            raise ValueError(f"role must be {CS!r} or {CSMS!r}, not {role!r}")
+        self.name = name
+        self.version = version
+        self.timeout = timeout
+        self.lenient = lenient
+        self._transport = transport
+        self._module = version_module(version)
+        if role == CS:
+            self._incoming, self._outgoing = self._module.CSMS_TO_CS, self._module.CS_TO_CSMS
+        else:
+            self._incoming, self._outgoing = self._module.CS_TO_CSMS, self._module.CSMS_TO_CS
+        self._find_handler = find_handler
+        self._on_close = on_close
+        # _lock guards _current, _queue, _expired, _handling and _closing.
+        self._lock = threading.Lock()
+        self._current: Optional[_Pending] = None
+        self._queue: Deque[_Pending] = collections.deque()
+        self._expired: Deque[str] = collections.deque(maxlen=_REMEMBERED_EXPIRED)
+        self._handling: Set[str] = set()
+        self._closing = False
+        self._inbox: "queue.SimpleQueue[Optional[Tuple[Any, ...]]]" = queue.SimpleQueue()
+        self._reader_done = threading.Event()
+        self._reader: Optional[threading.Thread] = None
+        self._reader_ident: Optional[int] = None
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, name=f"{name}-dispatch",
+                                            daemon=True)
+
+    @property
+    def remote_address(self) -> str:
+        return getattr(self._transport, "remote_address", "")
+
+    @property
+    def closed(self) -> bool:
+        return self._reader_done.is_set()
+
+    def wait_closed(self, timeout: Optional[float] = None) -> bool:
+        return self._reader_done.wait(timeout)
+
+    # -- life cycle -------------------------------------------------------
+
+    def start(self) -> None:
+        """Serve the connection from two new threads; returns at once."""
+        self._dispatcher.start()
+        self._reader = threading.Thread(target=self._read_loop, name=f"{self.name}-reader",
+                                        daemon=True)
+        self._reader.start()
+
+    def run(self) -> None:
+        """Serve the connection with the calling thread as the reader, until it ends.
+
+        For servers that give each connection its own thread already.
+        """
+        self._dispatcher.start()
+        thread = threading.current_thread()
+        old_name, thread.name = thread.name, f"{self.name}-reader"
+        try:
+            self._read_loop()
+            self._join(self._dispatcher, "dispatcher")
+        finally:
+            thread.name = old_name
+
+    def run_in_dispatcher(self, task: Callable[[], None]) -> None:
+        """Run ``task`` in the dispatcher, after handlers already queued and before later ones.
+
+        A server's on-connect callback goes here: it may then call send(),
+        which needs the reader free to read the answer.
+        """
+        self._inbox.put((task,))
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the websocket, fail every pending call, stop both threads. Idempotent."""
+        self._fail_all(ConnectionClosed("the connection was closed"))
+        try:
+            self._transport.close(code, reason)
+        except Exception:  # the transport may already be gone; we are closing anyway
+            log.debug("%s: error closing the transport", self.name, exc_info=True)
+        self._inbox.put(None)
+        if threading.get_ident() != self._reader_ident:
+            if not self._reader_done.wait(_JOIN_TIMEOUT):
+                log.warning("%s: the reader did not stop within %.0f s", self.name, _JOIN_TIMEOUT)
+            if self._reader is not None:
+                self._join(self._reader, "reader")
+        self._join(self._dispatcher, "dispatcher")
+
+    def _join(self, thread: threading.Thread, what: str) -> None:
+        if thread is threading.current_thread() or thread.ident is None:
+            return
+        thread.join(_JOIN_TIMEOUT)
+        if thread.is_alive():
+            log.warning("%s: the %s did not stop within %.0f s", self.name, what, _JOIN_TIMEOUT)
+
+    # -- our calls ----------------------------------------------------------
+
+    def send(self, message: Any, timeout: Optional[float] = None) -> Any:
+        """Send a request and block for its response (None for a 2.1 SEND)."""
+        future, pending = self._submit(message, timeout)
+        if pending is None:
+            return future.result()
+        try:
+            return future.result(timeout=max(0.0, pending.deadline - time.monotonic()))
+        except CallTimeout:
+            raise
+        except FutureTimeout:
+            self._expire(pending)
+            return future.result(timeout=0)
+
+    def send_async(self, message: Any, timeout: Optional[float] = None) -> Future:
+        """Queue a request; the future gets the response or the error.
+
+        Done-callbacks run in the reader thread: keep them short.
+        """
+        return self._submit(message, timeout)[0]
+
+    def _submit(self, message: Any, timeout: Optional[float]) -> Tuple[Future, Optional[_Pending]]:
+        try:
+            info = message_info(message)
+        except (TypeError, KeyError, AttributeError, ValueError):
+            raise TypeError(f"not an OCPP message: {message!r}") from None
+        if info.version != self.version:
+            raise ValueError(f"{type(message).__name__} is an OCPP {info.version} message, "
+                             f"this connection speaks {self.version}")
+        if not info.is_request:
+            raise ValueError(f"{type(message).__name__} is a response; send requests")
+        if info.action not in self._outgoing:
+            raise ValueError(f"{info.action} is not sent in this direction in OCPP {self.version}")
+        payload = to_payload(message)
+        seconds = self.timeout if timeout is None else timeout
+        response_cls = self._module.RESPONSES.get(info.action)
+        if response_cls is None:
+            self._send_frame(Send(new_message_id(), info.action, payload))
+            done: Future = Future()
+            done.set_result(None)
+            return done, None
+        unique_id = new_message_id()
+        pending = _Pending(unique_id, info.action, serialise(Call(unique_id, info.action, payload)),
+                           response_cls, seconds)
+        with self._lock:
+            if self._closing:
+                raise ConnectionClosed("the connection is closed")
+            self._queue.append(pending)
+            start = self._next_locked() if self._current is None else None
+        if start is not None:
+            self._write_call(start)
+        return pending.future, pending
+
+    def _next_locked(self) -> Optional[_Pending]:
+        """Make the first live queued call current; the caller writes it after unlocking."""
+        while self._queue:
+            pending = self._queue.popleft()
+            if pending.future.set_running_or_notify_cancel():
+                self._current = pending
+                return pending
+        return None
+
+    def _write_call(self, pending: _Pending) -> None:
+        log.debug("%s > %s", self.name, pending.text)
+        try:
+            self._transport.send(pending.text)
+        except Exception as exc:
+            log.debug("%s: writing a call failed: %s", self.name, exc)
+            self._fail_all(ConnectionClosed(f"the connection is gone: {exc}"))
+            self._close_transport()
+
+    def _expire(self, pending: _Pending) -> None:
+        with self._lock:
+            start = None
+            if self._current is pending:
+                self._current = None
+                self._expired.append(pending.unique_id)
+                start = self._next_locked()
+            elif pending in self._queue:
+                self._queue.remove(pending)
+        _settle(pending.future, exc=CallTimeout(
+            f"no answer to {pending.action} within {pending.timeout:g} s"))
+        if start is not None:
+            self._write_call(start)
+
+    def _expire_due(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [p for p in self._queue if p.deadline <= now]
+            if self._current is not None and self._current.deadline <= now:
+                due.append(self._current)
+        for pending in due:
+            self._expire(pending)
+
+    def _next_wakeup(self) -> float:
+        with self._lock:
+            deadlines = [p.deadline for p in self._queue]
+            if self._current is not None:
+                deadlines.append(self._current.deadline)
+        if not deadlines:
+            return _POLL
+        return max(0.0, min(_POLL, min(deadlines) - time.monotonic()))
+
+    def _take_current(self, unique_id: str) -> Tuple[Optional[_Pending], Optional[_Pending]]:
+        """Detach the current call if it has this id; also return the call to write next."""
+        with self._lock:
+            pending = self._current
+            if pending is None or pending.unique_id != unique_id:
+                late = unique_id in self._expired
+                pending = None
+            else:
+                self._current = None
+            start = self._next_locked() if pending is not None else None
+        if pending is None:
+            if late:
+                log.info("%s: dropped a late response to %s (its call had timed out)",
+                         self.name, unique_id)
+            else:
+                log.warning("%s: dropped a response to %s, which no call is waiting for",
+                            self.name, unique_id)
+        return pending, start
+
+    def _fail_all(self, exc: ConnectionClosed) -> None:
+        with self._lock:
+            self._closing = True
+            failed = list(self._queue)
+            self._queue.clear()
+            if self._current is not None:
+                failed.append(self._current)
+                self._current = None
+        for pending in failed:
+            _settle(pending.future, exc=exc)
+
+    # -- reading ----------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        self._reader_ident = threading.get_ident()
+        try:
+            while True:
+                try:
+                    text = self._transport.receive(timeout=self._next_wakeup())
+                except TimeoutError:
+                    self._expire_due()
+                    continue
+                except Exception as exc:
+                    log.debug("%s: receive failed: %s", self.name, exc)
+                    break
+                if text is None:
+                    break
+                try:
+                    self._on_text(text)
+                except Exception:
+                    log.exception("%s: failed to process a message", self.name)
+                self._expire_due()
+        finally:
+            self._fail_all(ConnectionClosed("the connection was lost"))
+            self._close_transport()
+            self._inbox.put(None)
+            self._reader_done.set()
+            log.debug("%s: connection ended", self.name)
+            if self._on_close is not None:
+                try:
+                    self._on_close()
+                except Exception:
+                    log.exception("%s: the on-close callback failed", self.name)
+
+    def _close_transport(self) -> None:
+        try:
+            self._transport.close()
+        except Exception:
+            log.debug("%s: error closing the transport", self.name, exc_info=True)
+
+    def _on_text(self, text: str) -> None:
+        log.debug("%s < %s", self.name, text)
+        try:
+            frame = parse(text, self.version)
+        except FramingError as exc:
+            self._on_bad_frame(exc)
+            return
+        if isinstance(frame, Call):
+            self._on_call(frame)
+        elif isinstance(frame, CallResult):
+            self._on_result(frame)
+        elif isinstance(frame, Send):
+            self._on_send(frame)
+        elif frame.message_type == CALLRESULTERROR:
+            log.warning("%s: the peer rejected our response to %s: %s %s", self.name,
+                        frame.unique_id, frame.code, frame.description)
+        else:
+            self._on_error(frame)
+
+    def _on_bad_frame(self, exc: FramingError) -> None:
+        log.warning("%s: bad frame from the peer: %s", self.name, exc.description)
+        if exc.message_type in (CALLERROR, CALLRESULTERROR):
+            # Never answer an error with an error: two peers could trade them forever.
+            self._fail_current(exc.unique_id, ProtocolError(exc.description))
+            return
+        message_type = CALLERROR
+        if exc.message_type == CALLRESULT:
+            self._fail_current(exc.unique_id, ProtocolError(exc.description))
+            if self.version == "2.1":
+                message_type = CALLRESULTERROR
+        self._send_frame(CallErrorFrame(exc.unique_id, exc.code, exc.description, {},
+                                        message_type))
+
+    def _fail_current(self, unique_id: str, exc: Exception) -> None:
+        with self._lock:
+            if self._current is None or self._current.unique_id != unique_id:
+                return
+        pending, start = self._take_current(unique_id)
+        if pending is not None:
+            _settle(pending.future, exc=exc)
+        if start is not None:
+            self._write_call(start)
+
+    def _on_result(self, frame: CallResult) -> None:
+        pending, start = self._take_current(frame.unique_id)
+        if start is not None:
+            self._write_call(start)
+        if pending is None:
+            return
+        try:
+            response = from_payload(pending.response_cls, frame.payload, lenient=self.lenient)
+        except ValidationError as exc:
+            log.warning("%s: invalid %s response: %s", self.name, pending.action, exc)
+            _settle(pending.future, exc=exc)
+            if self.version == "2.1":
+                self._send_frame(CallErrorFrame(frame.unique_id, exc.code, _short(str(exc)), {},
+                                                CALLRESULTERROR))
+            return
+        _settle(pending.future, response)
+
+    def _on_error(self, frame: CallErrorFrame) -> None:
+        pending, start = self._take_current(frame.unique_id)
+        if start is not None:
+            self._write_call(start)
+        if pending is not None:
+            _settle(pending.future, exc=CallError(frame.code, frame.description, frame.details))
+
+    def _check_request(self, unique_id: str, action: str, payload: Any,
+                       answer: bool) -> Optional[Tuple[Handler, Any]]:
+        """Find the handler and build the request, or answer why not (when answering at all)."""
+        error: Optional[Tuple[str, str]] = None
+        handler = None
+        request = None
+        if action not in self._module.REQUESTS:
+            error = ("NotSupported", f"{action} is not an OCPP {self.version} action")
+        elif action not in self._incoming:
+            error = ("NotSupported", f"{action} is not sent in this direction")
+        else:
+            cls = self._module.REQUESTS[action]
+            handler = self._find_handler(cls)
+            if handler is None:
+                error = ("NotImplemented", f"no handler for {action}")
+            else:
+                try:
+                    request = from_payload(cls, payload, lenient=self.lenient)
+                except ValidationError as exc:
+                    error = (exc.code, _short(str(exc)))
+        if error is None:
+            return handler, request
+        log.warning("%s: refused %s %s: %s %s", self.name, action, unique_id, *error)
+        if answer:
+            self._send_frame(CallErrorFrame(unique_id, error[0], error[1]))
+        return None
+
+    def _on_call(self, frame: Call) -> None:
+        with self._lock:
+            duplicate = frame.unique_id in self._handling
+        if duplicate:
+            code = "FormationViolation" if self.version == "1.6" else "RpcFrameworkError"
+            log.warning("%s: a call reused the id %s of one still being handled",
+                        self.name, frame.unique_id)
+            self._send_frame(CallErrorFrame(frame.unique_id, code,
+                                            "a call with this id is still being handled"))
+            return
+        found = self._check_request(frame.unique_id, frame.action, frame.payload, answer=True)
+        if found is None:
+            return
+        with self._lock:
+            self._handling.add(frame.unique_id)
+        self._inbox.put((frame.unique_id, frame.action, found[0], found[1], True))
+
+    def _on_send(self, frame: Send) -> None:
+        found = self._check_request(frame.unique_id, frame.action, frame.payload, answer=False)
+        if found is not None:
+            self._inbox.put((frame.unique_id, frame.action, found[0], found[1], False))
+
+    def _send_frame(self, frame: Frame) -> None:
+        text = serialise(frame)
+        log.debug("%s > %s", self.name, text)
+        try:
+            self._transport.send(text)
+        except Exception as exc:
+            log.debug("%s: could not send %s: %s", self.name, frame.unique_id, exc)
+
+    # -- the peer's calls -----------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            item = self._inbox.get()
+            if item is None:
+                return
+            if len(item) == 1:
+                try:
+                    item[0]()
+                except Exception:
+                    log.exception("%s: a callback failed", self.name)
+                continue
+            unique_id, action, handler, request, answer = item
+            if self._closing:
+                continue  # nobody is left to answer
+            if not answer:
+                try:
+                    handler(request)
+                except Exception:
+                    log.exception("%s: the %s handler raised", self.name, action)
+                continue
+            try:
+                reply = self._run_handler(unique_id, action, handler, request)
+            except Exception:  # never let one message end the dispatcher
+                log.exception("%s: failed to answer %s", self.name, unique_id)
+                reply = CallErrorFrame(unique_id, "InternalError", "the handler failed")
+            with self._lock:
+                self._handling.discard(unique_id)
+            self._send_reply(reply)
+
+    def _run_handler(self, unique_id: str, action: str, handler: Handler,
+                     request: Any) -> Frame:
+        try:
+            response = handler(request)
+        except OCPPError as exc:
+            log.info("%s: the %s handler answered %s: %s", self.name, action, exc.code, exc)
+            return CallErrorFrame(unique_id, wire_code(exc.code, self.version),
+                                  _short(exc.description), exc.details or {})
+        except Exception:
+            log.exception("%s: the %s handler raised", self.name, action)
+            return CallErrorFrame(unique_id, "InternalError", f"the {action} handler failed")
+        expected = self._module.RESPONSES[action]
+        if not isinstance(response, expected):
+            log.error("%s: the %s handler returned %r, not a %s", self.name, action,
+                      type(response).__name__, expected.__name__)
+            return CallErrorFrame(unique_id, "InternalError",
+                                  f"the {action} handler returned an invalid response")
+        try:
+            payload = to_payload(response)
+        except ValidationError as exc:
+            log.error("%s: the %s handler returned an invalid response: %s", self.name, action, exc)
+            return CallErrorFrame(unique_id, "InternalError",
+                                  f"the {action} handler returned an invalid response")
+        return CallResult(unique_id, payload)
+
+    def _send_reply(self, reply: Frame) -> None:
+        try:
+            serialise(reply)
+        except (TypeError, ValueError):
+            log.error("%s: error details for %s are not JSON; sent without them",
+                      self.name, reply.unique_id)
+            assert isinstance(reply, CallErrorFrame)
+            reply = CallErrorFrame(reply.unique_id, reply.code, reply.description)
+        self._send_frame(reply)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _MAX_DESCRIPTION else text[:_MAX_DESCRIPTION - 3] + "..."

@@ -1,0 +1,240 @@
+"""The central system side: a server for many stations, each on its own connection."""
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Type, TypeVar
+
+from ._chargepoint import VERSIONS, call_with_dict, check_handler_class, check_version
+from ._connection import CSMS as CSMS_ROLE
+from ._connection import Connection
+
+__all__ = ["CSMS", "Station"]
+
+log = logging.getLogger("ocpp_sync.csms")
+
+F = TypeVar("F", bound=Callable[..., Any])
+StationCallback = Callable[["Station"], Any]
+
+
+class Station:
+    """The CSMS's side of one station's connection.
+
+    ``request`` is the HTTP upgrade request it connected with (its headers,
+    path and offered subprotocols), or None when served through
+    :meth:`CSMS.handle`.
+    """
+
+    def __init__(self, id: str, version: str, request: Any = None) -> None:
+        self.id = id
+        self.version = version
+        self.request = request
+        self._connection: Optional[Connection] = None
+
+    @property
+    def remote_address(self) -> str:
+        return self._connection.remote_address if self._connection is not None else ""
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and not self._connection.closed
+
+    def send(self, message: Any, timeout: Optional[float] = None) -> Any:
+        """Send a request to the station and block for the response object."""
+        assert self._connection is not None
+        return self._connection.send(message, timeout)
+
+    def send_async(self, message: Any, timeout: Optional[float] = None) -> Future:
+        """Like :meth:`send`, but returns a Future at once."""
+        assert self._connection is not None
+        return self._connection.send_async(message, timeout)
+
+    def call(self, action: str, payload: Mapping[str, Any],
+             timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
+        """Send a wire-format payload and get the wire-format response, both validated."""
+        assert self._connection is not None
+        return call_with_dict(self._connection, action, payload, timeout)
+
+    def close(self) -> None:
+        """Close this station's connection; idempotent."""
+        if self._connection is not None:
+            self._connection.close()
+
+    def __repr__(self) -> str:
+        return f"<Station {self.id!r} OCPP {self.version} {self.remote_address}>"
+
+
+class _Callbacks:
+    """``csms.on_connect`` both as a decorator/registrar and as an assignable attribute."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, csms: "CSMS", owner: type) -> Callable[[StationCallback], StationCallback]:
+        def register(callback: StationCallback) -> StationCallback:
+            csms._callbacks[self.name].append(callback)
+            return callback
+        return register
+
+    def __set__(self, csms: "CSMS", callback: Optional[StationCallback]) -> None:
+        csms._callbacks[self.name] = [] if callback is None else [callback]
+
+
+class CSMS:
+    """A central system: accepts stations, answers their calls, calls them.
+
+    Handlers are registered per request class; each version's classes are
+    distinct, so one CSMS serving 1.6 and 2.0.1 registers a handler for each.
+    A handler gets ``(station, request)`` and returns the response object.
+    ``on_connect`` callbacks run in the station's dispatcher before its first
+    call is handled (so they may call ``station.send``); ``on_disconnect``
+    callbacks run once its connection has ended.
+    """
+
+    on_connect = _Callbacks("connect")
+    on_disconnect = _Callbacks("disconnect")
+
+    def __init__(self, versions: Sequence[str] = ("1.6", "2.0.1", "2.1"), *,
+                 timeout: float = 30.0, lenient: bool = False) -> None:
+        if not versions:
+            raise ValueError("a CSMS needs at least one OCPP version")
+        self.versions = tuple(check_version(v) for v in versions)
+        self.timeout = timeout
+        self.lenient = lenient
+        self._handlers: Dict[type, Callable[..., Any]] = {}
+        self._callbacks: Dict[str, List[StationCallback]] = {"connect": [], "disconnect": []}
+        self._changed = threading.Condition()  # guards _stations and _server
+        self._stations: Dict[str, Station] = {}
+        self._server: Any = None
+        self._stopped = False
+
+    def on(self, request_cls: Type[Any]) -> Callable[[F], F]:
+        """Decorator: answer stations' ``request_cls`` calls with ``handler(station, request)``."""
+        check_handler_class(request_cls, self.versions, "CS_TO_CSMS")
+
+        def register(handler: F) -> F:
+            self._handlers[request_cls] = handler
+            return handler
+
+        return register
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the CSMS is not listening")
+        return int(self._server.port)
+
+    @property
+    def stations(self) -> Dict[str, Station]:
+        """A snapshot of the connected stations by id."""
+        with self._changed:
+            return dict(self._stations)
+
+    def _listen(self, host: str, port: int) -> Any:
+        from ._transports.server import WebSocketServer
+
+        with self._changed:
+            if self._server is not None:
+                raise RuntimeError("the CSMS is already listening")
+            self._stopped = False
+            self._server = WebSocketServer(
+                host, port, subprotocols=[f"ocpp{v}" for v in sorted(self.versions, key=VERSIONS.index, reverse=True)],
+                on_connection=self._on_connection)
+            return self._server
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Listen in background threads and return; ``port=0`` picks a free port (see ``.port``)."""
+        self._listen(host, port).start()
+        log.info("CSMS listening on %s:%d", host, self.port)
+
+    def serve_forever(self, host: str = "0.0.0.0", port: int = 9000) -> None:
+        """Listen and block until :meth:`stop` is called from another thread."""
+        server = self._listen(host, port)
+        log.info("CSMS listening on %s:%d", host, self.port)
+        try:
+            server.serve_forever()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop listening, close every station's connection, join the threads. Idempotent."""
+        with self._changed:
+            server, self._server = self._server, None
+            self._stopped = True
+            stations = list(self._stations.values())
+        if server is not None:
+            server.stop()
+        for station in stations:
+            station.close()
+
+    def wait_for_station(self, station_id: str, timeout: Optional[float] = None) -> Station:
+        """Block until a station with this id is connected; TimeoutError if none came in time."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: station_id in self._stations, timeout):
+                raise TimeoutError(f"station {station_id!r} did not connect within {timeout} s")
+            return self._stations[station_id]
+
+    def handle(self, ws: Any, station_id: str, subprotocol: Optional[str] = None,
+               remote_address: str = "") -> None:
+        """Serve an already-accepted ``simple_websocket.Server`` until it closes.
+
+        For hosting the CSMS in an existing web app (a flask-sock route, say):
+        call it from the route with the station id taken from the URL.
+        ``subprotocol`` defaults to the one the websocket negotiated.
+        """
+        from ._transports.server import adapt_simple_websocket
+
+        chosen = subprotocol or getattr(ws, "subprotocol", None) or ""
+        transport = adapt_simple_websocket(ws, chosen, remote_address)
+        self._serve(transport, station_id, chosen, None)
+
+    def _on_connection(self, transport: Any, station_id: str, request: Any) -> None:
+        self._serve(transport, station_id, transport.subprotocol, request)
+
+    def _serve(self, transport: Any, station_id: str, subprotocol: str, request: Any) -> None:
+        version = subprotocol[4:] if subprotocol.lower().startswith("ocpp") else subprotocol
+        if version not in self.versions:
+            log.warning("refused station %r: subprotocol %r is not one of ours", station_id,
+                        subprotocol)
+            transport.close(1002, "unsupported subprotocol")
+            return
+        station = Station(station_id, version, request)
+        connection = Connection(transport, name=f"ocpp-csms-{station_id}", version=version,
+                                role=CSMS_ROLE,
+                                find_handler=functools.partial(self._find_handler, station),
+                                timeout=self.timeout, lenient=self.lenient,
+                                on_close=functools.partial(self._closed, station))
+        station._connection = connection
+        with self._changed:
+            if self._stopped:
+                transport.close(1001, "the CSMS is stopping")
+                return
+            previous = self._stations.get(station_id)
+            self._stations[station_id] = station
+            self._changed.notify_all()
+        if previous is not None:
+            log.warning("station %r connected again; closing its previous connection", station_id)
+            previous.close()
+        log.info("station %r connected from %s (OCPP %s)", station_id, station.remote_address,
+                 version)
+        for callback in list(self._callbacks["connect"]):
+            connection.run_in_dispatcher(functools.partial(callback, station))
+        connection.run()
+
+    def _find_handler(self, station: Station, request_cls: type) -> Optional[Callable[[Any], Any]]:
+        handler = self._handlers.get(request_cls)
+        return None if handler is None else functools.partial(handler, station)
+
+    def _closed(self, station: Station) -> None:
+        with self._changed:
+            if self._stations.get(station.id) is station:
+                del self._stations[station.id]
+                self._changed.notify_all()
+        log.info("station %r disconnected", station.id)
+        for callback in list(self._callbacks["disconnect"]):
+            try:
+                callback(station)
+            except Exception:
+                log.exception("an on_disconnect callback failed for %r", station.id)
