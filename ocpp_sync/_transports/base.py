@@ -1,0 +1,89 @@
+"""What the connection layer needs from a websocket, whichever library carries it.
+
+Both transports hand out text messages only (OCPP-J is JSON over text frames)
+and make the same promises about threads: any number of senders, one reader,
+and a close() that wakes that reader and returns in bounded time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Mapping, Optional, Protocol, Tuple
+
+from .._errors import OCPPError
+
+__all__ = ["Transport", "HandshakeError", "ConnectionRequest", "Headers"]
+
+
+class Transport(Protocol):
+    """One open websocket carrying OCPP-J text frames."""
+
+    subprotocol: str
+    remote_address: str
+
+    def send(self, text: str) -> None:
+        """Send one text message; safe from any thread; raises ConnectionClosed."""
+
+    def receive(self, timeout: Optional[float] = None) -> Optional[str]:
+        """Next text message, or None once closed; TimeoutError only if a timeout was given."""
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Idempotent and bounded; wakes a receive() in progress."""
+
+
+class HandshakeError(OCPPError, ConnectionError):
+    """The websocket could not be opened.
+
+    ``status`` is the HTTP status the server answered instead of 101 (None when
+    no HTTP answer came, e.g. connection refused, or the 101 was unusable);
+    ``reason`` is the server's short explanation when there is one.
+    """
+
+    code = "HandshakeError"
+
+    def __init__(self, description: str, *, status: Optional[int] = None, reason: str = "") -> None:
+        super().__init__(description)
+        self.status = status
+        self.reason = reason
+
+
+class Headers(Mapping[str, str]):
+    """HTTP request headers with case-insensitive lookup; repeated fields are joined with ", "."""
+
+    def __init__(self, items: Tuple[Tuple[str, str], ...] = ()) -> None:
+        self._items: dict[str, Tuple[str, str]] = {}
+        for name, value in items:
+            key = name.lower()
+            if key in self._items:
+                value = f"{self._items[key][1]}, {value}"
+            self._items[key] = (name, value)
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()][1]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        # Credentials must not reach logs through a repr.
+        shown = {name: ("<hidden>" if name.lower() in ("authorization", "cookie") else value)
+                 for name, value in self._items.values()}
+        return f"Headers({shown!r})"
+
+
+@dataclass(frozen=True)
+class ConnectionRequest:
+    """The HTTP upgrade request a station opened its connection with."""
+
+    path: str
+    station_id: str
+    headers: Headers = field(repr=False)
+    remote_address: str
+    subprotocols: Tuple[str, ...]
+    subprotocol: str = ""
+    query: str = ""

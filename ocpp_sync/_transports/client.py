@@ -1,0 +1,237 @@
+"""The charge point side: a websocket-client ``WebSocket`` used directly, no threads of its own.
+
+Frames are read with ``recv_frame`` and control frames handled here, so every
+write (messages, pongs, the close reply) goes through websocket-client's one
+send lock, and a close frame is never answered twice.
+"""
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import ssl
+import threading
+import time
+from typing import Mapping, Optional, Sequence
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import websocket
+from websocket import ABNF
+
+from .._errors import ConnectionClosed
+from .base import HandshakeError, Transport
+
+__all__ = ["connect", "station_url"]
+
+log = logging.getLogger("ocpp_sync.transport")
+
+# Bounds how long close() waits for the peer's close frame before it drops the TCP connection.
+CLOSE_TIMEOUT = 2.0
+
+
+def station_url(url: str, station_id: str) -> str:
+    """``url`` with the percent-encoded station id as one more path segment."""
+    if not station_id:
+        raise ValueError("station_id must not be empty")
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/") + "/" + quote(station_id, safe="")
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def _safe_url(url: str) -> str:
+    """The URL without user info, for messages and logs."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
+def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
+            headers: Optional[Mapping[str, str]] = None, timeout: float = 10.0,
+            sslopt: Optional[dict] = None, close_timeout: float = CLOSE_TIMEOUT) -> Transport:
+    """Open the station's websocket to the CSMS at ``url``.
+
+    Raises HandshakeError for every way the connection can fail to open; its
+    ``status`` is the HTTP status when the server refused the upgrade.
+    ``timeout`` bounds the TCP connect and the handshake, and later any single
+    write or the rest of a frame that has started to arrive.
+    """
+    if not subprotocols:
+        raise ValueError("at least one subprotocol is required")
+    target = station_url(url, station_id)
+    shown = _safe_url(target)
+    ws = websocket.WebSocket(sslopt=sslopt, enable_multithread=True)
+    header = [f"{name}: {value}" for name, value in (headers or {}).items()]
+    try:
+        ws.connect(target, timeout=timeout, subprotocols=list(subprotocols), header=header,
+                   suppress_origin=True)
+    except websocket.WebSocketBadStatusException as exc:
+        reason = exc.status_message or ""
+        body = (exc.resp_body or b"").decode("utf-8", "replace").strip()[:200]
+        raise HandshakeError(f"{shown}: server refused the websocket upgrade with HTTP "
+                             f"{exc.status_code} {reason}".rstrip() + (f": {body}" if body else ""),
+                             status=exc.status_code, reason=body or reason) from exc
+    except (websocket.WebSocketException, OSError) as exc:
+        ws.shutdown()
+        raise HandshakeError(f"{shown}: could not open the websocket: {_describe(exc)}") from exc
+    chosen = ws.getsubprotocol()
+    match = next((p for p in subprotocols if chosen is not None and p.lower() == chosen.lower()), None)
+    if match is None:
+        ws.shutdown()
+        raise HandshakeError(f"{shown}: server chose subprotocol {chosen!r}, not one of "
+                             f"{list(subprotocols)}")
+    host, port = ws.sock.getpeername()[:2]
+    log.info("connected to %s as %r (%s)", shown, station_id, match)
+    return _ClientTransport(ws, match, f"{host}:{port}", close_timeout)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, (socket.timeout, websocket.WebSocketTimeoutException)):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
+class _ClientTransport:
+    """Transport over one connected websocket-client ``WebSocket``."""
+
+    def __init__(self, ws: websocket.WebSocket, subprotocol: str, remote_address: str,
+                 close_timeout: float) -> None:
+        self.subprotocol = subprotocol
+        self.remote_address = remote_address
+        self._ws = ws
+        self._sock: socket.socket = ws.sock
+        self._close_timeout = close_timeout
+        # websocket-client's send lock, made reentrant so close() can hold it with a deadline
+        # and still call send_close(); every write of this transport goes through it.
+        self._write_lock = threading.RLock()
+        ws.lock = self._write_lock
+        self._read_lock = threading.Lock()   # held by the one reader; close() uses it to know one is there
+        self._state_lock = threading.Lock()
+        self._closing = False                # we sent (or gave up sending) our close frame
+        self._finished = threading.Event()   # the peer's close frame came, or the stream broke
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._sock, selectors.EVENT_READ)
+
+    def send(self, text: str) -> None:
+        if self._closing or self._finished.is_set():
+            raise ConnectionClosed("connection is closed")
+        try:
+            with self._write_lock:
+                if self._closing:
+                    raise ConnectionClosed("connection is closed")
+                self._ws.send(text, ABNF.OPCODE_TEXT)
+        except (websocket.WebSocketException, OSError) as exc:
+            # A frame may be half written: the stream is unusable, so end it and wake the reader.
+            self._broken(exc)
+            self._shutdown()
+            raise ConnectionClosed(f"send failed: {_describe(exc)}") from exc
+
+    def receive(self, timeout: Optional[float] = None) -> Optional[str]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._read_lock:
+            while True:
+                if self._finished.is_set():
+                    return None
+                if not self._wait_readable(deadline):
+                    if self._finished.is_set():
+                        return None
+                    raise TimeoutError("no message within the timeout")
+                text = self._read_one()
+                # Once our close frame is out, keep reading only to see the peer's answer to it.
+                if text is not None and not self._closing:
+                    return text
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        with self._state_lock:
+            if self._closing:
+                return
+            self._closing = True
+        if not self._finished.is_set() and self._write_lock.acquire(timeout=self._close_timeout):
+            try:
+                self._ws.send_close(code, reason.encode("utf-8")[:123])
+            except (websocket.WebSocketException, OSError):
+                self._finished.set()
+            finally:
+                self._write_lock.release()
+        if self._read_lock.acquire(blocking=False):
+            # No reader: wait for the peer's close frame here.
+            try:
+                self._drain_until_closed(time.monotonic() + self._close_timeout)
+            finally:
+                self._read_lock.release()
+        else:
+            self._finished.wait(self._close_timeout)
+        self._shutdown()
+        # A reader woken by the shutdown leaves receive() promptly; the fd goes once it has.
+        if self._read_lock.acquire(timeout=self._close_timeout):
+            self._read_lock.release()
+        self._selector.close()
+        self._ws.shutdown()
+        log.info("connection to %s closed (%s)", self.remote_address, code)
+
+    def _wait_readable(self, deadline: Optional[float]) -> bool:
+        if isinstance(self._sock, ssl.SSLSocket) and self._sock.pending():
+            return True
+        if deadline is None:
+            while not self._selector.select(None):
+                pass
+            return True
+        remaining = deadline - time.monotonic()
+        return remaining > 0 and bool(self._selector.select(remaining))
+
+    def _read_one(self) -> Optional[str]:
+        """Read one frame; the text of a complete text message, else None."""
+        ws = self._ws
+        try:
+            frame = ws.recv_frame()
+            opcode = frame.opcode
+            if opcode in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY, ABNF.OPCODE_CONT):
+                ws.cont_frame.validate(frame)
+                ws.cont_frame.add(frame)
+                if not frame.fin:
+                    return None
+                opcode, frame = ws.cont_frame.extract(frame)
+                if opcode == ABNF.OPCODE_TEXT:
+                    data = frame.data
+                    return data.decode("utf-8") if isinstance(data, bytes) else data
+                log.warning("ignored a binary message from %s (%d bytes): OCPP-J is text only",
+                            self.remote_address, len(frame.data))
+            elif opcode == ABNF.OPCODE_PING:
+                with self._write_lock:
+                    if not self._closing:
+                        ws.pong(frame.data)
+            elif opcode == ABNF.OPCODE_CLOSE:
+                self._peer_closed(frame)
+        except (websocket.WebSocketException, OSError, UnicodeDecodeError) as exc:
+            self._broken(exc)
+        return None
+
+    def _peer_closed(self, frame: ABNF) -> None:
+        code = int.from_bytes(frame.data[:2], "big") if len(frame.data) >= 2 else 1005
+        with self._state_lock:
+            answer = not self._closing
+            self._closing = True
+        if answer:
+            log.info("%s closed the connection (%s)", self.remote_address, code)
+            try:
+                with self._write_lock:
+                    self._ws.send_close(code if code != 1005 else 1000)
+            except (websocket.WebSocketException, OSError):
+                pass
+        self._finished.set()
+
+    def _drain_until_closed(self, deadline: float) -> None:
+        while not self._finished.is_set() and self._wait_readable(deadline):
+            self._read_one()
+
+    def _broken(self, exc: BaseException) -> None:
+        if not (self._closing or self._finished.is_set()):
+            log.warning("connection to %s lost: %s", self.remote_address, _describe(exc))
+        self._finished.set()
+
+    def _shutdown(self) -> None:
+        try:
+            socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+        except OSError:
+            pass

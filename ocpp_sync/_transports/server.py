@@ -1,0 +1,531 @@
+"""The CSMS side: a standalone listener that speaks just enough HTTP to vet an upgrade.
+
+simple-websocket answers 101 to anything it is handed, so every refusal (not
+an upgrade, no station id, no common subprotocol, a failed check) is made here,
+with a plain HTTP response, before the socket goes to ``simple_websocket.Server``.
+Each connection runs in its own thread, for as long as ``on_connection`` runs.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import logging
+import selectors
+import socket
+import threading
+import time
+from http import HTTPStatus
+from typing import Any, Callable, List, Optional, Sequence, Set, Tuple
+from urllib.parse import unquote, urlsplit
+
+import simple_websocket
+from wsproto.utilities import LocalProtocolError
+
+from .._errors import ConnectionClosed
+from .base import ConnectionRequest, HandshakeError, Headers, Transport
+
+__all__ = ["WebSocketServer", "adapt_simple_websocket"]
+
+log = logging.getLogger("ocpp_sync.transport")
+
+CLOSE_TIMEOUT = 2.0
+HANDSHAKE_TIMEOUT = 10.0
+MAX_REQUEST_BYTES = 16 * 1024
+# Large reads: with TLS and a ping interval, simple-websocket only notices a message bigger than
+# one read at the next ping tick.
+RECEIVE_BYTES = 64 * 1024
+MAX_MESSAGE_SIZE = 4 * 1024 * 1024
+
+_WS_ERRORS = (simple_websocket.ConnectionClosed, simple_websocket.ConnectionError, OSError,
+              LocalProtocolError)
+
+
+class _LockedSocket:
+    """The socket simple-websocket writes through, with one lock for every write.
+
+    simple-websocket 1.1.0 writes with ``socket.send`` (which may write part of a frame) from the
+    caller's thread (messages, close) and from its own thread (pongs, pings, close replies), with
+    no lock; here each write is a whole ``sendall`` under one lock, so frames never interleave.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self.raw = sock
+        self.lock = threading.RLock()
+
+    def send(self, data: bytes) -> int:
+        with self.lock:
+            self.raw.sendall(data)
+        return len(data)
+
+    def sendall(self, data: bytes) -> None:
+        self.send(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+def _abort(sock: Any) -> None:
+    """Wake every thread blocked on ``sock``; the fd stays for its owner to close."""
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except (OSError, TypeError):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class _SimpleWebSocketTransport:
+    """Transport over an accepted ``simple_websocket.Server``."""
+
+    def __init__(self, ws: simple_websocket.Server, subprotocol: str, remote_address: str,
+                 close_timeout: float = CLOSE_TIMEOUT) -> None:
+        self.subprotocol = subprotocol
+        self.remote_address = remote_address
+        if not isinstance(ws.sock, _LockedSocket):
+            ws.sock = _LockedSocket(ws.sock)
+        self._ws = ws
+        self._sock: _LockedSocket = ws.sock
+        self._close_timeout = close_timeout
+        self._state_lock = threading.Lock()
+        self._closing = False
+        self._closed = False
+
+    def send(self, text: str) -> None:
+        ws = self._ws
+        try:
+            with self._sock.lock:
+                if self._closing or not ws.connected:
+                    raise ConnectionClosed("connection is closed")
+                ws.send(str(text))
+        except _WS_ERRORS as exc:
+            # A frame may be half written: the stream is unusable.
+            ws.connected = False
+            _abort(self._sock.raw)
+            raise ConnectionClosed(f"send failed: {exc or type(exc).__name__}") from exc
+
+    def receive(self, timeout: Optional[float] = None) -> Optional[str]:
+        ws = self._ws
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                data = ws.receive(remaining)
+            except simple_websocket.ConnectionClosed:
+                return None
+            if self._closing:
+                return None
+            if data is None:
+                if not ws.connected and not ws.input_buffer:
+                    return None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError("no message within the timeout")
+                continue
+            if isinstance(data, (bytes, bytearray)):
+                log.warning("ignored a binary message from %s (%d bytes): OCPP-J is text only",
+                            self.remote_address, len(data))
+                continue
+            return data
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self._begin_close(code, reason)
+        self._finish_close()
+
+    def _begin_close(self, code: int, reason: str) -> bool:
+        """Send our close frame and wake the reader; False if closing had already begun."""
+        with self._state_lock:
+            if self._closing:
+                return False
+            self._closing = True
+        ws = self._ws
+        if self._sock.lock.acquire(timeout=self._close_timeout):
+            try:
+                if ws.connected:
+                    ws.close(code, reason.encode("utf-8")[:123].decode("utf-8", "ignore") or None)
+            except _WS_ERRORS:
+                pass
+            finally:
+                self._sock.lock.release()
+        else:
+            # A write is stuck on a peer that does not read: no clean close is possible.
+            _abort(self._sock.raw)
+        ws.connected = False
+        ws.event.set()
+        return True
+
+    def _finish_close(self) -> None:
+        """Wait (bounded) for the peer's close frame to end simple-websocket's thread."""
+        thread = self._ws.thread
+        if thread is not threading.current_thread():
+            thread.join(self._close_timeout)
+            if thread.is_alive():
+                _abort(self._sock.raw)
+                thread.join(self._close_timeout)
+            if thread.is_alive():
+                log.warning("websocket thread %s did not end", thread.name)
+        try:
+            self._sock.raw.close()
+        except OSError:
+            pass
+        with self._state_lock:
+            first = not self._closed
+            self._closed = True
+        if first:
+            log.info("connection from %s closed", self.remote_address)
+
+    def _abort(self) -> None:
+        _abort(self._sock.raw)
+
+
+def adapt_simple_websocket(ws: simple_websocket.Server, subprotocol: str, remote_address: str,
+                           *, close_timeout: float = CLOSE_TIMEOUT) -> Transport:
+    """Serve a websocket some other server accepted (e.g. a flask-sock route) as a Transport.
+
+    Its socket is wrapped so that every write, including those of its own thread, shares one lock.
+    """
+    return _SimpleWebSocketTransport(ws, subprotocol, remote_address, close_timeout)
+
+
+class _Refused(Exception):
+    """The upgrade request is answered with this HTTP status instead of 101."""
+
+    def __init__(self, status: int, reason: str, headers: Sequence[Tuple[str, str]] = ()) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+
+
+def _tokens(value: str) -> List[str]:
+    return [t.strip() for t in value.split(",") if t.strip()]
+
+
+def _format_address(addr: Any) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class WebSocketServer:
+    """Thread-per-connection websocket listener for OCPP-J stations.
+
+    ``on_connection(transport, station_id, request)`` runs in the connection's
+    own thread; the connection lives as long as that call, and is closed when
+    it returns. ``check_request(request)`` (optional) runs before the upgrade
+    and refuses it by raising ``HandshakeError(status=..., reason=...)``, e.g.
+    401 for bad credentials or 404 for an unknown station.
+    """
+
+    def __init__(self, host: str, port: int, *, subprotocols: Sequence[str],
+                 on_connection: Callable[[Transport, str, ConnectionRequest], None],
+                 check_request: Optional[Callable[[ConnectionRequest], None]] = None,
+                 handshake_timeout: float = HANDSHAKE_TIMEOUT,
+                 max_request_bytes: int = MAX_REQUEST_BYTES,
+                 max_message_size: Optional[int] = MAX_MESSAGE_SIZE,
+                 ping_interval: Optional[float] = None,
+                 close_timeout: float = CLOSE_TIMEOUT,
+                 backlog: int = 128) -> None:
+        if not subprotocols:
+            raise ValueError("at least one subprotocol is required")
+        self.subprotocols: Tuple[str, ...] = tuple(subprotocols)
+        self._on_connection = on_connection
+        self._check_request = check_request
+        self._handshake_timeout = handshake_timeout
+        self._max_request_bytes = max_request_bytes
+        self._max_message_size = max_message_size
+        self._ping_interval = ping_interval
+        self._close_timeout = close_timeout
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.create_server((host, port), family=family, backlog=backlog)
+        self._listener.setblocking(False)
+        self.host = host
+        self.port: int = self._listener.getsockname()[1]
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._lock = threading.Lock()
+        self._started = False
+        self._stopping = threading.Event()
+        self._accept_thread: Optional[threading.Thread] = None
+        self._accept_done = threading.Event()
+        self._threads: Set[threading.Thread] = set()
+        self._pending: Set[socket.socket] = set()
+        self._transports: Set[_SimpleWebSocketTransport] = set()
+
+    def start(self) -> None:
+        """Accept connections in a background thread ("ocpp-server-accept")."""
+        self._claim()
+        self._accept_thread = threading.Thread(target=self._accept_loop, name="ocpp-server-accept",
+                                               daemon=True)
+        self._accept_thread.start()
+
+    def serve_forever(self) -> None:
+        """Accept connections in this thread until stop() (or KeyboardInterrupt); then stop."""
+        self._claim()
+        try:
+            self._accept_loop()
+        finally:
+            self.stop()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting, close every live connection (1001), join every thread."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            first = not self._stopping.is_set()
+            self._stopping.set()
+            pending = list(self._pending)
+            transports = list(self._transports)
+        if first:
+            try:
+                self._wake_w.send(b"x")
+            except OSError:
+                pass
+            log.info("stopping server on port %d", self.port)
+        if self._accept_thread is not None and self._accept_thread is not threading.current_thread():
+            self._accept_thread.join(max(0.0, deadline - time.monotonic()))
+        if not self._started:
+            self._close_listener()
+        for sock in pending:
+            _abort(sock)
+        if first:
+            for transport in transports:
+                transport._begin_close(1001, "server stopping")
+        # Connection threads end once their on_connection returns; force the stragglers at half time.
+        self._join_threads(time.monotonic() + (deadline - time.monotonic()) / 2)
+        with self._lock:
+            transports = list(self._transports)
+            pending = list(self._pending)
+        for transport in transports:
+            transport._abort()
+        for sock in pending:
+            _abort(sock)
+        left = self._join_threads(deadline)
+        if left:
+            log.warning("server stop: %d connection thread(s) still running: %s", len(left),
+                        ", ".join(t.name for t in left))
+
+    def _claim(self) -> None:
+        with self._lock:
+            if self._started or self._stopping.is_set():
+                raise RuntimeError("server already started or stopped")
+            self._started = True
+
+    def _join_threads(self, deadline: float) -> List[threading.Thread]:
+        current = threading.current_thread()
+        while True:
+            with self._lock:
+                threads = [t for t in self._threads if t is not current]
+            if not threads:
+                return []
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+                if thread.is_alive():
+                    return [t for t in threads if t.is_alive()]
+                with self._lock:
+                    self._threads.discard(thread)
+
+    def _close_listener(self) -> None:
+        for sock in (self._listener, self._wake_r, self._wake_w):
+            sock.close()
+
+    def _accept_loop(self) -> None:
+        selector = selectors.DefaultSelector()
+        try:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            log.info("listening on %s:%d (%s)", self.host, self.port, ", ".join(self.subprotocols))
+            while not self._stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self._wake_r:
+                        return
+                    try:
+                        conn, addr = self._listener.accept()
+                    except BlockingIOError:
+                        continue
+                    except OSError as exc:
+                        # e.g. out of file descriptors: back off instead of spinning.
+                        log.error("accept failed: %s", exc)
+                        self._stopping.wait(0.1)
+                        continue
+                    self._spawn(conn, addr)
+        finally:
+            selector.close()
+            self._close_listener()
+
+    def _spawn(self, conn: socket.socket, addr: Any) -> None:
+        remote = _format_address(addr)
+        thread = threading.Thread(target=self._serve, args=(conn, remote), daemon=True,
+                                  name=f"ocpp-conn-{remote}")
+        with self._lock:
+            if self._stopping.is_set():
+                conn.close()
+                return
+            self._pending.add(conn)
+            self._threads.add(thread)
+        thread.start()
+
+    def _serve(self, conn: socket.socket, remote: str) -> None:
+        transport: Optional[_SimpleWebSocketTransport] = None
+        try:
+            try:
+                request = self._read_request(conn, remote)
+            except _Refused as refusal:
+                self._refuse(conn, remote, refusal)
+                return
+            except (OSError, EOFError) as exc:
+                log.debug("%s went away during the handshake: %s", remote, exc)
+                return
+            threading.current_thread().name = f"ocpp-conn-{request.station_id}"
+            transport = self._upgrade(conn, request)
+            if transport is None:
+                return
+            with self._lock:
+                self._pending.discard(conn)
+                stopping = self._stopping.is_set()
+                if not stopping:
+                    self._transports.add(transport)
+            if stopping:
+                transport.close(1001, "server stopping")
+                return
+            log.info("%s connected as %r (%s)", remote, request.station_id, request.subprotocol)
+            try:
+                self._on_connection(transport, request.station_id, request)
+            except Exception:
+                log.exception("connection handler for %r failed", request.station_id)
+            finally:
+                transport.close()
+        finally:
+            with self._lock:
+                self._pending.discard(conn)
+                self._threads.discard(threading.current_thread())
+                if transport is not None:
+                    self._transports.discard(transport)
+            if transport is None:
+                conn.close()
+
+    def _read_request(self, conn: socket.socket, remote: str) -> ConnectionRequest:
+        deadline = time.monotonic() + self._handshake_timeout
+        buf = bytearray()
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if len(buf) > self._max_request_bytes:
+                raise _Refused(431, "request header too large")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Refused(408, "no complete upgrade request in time")
+            conn.settimeout(remaining)
+            try:
+                chunk = conn.recv(4096)
+            except socket.timeout:
+                raise _Refused(408, "no complete upgrade request in time") from None
+            if not chunk:
+                raise EOFError("closed before the request was complete")
+            buf += chunk
+        if end + 4 != len(buf):
+            # A client must wait for the 101 before it sends frames (RFC 6455, 4.1).
+            raise _Refused(400, "data sent before the handshake completed")
+        return self._parse_request(bytes(buf[:end]), remote)
+
+    def _parse_request(self, head: bytes, remote: str) -> ConnectionRequest:
+        lines = head.decode("iso-8859-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            raise _Refused(400, "malformed request line")
+        method, target, version = parts
+        items = []
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep or not name or name != name.strip() or " " in name or "\t" in name:
+                raise _Refused(400, "malformed header line")
+            items.append((name, value.strip(" \t")))
+        headers = Headers(tuple(items))
+        if method != "GET":
+            raise _Refused(405, "only GET upgrades to a websocket", [("Allow", "GET")])
+        if version != "HTTP/1.1":
+            raise _Refused(400, "a websocket upgrade needs HTTP/1.1")
+        upgrade = [t.lower() for t in _tokens(headers.get("Upgrade", ""))]
+        connection = [t.lower() for t in _tokens(headers.get("Connection", ""))]
+        if "websocket" not in upgrade or "upgrade" not in connection:
+            raise _Refused(400, "not a websocket upgrade request")
+        if headers.get("Sec-WebSocket-Version", "").strip() != "13":
+            raise _Refused(426, "websocket version 13 is required", [("Sec-WebSocket-Version", "13")])
+        try:
+            key_ok = len(base64.b64decode(headers.get("Sec-WebSocket-Key", ""), validate=True)) == 16
+        except (binascii.Error, ValueError):
+            key_ok = False
+        if not key_ok:
+            raise _Refused(400, "missing or invalid Sec-WebSocket-Key")
+        if "Host" not in headers:
+            raise _Refused(400, "missing Host header")
+        url = urlsplit(target)
+        try:
+            station_id = unquote(url.path.rsplit("/", 1)[-1], errors="strict")
+        except UnicodeDecodeError:
+            raise _Refused(400, "station id is not valid UTF-8") from None
+        if not station_id:
+            raise _Refused(400, "no station id at the end of the path")
+        offered = tuple(_tokens(headers.get("Sec-WebSocket-Protocol", "")))
+        chosen = next((p for p in self.subprotocols if p in offered), None)
+        if chosen is None:
+            raise _Refused(400, f"no common subprotocol: this server speaks "
+                                f"{', '.join(self.subprotocols)}")
+        request = ConnectionRequest(path=url.path, station_id=station_id, headers=headers,
+                                    remote_address=remote, subprotocols=offered,
+                                    subprotocol=chosen, query=url.query)
+        if self._check_request is not None:
+            try:
+                self._check_request(request)
+            except HandshakeError as exc:
+                raise _Refused(exc.status or 400, exc.reason or str(exc)) from None
+            except Exception:
+                log.exception("check_request failed for %r", station_id)
+                raise _Refused(500, "internal error") from None
+        return request
+
+    def _refuse(self, conn: socket.socket, remote: str, refusal: _Refused) -> None:
+        log.info("refused %s: %d %s", remote, refusal.status, refusal.reason)
+        body = (refusal.reason + "\n").encode("utf-8")
+        headers = list(refusal.headers)
+        if refusal.status == 401:
+            headers.append(("WWW-Authenticate", 'Basic realm="OCPP"'))
+        head = [f"HTTP/1.1 {refusal.status} {HTTPStatus(refusal.status).phrase}",
+                "Content-Type: text/plain; charset=utf-8", f"Content-Length: {len(body)}",
+                "Connection: close"] + [f"{name}: {value}" for name, value in headers]
+        try:
+            conn.settimeout(self._close_timeout)
+            conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def _upgrade(self, conn: socket.socket, request: ConnectionRequest
+                 ) -> Optional[_SimpleWebSocketTransport]:
+        conn.settimeout(None)
+        headers = request.headers
+        # Only what simple-websocket's handshake reads; no Sec-WebSocket-Extensions, so no
+        # permessage-deflate: OCPP frames are small and compression state is one more shared thing.
+        environ = {
+            "werkzeug.socket": _LockedSocket(conn),
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": request.path,
+            "QUERY_STRING": request.query,
+            "REMOTE_ADDR": request.remote_address,
+            "HTTP_HOST": headers["Host"],
+            "HTTP_UPGRADE": "websocket",
+            "HTTP_CONNECTION": "Upgrade",
+            "HTTP_SEC_WEBSOCKET_KEY": headers["Sec-WebSocket-Key"],
+            "HTTP_SEC_WEBSOCKET_VERSION": "13",
+            "HTTP_SEC_WEBSOCKET_PROTOCOL": request.subprotocol,
+        }
+        thread_class = functools.partial(threading.Thread, name=f"ocpp-ws-{request.station_id}",
+                                         daemon=True)
+        try:
+            ws = simple_websocket.Server.accept(
+                environ, subprotocols=[request.subprotocol], receive_bytes=RECEIVE_BYTES,
+                ping_interval=self._ping_interval, max_message_size=self._max_message_size,
+                thread_class=thread_class)
+        except Exception as exc:
+            log.warning("websocket upgrade for %s failed: %s", request.remote_address, exc)
+            return None
+        return _SimpleWebSocketTransport(ws, request.subprotocol, request.remote_address,
+                                         self._close_timeout)
