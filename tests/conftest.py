@@ -1,0 +1,136 @@
+"""Shared fixtures for the connection and API tests: real loopback sockets only."""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from typing import Any, Iterator, List, Tuple
+
+import pytest
+import websocket
+
+from ocpp_sync._codec import version_module
+from ocpp_sync._csms import CSMS
+from ocpp_sync._transports.server import WebSocketServer
+
+VERSIONS = ("1.6", "2.0.1", "2.1")
+WAIT = 10.0  # the bound on every wait for something that should happen at once
+
+
+@pytest.fixture
+def no_leftover_threads() -> Iterator[None]:
+    """The test's threads must be gone once it and its fixtures end.
+
+    Request it first (``pytest.mark.usefixtures``) so its check runs after
+    the other fixtures have stopped their servers.
+    """
+    before = set(threading.enumerate())
+    yield
+    new = [t for t in threading.enumerate() if t not in before]
+    for thread in new:
+        thread.join(WAIT)
+    alive = [t.name for t in new if t.is_alive()]
+    assert not alive, f"threads left running: {alive}"
+
+
+@pytest.fixture(params=VERSIONS)
+def version(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def m(version: str) -> Any:
+    """The message module of the test's version (v16, v201 or v21)."""
+    return version_module(version)
+
+
+@pytest.fixture
+def csms(version: str) -> Iterator[CSMS]:
+    server = CSMS(versions=(version,), timeout=WAIT)
+    server.start("127.0.0.1", 0)
+    yield server
+    server.stop()
+
+
+class RawServer:
+    """A websocket server that hands each connection's transport to the test, for raw frames."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self._accepted: "queue.Queue[Any]" = queue.Queue()
+        self._release = threading.Event()
+        self._server = WebSocketServer("127.0.0.1", 0, subprotocols=[f"ocpp{version}"],
+                                       on_connection=self._on_connection)
+        self._server.start()
+        self.url = f"ws://127.0.0.1:{self._server.port}/ocpp"
+
+    def _on_connection(self, transport: Any, station_id: str, request: Any) -> None:
+        self._accepted.put(RawPeer(transport))
+        self._release.wait(60)
+
+    def accept(self) -> "RawPeer":
+        return self._accepted.get(timeout=WAIT)
+
+    def stop(self) -> None:
+        self._release.set()
+        self._server.stop()
+
+
+class RawPeer:
+    """One accepted connection, spoken to in JSON arrays."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+
+    def send(self, frame: Any) -> None:
+        self.transport.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    def receive(self, timeout: float = WAIT) -> List[Any]:
+        text = self.transport.receive(timeout=timeout)
+        assert text is not None, "the connection closed"
+        return json.loads(text)
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+@pytest.fixture
+def raw_server(version: str) -> Iterator[RawServer]:
+    server = RawServer(version)
+    yield server
+    server.stop()
+
+
+class RawClient:
+    """A plain websocket-client socket: sends whatever text the test writes."""
+
+    def __init__(self, port: int, station_id: str, version: str) -> None:
+        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}/{station_id}",
+                                              subprotocols=[f"ocpp{version}"], timeout=WAIT)
+
+    def send(self, frame: Any) -> None:
+        self.ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    def receive(self) -> List[Any]:
+        return json.loads(self.ws.recv())
+
+    def exchange(self, frame: Any) -> List[Any]:
+        self.send(frame)
+        return self.receive()
+
+    def close(self) -> None:
+        self.ws.close(timeout=WAIT)
+
+
+@pytest.fixture
+def raw_client(csms: CSMS, version: str) -> Iterator[RawClient]:
+    client = RawClient(csms.port, "RAW_1", version)
+    yield client
+    client.close()
+
+
+def call_error(frame: List[Any]) -> Tuple[Any, ...]:
+    """(type, id, code) of a CALLERROR, for compact assertions."""
+    assert frame[0] == 4 and len(frame) == 5, frame
+    assert isinstance(frame[3], str) and isinstance(frame[4], dict), frame
+    return tuple(frame[:3])
