@@ -1,7 +1,9 @@
 """Synchronous, threaded OCPP-J (1.6, 2.0.1, 2.1) for charge points and central systems."""
 from __future__ import annotations
 
+from ._chargepoint import ChargePoint
 from ._codec import from_payload, to_payload
+from ._csms import CSMS, Station
 from ._errors import (
     CallError,
     CallTimeout,
@@ -12,6 +14,9 @@ from ._errors import (
 )
 
 __all__ = [
+    "ChargePoint",
+    "CSMS",
+    "Station",
     "to_payload",
     "from_payload",
     "OCPPError",
