@@ -1,0 +1,690 @@
+"""A simulated charge point and a permissive central system, for the CLI, examples and tests.
+
+Both sides speak 1.6 and 2.x (2.0.1 and 2.1 share the message shapes used
+here). They report every exchange to an optional callback instead of printing,
+so the CLI decides how to show it and tests can inspect it.
+
+The simulator's handlers never make calls themselves: a CSMS command that needs
+follow-up messages (a remote stop needs a StopTransaction) is answered at once
+and queued, and the thread driving the simulator acts on it. That keeps the
+order on the wire the one OCPP expects: the answer first, then the follow-up.
+"""
+from __future__ import annotations
+
+import enum
+import importlib.metadata
+import itertools
+import logging
+import queue
+import threading
+import uuid
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import attrs
+
+import ocpp_sync
+
+from ._codec import message_info, to_payload, version_module
+from ._errors import CallError, OCPPError
+
+__all__ = ["Exchange", "CentralSystem", "StationSimulator", "Command"]
+
+log = logging.getLogger("ocpp_sync.simulator")
+
+STATION = "station"
+CSMS = "csms"
+
+
+@attrs.frozen
+class Exchange:
+    """One message seen by a simulated side: a request, its response, or an error."""
+
+    station_id: str
+    sender: str  # STATION or CSMS
+    action: str
+    kind: str  # "request", "result" or "error"
+    payload: Dict[str, Any]
+
+
+Reporter = Callable[[Exchange], None]
+
+
+@attrs.frozen
+class Command:
+    """Something the CSMS asked for that the driving thread has to carry out."""
+
+    name: str  # "remote_start", "remote_stop", "reset" or "trigger"
+    argument: Any = None
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _is_16(version: str) -> bool:
+    return version == "1.6"
+
+
+def _text(value: Any) -> Any:
+    """An enum member's wire value; plain strings (also accepted by the classes) as they are."""
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+class _Reporting:
+    """Shared bookkeeping: report exchanges and count them by direction and action."""
+
+    def __init__(self, report: Optional[Reporter]) -> None:
+        self._report = report
+        self._count_lock = threading.Lock()
+        self.counts: Counter[Tuple[str, str]] = Counter()  # (sender, action) of requests
+
+    def _emit(self, station_id: str, sender: str, action: str, kind: str, message: Any) -> None:
+        if kind == "request":
+            with self._count_lock:
+                self.counts[(sender, action)] += 1
+        if self._report is None:
+            return
+        payload = message if isinstance(message, dict) else to_payload(message)
+        try:
+            self._report(Exchange(station_id, sender, action, kind, payload))
+        except Exception:
+            log.exception("the exchange reporter failed")
+
+
+def _error_payload(exc: OCPPError) -> Dict[str, Any]:
+    return {"code": exc.code, "description": exc.description}
+
+
+class CentralSystem(_Reporting):
+    """Handlers for a CSMS that accepts every station and answers sensibly.
+
+    Boot, Authorize and transactions are accepted; 1.6 transaction ids count
+    up from 1; every other charge-point-initiated request whose response has
+    no required field gets that empty response. Transactions are recorded in
+    :attr:`transactions` so a caller can tell what happened.
+    """
+
+    def __init__(self, *, heartbeat_interval: int = 300,
+                 report: Optional[Reporter] = None) -> None:
+        super().__init__(report)
+        self.heartbeat_interval = heartbeat_interval
+        self._lock = threading.Lock()  # guards transactions and the id counter
+        self._next_id = itertools.count(1)
+        self.transactions: Dict[Tuple[str, Any], Dict[str, Any]] = {}
+
+    def install(self, csms: Any) -> None:
+        """Register handlers on ``csms`` for each of its versions."""
+        for version in csms.versions:
+            module = version_module(version)
+            specific = self._handlers_16(module) if _is_16(version) else self._handlers_2x(module)
+            for action in sorted(module.CS_TO_CSMS):
+                handler = specific.get(action) or self._empty_answer(module.RESPONSES.get(action))
+                if handler is not None:
+                    csms.on(module.REQUESTS[action])(self._wrap(action, handler))
+
+    def transaction(self, station_id: str, transaction_id: Any) -> Dict[str, Any]:
+        with self._lock:
+            return dict(self.transactions[(station_id, transaction_id)])
+
+    def _wrap(self, action: str, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        def answer(station: Any, request: Any) -> Any:
+            self._emit(station.id, STATION, action, "request", request)
+            try:
+                response = handler(station, request)
+            except OCPPError as exc:
+                self._emit(station.id, CSMS, action, "error", _error_payload(exc))
+                raise
+            self._emit(station.id, CSMS, action, "result", response)
+            return response
+        return answer
+
+    @staticmethod
+    def _empty_answer(response_cls: Optional[type]) -> Optional[Callable[[Any, Any], Any]]:
+        """A handler returning the empty response, if that response may be empty."""
+        if response_cls is None or any(f.default is attrs.NOTHING for f in attrs.fields(response_cls)):
+            return None
+        return lambda station, request: response_cls()
+
+    def _record(self, station_id: str, transaction_id: Any, **values: Any) -> None:
+        with self._lock:
+            self.transactions.setdefault((station_id, transaction_id), {}).update(values)
+
+    # -- 1.6 ------------------------------------------------------------------
+
+    def _handlers_16(self, m: Any) -> Dict[str, Callable[[Any, Any], Any]]:
+        accepted = m.IdTagInfo(status=m.AuthorizationStatus.ACCEPTED)
+
+        def boot(station: Any, request: Any) -> Any:
+            return m.BootNotificationResponse(current_time=_now(), interval=self.heartbeat_interval,
+                                              status=m.RegistrationStatus.ACCEPTED)
+
+        def start(station: Any, request: Any) -> Any:
+            with self._lock:
+                transaction_id = next(self._next_id)
+            self._record(station.id, transaction_id, id_tag=request.id_tag,
+                         meter_start=request.meter_start, meter_last=request.meter_start)
+            return m.StartTransactionResponse(transaction_id=transaction_id, id_tag_info=accepted)
+
+        def meter_values(station: Any, request: Any) -> Any:
+            if request.transaction_id is not None:
+                for value in request.meter_value:
+                    for sample in value.sampled_value:
+                        if sample.measurand in (None, "Energy.Active.Import.Register"):
+                            self._record(station.id, request.transaction_id,
+                                         meter_last=int(float(sample.value)))
+            return m.MeterValuesResponse()
+
+        def stop(station: Any, request: Any) -> Any:
+            self._record(station.id, request.transaction_id, meter_stop=request.meter_stop,
+                         meter_last=request.meter_stop, reason=_text(request.reason) or "Local")
+            return m.StopTransactionResponse(id_tag_info=accepted)
+
+        return {
+            "BootNotification": boot,
+            "Heartbeat": lambda station, request: m.HeartbeatResponse(current_time=_now()),
+            "Authorize": lambda station, request: m.AuthorizeResponse(id_tag_info=accepted),
+            "StartTransaction": start,
+            "MeterValues": meter_values,
+            "StopTransaction": stop,
+            "DataTransfer": lambda station, request: m.DataTransferResponse(
+                status=m.DataTransferStatus.UNKNOWN_VENDOR_ID),
+        }
+
+    # -- 2.0.1 and 2.1 --------------------------------------------------------
+
+    def _handlers_2x(self, m: Any) -> Dict[str, Callable[[Any, Any], Any]]:
+        def accepted() -> Any:
+            return m.IdTokenInfoType(status="Accepted")
+
+        def boot(station: Any, request: Any) -> Any:
+            return m.BootNotificationResponse(current_time=_now(), interval=self.heartbeat_interval,
+                                              status="Accepted")
+
+        def transaction_event(station: Any, request: Any) -> Any:
+            info = request.transaction_info
+            values: Dict[str, Any] = {"last_event": _text(request.event_type), "seq_no": request.seq_no}
+            energy = _energy_2x(request.meter_value)
+            if energy is not None:
+                values["meter_last"] = energy
+                if request.event_type == "Started":
+                    values["meter_start"] = energy
+                elif request.event_type == "Ended":
+                    values["meter_stop"] = energy
+            if request.id_token is not None:
+                values["id_tag"] = request.id_token.id_token
+            if info.stopped_reason is not None:
+                values["reason"] = _text(info.stopped_reason)
+            self._record(station.id, info.transaction_id, **values)
+            if request.id_token is not None:
+                return m.TransactionEventResponse(id_token_info=accepted())
+            return m.TransactionEventResponse()
+
+        return {
+            "BootNotification": boot,
+            "Heartbeat": lambda station, request: m.HeartbeatResponse(current_time=_now()),
+            "Authorize": lambda station, request: m.AuthorizeResponse(id_token_info=accepted()),
+            "TransactionEvent": transaction_event,
+            "DataTransfer": lambda station, request: m.DataTransferResponse(status="UnknownVendorId"),
+        }
+
+
+def _energy_2x(meter_values: Optional[List[Any]]) -> Optional[int]:
+    """The last energy register reading in a 2.x meterValue list, in Wh."""
+    energy = None
+    for value in meter_values or ():
+        for sample in value.sampled_value:
+            if sample.measurand in (None, "Energy.Active.Import.Register"):
+                energy = int(sample.value)
+    return energy
+
+
+class StationSimulator(_Reporting):
+    """A charge point with one connector that boots, heartbeats and charges on request.
+
+    Drive it step by step (:meth:`boot`, :meth:`authorize`, :meth:`start_transaction`,
+    ...) or let :meth:`run` do a whole life: boot, heartbeats, one transaction,
+    then obey the CSMS until told to stop.
+    """
+
+    def __init__(self, url: str, station_id: str, version: str = "1.6", *,
+                 id_tag: str = "DEMO-TAG-01", power_w: int = 11000, sample_seconds: int = 60,
+                 timeout: float = 10.0, report: Optional[Reporter] = None) -> None:
+        super().__init__(report)
+        self.id = station_id
+        self.version = version
+        self.m = version_module(version)
+        self.id_tag = id_tag
+        self.power_w = power_w
+        self.sample_seconds = sample_seconds
+        self.cp = ocpp_sync.ChargePoint(station_id, url, version=version, timeout=timeout)
+        self.commands: "queue.Queue[Command]" = queue.Queue()
+        self.heartbeat_interval = 0
+        self.meter_wh = 0
+        self.transaction_id: Any = None
+        self.transactions_done = 0
+        self._seq_no = 0
+        self._remote_start_id: Optional[int] = None
+        self._heartbeat_stop = threading.Event()
+        self._heartbeat_thread: Optional[threading.Thread] = None
+        self._lock = threading.Lock()  # guards config, transaction_id as read by handlers
+        if _is_16(version):
+            self.config: Dict[str, Tuple[str, bool]] = {
+                "HeartbeatInterval": ("300", False),
+                "MeterValueSampleInterval": (str(sample_seconds), False),
+                "NumberOfConnectors": ("1", True),
+                "AuthorizeRemoteTxRequests": ("false", False),
+            }
+            self._install_16()
+        else:
+            self.variables: Dict[Tuple[str, str], str] = {
+                ("OCPPCommCtrlr", "HeartbeatInterval"): "300",
+                ("SampledDataCtrlr", "TxUpdatedInterval"): str(sample_seconds),
+                ("AuthCtrlr", "AuthorizeRemoteStart"): "false",
+                ("ChargingStation", "Model"): "Simulator",
+            }
+            self._install_2x()
+
+    # -- connection ------------------------------------------------------------
+
+    def connect(self) -> None:
+        self.cp.connect()
+
+    def close(self) -> None:
+        """Stop heartbeats and close the connection; idempotent."""
+        self._heartbeat_stop.set()
+        thread = self._heartbeat_thread
+        if thread is not None:
+            thread.join(timeout=5)
+        self.cp.close()
+
+    def __enter__(self) -> "StationSimulator":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def call(self, request: Any) -> Any:
+        """Send one request, reporting it and what came back."""
+        action = message_info(request).action
+        self._emit(self.id, STATION, action, "request", request)
+        try:
+            response = self.cp.send(request)
+        except CallError as exc:
+            self._emit(self.id, CSMS, action, "error", _error_payload(exc))
+            raise
+        self._emit(self.id, CSMS, action, "result", response)
+        return response
+
+    def start_heartbeats(self, interval: Optional[float] = None) -> None:
+        """Send Heartbeat every ``interval`` seconds (default: what the boot answer said)."""
+        interval = interval or self.heartbeat_interval
+        if self._heartbeat_thread is not None or not interval or interval <= 0:
+            return
+        self._heartbeat_stop.clear()
+        self._heartbeat_thread = threading.Thread(
+            target=self._heartbeat_loop, args=(float(interval),), daemon=True,
+            name=f"ocpp-sim-{self.id}-heartbeat")
+        self._heartbeat_thread.start()
+
+    def _heartbeat_loop(self, interval: float) -> None:
+        while not self._heartbeat_stop.wait(interval):
+            try:
+                self.heartbeat()
+            except (OCPPError, ConnectionError, TimeoutError) as exc:
+                log.warning("%s: heartbeat failed: %s", self.id, exc)
+                if not self.cp.connected:
+                    return
+
+    # -- charge-point-initiated messages --------------------------------------
+
+    def boot(self) -> Any:
+        """BootNotification; remembers the heartbeat interval it was given."""
+        m = self.m
+        if _is_16(self.version):
+            request = m.BootNotificationRequest(charge_point_vendor="ocpp_sync",
+                                                charge_point_model="Simulator",
+                                                firmware_version=ocpp_sync_version())
+        else:
+            request = m.BootNotificationRequest(
+                reason="PowerUp",
+                charging_station=m.ChargingStationType(vendor_name="ocpp_sync", model="Simulator",
+                                                       firmware_version=ocpp_sync_version()))
+        response = self.call(request)
+        self.heartbeat_interval = response.interval
+        return response
+
+    def heartbeat(self) -> Any:
+        return self.call(self.m.HeartbeatRequest())
+
+    def status(self, status: str) -> Any:
+        """StatusNotification for connector 1, in 1.6 terms ("Available", "Charging", ...).
+
+        2.x has fewer connector states: anything but Available/Unavailable/
+        Faulted/Reserved is reported as Occupied.
+        """
+        m = self.m
+        if _is_16(self.version):
+            return self.call(m.StatusNotificationRequest(connector_id=1, error_code="NoError",
+                                                         status=status, timestamp=_now()))
+        if status not in ("Available", "Unavailable", "Faulted", "Reserved"):
+            status = "Occupied"
+        return self.call(m.StatusNotificationRequest(timestamp=_now(), connector_status=status,
+                                                     evse_id=1, connector_id=1))
+
+    def authorize(self, id_tag: Optional[str] = None) -> bool:
+        """Authorize; True if the CSMS accepted the tag."""
+        m = self.m
+        id_tag = id_tag or self.id_tag
+        if _is_16(self.version):
+            response = self.call(m.AuthorizeRequest(id_tag=id_tag))
+            return bool(response.id_tag_info.status == "Accepted")
+        response = self.call(m.AuthorizeRequest(id_token=self._id_token(id_tag)))
+        return bool(response.id_token_info.status == "Accepted")
+
+    def start_transaction(self, id_tag: Optional[str] = None) -> Any:
+        """Start charging on connector 1; returns the transaction id."""
+        m = self.m
+        id_tag = id_tag or self.id_tag
+        if _is_16(self.version):
+            response = self.call(m.StartTransactionRequest(connector_id=1, id_tag=id_tag,
+                                                           meter_start=self.meter_wh,
+                                                           timestamp=_now()))
+            transaction_id = response.transaction_id
+        else:
+            transaction_id = str(uuid.uuid4())
+            self._seq_no = 0
+            trigger = "RemoteStart" if self._remote_start_id is not None else "Authorized"
+            self.call(m.TransactionEventRequest(
+                event_type="Started", timestamp=_now(), trigger_reason=trigger,
+                seq_no=self._next_seq(),
+                transaction_info=m.TransactionType(transaction_id=transaction_id,
+                                                   charging_state="Charging",
+                                                   remote_start_id=self._remote_start_id),
+                id_token=self._id_token(id_tag), evse=m.EVSEType(id=1, connector_id=1),
+                meter_value=[self._meter_value_2x("Transaction.Begin")]))
+            self._remote_start_id = None
+        with self._lock:
+            self.transaction_id = transaction_id
+        return transaction_id
+
+    def meter_values(self) -> Any:
+        """One meter sample ``sample_seconds`` of charging at ``power_w`` after the last."""
+        m = self.m
+        self.meter_wh += self.power_w * self.sample_seconds // 3600
+        if _is_16(self.version):
+            sample = m.SampledValue(value=str(self.meter_wh), context="Sample.Periodic",
+                                    measurand="Energy.Active.Import.Register", unit="Wh")
+            return self.call(m.MeterValuesRequest(
+                connector_id=1, transaction_id=self.transaction_id,
+                meter_value=[m.MeterValue(timestamp=_now(), sampled_value=[sample])]))
+        return self.call(m.TransactionEventRequest(
+            event_type="Updated", timestamp=_now(), trigger_reason="MeterValuePeriodic",
+            seq_no=self._next_seq(),
+            transaction_info=m.TransactionType(transaction_id=self.transaction_id,
+                                               charging_state="Charging"),
+            meter_value=[self._meter_value_2x("Sample.Periodic")]))
+
+    def stop_transaction(self, reason: str = "Local") -> Any:
+        """End the running transaction (``reason`` in 1.6 terms: Local, Remote, SoftReset...)."""
+        m = self.m
+        with self._lock:
+            transaction_id, self.transaction_id = self.transaction_id, None
+        if transaction_id is None:
+            return None
+        self.transactions_done += 1
+        if _is_16(self.version):
+            return self.call(m.StopTransactionRequest(
+                transaction_id=transaction_id, meter_stop=self.meter_wh, timestamp=_now(),
+                id_tag=self.id_tag, reason=reason))
+        reason_2x = {"SoftReset": "ImmediateReset", "HardReset": "ImmediateReset",
+                     "Remote": "Remote", "Local": "Local"}.get(reason, "Other")
+        trigger = "RemoteStop" if reason == "Remote" else (
+            "ResetCommand" if reason_2x == "ImmediateReset" else "StopAuthorized")
+        return self.call(m.TransactionEventRequest(
+            event_type="Ended", timestamp=_now(), trigger_reason=trigger, seq_no=self._next_seq(),
+            transaction_info=m.TransactionType(transaction_id=transaction_id,
+                                               charging_state="Idle", stopped_reason=reason_2x),
+            meter_value=[self._meter_value_2x("Transaction.End")]))
+
+    def _id_token(self, id_tag: str) -> Any:
+        return self.m.IdTokenType(id_token=id_tag, type="ISO14443")
+
+    def _next_seq(self) -> int:
+        seq_no, self._seq_no = self._seq_no, self._seq_no + 1
+        return seq_no
+
+    def _meter_value_2x(self, context: str) -> Any:
+        m = self.m
+        return m.MeterValueType(timestamp=_now(), sampled_value=[m.SampledValueType(
+            value=self.meter_wh, context=context, measurand="Energy.Active.Import.Register")])
+
+    # -- driving a whole session ----------------------------------------------
+
+    def charge(self, samples: int, interval: float = 0.0) -> str:
+        """Authorize, start, send ``samples`` meter values ``interval`` s apart, stop.
+
+        A remote stop ends the charge early; returns the stop reason.
+        """
+        if not self.authorize():
+            return "NotAuthorized"
+        self.start_transaction()
+        self.status("Charging")
+        reason = "Local"
+        for _ in range(samples):
+            if self._obey(timeout=interval, during_transaction=True):
+                reason = "Remote"
+                break
+            self.meter_values()
+        if self.transaction_id is not None:
+            self.stop_transaction(reason)
+        self.status("Available")
+        return reason
+
+    def run(self, stop: threading.Event, *, once: bool = False, samples: int = 3,
+            interval: float = 1.0) -> None:
+        """Boot (again until accepted), heartbeat, charge once, then obey the CSMS until ``stop``."""
+        while not stop.is_set():
+            response = self.boot()
+            if response.status == "Accepted":
+                break
+            stop.wait(response.interval or 10)
+        if stop.is_set():
+            return
+        self.start_heartbeats()
+        self.status("Available")
+        self.charge(samples, interval)
+        if once:
+            return
+        while not stop.is_set() and self.cp.connected:
+            try:
+                command = self.commands.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.carry_out(command, samples=samples, interval=interval)
+
+    def _obey(self, timeout: float, during_transaction: bool) -> bool:
+        """Carry out queued commands for up to ``timeout`` s; True if one stopped the transaction."""
+        try:
+            command = self.commands.get(timeout=timeout) if timeout > 0 else self.commands.get_nowait()
+        except queue.Empty:
+            return False
+        if during_transaction and command.name in ("remote_stop", "reset"):
+            if command.name == "reset":
+                self.commands.put(command)  # reboot once the transaction has ended
+            return True
+        self.carry_out(command)
+        return False
+
+    def wait_for_command(self, timeout: float) -> Optional[Command]:
+        """The next command the CSMS queued, or None after ``timeout`` s."""
+        try:
+            return self.commands.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def carry_out(self, command: Command, *, samples: int = 3, interval: float = 1.0) -> None:
+        """Do what an accepted CSMS command promised."""
+        if command.name == "remote_stop":
+            if self.transaction_id is not None:
+                self.stop_transaction("Remote")
+                self.status("Available")
+        elif command.name == "remote_start":
+            if self.transaction_id is None:
+                self.id_tag = command.argument
+                self.charge(samples, interval)
+        elif command.name == "reset":
+            if self.transaction_id is not None:
+                self.stop_transaction(command.argument)
+            self.boot()
+            self.status("Available")
+        elif command.name == "trigger":
+            self._triggered(command.argument)
+
+    def _triggered(self, what: str) -> None:
+        if what == "BootNotification":
+            self.boot()
+        elif what == "Heartbeat":
+            self.heartbeat()
+        elif what == "StatusNotification":
+            self.status("Charging" if self.transaction_id is not None else "Available")
+        elif what == "MeterValues" and self.transaction_id is not None:
+            self.meter_values()
+
+    # -- answering the CSMS ----------------------------------------------------
+
+    def _handle(self, request_cls: type, handler: Callable[[Any], Any]) -> None:
+        action = message_info(request_cls).action
+
+        def answer(request: Any) -> Any:
+            self._emit(self.id, CSMS, action, "request", request)
+            response = handler(request)
+            self._emit(self.id, STATION, action, "result", response)
+            return response
+
+        self.cp.on(request_cls)(answer)
+
+    def _install_common(self, m: Any, reset_reason: Callable[[Any], str]) -> None:
+        def reset(request: Any) -> Any:
+            self.commands.put(Command("reset", reset_reason(request)))
+            return m.ResetResponse(status="Accepted")
+
+        def trigger(request: Any) -> Any:
+            what = _text(request.requested_message)
+            if what not in ("BootNotification", "Heartbeat", "StatusNotification", "MeterValues"):
+                return m.TriggerMessageResponse(status="NotImplemented")
+            self.commands.put(Command("trigger", what))
+            return m.TriggerMessageResponse(status="Accepted")
+
+        self._handle(m.ResetRequest, reset)
+        self._handle(m.TriggerMessageRequest, trigger)
+        self._handle(m.ChangeAvailabilityRequest,
+                     lambda request: m.ChangeAvailabilityResponse(status="Accepted"))
+        self._handle(m.ClearCacheRequest, lambda request: m.ClearCacheResponse(status="Accepted"))
+        self._handle(m.DataTransferRequest,
+                     lambda request: m.DataTransferResponse(status="UnknownVendorId"))
+
+    def _install_16(self) -> None:
+        m = self.m
+
+        def remote_start(request: Any) -> Any:
+            with self._lock:
+                busy = self.transaction_id is not None
+            if busy:
+                return m.RemoteStartTransactionResponse(status="Rejected")
+            self.commands.put(Command("remote_start", request.id_tag))
+            return m.RemoteStartTransactionResponse(status="Accepted")
+
+        def remote_stop(request: Any) -> Any:
+            with self._lock:
+                ours = request.transaction_id == self.transaction_id
+            if not ours:
+                return m.RemoteStopTransactionResponse(status="Rejected")
+            self.commands.put(Command("remote_stop", request.transaction_id))
+            return m.RemoteStopTransactionResponse(status="Accepted")
+
+        def get_configuration(request: Any) -> Any:
+            with self._lock:
+                keys = request.key or sorted(self.config)
+                known = [m.KeyValue(key=k, value=self.config[k][0], readonly=self.config[k][1])
+                         for k in keys if k in self.config]
+                unknown = [k for k in keys if k not in self.config]
+            return m.GetConfigurationResponse(configuration_key=known or None,
+                                              unknown_key=unknown or None)
+
+        def change_configuration(request: Any) -> Any:
+            with self._lock:
+                current = self.config.get(request.key)
+                if current is None:
+                    return m.ChangeConfigurationResponse(status="NotSupported")
+                if current[1]:
+                    return m.ChangeConfigurationResponse(status="Rejected")
+                self.config[request.key] = (request.value, False)
+            return m.ChangeConfigurationResponse(status="Accepted")
+
+        self._install_common(m, lambda request: f"{_text(request.type)}Reset")
+        self._handle(m.RemoteStartTransactionRequest, remote_start)
+        self._handle(m.RemoteStopTransactionRequest, remote_stop)
+        self._handle(m.GetConfigurationRequest, get_configuration)
+        self._handle(m.ChangeConfigurationRequest, change_configuration)
+        self._handle(m.UnlockConnectorRequest, lambda request: m.UnlockConnectorResponse(status="Unlocked"))
+
+    def _install_2x(self) -> None:
+        m = self.m
+
+        def request_start(request: Any) -> Any:
+            with self._lock:
+                busy = self.transaction_id is not None
+            if busy:
+                return m.RequestStartTransactionResponse(status="Rejected")
+            self._remote_start_id = request.remote_start_id
+            self.commands.put(Command("remote_start", request.id_token.id_token))
+            return m.RequestStartTransactionResponse(status="Accepted")
+
+        def request_stop(request: Any) -> Any:
+            with self._lock:
+                ours = request.transaction_id == self.transaction_id
+            if not ours:
+                return m.RequestStopTransactionResponse(status="Rejected")
+            self.commands.put(Command("remote_stop", request.transaction_id))
+            return m.RequestStopTransactionResponse(status="Accepted")
+
+        def get_variables(request: Any) -> Any:
+            results = []
+            with self._lock:
+                for item in request.get_variable_data:
+                    value = self.variables.get((item.component.name, item.variable.name))
+                    results.append(m.GetVariableResultType(
+                        attribute_status="Accepted" if value is not None else "UnknownVariable",
+                        attribute_value=value, component=item.component, variable=item.variable))
+            return m.GetVariablesResponse(get_variable_result=results)
+
+        def set_variables(request: Any) -> Any:
+            results = []
+            with self._lock:
+                for item in request.set_variable_data:
+                    key = (item.component.name, item.variable.name)
+                    known = key in self.variables
+                    if known:
+                        self.variables[key] = item.attribute_value
+                    results.append(m.SetVariableResultType(
+                        attribute_status="Accepted" if known else "UnknownVariable",
+                        component=item.component, variable=item.variable))
+            return m.SetVariablesResponse(set_variable_result=results)
+
+        self._install_common(m, lambda request: "HardReset")
+        self._handle(m.RequestStartTransactionRequest, request_start)
+        self._handle(m.RequestStopTransactionRequest, request_stop)
+        self._handle(m.GetVariablesRequest, get_variables)
+        self._handle(m.SetVariablesRequest, set_variables)
+        self._handle(m.UnlockConnectorRequest, lambda request: m.UnlockConnectorResponse(status="Unlocked"))
+
+
+def ocpp_sync_version() -> str:
+    """The installed package's version, for the simulated firmware version."""
+    try:
+        return importlib.metadata.version("ocpp_sync")
+    except importlib.metadata.PackageNotFoundError:
+        return "dev"

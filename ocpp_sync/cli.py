@@ -1,0 +1,235 @@
+"""The ``ocpp-sync`` command: a demo session, a permissive CSMS and a charge point simulator.
+
+The behaviour lives in :mod:`ocpp_sync._simulator`; this module parses
+arguments, prints the exchanges and turns the outcome into an exit status.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable, List, Optional, Sequence
+
+import ocpp_sync
+
+from ._codec import version_module
+from ._errors import OCPPError
+from ._simulator import CSMS as CSMS_SIDE
+from ._simulator import CentralSystem, Exchange, StationSimulator
+
+VERSIONS = ("1.6", "2.0.1", "2.1")
+DEMO_STATION = "DEMO_CP"
+
+
+class DemoFailed(Exception):
+    """The demo session did not go as an OCPP session should."""
+
+
+def _compact(payload: Any) -> str:
+    return json.dumps(payload, separators=(", ", ": "), default=str)
+
+
+def exchange_line(exchange: Exchange, *, show_station: bool = False) -> str:
+    """One readable line per message, arrows pointing from sender to receiver."""
+    arrow = "CP -> CSMS" if exchange.sender != CSMS_SIDE else "CP <- CSMS"
+    label = exchange.action if exchange.kind == "request" else f"{exchange.action} ({exchange.kind})"
+    prefix = f"[{exchange.station_id}] " if show_station else "  "
+    return f"{prefix}{arrow}  {label:<32} {_compact(exchange.payload)}"
+
+
+def _printer(show_station: bool) -> Callable[[Exchange], None]:
+    def show(exchange: Exchange) -> None:
+        print(exchange_line(exchange, show_station=show_station), flush=True)
+    return show
+
+
+def _heading(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+# -- demo ---------------------------------------------------------------------
+
+def run_demo(version: str) -> None:
+    """One station's life against a CSMS on loopback; raises DemoFailed if a step goes wrong."""
+    started = time.monotonic()
+    csms = ocpp_sync.CSMS(versions=(version,))
+    central = CentralSystem(heartbeat_interval=300)
+    central.install(csms)
+    csms.start("127.0.0.1", 0)
+    url = f"ws://127.0.0.1:{csms.port}/ocpp"
+    print(f"CSMS listening on {url}/<station id>, OCPP {version}", flush=True)
+    sim = StationSimulator(url, DEMO_STATION, version, report=_printer(show_station=False))
+    try:
+        _heading(f"{DEMO_STATION} connects and boots")
+        sim.connect()
+        station = csms.wait_for_station(DEMO_STATION, timeout=10)
+        _expect(sim.boot().status == "Accepted", "the CSMS did not accept the boot")
+        sim.heartbeat()
+        sim.status("Available")
+
+        _heading("A driver presents a tag and charges")
+        _expect(sim.authorize(), "the CSMS did not authorize the tag")
+        transaction_id = sim.start_transaction()
+        sim.status("Charging")
+        for _ in range(3):
+            sim.meter_values()
+
+        _heading("The CSMS inspects and reconfigures the station, then stops the charge")
+        _csms_commands(station, version, transaction_id)
+        command = sim.wait_for_command(timeout=10)
+        _expect(command is not None and command.name == "remote_stop",
+                f"the station queued {command} instead of a remote stop")
+        assert command is not None
+        sim.carry_out(command)
+    finally:
+        sim.close()
+        csms.stop()
+    record = central.transaction(DEMO_STATION, transaction_id)
+    _expect(record.get("meter_stop") is not None, "the CSMS never saw the transaction end")
+    _summary(version, sim, record, transaction_id, time.monotonic() - started)
+
+
+def _csms_commands(station: Any, version: str, transaction_id: Any) -> None:
+    """What a CSMS operator would do: read settings, change one, stop the charge remotely."""
+    m = version_module(version)
+    if version == "1.6":
+        station.send(m.GetConfigurationRequest(key=["HeartbeatInterval", "MeterValueSampleInterval"]))
+        changed = station.send(m.ChangeConfigurationRequest(key="MeterValueSampleInterval", value="30"))
+        _expect(changed.status == "Accepted", "the station refused the configuration change")
+        stop = station.send(m.RemoteStopTransactionRequest(transaction_id=transaction_id))
+    else:
+        component, variable = m.ComponentType(name="OCPPCommCtrlr"), m.VariableType(name="HeartbeatInterval")
+        station.send(m.GetVariablesRequest(get_variable_data=[
+            m.GetVariableDataType(component=component, variable=variable)]))
+        changed = station.send(m.SetVariablesRequest(set_variable_data=[m.SetVariableDataType(
+            component=m.ComponentType(name="SampledDataCtrlr"),
+            variable=m.VariableType(name="TxUpdatedInterval"), attribute_value="30")]))
+        _expect(changed.set_variable_result[0].attribute_status == "Accepted",
+                "the station refused the variable change")
+        stop = station.send(m.RequestStopTransactionRequest(transaction_id=transaction_id))
+    _expect(stop.status == "Accepted", "the station refused the remote stop")
+
+
+def _expect(condition: bool, failure: str) -> None:
+    if not condition:
+        raise DemoFailed(failure)
+
+
+def _summary(version: str, sim: StationSimulator, record: dict, transaction_id: Any,
+             seconds: float) -> None:
+    _heading("Summary")
+    for sender, title in (("station", "CP -> CSMS"), (CSMS_SIDE, "CSMS -> CP")):
+        calls = sorted((action, n) for (who, action), n in sim.counts.items() if who == sender)
+        listed = ", ".join(f"{action} x{n}" if n > 1 else action for action, n in calls)
+        print(f"  {title}: {sum(n for _, n in calls)} calls ({listed})")
+    energy = record["meter_stop"] - record.get("meter_start", 0)
+    print(f"  transaction {transaction_id}: {energy} Wh, ended ({record.get('reason', '?')})")
+    print(f"  OCPP {version} session completed in {seconds:.2f} s", flush=True)
+
+
+# -- csms ---------------------------------------------------------------------
+
+def run_csms(host: str, port: int, versions: Sequence[str], heartbeat_interval: int,
+             stop: threading.Event) -> None:
+    """Serve until ``stop`` is set (or Ctrl-C)."""
+    csms = ocpp_sync.CSMS(versions=tuple(versions))
+    CentralSystem(heartbeat_interval=heartbeat_interval,
+                  report=_printer(show_station=True)).install(csms)
+    csms.on_connect(lambda station: print(
+        f"[{station.id}] connected (OCPP {station.version}) from {station.remote_address}",
+        flush=True))
+    csms.on_disconnect(lambda station: print(f"[{station.id}] disconnected", flush=True))
+    csms.start(host, port)
+    print(f"CSMS listening on ws://{host}:{csms.port}/<station id> "
+          f"(OCPP {', '.join(csms.versions)}); Ctrl-C stops", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        csms.stop()
+        print("CSMS stopped", flush=True)
+
+
+# -- station ------------------------------------------------------------------
+
+def run_station(url: str, station_id: str, version: str, *, once: bool, samples: int,
+                interval: float, id_tag: str, stop: threading.Event) -> int:
+    sim = StationSimulator(url, station_id, version, id_tag=id_tag,
+                           report=_printer(show_station=False))
+    try:
+        sim.connect()
+        print(f"{station_id} connected to {url} (OCPP {version})", flush=True)
+        sim.run(stop, once=once, samples=samples, interval=interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.close()
+    if not once and not stop.is_set() and not sim.cp.connected:
+        print("the CSMS closed the connection", file=sys.stderr)
+        return 1
+    print(f"{station_id} done: {sim.transactions_done} transaction(s)", flush=True)
+    return 0
+
+
+# -- entry point ----------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ocpp-sync", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log the library's activity (twice: every frame)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="a CSMS and a charge point talking on loopback")
+    demo.add_argument("--version", choices=VERSIONS, default="1.6")
+
+    csms = commands.add_parser("csms", help="a CSMS that accepts any station and logs what it gets")
+    csms.add_argument("--host", default="127.0.0.1")
+    csms.add_argument("--port", type=int, default=9000, help="0 picks a free port")
+    csms.add_argument("--version", choices=VERSIONS, action="append",
+                      help="accept this version (repeatable; default: all)")
+    csms.add_argument("--heartbeat-interval", type=int, default=300,
+                      help="the interval the boot answer gives stations (s)")
+
+    station = commands.add_parser("station", help="a simulated charge point for any CSMS")
+    station.add_argument("url", help="the CSMS's websocket URL; the id is appended to its path")
+    station.add_argument("--id", required=True, help="the charge point's identity")
+    station.add_argument("--version", choices=VERSIONS, default="1.6")
+    station.add_argument("--once", action="store_true",
+                         help="exit after the first transaction instead of staying connected")
+    station.add_argument("--samples", type=int, default=3, help="meter values per transaction")
+    station.add_argument("--interval", type=float, default=1.0, help="seconds between meter values")
+    station.add_argument("--id-tag", default="DEMO-TAG-01")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        if args.command == "demo":
+            run_demo(args.version)
+            return 0
+        if args.command == "csms":
+            run_csms(args.host, args.port, args.version or VERSIONS, args.heartbeat_interval, stop)
+            return 0
+        return run_station(args.url, args.id, args.version, once=args.once, samples=args.samples,
+                           interval=args.interval, id_tag=args.id_tag, stop=stop)
+    except DemoFailed as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+    except (OCPPError, ConnectionError, TimeoutError, OSError) as exc:
+        print(f"{args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
