@@ -1,0 +1,650 @@
+"""Several CSMS processes behind one Redis: presence, routing of calls, liveness, events.
+
+Who holds which station is a Redis key per station (``node, connection token,
+version``) with a TTL that the node's keeper thread refreshes while the
+connection lives. Removal is fenced by the token, so a node never removes a
+claim made by a newer connection (on another node or on itself).
+
+Calls to a station on another node go through that node's call stream and
+come back on the caller's own reply stream, matched by a correlation id.
+Each node keeps a heartbeat key with a short TTL: a caller whose station sits
+on a node that stopped beating gets StationNotConnected at once instead of
+waiting for the timeout.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Type, TypeVar
+
+from .._codec import from_payload, message_info, to_payload, version_module
+from .._errors import CallTimeout, ConnectionClosed, OCPPError
+from . import _wire as wire
+from ._errors import ClusterUnavailable, StationNotConnected
+
+try:
+    import redis
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError("ocpp_sync.cluster needs the redis client: pip install 'ocpp_sync[cluster]'") from exc
+
+__all__ = ["Cluster", "Location"]
+
+log = logging.getLogger("ocpp_sync.cluster")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_BLOCK_MS = 200          # longest blocking stream read, so close() is prompt
+_JOIN_TIMEOUT = 5.0
+_GRACE = 1.0             # extra wait for the node's own CallTimeout to travel back
+_STREAM_MAXLEN = 10_000  # approximate cap of call and reply streams
+_REPLY_TTL_MS = 120_000  # a caller's reply stream outlives the caller by this much
+_BATCH = 100
+
+
+class Location(NamedTuple):
+    """Where a station is connected: the node id, its OCPP version, and whether the node is alive."""
+
+    node_id: str
+    version: str
+    alive: bool
+
+
+class _Claim:
+    """One local connection's presence entry."""
+
+    __slots__ = ("station", "value")
+
+    def __init__(self, station: Any, value: str) -> None:
+        self.station = station
+        self.value = value
+
+
+class _Remote:
+    """One call waiting for its reply from another node."""
+
+    __slots__ = ("future", "station_id", "node_id", "response_cls", "deadline")
+
+    def __init__(self, future: Future, station_id: str, response_cls: Optional[type],
+                 deadline: float) -> None:
+        self.future = future
+        self.station_id = station_id
+        self.node_id: Optional[str] = None
+        self.response_cls = response_cls
+        self.deadline = deadline
+
+
+def _settle(future: Future, result: Any = None, exc: Optional[BaseException] = None) -> None:
+    try:
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+    except InvalidStateError:  # cancelled by the user, or settled by a race we lost
+        pass
+
+
+class Cluster:
+    """A CSMS node in a cluster, or (without ``csms``) a client that only calls stations.
+
+    ``redis`` is a URL or a ``redis.Redis`` client. A node (``csms`` given)
+    publishes which stations it holds and serves calls routed to them once
+    :meth:`start` ran; a client-only object (a web worker, a script) just
+    calls :meth:`send`. ``liveness`` is how long a node may stay silent before
+    calls to its stations fail with StationNotConnected; ``presence_ttl`` how
+    long a claim survives a node that stopped refreshing it. With
+    ``publish_events``, requests answered by handlers registered through
+    :meth:`on` are appended to the cluster's event stream before the handler
+    runs (see :class:`EventConsumer`).
+    """
+
+    def __init__(self, redis_client: "str | redis.Redis" = "redis://127.0.0.1:6379/0", *,
+                 csms: Any = None, node_id: Optional[str] = None, prefix: str = "ocpp",
+                 timeout: float = 30.0, liveness: float = 10.0, presence_ttl: float = 30.0,
+                 publish_events: bool = False, events_maxlen: int = 100_000) -> None:
+        if liveness <= 0 or presence_ttl <= 0:
+            raise ValueError("liveness and presence_ttl must be positive")
+        if isinstance(redis_client, str):
+            self._redis = redis.Redis.from_url(redis_client, decode_responses=True,
+                                               socket_connect_timeout=2.0, socket_timeout=5.0)
+            self._owns_redis = True
+        else:
+            self._redis = redis_client
+            self._owns_redis = False
+        self.csms = csms
+        self.node_id = node_id or (f"{socket.gethostname()}-{os.getpid()}" if csms is not None
+                                   else None)
+        if self.node_id is not None and (wire.SEP in self.node_id or not self.node_id):
+            raise ValueError(f"bad node id {self.node_id!r}")
+        self.keys = wire.Keys(prefix)
+        self.timeout = timeout
+        self.liveness = liveness
+        self.presence_ttl = presence_ttl
+        self.publish_events = publish_events
+        self.events_maxlen = events_maxlen
+        self._client_id = f"{self.node_id or 'client'}-{uuid.uuid4().hex[:12]}"
+        self._reply_key = self.keys.replies(self._client_id)
+        self._tick = max(0.05, min(liveness, presence_ttl) / 3)
+        self._refresh = self._redis.register_script(wire.REFRESH)
+        self._release = self._redis.register_script(wire.RELEASE)
+        self._route = self._redis.register_script(wire.ROUTE)
+        # _lock guards _claims, _remote, _threads, _listener, _started and _closed.
+        self._lock = threading.Lock()
+        self._claims: Dict[str, _Claim] = {}
+        self._remote: Dict[str, _Remote] = {}
+        self._threads: List[threading.Thread] = []
+        self._listener: Optional[threading.Thread] = None
+        self._started = False
+        self._closed = False
+        self._stop = threading.Event()
+        self._replies: "queue.SimpleQueue[Optional[Tuple[str, Dict[str, str]]]]" = queue.SimpleQueue()
+        self._clock_offset = 0.0  # Redis clock minus ours, in seconds
+
+    # -- life cycle -----------------------------------------------------
+
+    def start(self) -> "Cluster":
+        """Join the cluster: claim local stations, beat, serve routed calls. Nodes only."""
+        if self.csms is None:
+            raise RuntimeError("a client-only Cluster has nothing to start; just call send()")
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this Cluster is closed")
+            if self._started:
+                return self
+            self._started = True
+        self.csms.on_connect(self._on_connect)
+        self.csms.on_disconnect(self._on_disconnect)
+        try:
+            self._beat()
+        except redis.RedisError as exc:
+            log.warning("node %s: Redis unreachable at start (%s); retrying in the background",
+                        self.node_id, exc)
+        for name, target in (("keeper", self._keep_loop), ("calls", self._calls_loop),
+                             ("replies", self._reply_loop)):
+            self._spawn(name, target)
+        log.info("node %s joined the cluster %r", self.node_id, self.keys.prefix)
+        return self
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> threading.Thread:
+        thread = threading.Thread(target=target, name=f"ocpp-cluster-{self.node_id or 'client'}-{name}",
+                                  daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        """Leave the cluster: stop and join the threads, drop our claims and heartbeat. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            threads, self._threads = self._threads, []
+            claims, self._claims = self._claims, {}
+            remote, self._remote = self._remote, {}
+        self._stop.set()
+        self._replies.put(None)
+        for thread in threads:
+            thread.join(_JOIN_TIMEOUT)
+            if thread.is_alive():
+                log.warning("%s did not stop within %.0f s", thread.name, _JOIN_TIMEOUT)
+        for call in remote.values():
+            _settle(call.future, exc=ClusterUnavailable("the cluster client was closed"))
+        if self._started:
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                for station_id, claim in claims.items():
+                    self._release(keys=[self.keys.station(station_id)], args=[claim.value],
+                                  client=pipe)
+                pipe.delete(self.keys.node(self.node_id or ""))
+                pipe.execute()
+            except redis.RedisError as exc:
+                log.warning("node %s: could not remove its entries from Redis: %s",
+                            self.node_id, exc)
+        if self._owns_redis:
+            self._redis.close()
+        log.info("%s left the cluster", self.node_id or self._client_id)
+
+    def __enter__(self) -> "Cluster":
+        if self.csms is not None:
+            self.start()
+        return self
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        self.close()
+
+    # -- presence -------------------------------------------------------
+
+    def _on_connect(self, station: Any) -> None:
+        if self._stop.is_set():
+            return
+        value = wire.presence_value(self.node_id or "", uuid.uuid4().hex[:16], station.version)
+        with self._lock:
+            self._claims[station.id] = _Claim(station, value)
+        if not station.connected:
+            return  # it left before we got here; the disconnect callback releases
+        try:
+            previous = self._redis.set(self.keys.station(station.id), value,
+                                       px=int(self.presence_ttl * 1000), get=True)
+        except redis.RedisError as exc:
+            log.warning("node %s: could not claim %r (%s); the keeper retries", self.node_id,
+                        station.id, exc)
+            return
+        if previous is not None:
+            old_node = wire.parse_presence(previous)[0]
+            if old_node != self.node_id:
+                log.info("station %r moved from node %s to node %s", station.id, old_node,
+                         self.node_id)
+
+    def _on_disconnect(self, station: Any) -> None:
+        with self._lock:
+            claim = self._claims.get(station.id)
+            if claim is None or claim.station is not station:
+                return  # a newer connection of the same id holds the claim now
+            del self._claims[station.id]
+        try:
+            self._release(keys=[self.keys.station(station.id)], args=[claim.value])
+        except redis.RedisError as exc:
+            log.warning("node %s: could not release %r (%s); its entry expires in %.0f s",
+                        self.node_id, station.id, exc, self.presence_ttl)
+
+    def _beat(self) -> None:
+        """Heartbeat plus presence refresh in one round trip; re-asserts entries Redis lost."""
+        adopted: List[str] = []
+        connected = self.csms.stations
+        with self._lock:
+            for station_id, station in connected.items():
+                if station_id not in self._claims and station.connected:
+                    value = wire.presence_value(self.node_id or "", uuid.uuid4().hex[:16],
+                                                station.version)
+                    self._claims[station_id] = _Claim(station, value)
+                    adopted.append(station_id)
+            claims = [(sid, c) for sid, c in self._claims.items() if c.station.connected]
+        ttl = int(self.presence_ttl * 1000)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(self.keys.node(self.node_id or ""), str(os.getpid()), px=int(self.liveness * 1000))
+        pipe.time()
+        for station_id, claim in claims:
+            self._refresh(keys=[self.keys.station(station_id)], args=[claim.value, ttl],
+                          client=pipe)
+        before = time.time()
+        results = pipe.execute()
+        seconds, micros = results[1]
+        self._clock_offset = int(seconds) + int(micros) / 1e6 - (before + time.time()) / 2
+        for (station_id, _), outcome in zip(claims, results[2:]):
+            if outcome == 2 and station_id not in adopted:
+                log.info("node %s: re-claimed %r (its entry was gone)", self.node_id, station_id)
+
+    def _keep_loop(self) -> None:
+        failing = False
+        while not self._stop.wait(self._tick):
+            try:
+                self._beat()
+            except redis.RedisError as exc:
+                if not failing:
+                    log.warning("node %s: Redis unreachable (%s); retrying", self.node_id, exc)
+                failing = True
+                continue
+            if failing:
+                log.info("node %s: Redis reachable again; presence re-asserted", self.node_id)
+                failing = False
+
+    # -- serving routed calls (nodes) -------------------------------------
+
+    def _calls_loop(self) -> None:
+        key = self.keys.calls(self.node_id or "")
+        last: Optional[str] = None
+        failing = False
+        while not self._stop.is_set():
+            try:
+                if last is None:
+                    newest = self._redis.xrevrange(key, count=1)
+                    last = wire.text(newest[0][0]) if newest else "0-0"
+                batch = self._redis.xread({key: last}, count=_BATCH, block=_BLOCK_MS)
+            except redis.RedisError as exc:
+                if not failing:
+                    log.warning("node %s: cannot read routed calls (%s); retrying", self.node_id,
+                                exc)
+                failing = True
+                self._stop.wait(self._tick)
+                continue
+            failing = False
+            for _, entries in batch or []:
+                for entry_id, raw in entries:
+                    last = wire.text(entry_id)
+                    self._serve_call(entry_id, wire.fields(raw))
+
+    def _serve_call(self, entry_id: Any, call: Dict[str, str]) -> None:
+        reply_to, corr = call.get("reply", ""), call.get("id", "")
+        if not reply_to or not corr:
+            log.warning("node %s: dropped a malformed routed call %s", self.node_id, entry_id)
+            return
+        station_id = call.get("station", "")
+        try:
+            age = time.time() + self._clock_offset - wire.ms_of(entry_id) / 1000
+            remaining = float(call.get("timeout", self.timeout)) - max(0.0, age)
+            if remaining <= 0:
+                log.info("node %s: dropped a call to %r that waited past its timeout",
+                         self.node_id, station_id)
+                return
+            station = self.csms.stations.get(station_id)
+            if station is None or not station.connected:
+                raise StationNotConnected(f"station {station_id!r} is not connected to node "
+                                          f"{self.node_id}")
+            version = call.get("version", "")
+            if station.version != version:
+                raise OCPPError(f"station {station_id!r} speaks OCPP {station.version}, "
+                                f"not {version}", code="NotSupported")
+            request_cls = version_module(version).REQUESTS[call.get("action", "")]
+            request = from_payload(request_cls, json.loads(call.get("payload", "{}")))
+            future = station.send_async(request, remaining)
+        except Exception as exc:  # every failure goes back to the caller, typed
+            self._replies.put((reply_to, {"id": corr, **wire.error_fields(exc)}))
+            return
+        future.add_done_callback(lambda f: self._answered(reply_to, corr, f))
+
+    def _answered(self, reply_to: str, corr: str, future: Future) -> None:
+        """Runs in the station's reader thread: only queue, the reply thread writes."""
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            data = {"id": corr, **wire.error_fields(exc)}
+        else:
+            response = future.result()
+            payload = None if response is None else to_payload(response)
+            data = {"id": corr, "ok": "1", "payload": wire.payload_json(payload)}
+        self._replies.put((reply_to, data))
+
+    def _reply_loop(self) -> None:
+        done = False
+        while not done:
+            item = self._replies.get()
+            batch = []
+            while item is not None:
+                batch.append(item)
+                if len(batch) >= _BATCH:
+                    break
+                try:
+                    item = self._replies.get_nowait()
+                except queue.Empty:
+                    break
+            done = item is None
+            if not batch:
+                continue
+            pipe = self._redis.pipeline(transaction=False)
+            for reply_to, data in batch:
+                pipe.xadd(reply_to, data, maxlen=_STREAM_MAXLEN, approximate=True)
+                pipe.pexpire(reply_to, _REPLY_TTL_MS)
+            try:
+                pipe.execute()
+            except redis.RedisError as exc:
+                log.warning("node %s: lost %d replies, Redis unreachable: %s", self.node_id,
+                            len(batch), exc)
+
+    # -- calling stations (any process) ------------------------------------
+
+    def send(self, station_id: str, request: Any, timeout: Optional[float] = None) -> Any:
+        """Call a station wherever it is connected and block for the response object.
+
+        Raises CallError, CallTimeout, StationNotConnected, ClusterUnavailable,
+        or ValidationError (before anything is sent) for an invalid request.
+        """
+        seconds = self.timeout if timeout is None else timeout
+        future = self.send_async(station_id, request, seconds)
+        try:
+            return future.result(seconds + _GRACE + 1.0)
+        except FutureTimeout:
+            future.cancel()
+            raise CallTimeout(f"no answer from station {station_id!r} within {seconds:g} s") from None
+
+    def send_async(self, station_id: str, request: Any, timeout: Optional[float] = None) -> Future:
+        """Like :meth:`send`, but returns a Future at once."""
+        seconds = self.timeout if timeout is None else timeout
+        info = message_info(request)
+        if not info.is_request:
+            raise ValueError(f"{type(request).__name__} is a response; send requests")
+        payload = to_payload(request)
+        local = self._local(station_id)
+        if local is not None:
+            return self._local_call(local, request, seconds)
+        response_cls = version_module(info.version).RESPONSES.get(info.action)
+        future: Future = Future()
+        future.set_running_or_notify_cancel()
+        corr = uuid.uuid4().hex
+        call = _Remote(future, station_id, response_cls, time.monotonic() + seconds + _GRACE)
+        self._ensure_listener()
+        with self._lock:
+            if self._closed:
+                raise ClusterUnavailable("this Cluster is closed")
+            self._remote[corr] = call
+        fields = {"id": corr, "reply": self._reply_key, "station": station_id,
+                  "action": info.action, "version": info.version,
+                  "payload": wire.payload_json(payload), "timeout": repr(seconds)}
+        args: List[Any] = [self.keys.prefix, _STREAM_MAXLEN, info.version]
+        for name, value in fields.items():
+            args += [name, value]
+        try:
+            outcome = self._route(keys=[self.keys.station(station_id)], args=args)
+        except redis.RedisError as exc:
+            self._forget(corr)
+            raise ClusterUnavailable(f"cannot reach the cluster's Redis: {exc}") from exc
+        status = int(outcome[0])
+        if status == 2:
+            node_id = wire.parse_presence(outcome[1])[0]
+            with self._lock:
+                call.node_id = node_id
+            return future
+        self._forget(corr)
+        if status == 0:
+            raise StationNotConnected(f"station {station_id!r} is not connected to the cluster")
+        node_id, _, version = wire.parse_presence(outcome[1])
+        if status == 1:
+            raise StationNotConnected(f"station {station_id!r} was on node {node_id}, "
+                                      "which is not alive")
+        raise ValueError(f"station {station_id!r} speaks OCPP {version}, "
+                         f"the request is OCPP {info.version}")
+
+    def call(self, station_id: str, action: str, payload: Dict[str, Any], *,
+             version: Optional[str] = None, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
+        """Wire-format payload in and out; the version defaults to the station's."""
+        if version is None:
+            where = self.locate(station_id)
+            if where is None:
+                raise StationNotConnected(f"station {station_id!r} is not connected to the cluster")
+            version = where.version
+        module = version_module(version)
+        try:
+            request_cls = module.REQUESTS[action]
+        except KeyError:
+            raise ValueError(f"{action!r} is not an OCPP {version} action") from None
+        response = self.send(station_id, from_payload(request_cls, dict(payload)), timeout)
+        return None if response is None else to_payload(response)
+
+    def _local(self, station_id: str) -> Any:
+        if self.csms is None or not self._started:
+            return None
+        station = self.csms.stations.get(station_id)
+        return station if station is not None and station.connected else None
+
+    def _local_call(self, station: Any, request: Any, seconds: float) -> Future:
+        outer: Future = Future()
+        outer.set_running_or_notify_cancel()
+
+        def relay(inner: Future) -> None:
+            exc = inner.exception() if not inner.cancelled() else StationNotConnected("cancelled")
+            if isinstance(exc, ConnectionClosed) and not isinstance(exc, StationNotConnected):
+                exc = StationNotConnected(f"station {station.id!r}: {exc}")
+            if exc is not None:
+                _settle(outer, exc=exc)
+            else:
+                _settle(outer, inner.result())
+
+        try:
+            inner = station.send_async(request, seconds)
+        except ConnectionClosed as exc:
+            raise StationNotConnected(f"station {station.id!r}: {exc}") from exc
+        inner.add_done_callback(relay)
+        return outer
+
+    def _forget(self, corr: str) -> Optional[_Remote]:
+        with self._lock:
+            return self._remote.pop(corr, None)
+
+    def _ensure_listener(self) -> None:
+        with self._lock:
+            if self._listener is not None or self._closed:
+                return
+            self._listener = threading.Thread(
+                target=self._listen_loop, name=f"ocpp-cluster-{self._client_id}-listener",
+                daemon=True)
+            self._threads.append(self._listener)
+        self._listener.start()
+
+    def _listen_loop(self) -> None:
+        last = "0-0"
+        next_check = time.monotonic() + self._tick
+        while not self._stop.is_set():
+            try:
+                batch = self._redis.xread({self._reply_key: last}, count=_BATCH, block=_BLOCK_MS)
+            except redis.RedisError as exc:
+                self._fail_remote(ClusterUnavailable(f"lost contact with the cluster's Redis: {exc}"))
+                self._stop.wait(self._tick)
+                continue
+            for _, entries in batch or []:
+                for entry_id, raw in entries:
+                    last = wire.text(entry_id)
+                    self._deliver(wire.fields(raw))
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + self._tick
+                self._check_remote()
+
+    def _deliver(self, data: Dict[str, str]) -> None:
+        call = self._forget(data.get("id", ""))
+        if call is None:
+            log.info("dropped a late reply from the cluster (its call timed out)")
+            return
+        if data.get("ok") != "1":
+            _settle(call.future, exc=wire.error_from(data))
+            return
+        try:
+            payload = json.loads(data.get("payload", "null"))
+            response = (None if payload is None or call.response_cls is None
+                        else from_payload(call.response_cls, payload, lenient=True))
+        except (ValueError, OCPPError) as exc:
+            _settle(call.future, exc=exc)
+            return
+        _settle(call.future, response)
+
+    def _check_remote(self) -> None:
+        """Fail calls past their deadline, and calls held by nodes that stopped beating."""
+        now = time.monotonic()
+        with self._lock:
+            late = [c for c, call in self._remote.items() if call.deadline <= now]
+            nodes = sorted({call.node_id for call in self._remote.values() if call.node_id})
+        for corr in late:
+            call = self._forget(corr)
+            if call is not None:
+                _settle(call.future, exc=CallTimeout(
+                    f"no answer from station {call.station_id!r} within the timeout"))
+        if not nodes:
+            return
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for node_id in nodes:
+                pipe.exists(self.keys.node(node_id))
+            alive = pipe.execute()
+        except redis.RedisError:
+            return  # the next read reports it
+        dead = {node_id for node_id, up in zip(nodes, alive) if not up}
+        if not dead:
+            return
+        with self._lock:
+            lost = [c for c, call in self._remote.items() if call.node_id in dead]
+        for corr in lost:
+            call = self._forget(corr)
+            if call is not None:
+                _settle(call.future, exc=StationNotConnected(
+                    f"station {call.station_id!r} was on node {call.node_id}, which stopped "
+                    "answering"))
+
+    def _fail_remote(self, exc: OCPPError) -> None:
+        with self._lock:
+            remote, self._remote = self._remote, {}
+        for call in remote.values():
+            _settle(call.future, exc=exc)
+
+    # -- looking around ------------------------------------------------------
+
+    def locate(self, station_id: str) -> Optional[Location]:
+        """Where a station is connected, or None if no node claims it."""
+        value = self._redis.get(self.keys.station(station_id))
+        if value is None:
+            return None
+        node_id, _, version = wire.parse_presence(value)
+        return Location(node_id, version, bool(self._redis.exists(self.keys.node(node_id))))
+
+    def nodes(self) -> List[str]:
+        """Ids of the nodes that are alive now."""
+        cut = len(self.keys.node(""))
+        return sorted(wire.text(k)[cut:] for k in self._redis.scan_iter(self.keys.node_pattern()))
+
+    def stations(self) -> Dict[str, Location]:
+        """Every claimed station, by id (a SCAN: for tools and dashboards, not hot paths)."""
+        cut = len(self.keys.station(""))
+        alive = set(self.nodes())
+        out: Dict[str, Location] = {}
+        for key in self._redis.scan_iter(self.keys.station_pattern(), count=1000):
+            value = self._redis.get(key)
+            if value is not None:
+                node_id, _, version = wire.parse_presence(value)
+                out[wire.text(key)[cut:]] = Location(node_id, version, node_id in alive)
+        return out
+
+    # -- events ---------------------------------------------------------------
+
+    def on(self, request_cls: Type[Any]) -> Callable[[F], F]:
+        """Register a CSMS handler (like ``csms.on``) whose requests also go to the event stream."""
+        if self.csms is None:
+            raise RuntimeError("a client-only Cluster has no CSMS to register handlers with")
+
+        def register(handler: F) -> F:
+            def publishing(station: Any, request: Any) -> Any:
+                if self.publish_events:
+                    self.publish(station, request)
+                return handler(station, request)
+
+            publishing.__wrapped__ = handler  # type: ignore[attr-defined]
+            self.csms.on(request_cls)(publishing)
+            return handler
+
+        return register
+
+    def publish(self, station: Any, request: Any) -> str:
+        """Append a station's request to the event stream; returns the entry id.
+
+        Raises ClusterUnavailable if Redis is down: from a handler that makes
+        the station's call fail with InternalError, and the station sends it
+        again later, so no event is lost (at-least-once end to end).
+        """
+        info = message_info(request)
+        data = {"station": station.id, "node": self.node_id or "", "version": info.version,
+                "action": info.action, "payload": wire.payload_json(to_payload(request)),
+                "time": datetime.now(timezone.utc).isoformat()}
+        try:
+            entry = self._redis.xadd(self.keys.events, data, maxlen=self.events_maxlen,
+                                     approximate=True)
+        except redis.RedisError as exc:
+            raise ClusterUnavailable(f"cannot publish the {info.action} event: {exc}") from exc
+        return wire.text(entry)
+
