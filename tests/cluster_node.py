@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Dict
+from typing import Any
 
 import ocpp_sync
 from ocpp_sync import v16, v201
@@ -19,7 +19,7 @@ from ocpp_sync.cluster import Cluster
 VERSIONS = {"1.6": v16, "2.0.1": v201}
 
 
-def outcome(exc: BaseException) -> Dict[str, Any]:
+def outcome(exc: BaseException) -> dict[str, Any]:
     return {"error": type(exc).__name__, "code": getattr(exc, "code", ""), "message": str(exc)}
 
 
@@ -28,7 +28,7 @@ def main() -> None:
     csms = ocpp_sync.CSMS(versions=("1.6", "2.0.1"), timeout=10)
     cluster = Cluster(redis_url, csms=csms, node_id=node_id, prefix=prefix,
                       liveness=float(liveness), presence_ttl=float(ttl), publish_events=True)
-    gone: Dict[str, threading.Event] = {}
+    gone: dict[str, threading.Event] = {}
     lock = threading.Lock()
 
     def left(station: Any) -> None:
@@ -56,7 +56,7 @@ def main() -> None:
             try:
                 response = cluster.send(command["station"], m.DataTransferRequest(
                     vendor_id="test", data=command.get("data", "")), timeout=command["timeout"])
-                answer: Dict[str, Any] = {"data": response.data, "status": response.status}
+                answer: dict[str, Any] = {"data": response.data, "status": response.status}
             except Exception as exc:  # the test asserts on the kind
                 answer = outcome(exc)
             answer["elapsed"] = time.monotonic() - started

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any
 
 WAIT = 10.0
 NODE_SCRIPT = Path(__file__).with_name("cluster_node.py")
@@ -23,9 +24,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _lines(stream: Any) -> "queue.Queue[Optional[str]]":
+def _lines(stream: Any) -> queue.Queue[str | None]:
     """A process's output as a queue of lines, so waits on it can time out."""
-    lines: "queue.Queue[Optional[str]]" = queue.Queue()
+    lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
         for line in stream:
@@ -36,10 +37,10 @@ def _lines(stream: Any) -> "queue.Queue[Optional[str]]":
     return lines
 
 
-def _wait_line(lines: "queue.Queue[Optional[str]]", match: Callable[[str], bool],
+def _wait_line(lines: queue.Queue[str | None], match: Callable[[str], bool],
                timeout: float, what: str) -> str:
     deadline = time.monotonic() + timeout
-    seen: List[str] = []
+    seen: list[str] = []
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -66,7 +67,7 @@ class RedisServer:
         self.directory = directory
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: Optional[subprocess.Popen] = None
+        self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -101,7 +102,7 @@ class Node:
         self.url = f"ws://127.0.0.1:{self.port}/ocpp"
         self._lock = threading.Lock()
 
-    def ask(self, timeout: float = WAIT, **command: Any) -> Dict[str, Any]:
+    def ask(self, timeout: float = WAIT, **command: Any) -> dict[str, Any]:
         """Send one command and wait for its answer line."""
         with self._lock:
             assert self.process.stdin is not None

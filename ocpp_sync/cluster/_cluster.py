@@ -21,11 +21,12 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Type, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from .._codec import from_payload, message_info, to_payload, version_module
 from .._errors import CallTimeout, ConnectionClosed, OCPPError
@@ -74,16 +75,16 @@ class _Remote:
 
     __slots__ = ("future", "station_id", "node_id", "response_cls", "deadline")
 
-    def __init__(self, future: Future, station_id: str, response_cls: Optional[type],
+    def __init__(self, future: Future, station_id: str, response_cls: type | None,
                  deadline: float) -> None:
         self.future = future
         self.station_id = station_id
-        self.node_id: Optional[str] = None
+        self.node_id: str | None = None
         self.response_cls = response_cls
         self.deadline = deadline
 
 
-def _settle(future: Future, result: Any = None, exc: Optional[BaseException] = None) -> None:
+def _settle(future: Future, result: Any = None, exc: BaseException | None = None) -> None:
     try:
         if exc is not None:
             future.set_exception(exc)
@@ -107,8 +108,8 @@ class Cluster:
     runs (see :class:`EventConsumer`).
     """
 
-    def __init__(self, redis_client: "str | redis.Redis" = "redis://127.0.0.1:6379/0", *,
-                 csms: Any = None, node_id: Optional[str] = None, prefix: str = "ocpp",
+    def __init__(self, redis_client: str | redis.Redis = "redis://127.0.0.1:6379/0", *,
+                 csms: Any = None, node_id: str | None = None, prefix: str = "ocpp",
                  timeout: float = 30.0, liveness: float = 10.0, presence_ttl: float = 30.0,
                  publish_events: bool = False, events_maxlen: int = 100_000) -> None:
         if liveness <= 0 or presence_ttl <= 0:
@@ -139,19 +140,19 @@ class Cluster:
         self._route = self._redis.register_script(wire.ROUTE)
         # _lock guards _claims, _remote, _threads, _listener, _started and _closed.
         self._lock = threading.Lock()
-        self._claims: Dict[str, _Claim] = {}
-        self._remote: Dict[str, _Remote] = {}
-        self._threads: List[threading.Thread] = []
-        self._listener: Optional[threading.Thread] = None
+        self._claims: dict[str, _Claim] = {}
+        self._remote: dict[str, _Remote] = {}
+        self._threads: list[threading.Thread] = []
+        self._listener: threading.Thread | None = None
         self._started = False
         self._closed = False
         self._stop = threading.Event()
-        self._replies: "queue.SimpleQueue[Optional[Tuple[str, Dict[str, str]]]]" = queue.SimpleQueue()
+        self._replies: queue.SimpleQueue[tuple[str, dict[str, str]] | None] = queue.SimpleQueue()
         self._clock_offset = 0.0  # Redis clock minus ours, in seconds
 
     # -- life cycle -----------------------------------------------------
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         """Join the cluster: claim local stations, beat, serve routed calls. Nodes only."""
         if self.csms is None:
             raise RuntimeError("a client-only Cluster has nothing to start; just call send()")
@@ -214,13 +215,13 @@ class Cluster:
             self._redis.close()
         log.info("%s left the cluster", self.node_id or self._client_id)
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         if self.csms is not None:
             self.start()
         return self
 
-    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.close()
 
     # -- presence -------------------------------------------------------
@@ -260,7 +261,7 @@ class Cluster:
 
     def _beat(self) -> None:
         """Heartbeat plus presence refresh in one round trip; re-asserts entries Redis lost."""
-        adopted: List[str] = []
+        adopted: list[str] = []
         connected = self.csms.stations
         with self._lock:
             for station_id, station in connected.items():
@@ -281,7 +282,7 @@ class Cluster:
         results = pipe.execute()
         seconds, micros = results[1]
         self._clock_offset = int(seconds) + int(micros) / 1e6 - (before + time.time()) / 2
-        for (station_id, _), outcome in zip(claims, results[2:]):
+        for (station_id, _), outcome in zip(claims, results[2:], strict=True):
             if outcome == 2 and station_id not in adopted:
                 log.info("node %s: re-claimed %r (its entry was gone)", self.node_id, station_id)
 
@@ -303,7 +304,7 @@ class Cluster:
 
     def _calls_loop(self) -> None:
         key = self.keys.calls(self.node_id or "")
-        last: Optional[str] = None
+        last: str | None = None
         failing = False
         while not self._stop.is_set():
             try:
@@ -324,7 +325,7 @@ class Cluster:
                     last = wire.text(entry_id)
                     self._serve_call(entry_id, wire.fields(raw))
 
-    def _serve_call(self, entry_id: Any, call: Dict[str, str]) -> None:
+    def _serve_call(self, entry_id: Any, call: dict[str, str]) -> None:
         reply_to, corr = call.get("reply", ""), call.get("id", "")
         if not reply_to or not corr:
             log.warning("node %s: dropped a malformed routed call %s", self.node_id, entry_id)
@@ -394,7 +395,7 @@ class Cluster:
 
     # -- calling stations (any process) ------------------------------------
 
-    def send(self, station_id: str, request: Any, timeout: Optional[float] = None) -> Any:
+    def send(self, station_id: str, request: Any, timeout: float | None = None) -> Any:
         """Call a station wherever it is connected and block for the response object.
 
         Raises CallError, CallTimeout, StationNotConnected, ClusterUnavailable,
@@ -408,7 +409,7 @@ class Cluster:
             future.cancel()
             raise CallTimeout(f"no answer from station {station_id!r} within {seconds:g} s") from None
 
-    def send_async(self, station_id: str, request: Any, timeout: Optional[float] = None) -> Future:
+    def send_async(self, station_id: str, request: Any, timeout: float | None = None) -> Future:
         """Like :meth:`send`, but returns a Future at once."""
         seconds = self.timeout if timeout is None else timeout
         info = message_info(request)
@@ -431,7 +432,7 @@ class Cluster:
         fields = {"id": corr, "reply": self._reply_key, "station": station_id,
                   "action": info.action, "version": info.version,
                   "payload": wire.payload_json(payload), "timeout": repr(seconds)}
-        args: List[Any] = [self.keys.prefix, _STREAM_MAXLEN, info.version]
+        args: list[Any] = [self.keys.prefix, _STREAM_MAXLEN, info.version]
         for name, value in fields.items():
             args += [name, value]
         try:
@@ -455,8 +456,8 @@ class Cluster:
         raise ValueError(f"station {station_id!r} speaks OCPP {version}, "
                          f"the request is OCPP {info.version}")
 
-    def call(self, station_id: str, action: str, payload: Dict[str, Any], *,
-             version: Optional[str] = None, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
+    def call(self, station_id: str, action: str, payload: dict[str, Any], *,
+             version: str | None = None, timeout: float | None = None) -> dict[str, Any] | None:
         """Wire-format payload in and out; the version defaults to the station's."""
         if version is None:
             where = self.locate(station_id)
@@ -497,7 +498,7 @@ class Cluster:
         inner.add_done_callback(relay)
         return outer
 
-    def _forget(self, corr: str) -> Optional[_Remote]:
+    def _forget(self, corr: str) -> _Remote | None:
         with self._lock:
             return self._remote.pop(corr, None)
 
@@ -529,7 +530,7 @@ class Cluster:
                 next_check = time.monotonic() + self._tick
                 self._check_remote()
 
-    def _deliver(self, data: Dict[str, str]) -> None:
+    def _deliver(self, data: dict[str, str]) -> None:
         call = self._forget(data.get("id", ""))
         if call is None:
             log.info("dropped a late reply from the cluster (its call timed out)")
@@ -566,7 +567,7 @@ class Cluster:
             alive = pipe.execute()
         except redis.RedisError:
             return  # the next read reports it
-        dead = {node_id for node_id, up in zip(nodes, alive) if not up}
+        dead = {node_id for node_id, up in zip(nodes, alive, strict=True) if not up}
         if not dead:
             return
         with self._lock:
@@ -586,7 +587,7 @@ class Cluster:
 
     # -- looking around ------------------------------------------------------
 
-    def locate(self, station_id: str) -> Optional[Location]:
+    def locate(self, station_id: str) -> Location | None:
         """Where a station is connected, or None if no node claims it."""
         value = self._redis.get(self.keys.station(station_id))
         if value is None:
@@ -594,16 +595,16 @@ class Cluster:
         node_id, _, version = wire.parse_presence(value)
         return Location(node_id, version, bool(self._redis.exists(self.keys.node(node_id))))
 
-    def nodes(self) -> List[str]:
+    def nodes(self) -> list[str]:
         """Ids of the nodes that are alive now."""
         cut = len(self.keys.node(""))
         return sorted(wire.text(k)[cut:] for k in self._redis.scan_iter(self.keys.node_pattern()))
 
-    def stations(self) -> Dict[str, Location]:
+    def stations(self) -> dict[str, Location]:
         """Every claimed station, by id (a SCAN: for tools and dashboards, not hot paths)."""
         cut = len(self.keys.station(""))
         alive = set(self.nodes())
-        out: Dict[str, Location] = {}
+        out: dict[str, Location] = {}
         for key in self._redis.scan_iter(self.keys.station_pattern(), count=1000):
             value = self._redis.get(key)
             if value is not None:
@@ -613,7 +614,7 @@ class Cluster:
 
     # -- events ---------------------------------------------------------------
 
-    def on(self, request_cls: Type[Any]) -> Callable[[F], F]:
+    def on(self, request_cls: type[Any]) -> Callable[[F], F]:
         """Register a CSMS handler (like ``csms.on``) whose requests also go to the event stream."""
         if self.csms is None:
             raise RuntimeError("a client-only Cluster has no CSMS to register handlers with")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import attrs
 import redis
@@ -32,11 +32,11 @@ class Event:
     node_id: str
     version: str
     action: str
-    payload: Dict[str, Any]
+    payload: dict[str, Any]
     time: str
 
     @classmethod
-    def from_entry(cls, entry_id: Any, raw: Dict[Any, Any]) -> "Event":
+    def from_entry(cls, entry_id: Any, raw: dict[Any, Any]) -> Event:
         data = wire.fields(raw)
         return cls(id=wire.text(entry_id), station_id=data.get("station", ""),
                    node_id=data.get("node", ""), version=data.get("version", ""),
@@ -56,7 +56,7 @@ class EventConsumer:
     still holds, ``"$"`` for only those published from now on.
     """
 
-    def __init__(self, redis_client: "str | redis.Redis", group: str, consumer: str, *,
+    def __init__(self, redis_client: str | redis.Redis, group: str, consumer: str, *,
                  prefix: str = "ocpp", start: str = "0") -> None:
         if isinstance(redis_client, str):
             self._redis = redis.Redis.from_url(redis_client, decode_responses=True,
@@ -69,7 +69,7 @@ class EventConsumer:
         self.group = group
         self.consumer = consumer
         self.start = start
-        self._backlog: Optional[str] = "0"  # where our own unacknowledged events resume
+        self._backlog: str | None = "0"  # where our own unacknowledged events resume
 
     def _ensure_group(self) -> None:
         try:
@@ -78,7 +78,7 @@ class EventConsumer:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def read(self, count: int = 100, block: Optional[float] = 1.0) -> List[Event]:
+    def read(self, count: int = 100, block: float | None = 1.0) -> list[Event]:
         """Up to ``count`` events: first those delivered to us before and never acknowledged.
 
         ``block`` is how long to wait for new ones (None: do not wait).
@@ -100,7 +100,7 @@ class EventConsumer:
                 raise ClusterUnavailable(f"cannot read events: {exc}") from exc
         return []
 
-    def _read(self, from_id: str, count: int, block: Optional[float]) -> List[Event]:
+    def _read(self, from_id: str, count: int, block: float | None) -> list[Event]:
         reply = self._redis.xreadgroup(self.group, self.consumer, {self.stream: from_id},
                                        count=count,
                                        block=None if block is None else max(1, int(block * 1000)))
@@ -122,7 +122,7 @@ class EventConsumer:
         except redis.RedisError as exc:
             raise ClusterUnavailable(f"cannot acknowledge events: {exc}") from exc
 
-    def claim_stale(self, min_idle: float, count: int = 100) -> List[Event]:
+    def claim_stale(self, min_idle: float, count: int = 100) -> list[Event]:
         """Take over events another consumer got but did not acknowledge for ``min_idle`` s."""
         try:
             reply = self._redis.xautoclaim(self.stream, self.group, self.consumer,
@@ -136,7 +136,7 @@ class EventConsumer:
         if self._owns_redis:
             self._redis.close()
 
-    def __enter__(self) -> "EventConsumer":
+    def __enter__(self) -> EventConsumer:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -7,7 +7,8 @@ for a single Redis server (or a replicated pair) but not for Redis Cluster.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 from .._errors import CallError, CallTimeout, ConnectionClosed, OCPPError, ValidationError
 from ._errors import ClusterUnavailable, StationNotConnected
@@ -93,7 +94,7 @@ def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def fields(raw: Mapping[Any, Any]) -> Dict[str, str]:
+def fields(raw: Mapping[Any, Any]) -> dict[str, str]:
     return {text(k): text(v) for k, v in raw.items()}
 
 
@@ -101,7 +102,7 @@ def presence_value(node_id: str, token: str, version: str) -> str:
     return SEP.join((node_id, token, version))
 
 
-def parse_presence(value: Any) -> Tuple[str, str, str]:
+def parse_presence(value: Any) -> tuple[str, str, str]:
     """(node id, connection token, OCPP version) from a presence entry."""
     node_id, token, version = text(value).split(SEP)
     return node_id, token, version
@@ -112,7 +113,7 @@ def ms_of(stream_id: Any) -> int:
     return int(text(stream_id).split("-", 1)[0])
 
 
-def error_fields(exc: BaseException) -> Dict[str, str]:
+def error_fields(exc: BaseException) -> dict[str, str]:
     """An exception as reply fields, so the caller can raise the same kind."""
     if isinstance(exc, (StationNotConnected, ConnectionClosed)):
         kind = "StationNotConnected"
@@ -157,5 +158,5 @@ def error_from(data: Mapping[str, str]) -> OCPPError:
     return OCPPError(description, code=code, details=details)
 
 
-def payload_json(payload: Optional[Mapping[str, Any]]) -> str:
+def payload_json(payload: Mapping[str, Any] | None) -> str:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
