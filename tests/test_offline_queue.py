@@ -1,0 +1,388 @@
+"""The durable offline queue: order, acknowledgement, persistence across a killed process, the bound, ids."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from ocpp_sync._offline_queue import END, OTHER, SAMPLE, START, OfflineQueue, is_queued
+
+T = "2026-01-01T00:00:00Z"
+
+
+def start16(connector: int = 1) -> dict:
+    return {"connectorId": connector, "idTag": "TAG", "meterStart": 0, "timestamp": T}
+
+
+def stop16(tx: int, meter: int = 10) -> dict:
+    return {"transactionId": tx, "meterStop": meter, "timestamp": T}
+
+
+def meter16(tx: int | None, value: int = 1) -> dict:
+    payload = {"connectorId": 1, "meterValue": [{"timestamp": T, "sampledValue": [{"value": str(value)}]}]}
+    if tx is not None:
+        payload["transactionId"] = tx
+    return payload
+
+
+def event201(event_type: str, seq_no: int) -> dict:
+    return {"eventType": event_type, "timestamp": T, "triggerReason": "Authorized", "seqNo": seq_no,
+            "transactionInfo": {"transactionId": "TX1"}}
+
+
+def security(n: int) -> dict:
+    return {"type": "SettingSystemTime", "timestamp": T, "techInfo": str(n)}
+
+
+@pytest.fixture
+def queue():
+    q = OfflineQueue()
+    yield q
+    q.close()
+
+
+def drain(q: OfflineQueue) -> list:
+    out = []
+    while (head := q.peek()) is not None:
+        out.append(head)
+        assert q.ack(head.seq)
+    return out
+
+
+def test_which_actions_are_queued():
+    assert is_queued("1.6", "StartTransaction") and is_queued("1.6", "MeterValues")
+    assert is_queued("2.0.1", "TransactionEvent") and is_queued("2.1", "SecurityEventNotification")
+    assert not is_queued("1.6", "Heartbeat") and not is_queued("2.0.1", "MeterValues")
+    assert not is_queued("1.6", "TransactionEvent") and not is_queued("3.0", "TransactionEvent")
+
+
+def test_fifo_peek_leaves_the_head_until_ack(queue):
+    seqs = [queue.put("2.0.1", "TransactionEvent", event201("Updated", n)).seq for n in range(5)]
+    assert seqs == sorted(seqs)
+    head = queue.peek()
+    assert queue.peek() == head and len(queue) == 5
+    assert [m.payload["seqNo"] for m in drain(queue)] == [0, 1, 2, 3, 4]
+    assert queue.peek() is None and len(queue) == 0
+
+
+def test_ack_of_a_gone_message_is_false(queue):
+    seq = queue.put("1.6", "MeterValues", meter16(None)).seq
+    assert queue.ack(seq) is True
+    assert queue.ack(seq) is False
+    assert queue.discard(seq) is False
+
+
+def test_rows_keep_version_action_payload_and_attempts():
+    clock = iter([100.0])
+    q = OfflineQueue(clock=lambda: next(clock))
+    seq = q.put("2.1", "SecurityEventNotification", security(1)).seq
+    assert q.record_attempt(seq) == 1
+    assert q.record_attempt(seq) == 2
+    head = q.peek()
+    assert (head.version, head.action, head.payload, head.attempts, head.created, head.kind) == (
+        "2.1", "SecurityEventNotification", security(1), 2, 100.0, OTHER)
+    with pytest.raises(KeyError):
+        q.record_attempt(seq + 1)
+    q.close()
+
+
+def test_refuses_what_is_not_queued_or_not_json(queue):
+    with pytest.raises(ValueError):
+        queue.put("1.6", "Heartbeat", {})
+    with pytest.raises(ValueError):
+        queue.put("2.0.1", "StartTransaction", start16())
+    with pytest.raises((ValueError, TypeError)):
+        queue.put("1.6", "MeterValues", {"when": object()})
+    with pytest.raises(ValueError):
+        queue.put("1.6", "MeterValues", {"value": float("nan")})
+    assert len(queue) == 0
+
+
+def test_kinds():
+    q = OfflineQueue()
+    kinds = [q.put("1.6", "StartTransaction", start16()).seq, q.put("1.6", "MeterValues", meter16(None)).seq,
+             q.put("1.6", "StopTransaction", stop16(5)).seq,
+             q.put("2.0.1", "TransactionEvent", event201("Started", 0)).seq,
+             q.put("2.0.1", "TransactionEvent", event201("Updated", 1)).seq,
+             q.put("2.0.1", "TransactionEvent", event201("Ended", 2)).seq,
+             q.put("2.0.1", "SecurityEventNotification", security(0)).seq]
+    assert len(kinds) == 7
+    assert [m.kind for m in q.messages()] == [START, SAMPLE, END, START, SAMPLE, END, OTHER]
+    q.close()
+
+
+def test_closed_queue_refuses_work_and_wakes_waiters():
+    q = OfflineQueue()
+    result = []
+    waiter = threading.Thread(target=lambda: result.append(q.wait(30)))
+    waiter.start()
+    q.close()
+    waiter.join(10)
+    assert result == [False]
+    q.close()
+    with pytest.raises(RuntimeError):
+        q.put("1.6", "MeterValues", meter16(None))
+    with pytest.raises(RuntimeError):
+        q.peek()
+
+
+def test_wait_returns_when_a_message_arrives(queue):
+    assert queue.wait(0.01) is False
+    result = []
+    waiter = threading.Thread(target=lambda: result.append(queue.wait(30)))
+    waiter.start()
+    queue.put("1.6", "MeterValues", meter16(None))
+    waiter.join(10)
+    assert result == [True]
+    assert queue.wait(0) is True
+
+
+# -- the bound -----------------------------------------------------------------
+
+
+def test_full_queue_drops_the_oldest_sample_first():
+    q = OfflineQueue(max_messages=4)
+    start = q.put("1.6", "StartTransaction", start16())
+    tx = start.local_transaction_id
+    first = q.put("1.6", "MeterValues", meter16(tx, 1)).seq
+    q.put("1.6", "SecurityEventNotification", security(1))
+    q.put("1.6", "MeterValues", meter16(tx, 2))
+    result = q.put("1.6", "MeterValues", meter16(tx, 3))
+    assert result.seq is not None
+    assert [m.seq for m in result.evicted] == [first]
+    assert [m.action for m in q.messages()] == [
+        "StartTransaction", "SecurityEventNotification", "MeterValues", "MeterValues"]
+    q.close()
+
+
+def test_full_queue_without_samples_drops_security_events_then_refuses_newcomers():
+    q = OfflineQueue(max_messages=2)
+    q.put("2.0.1", "TransactionEvent", event201("Started", 0))
+    old = q.put("2.0.1", "SecurityEventNotification", security(1)).seq
+    newer = q.put("2.0.1", "SecurityEventNotification", security(2))
+    assert [m.seq for m in newer.evicted] == [old]
+    # A sample is worth less than the stored security event: the newcomer is the one dropped.
+    refused = q.put("2.0.1", "TransactionEvent", event201("Updated", 1))
+    assert refused.seq is None and refused.evicted == ()
+    assert [m.payload.get("techInfo") for m in q.messages()] == [None, "2"]
+    q.close()
+
+
+def test_full_queue_never_drops_a_start_or_an_end():
+    q = OfflineQueue(max_messages=3)
+    for n in range(3):
+        q.put("2.0.1", "TransactionEvent", event201("Updated", n))
+    seqs = []
+    for n, event_type in enumerate(["Started", "Ended", "Started", "Ended", "Started"]):
+        result = q.put("2.0.1", "TransactionEvent", event201(event_type, 10 + n))
+        assert result.seq is not None
+        seqs.append(result.seq)
+    kinds = [m.kind for m in q.messages()]
+    assert kinds == [START, END, START, END, START]  # samples went first, then the bound was exceeded
+    assert [m.seq for m in q.messages()] == seqs
+    assert q.put("2.0.1", "SecurityEventNotification", security(0)).seq is None
+    assert q.put("1.6", "MeterValues", meter16(None)).seq is None
+    assert len(q) == 5
+    q.close()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_load_on_a_small_queue_keeps_every_start_and_end_in_order(seed):
+    import random
+    rng = random.Random(seed)
+    q = OfflineQueue(max_messages=5)
+    expected_critical = []
+    for n in range(200):
+        event_type = rng.choice(["Started", "Updated", "Updated", "Updated", "Ended", "Security"])
+        if event_type == "Security":
+            q.put("2.0.1", "SecurityEventNotification", security(n))
+        else:
+            seq = q.put("2.0.1", "TransactionEvent", event201(event_type, n)).seq
+            if event_type != "Updated":
+                expected_critical.append(seq)
+        if rng.random() < 0.3 and (head := q.peek()) is not None:
+            q.ack(head.seq)
+            if head.seq in expected_critical:
+                expected_critical.remove(head.seq)
+        assert len(q) <= max(5, sum(m.kind in (START, END) for m in q.messages()))
+    stored = [m.seq for m in q.messages() if m.kind in (START, END)]
+    assert stored == expected_critical
+    q.close()
+
+
+# -- OCPP 1.6 transaction ids ----------------------------------------------------
+
+
+def test_placeholder_ids_are_negative_unique_and_rewritten_on_ack(queue):
+    first = queue.put("1.6", "StartTransaction", start16(1))
+    second = queue.put("1.6", "StartTransaction", start16(2))
+    a, b = first.local_transaction_id, second.local_transaction_id
+    assert a < 0 and b < 0 and a != b
+    queue.put("1.6", "MeterValues", meter16(a, 1))
+    queue.put("1.6", "MeterValues", meter16(b, 2))
+    queue.put("1.6", "StopTransaction", stop16(a))
+    queue.put("1.6", "StopTransaction", stop16(b))
+    queue.put("1.6", "MeterValues", meter16(None, 3))
+    head = queue.peek()
+    assert head.seq == first.seq and head.local_transaction_id == a
+    assert queue.ack(head.seq, transaction_id=1001)
+    assert queue.real_transaction_id(a) == 1001 and queue.real_transaction_id(b) is None
+    rest = queue.messages()
+    assert [m.payload.get("transactionId") for m in rest] == [None, 1001, b, 1001, b, None]
+    assert queue.ack(rest[0].seq, transaction_id=2002)
+    assert [m.payload.get("transactionId") for m in drain(queue)] == [1001, 2002, 1001, 2002, None]
+
+
+def test_message_put_after_the_answer_gets_the_real_id_at_once(queue):
+    local = queue.put("1.6", "StartTransaction", start16()).local_transaction_id
+    queue.ack(queue.peek().seq, transaction_id=77)
+    queue.put("1.6", "MeterValues", meter16(local))
+    queue.put("1.6", "StopTransaction", stop16(local))
+    assert [m.payload["transactionId"] for m in queue.messages()] == [77, 77]
+
+
+def test_resolve_transaction_id_rewrites_without_ack(queue):
+    start = queue.put("1.6", "StartTransaction", start16())
+    queue.put("1.6", "StopTransaction", stop16(start.local_transaction_id))
+    assert queue.resolve_transaction_id(start.local_transaction_id, 5) == 1
+    assert [m.payload.get("transactionId") for m in queue.messages()] == [None, 5]
+    assert queue.peek().action == "StartTransaction"  # still there until the CSMS's answer is acked
+    with pytest.raises(KeyError):
+        queue.resolve_transaction_id(-12345, 6)
+
+
+def test_real_ids_and_unknown_negative_ids_are_left_alone(queue):
+    queue.put("1.6", "StopTransaction", stop16(-999))
+    queue.put("1.6", "StopTransaction", stop16(12))
+    assert [(m.payload["transactionId"], m.local_transaction_id) for m in queue.messages()] == [
+        (-999, None), (12, None)]
+
+
+def test_a_discarded_start_leaves_later_messages_unchanged(queue):
+    start = queue.put("1.6", "StartTransaction", start16())
+    queue.put("1.6", "StopTransaction", stop16(start.local_transaction_id))
+    assert queue.discard(start.seq)
+    assert queue.peek().payload["transactionId"] == start.local_transaction_id
+
+
+# -- persistence -------------------------------------------------------------------
+
+
+def test_reopening_the_file_resumes_the_same_queue(tmp_path):
+    path = tmp_path / "queue.sqlite"
+    with OfflineQueue(path) as q:
+        start = q.put("1.6", "StartTransaction", start16())
+        q.put("1.6", "StopTransaction", stop16(start.local_transaction_id))
+        q.put("1.6", "MeterValues", meter16(None))
+        q.record_attempt(start.seq)
+    with OfflineQueue(path) as q:
+        messages = q.messages()
+        assert [m.action for m in messages] == ["StartTransaction", "StopTransaction", "MeterValues"]
+        assert messages[0].attempts == 1
+        q.ack(messages[0].seq, transaction_id=31)
+        later = q.put("1.6", "StartTransaction", start16())
+        assert later.local_transaction_id < start.local_transaction_id  # placeholders are never reused
+        assert later.seq > messages[-1].seq
+    with OfflineQueue(path) as q:
+        assert [m.payload.get("transactionId") for m in q.messages()] == [31, None, None]
+
+
+CHILD = textwrap.dedent("""
+    import sys
+    from ocpp_sync._offline_queue import OfflineQueue
+    q = OfflineQueue(sys.argv[1])
+    n = 0
+    while True:
+        local = q.put("1.6", "StartTransaction", {"connectorId": 1, "idTag": str(n), "meterStart": n,
+                                                  "timestamp": "2026-01-01T00:00:00Z"}).local_transaction_id
+        print("put", n, local, flush=True)
+        n += 1
+        if n % 3 == 0:
+            head = q.peek()
+            q.ack(head.seq, transaction_id=10_000 + head.payload["meterStart"])
+            print("ack", head.payload["meterStart"], flush=True)
+""")
+
+
+def test_survives_sigkill_mid_way(tmp_path):
+    path = tmp_path / "queue.sqlite"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True, env=env)
+    puts, acks = [], []
+    try:
+        for line in child.stdout:
+            word, *rest = line.split()
+            (puts if word == "put" else acks).append(int(rest[0]))
+            if len(puts) >= 60:
+                break
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+        child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    assert len(puts) >= 60, "the child died before it had queued enough"
+    with OfflineQueue(path) as q:
+        remaining = [m.payload["meterStart"] for m in q.messages()]
+        # Everything reported as committed is there, in order; at most one more put or ack than reported.
+        assert remaining == list(range(remaining[0], remaining[-1] + 1))
+        assert remaining[0] in (len(acks), len(acks) + 1)
+        assert remaining[-1] in (puts[-1], puts[-1] + 1)
+        # The placeholders the child handed out stay resolvable after the restart.
+        head = q.peek()
+        assert q.ack(head.seq, transaction_id=5)
+        assert q.real_transaction_id(head.local_transaction_id) == 5
+
+
+# -- threads -------------------------------------------------------------------------
+
+
+def test_concurrent_producers_and_one_consumer_lose_and_duplicate_nothing(tmp_path):
+    q = OfflineQueue(tmp_path / "queue.sqlite")
+    producers, per_producer = 6, 40
+    barrier = threading.Barrier(producers + 1)
+    consumed: list = []
+    errors: list = []
+
+    def produce(p: int) -> None:
+        try:
+            barrier.wait(10)
+            for n in range(per_producer):
+                payload = {**event201("Updated", n), "transactionInfo": {"transactionId": f"P{p}"}}
+                q.put("2.0.1", "TransactionEvent", payload)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    def consume() -> None:
+        try:
+            barrier.wait(10)
+            while len(consumed) < producers * per_producer:
+                if not q.wait(10):
+                    raise TimeoutError("consumer starved")
+                head = q.peek()
+                q.record_attempt(head.seq)
+                if not q.ack(head.seq):
+                    raise AssertionError(f"{head.seq} vanished before its ack")
+                consumed.append(head)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=produce, args=(p,)) for p in range(producers)]
+    threads.append(threading.Thread(target=consume))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    assert len(q) == 0
+    assert [m.seq for m in consumed] == sorted(m.seq for m in consumed)
+    assert len({m.seq for m in consumed}) == producers * per_producer
+    for p in range(producers):
+        mine = [m.payload["seqNo"] for m in consumed if m.payload["transactionInfo"]["transactionId"] == f"P{p}"]
+        assert mine == list(range(per_producer))  # each producer's own order is kept
+    q.close()
