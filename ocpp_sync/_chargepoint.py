@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any, Callable, Dict, Mapping, Optional, Type, TypeVar
+from typing import Any, TypeVar
 
 from ._codec import from_payload, message_info, to_payload, version_module
 from ._connection import CS, Connection
@@ -44,7 +45,7 @@ def check_handler_class(request_cls: type, versions: tuple, incoming: str) -> No
 
 
 def call_with_dict(connection: Connection, action: str, payload: Mapping[str, Any],
-                   timeout: Optional[float]) -> Optional[Dict[str, Any]]:
+                   timeout: float | None) -> dict[str, Any] | None:
     """The dict-in, dict-out call, validated both ways through the message classes."""
     module = version_module(connection.version)
     try:
@@ -63,8 +64,8 @@ class ChargePoint:
     """
 
     def __init__(self, id: str, url: str, version: str = "1.6", timeout: float = 30.0,
-                 headers: Optional[Mapping[str, str]] = None, lenient: bool = False, *,
-                 connect_timeout: float = 10.0, sslopt: Optional[dict] = None) -> None:
+                 headers: Mapping[str, str] | None = None, lenient: bool = False, *,
+                 connect_timeout: float = 10.0, sslopt: dict | None = None) -> None:
         if not id:
             raise ValueError("a charge point needs a non-empty id")
         self.id = id
@@ -75,11 +76,11 @@ class ChargePoint:
         self.lenient = lenient
         self.connect_timeout = connect_timeout
         self.sslopt = sslopt
-        self._handlers: Dict[type, Callable[[Any], Any]] = {}
+        self._handlers: dict[type, Callable[[Any], Any]] = {}
         self._lock = threading.Lock()  # guards _connection
-        self._connection: Optional[Connection] = None
+        self._connection: Connection | None = None
 
-    def on(self, request_cls: Type[Any]) -> Callable[[F], F]:
+    def on(self, request_cls: type[Any]) -> Callable[[F], F]:
         """Decorator: answer the CSMS's ``request_cls`` calls with the decorated function."""
         check_handler_class(request_cls, (self.version,), "CSMS_TO_CS")
 
@@ -113,7 +114,7 @@ class ChargePoint:
             raise ConnectionClosed(f"{self.id} is not connected")
         return connection
 
-    def send(self, message: Any, timeout: Optional[float] = None) -> Any:
+    def send(self, message: Any, timeout: float | None = None) -> Any:
         """Send a request and block for the response object.
 
         Raises CallError, CallTimeout, ConnectionClosed, or ValidationError
@@ -122,12 +123,12 @@ class ChargePoint:
         """
         return self._live().send(message, timeout)
 
-    def send_async(self, message: Any, timeout: Optional[float] = None) -> Future:
+    def send_async(self, message: Any, timeout: float | None = None) -> Future:
         """Like :meth:`send`, but returns a Future at once."""
         return self._live().send_async(message, timeout)
 
     def call(self, action: str, payload: Mapping[str, Any],
-             timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
+             timeout: float | None = None) -> dict[str, Any] | None:
         """Send a wire-format payload and get the wire-format response, both validated."""
         return call_with_dict(self._live(), action, payload, timeout)
 
@@ -138,13 +139,13 @@ class ChargePoint:
         if connection is not None:
             connection.close()
 
-    def __enter__(self) -> "ChargePoint":
+    def __enter__(self) -> ChargePoint:
         if not self.connected:
             self.connect()
         return self
 
-    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.close()
 
     def __repr__(self) -> str:

@@ -17,9 +17,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Callable, Deque, Dict, Optional, Set, Tuple
+from typing import Any
 
 from ._codec import from_payload, message_info, to_payload, version_module
 from ._errors import CallError, CallTimeout, ConnectionClosed, OCPPError, ProtocolError, ValidationError
@@ -90,7 +91,7 @@ def wire_code(code: str, version: str) -> str:
     return code if code in _CODES_2X else "InternalError"
 
 
-def _settle(future: Future, result: Any = None, exc: Optional[BaseException] = None) -> None:
+def _settle(future: Future, result: Any = None, exc: BaseException | None = None) -> None:
     """Resolve a future unless the user cancelled it or it is already resolved."""
     try:
         if exc is not None:
@@ -126,8 +127,8 @@ class Connection:
     """
 
     def __init__(self, transport: Any, *, name: str, version: str, role: str,
-                 find_handler: Callable[[type], Optional[Handler]], timeout: float = 30.0,
-                 lenient: bool = False, on_close: Optional[Callable[[], None]] = None) -> None:
+                 find_handler: Callable[[type], Handler | None], timeout: float = 30.0,
+                 lenient: bool = False, on_close: Callable[[], None] | None = None) -> None:
         if role not in (CS, CSMS):
             raise ValueError(f"role must be {CS!r} or {CSMS!r}, not {role!r}")
         self.name = name
@@ -144,15 +145,15 @@ class Connection:
         self._on_close = on_close
         # _lock guards _current, _queue, _expired, _handling and _closing.
         self._lock = threading.Lock()
-        self._current: Optional[_Pending] = None
-        self._queue: Deque[_Pending] = collections.deque()
-        self._expired: Deque[str] = collections.deque(maxlen=_REMEMBERED_EXPIRED)
-        self._handling: Set[str] = set()
+        self._current: _Pending | None = None
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._expired: collections.deque[str] = collections.deque(maxlen=_REMEMBERED_EXPIRED)
+        self._handling: set[str] = set()
         self._closing = False
-        self._inbox: "queue.SimpleQueue[Optional[Tuple[Any, ...]]]" = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._reader_done = threading.Event()
-        self._reader: Optional[threading.Thread] = None
-        self._reader_ident: Optional[int] = None
+        self._reader: threading.Thread | None = None
+        self._reader_ident: int | None = None
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name=f"{name}-dispatch",
                                             daemon=True)
 
@@ -164,7 +165,7 @@ class Connection:
     def closed(self) -> bool:
         return self._reader_done.is_set()
 
-    def wait_closed(self, timeout: Optional[float] = None) -> bool:
+    def wait_closed(self, timeout: float | None = None) -> bool:
         return self._reader_done.wait(timeout)
 
     # -- life cycle -------------------------------------------------------
@@ -222,7 +223,7 @@ class Connection:
 
     # -- our calls ----------------------------------------------------------
 
-    def send(self, message: Any, timeout: Optional[float] = None) -> Any:
+    def send(self, message: Any, timeout: float | None = None) -> Any:
         """Send a request and block for its response (None for a 2.1 SEND)."""
         future, pending = self._submit(message, timeout)
         if pending is None:
@@ -235,14 +236,14 @@ class Connection:
             self._expire(pending)
             return future.result(timeout=0)
 
-    def send_async(self, message: Any, timeout: Optional[float] = None) -> Future:
+    def send_async(self, message: Any, timeout: float | None = None) -> Future:
         """Queue a request; the future gets the response or the error.
 
         Done-callbacks run in the reader thread: keep them short.
         """
         return self._submit(message, timeout)[0]
 
-    def _submit(self, message: Any, timeout: Optional[float]) -> Tuple[Future, Optional[_Pending]]:
+    def _submit(self, message: Any, timeout: float | None) -> tuple[Future, _Pending | None]:
         try:
             info = message_info(message)
         except (TypeError, KeyError, AttributeError, ValueError):
@@ -257,8 +258,12 @@ class Connection:
         payload = to_payload(message)
         seconds = self.timeout if timeout is None else timeout
         response_cls = self._module.RESPONSES.get(info.action)
-        if response_cls is None:
-            self._send_frame(Send(new_message_id(), info.action, payload))
+        if response_cls is None:  # a 2.1 SEND: written at once, never answered
+            if self._closing:
+                raise ConnectionClosed("the connection is closed")
+            text = serialise(Send(new_message_id(), info.action, payload))
+            log.debug("%s > %s", self.name, text)
+            self._transport.send(text)
             done: Future = Future()
             done.set_result(None)
             return done, None
@@ -274,7 +279,7 @@ class Connection:
             self._write_call(start)
         return pending.future, pending
 
-    def _next_locked(self) -> Optional[_Pending]:
+    def _next_locked(self) -> _Pending | None:
         """Make the first live queued call current; the caller writes it after unlocking."""
         while self._queue:
             pending = self._queue.popleft()
@@ -324,7 +329,7 @@ class Connection:
             return _POLL
         return max(0.0, min(_POLL, min(deadlines) - time.monotonic()))
 
-    def _take_current(self, unique_id: str) -> Tuple[Optional[_Pending], Optional[_Pending]]:
+    def _take_current(self, unique_id: str) -> tuple[_Pending | None, _Pending | None]:
         """Detach the current call if it has this id; also return the call to write next."""
         with self._lock:
             pending = self._current
@@ -443,7 +448,7 @@ class Connection:
         if pending is None:
             return
         try:
-            response = from_payload(pending.response_cls, frame.payload, lenient=self.lenient)
+            response: Any = from_payload(pending.response_cls, frame.payload, lenient=self.lenient)
         except ValidationError as exc:
             log.warning("%s: invalid %s response: %s", self.name, pending.action, exc)
             _settle(pending.future, exc=exc)
@@ -461,31 +466,32 @@ class Connection:
             _settle(pending.future, exc=CallError(frame.code, frame.description, frame.details))
 
     def _check_request(self, unique_id: str, action: str, payload: Any,
-                       answer: bool) -> Optional[Tuple[Handler, Any]]:
+                       answer: bool) -> tuple[Handler, Any] | None:
         """Find the handler and build the request, or answer why not (when answering at all)."""
-        error: Optional[Tuple[str, str]] = None
-        handler = None
-        request = None
+        try:
+            return self._handler_and_request(action, payload)
+        except OCPPError as exc:
+            log.warning("%s: refused %s %s: %s %s", self.name, action, unique_id, exc.code,
+                        exc.description)
+            if answer:
+                self._send_frame(CallErrorFrame(unique_id, exc.code, _short(exc.description)))
+            return None
+        except Exception:
+            log.exception("%s: could not read %s %s", self.name, action, unique_id)
+            if answer:
+                self._send_frame(CallErrorFrame(unique_id, "InternalError", "could not read the request"))
+            return None
+
+    def _handler_and_request(self, action: str, payload: Any) -> tuple[Handler, Any]:
         if action not in self._module.REQUESTS:
-            error = ("NotSupported", f"{action} is not an OCPP {self.version} action")
-        elif action not in self._incoming:
-            error = ("NotSupported", f"{action} is not sent in this direction")
-        else:
-            cls = self._module.REQUESTS[action]
-            handler = self._find_handler(cls)
-            if handler is None:
-                error = ("NotImplemented", f"no handler for {action}")
-            else:
-                try:
-                    request = from_payload(cls, payload, lenient=self.lenient)
-                except ValidationError as exc:
-                    error = (exc.code, _short(str(exc)))
-        if error is None:
-            return handler, request
-        log.warning("%s: refused %s %s: %s %s", self.name, action, unique_id, *error)
-        if answer:
-            self._send_frame(CallErrorFrame(unique_id, error[0], error[1]))
-        return None
+            raise OCPPError(f"{action} is not an OCPP {self.version} action", code="NotSupported")
+        if action not in self._incoming:
+            raise OCPPError(f"{action} is not sent in this direction", code="NotSupported")
+        cls = self._module.REQUESTS[action]
+        handler = self._find_handler(cls)
+        if handler is None:
+            raise OCPPError(f"no handler for {action}", code="NotImplemented")
+        return handler, from_payload(cls, payload, lenient=self.lenient)
 
     def _on_call(self, frame: Call) -> None:
         with self._lock:
@@ -510,7 +516,16 @@ class Connection:
             self._inbox.put((frame.unique_id, frame.action, found[0], found[1], False))
 
     def _send_frame(self, frame: Frame) -> None:
-        text = serialise(frame)
+        """Write a frame we owe the peer; if the connection is gone there is no one to tell."""
+        try:
+            text = serialise(frame)
+        except (TypeError, ValueError):
+            # Only the details of an error a handler raised come from user code unchecked.
+            log.error("%s: the error details for %s are not JSON; sent without them",
+                      self.name, frame.unique_id)
+            assert isinstance(frame, CallErrorFrame)
+            text = serialise(CallErrorFrame(frame.unique_id, frame.code, frame.description, {},
+                                            frame.message_type))
         log.debug("%s > %s", self.name, text)
         try:
             self._transport.send(text)
@@ -546,7 +561,7 @@ class Connection:
                 reply = CallErrorFrame(unique_id, "InternalError", "the handler failed")
             with self._lock:
                 self._handling.discard(unique_id)
-            self._send_reply(reply)
+            self._send_frame(reply)
 
     def _run_handler(self, unique_id: str, action: str, handler: Handler,
                      request: Any) -> Frame:
@@ -554,8 +569,9 @@ class Connection:
             response = handler(request)
         except OCPPError as exc:
             log.info("%s: the %s handler answered %s: %s", self.name, action, exc.code, exc)
+            details = exc.details if isinstance(exc.details, dict) else {}
             return CallErrorFrame(unique_id, wire_code(exc.code, self.version),
-                                  _short(exc.description), exc.details or {})
+                                  _short(exc.description), details)
         except Exception:
             log.exception("%s: the %s handler raised", self.name, action)
             return CallErrorFrame(unique_id, "InternalError", f"the {action} handler failed")
@@ -572,16 +588,6 @@ class Connection:
             return CallErrorFrame(unique_id, "InternalError",
                                   f"the {action} handler returned an invalid response")
         return CallResult(unique_id, payload)
-
-    def _send_reply(self, reply: Frame) -> None:
-        try:
-            serialise(reply)
-        except (TypeError, ValueError):
-            log.error("%s: error details for %s are not JSON; sent without them",
-                      self.name, reply.unique_id)
-            assert isinstance(reply, CallErrorFrame)
-            reply = CallErrorFrame(reply.unique_id, reply.code, reply.description)
-        self._send_frame(reply)
 
 
 def _short(text: str) -> str:

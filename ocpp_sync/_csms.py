@@ -4,8 +4,9 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Type, TypeVar
+from typing import Any, TypeVar
 
 from ._chargepoint import VERSIONS, call_with_dict, check_handler_class, check_version
 from ._connection import CSMS as CSMS_ROLE
@@ -31,7 +32,7 @@ class Station:
         self.id = id
         self.version = version
         self.request = request
-        self._connection: Optional[Connection] = None
+        self._connection: Connection | None = None
 
     @property
     def remote_address(self) -> str:
@@ -41,18 +42,18 @@ class Station:
     def connected(self) -> bool:
         return self._connection is not None and not self._connection.closed
 
-    def send(self, message: Any, timeout: Optional[float] = None) -> Any:
+    def send(self, message: Any, timeout: float | None = None) -> Any:
         """Send a request to the station and block for the response object."""
         assert self._connection is not None
         return self._connection.send(message, timeout)
 
-    def send_async(self, message: Any, timeout: Optional[float] = None) -> Future:
+    def send_async(self, message: Any, timeout: float | None = None) -> Future:
         """Like :meth:`send`, but returns a Future at once."""
         assert self._connection is not None
         return self._connection.send_async(message, timeout)
 
     def call(self, action: str, payload: Mapping[str, Any],
-             timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
+             timeout: float | None = None) -> dict[str, Any] | None:
         """Send a wire-format payload and get the wire-format response, both validated."""
         assert self._connection is not None
         return call_with_dict(self._connection, action, payload, timeout)
@@ -72,13 +73,13 @@ class _Callbacks:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def __get__(self, csms: "CSMS", owner: type) -> Callable[[StationCallback], StationCallback]:
+    def __get__(self, csms: CSMS, owner: type) -> Callable[[StationCallback], StationCallback]:
         def register(callback: StationCallback) -> StationCallback:
             csms._callbacks[self.name].append(callback)
             return callback
         return register
 
-    def __set__(self, csms: "CSMS", callback: Optional[StationCallback]) -> None:
+    def __set__(self, csms: CSMS, callback: StationCallback | None) -> None:
         csms._callbacks[self.name] = [] if callback is None else [callback]
 
 
@@ -103,14 +104,14 @@ class CSMS:
         self.versions = tuple(check_version(v) for v in versions)
         self.timeout = timeout
         self.lenient = lenient
-        self._handlers: Dict[type, Callable[..., Any]] = {}
-        self._callbacks: Dict[str, List[StationCallback]] = {"connect": [], "disconnect": []}
+        self._handlers: dict[type, Callable[..., Any]] = {}
+        self._callbacks: dict[str, list[StationCallback]] = {"connect": [], "disconnect": []}
         self._changed = threading.Condition()  # guards _stations and _server
-        self._stations: Dict[str, Station] = {}
+        self._stations: dict[str, Station] = {}
         self._server: Any = None
         self._stopped = False
 
-    def on(self, request_cls: Type[Any]) -> Callable[[F], F]:
+    def on(self, request_cls: type[Any]) -> Callable[[F], F]:
         """Decorator: answer stations' ``request_cls`` calls with ``handler(station, request)``."""
         check_handler_class(request_cls, self.versions, "CS_TO_CSMS")
 
@@ -127,7 +128,7 @@ class CSMS:
         return int(self._server.port)
 
     @property
-    def stations(self) -> Dict[str, Station]:
+    def stations(self) -> dict[str, Station]:
         """A snapshot of the connected stations by id."""
         with self._changed:
             return dict(self._stations)
@@ -169,14 +170,14 @@ class CSMS:
         for station in stations:
             station.close()
 
-    def wait_for_station(self, station_id: str, timeout: Optional[float] = None) -> Station:
+    def wait_for_station(self, station_id: str, timeout: float | None = None) -> Station:
         """Block until a station with this id is connected; TimeoutError if none came in time."""
         with self._changed:
             if not self._changed.wait_for(lambda: station_id in self._stations, timeout):
                 raise TimeoutError(f"station {station_id!r} did not connect within {timeout} s")
             return self._stations[station_id]
 
-    def handle(self, ws: Any, station_id: str, subprotocol: Optional[str] = None,
+    def handle(self, ws: Any, station_id: str, subprotocol: str | None = None,
                remote_address: str = "") -> None:
         """Serve an already-accepted ``simple_websocket.Server`` until it closes.
 
@@ -223,7 +224,7 @@ class CSMS:
             connection.run_in_dispatcher(functools.partial(callback, station))
         connection.run()
 
-    def _find_handler(self, station: Station, request_cls: type) -> Optional[Callable[[Any], Any]]:
+    def _find_handler(self, station: Station, request_cls: type) -> Callable[[Any], Any] | None:
         handler = self._handlers.get(request_cls)
         return None if handler is None else functools.partial(handler, station)
 

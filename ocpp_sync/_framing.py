@@ -10,7 +10,7 @@ import json
 import math
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Dict, Union
+from typing import Any
 
 from ._errors import error_code
 
@@ -85,14 +85,14 @@ class CallErrorFrame:
     unique_id: str
     code: str
     description: str = ""
-    details: Dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
     message_type: int = CALLERROR
 
     def to_list(self) -> list:
         return [self.message_type, self.unique_id, self.code, self.description, self.details]
 
 
-Frame = Union[Call, CallResult, CallErrorFrame, Send]
+Frame = Call | CallResult | CallErrorFrame | Send
 
 
 class FramingError(Exception):
@@ -123,7 +123,7 @@ def _reject_float(text: str) -> float:
     return value
 
 
-def _loads(text: str) -> Any:
+def _loads(text: str | bytes) -> Any:
     # json.loads takes NaN, Infinity and 1e999 (as inf) by default; none is JSON.
     return json.loads(text, parse_constant=_refuse_constant, parse_float=_reject_float)
 

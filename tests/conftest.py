@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from typing import Any, Iterator, List, Tuple
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import websocket
@@ -57,7 +58,7 @@ class RawServer:
 
     def __init__(self, version: str) -> None:
         self.version = version
-        self._accepted: "queue.Queue[Any]" = queue.Queue()
+        self._accepted: queue.Queue[Any] = queue.Queue()
         self._release = threading.Event()
         self._server = WebSocketServer("127.0.0.1", 0, subprotocols=[f"ocpp{version}"],
                                        on_connection=self._on_connection)
@@ -68,7 +69,7 @@ class RawServer:
         self._accepted.put(RawPeer(transport))
         self._release.wait(60)
 
-    def accept(self) -> "RawPeer":
+    def accept(self) -> RawPeer:
         return self._accepted.get(timeout=WAIT)
 
     def stop(self) -> None:
@@ -85,7 +86,7 @@ class RawPeer:
     def send(self, frame: Any) -> None:
         self.transport.send(frame if isinstance(frame, str) else json.dumps(frame))
 
-    def receive(self, timeout: float = WAIT) -> List[Any]:
+    def receive(self, timeout: float = WAIT) -> list[Any]:
         text = self.transport.receive(timeout=timeout)
         assert text is not None, "the connection closed"
         return json.loads(text)
@@ -111,10 +112,10 @@ class RawClient:
     def send(self, frame: Any) -> None:
         self.ws.send(frame if isinstance(frame, str) else json.dumps(frame))
 
-    def receive(self) -> List[Any]:
+    def receive(self) -> list[Any]:
         return json.loads(self.ws.recv())
 
-    def exchange(self, frame: Any) -> List[Any]:
+    def exchange(self, frame: Any) -> list[Any]:
         self.send(frame)
         return self.receive()
 
@@ -129,7 +130,7 @@ def raw_client(csms: CSMS, version: str) -> Iterator[RawClient]:
     client.close()
 
 
-def call_error(frame: List[Any]) -> Tuple[Any, ...]:
+def call_error(frame: list[Any]) -> tuple[Any, ...]:
     """(type, id, code) of a CALLERROR, for compact assertions."""
     assert frame[0] == 4 and len(frame) == 5, frame
     assert isinstance(frame[3], str) and isinstance(frame[4], dict), frame

@@ -7,12 +7,11 @@ from datetime import datetime, timezone
 
 import pytest
 import simple_websocket
+from conftest import WAIT, RawServer
 
 import ocpp_sync
 from ocpp_sync import v16, v201
 from ocpp_sync._transports import HandshakeError
-
-from conftest import WAIT, RawServer
 
 pytestmark = pytest.mark.usefixtures("no_leftover_threads")
 
@@ -174,7 +173,7 @@ def test_one_csms_serves_every_version_at_once():
     try:
         cps = [ocpp_sync.ChargePoint(f"CP_{m.VERSION}", f"ws://127.0.0.1:{csms.port}",
                                      version=m.VERSION) for m in modules]
-        for cp, m in zip(cps, modules):
+        for cp, m in zip(cps, modules, strict=True):
             cp.connect()
             assert cp.send(boot_request(m)).status == "Accepted"
         assert {s.id: s.version for s in csms.stations.values()} == {

@@ -12,6 +12,7 @@ from concurrent.futures import CancelledError
 from datetime import datetime, timezone
 
 import pytest
+from conftest import WAIT, RawClient, call_error
 
 from ocpp_sync._chargepoint import ChargePoint
 from ocpp_sync._errors import (
@@ -22,8 +23,6 @@ from ocpp_sync._errors import (
     ProtocolError,
     ValidationError,
 )
-
-from conftest import WAIT, RawClient, call_error
 
 pytestmark = pytest.mark.usefixtures("no_leftover_threads")
 
@@ -53,6 +52,10 @@ def handlers(csms, m):
             raise RuntimeError("secret detail")
         if kind == "refuse":
             raise OCPPError("not for you", code="SecurityError", details={"why": "test"})
+        if kind == "baddetails":
+            raise OCPPError("odd", code="GenericError", details={"obj": object()})
+        if kind == "format":
+            raise OCPPError("bad format", code="FormatViolation")
         if kind == "timeout":
             raise CallTimeout("our own call timed out")
         if kind == "none":
@@ -151,11 +154,14 @@ def test_handler_exception_is_internal_error_without_leaking(handlers, raw_clien
     assert_still_serves(raw_client)
 
 
-def test_handler_ocpp_error_gives_its_code(handlers, raw_client):
+def test_handler_ocpp_error_gives_its_code(handlers, raw_client, version):
     reply = raw_client.exchange(dt("a", "refuse"))
     assert reply == [4, "a", "SecurityError", "not for you", {"why": "test"}]
     # A library error whose code OCPP does not define is no use to the peer.
     assert call_error(raw_client.exchange(dt("b", "timeout"))) == (4, "b", "InternalError")
+    assert raw_client.exchange(dt("c", "baddetails")) == [4, "c", "GenericError", "odd", {}]
+    # Codes are spelled as the connection's version spells them.
+    assert call_error(raw_client.exchange(dt("d", "format"))) == (4, "d", FORMAT[version])
 
 
 @pytest.mark.parametrize("kind", ["none", "wrongtype", "invalid"])
@@ -213,6 +219,9 @@ def test_send_frame_in_2_1(csms, version, m):
         assert result is None
         assert arrived.wait(WAIT)
         assert got[0].id == 1
+    with pytest.raises(ConnectionClosed):
+        cp.send(m.NotifyPeriodicEventStreamRequest(
+            id=2, pending=0, basetime=now(), data=[m.StreamDataElementType(t=0.5, v="1")]))
     # No answer is ever sent to a SEND, not even an error.
     client = RawClient(csms.port, "RAW_S", version)
     try:
