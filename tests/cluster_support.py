@@ -102,14 +102,14 @@ class Node:
         self.url = f"ws://127.0.0.1:{self.port}/ocpp"
         self._lock = threading.Lock()
 
-    def ask(self, timeout: float = WAIT, **command: Any) -> dict[str, Any]:
+    def ask(self, wait: float = WAIT, **command: Any) -> dict[str, Any]:
         """Send one command and wait for its answer line."""
         with self._lock:
             assert self.process.stdin is not None
             self.process.stdin.write(json.dumps(command) + "\n")
             self.process.stdin.flush()
             return json.loads(_wait_line(self._lines, lambda line: line.startswith("{"),
-                                         timeout, f"answer to {command}"))
+                                         wait, f"answer to {command}"))
 
     def kill(self) -> None:
         self.process.kill()

@@ -115,7 +115,7 @@ class Cluster:
         if liveness <= 0 or presence_ttl <= 0:
             raise ValueError("liveness and presence_ttl must be positive")
         if isinstance(redis_client, str):
-            self._redis = redis.Redis.from_url(redis_client, decode_responses=True,
+            self._redis = redis.Redis.from_url(redis_client, decode_responses=True, retry=wire.quick_retry(),
                                                socket_connect_timeout=2.0, socket_timeout=5.0)
             self._owns_redis = True
         else:

@@ -59,7 +59,7 @@ class EventConsumer:
     def __init__(self, redis_client: str | redis.Redis, group: str, consumer: str, *,
                  prefix: str = "ocpp", start: str = "0") -> None:
         if isinstance(redis_client, str):
-            self._redis = redis.Redis.from_url(redis_client, decode_responses=True,
+            self._redis = redis.Redis.from_url(redis_client, decode_responses=True, retry=wire.quick_retry(),
                                                socket_connect_timeout=2.0, socket_timeout=10.0)
             self._owns_redis = True
         else:

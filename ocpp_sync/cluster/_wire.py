@@ -10,10 +10,20 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
 from .._errors import CallError, CallTimeout, ConnectionClosed, OCPPError, ValidationError
 from ._errors import ClusterUnavailable, StationNotConnected
 
 SEP = "\t"
+
+
+def quick_retry() -> Retry:
+    """Retry briefly: enough to replace a pooled connection that a Redis restart
+    dropped, short enough that an outage shows as ClusterUnavailable at once."""
+    return Retry(ExponentialBackoff(cap=0.1, base=0.01), 2)
+
 
 # Refresh a claim we hold, or take the entry back if it vanished (Redis was
 # restarted or flushed); never take over another node's newer claim.
