@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from ._chargepoint import VERSIONS, call_with_dict, check_handler_class, check_version
 from ._connection import CSMS as CSMS_ROLE
 from ._connection import Connection
+from ._errors import ConnectionClosed
 
 __all__ = ["CSMS", "Station"]
 
@@ -38,25 +39,27 @@ class Station:
     def remote_address(self) -> str:
         return self._connection.remote_address if self._connection is not None else ""
 
+    def _live(self) -> Connection:
+        if self._connection is None:
+            raise ConnectionClosed(f"station {self.id!r} is not connected")
+        return self._connection
+
     @property
     def connected(self) -> bool:
         return self._connection is not None and not self._connection.closed
 
     def send(self, message: Any, timeout: float | None = None) -> Any:
         """Send a request to the station and block for the response object."""
-        assert self._connection is not None
-        return self._connection.send(message, timeout)
+        return self._live().send(message, timeout)
 
     def send_async(self, message: Any, timeout: float | None = None) -> Future:
         """Like :meth:`send`, but returns a Future at once."""
-        assert self._connection is not None
-        return self._connection.send_async(message, timeout)
+        return self._live().send_async(message, timeout)
 
     def call(self, action: str, payload: Mapping[str, Any],
              timeout: float | None = None) -> dict[str, Any] | None:
         """Send a wire-format payload and get the wire-format response, both validated."""
-        assert self._connection is not None
-        return call_with_dict(self._connection, action, payload, timeout)
+        return call_with_dict(self._live(), action, payload, timeout)
 
     def close(self) -> None:
         """Close this station's connection; idempotent."""
@@ -209,12 +212,14 @@ class CSMS:
                                 on_close=functools.partial(self._closed, station))
         station._connection = connection
         with self._changed:
-            if self._stopped:
-                transport.close(1001, "the CSMS is stopping")
-                return
-            previous = self._stations.get(station_id)
-            self._stations[station_id] = station
-            self._changed.notify_all()
+            stopped = self._stopped
+            if not stopped:
+                previous = self._stations.get(station_id)
+                self._stations[station_id] = station
+                self._changed.notify_all()
+        if stopped:
+            transport.close(1001, "the CSMS is stopping")
+            return
         if previous is not None:
             log.warning("station %r connected again; closing its previous connection", station_id)
             previous.close()

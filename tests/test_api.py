@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 import simple_websocket
+import websocket
 from conftest import WAIT, RawServer
 
 import ocpp_sync
@@ -409,3 +410,53 @@ def test_lenient_charge_point_accepts_unknown_response_fields(raw_server, m, ver
 
 def test_raw_server_fixture_is_per_version(raw_server, version):
     assert isinstance(raw_server, RawServer) and raw_server.version == version
+
+
+def test_connect_to_nothing_raises_handshake_error():
+    unused = socket.create_server(("127.0.0.1", 0))
+    port = unused.getsockname()[1]
+    unused.close()
+    cp = ocpp_sync.ChargePoint("CP_N", f"ws://127.0.0.1:{port}", connect_timeout=WAIT)
+    with pytest.raises(HandshakeError) as err:
+        cp.connect()
+    assert err.value.status is None
+    assert not cp.connected
+
+
+def test_handle_refuses_a_version_it_does_not_serve(csms, version):
+    other = "2.0.1" if version == "1.6" else "1.6"
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = {}
+
+    def connect_client():
+        client["ws"] = websocket.create_connection(
+            f"ws://127.0.0.1:{listener.getsockname()[1]}/X", subprotocols=[f"ocpp{other}"],
+            timeout=WAIT)
+
+    connector = threading.Thread(target=connect_client)
+    connector.start()
+    conn, _ = listener.accept()
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += conn.recv(4096)
+    environ = {"werkzeug.socket": conn, "REQUEST_METHOD": "GET", "PATH_INFO": "/X"}
+    for line in head.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        environ["HTTP_" + name.strip().upper().replace("-", "_")] = value.strip()
+    ws = simple_websocket.Server.accept(environ, subprotocols=[f"ocpp{other}"])
+    connector.join(WAIT)
+    # The CSMS does not speak that version: it closes the websocket (1002) and returns.
+    handler = threading.Thread(target=csms.handle, args=(ws, "X"))
+    handler.start()
+    try:
+        opcode, data = client["ws"].recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE
+        assert int.from_bytes(data[:2], "big") == 1002
+        client["ws"].close()
+        handler.join(WAIT)
+        assert not handler.is_alive()
+        assert csms.stations == {}
+    finally:
+        client["ws"].close()
+        listener.close()
+        handler.join(WAIT)
