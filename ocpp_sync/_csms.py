@@ -136,7 +136,7 @@ class CSMS:
         with self._changed:
             return dict(self._stations)
 
-    def _listen(self, host: str, port: int) -> Any:
+    def _listen(self, host: str, port: int, server_options: dict[str, Any]) -> Any:
         from ._transports.server import WebSocketServer
 
         with self._changed:
@@ -144,18 +144,26 @@ class CSMS:
                 raise RuntimeError("the CSMS is already listening")
             self._stopped = False
             self._server = WebSocketServer(
-                host, port, subprotocols=[f"ocpp{v}" for v in sorted(self.versions, key=VERSIONS.index, reverse=True)],
-                on_connection=self._on_connection)
+                host, port, subprotocols=[f"ocpp{v}" for v in self._preference()],
+                on_connection=self._on_connection, **server_options)
             return self._server
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Listen in background threads and return; ``port=0`` picks a free port (see ``.port``)."""
-        self._listen(host, port).start()
+    def _preference(self) -> list[str]:
+        """The newest version first: offered several, a station gets the newest we share."""
+        return sorted(self.versions, key=VERSIONS.index, reverse=True)
+
+    def start(self, host: str = "127.0.0.1", port: int = 0, **server_options: Any) -> None:
+        """Listen in background threads and return; ``port=0`` picks a free port (see ``.port``).
+
+        ``server_options`` go to the listener (``WebSocketServer``): for example
+        ``check_request`` to refuse a handshake before the upgrade, or ``ping_interval``.
+        """
+        self._listen(host, port, server_options).start()
         log.info("CSMS listening on %s:%d", host, self.port)
 
-    def serve_forever(self, host: str = "0.0.0.0", port: int = 9000) -> None:
-        """Listen and block until :meth:`stop` is called from another thread."""
-        server = self._listen(host, port)
+    def serve_forever(self, host: str = "0.0.0.0", port: int = 9000, **server_options: Any) -> None:
+        """Listen and block until :meth:`stop` is called from another thread (or Ctrl-C)."""
+        server = self._listen(host, port, server_options)
         log.info("CSMS listening on %s:%d", host, self.port)
         try:
             server.serve_forever()

@@ -460,3 +460,25 @@ def test_handle_refuses_a_version_it_does_not_serve(csms, version):
         client["ws"].close()
         listener.close()
         handler.join(WAIT)
+
+
+def test_server_options_reach_the_listener(version, m):
+    from ocpp_sync._transports import HandshakeError as Refusal
+
+    def check_request(request):
+        if request.headers.get("Authorization") != "Basic b2s=":
+            raise Refusal("who are you?", status=401)
+
+    csms = ocpp_sync.CSMS(versions=(version,))
+    serve_basics(csms, m)
+    csms.start("127.0.0.1", 0, check_request=check_request)
+    try:
+        url = f"ws://127.0.0.1:{csms.port}"
+        with pytest.raises(HandshakeError) as err:
+            ocpp_sync.ChargePoint("CP_A", url, version=version).connect()
+        assert err.value.status == 401
+        with ocpp_sync.ChargePoint("CP_A", url, version=version,
+                                   headers={"Authorization": "Basic b2s="}) as cp:
+            assert cp.send(m.HeartbeatRequest()).current_time
+    finally:
+        csms.stop()
