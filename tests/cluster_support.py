@@ -85,7 +85,7 @@ class RedisServer:
 
 
 class Node:
-    """A CSMS node in its own process (tests/cluster_node.py), driven by JSON lines."""
+    """A CSMS node in its own process (tests/cluster_node.py), driven by JSON lines; call ready()."""
 
     def __init__(self, redis_url: str, node_id: str, *, liveness: float = 1.5,
                  presence_ttl: float = 3.0, prefix: str = "test") -> None:
@@ -96,11 +96,17 @@ class Node:
              str(presence_ttl), prefix],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self._lines = _lines(self.process.stdout)
-        ready = json.loads(_wait_line(self._lines, lambda line: line.startswith("{"), WAIT * 3,
-                                      f"node {node_id} ready"))
-        self.port = int(ready["port"])
-        self.url = f"ws://127.0.0.1:{self.port}/ocpp"
         self._lock = threading.Lock()
+        self.port = 0
+        self.url = ""
+
+    def ready(self) -> Node:
+        """Wait until the node listens; separate from starting, so nodes boot in parallel."""
+        answer = json.loads(_wait_line(self._lines, lambda line: line.startswith("{"), WAIT * 3,
+                                       f"node {self.node_id} ready"))
+        self.port = int(answer["port"])
+        self.url = f"ws://127.0.0.1:{self.port}/ocpp"
+        return self
 
     def ask(self, wait: float = WAIT, **command: Any) -> dict[str, Any]:
         """Send one command and wait for its answer line."""

@@ -325,6 +325,8 @@ def test_three_node_processes(redis_server: RedisServer, prefix: str, stations) 
     liveness = 1.5
     procs = [Node(redis_server.url, n, liveness=liveness, presence_ttl=3.0, prefix=prefix)
              for n in ("A", "B", "C")]
+    for proc in procs:
+        proc.ready()
     by_id = {p.node_id: p for p in procs}
     client = Cluster(redis_server.url, prefix=prefix, liveness=liveness)
     try:
@@ -359,7 +361,7 @@ def test_three_node_processes(redis_server: RedisServer, prefix: str, stations) 
                 assert answer.get("error") == "StationNotConnected", answer
             with pytest.raises(StationNotConnected):
                 client.send(sid, data(sid, layout[sid][1]), timeout=30)
-        assert time.monotonic() - killed < liveness + 1.5
+        assert time.monotonic() - killed < liveness + 2.0, "not failing fast"
         for sid in ("S2", "S5"):
             cps[sid].close()
 

@@ -46,10 +46,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _BLOCK_MS = 200          # longest blocking stream read, so close() is prompt
 _JOIN_TIMEOUT = 5.0
+_RETRY_PAUSE = 0.25      # between attempts while Redis is unreachable
 _GRACE = 1.0             # extra wait for the node's own CallTimeout to travel back
 _STREAM_MAXLEN = 10_000  # approximate cap of call and reply streams
 _REPLY_TTL_MS = 120_000  # a caller's reply stream outlives the caller by this much
 _BATCH = 100
+_PIPELINE = 1000         # presence refreshes per round trip
+_CALLS_TTL_MS = 600_000  # a node's call stream vanishes this long after the node
 
 
 class Location(NamedTuple):
@@ -134,7 +137,7 @@ class Cluster:
         self.events_maxlen = events_maxlen
         self._client_id = f"{self.node_id or 'client'}-{uuid.uuid4().hex[:12]}"
         self._reply_key = self.keys.replies(self._client_id)
-        self._tick = max(0.05, min(liveness, presence_ttl) / 3)
+        self._tick = max(0.05, liveness / 4)  # how often a caller checks the nodes it waits on
         self._refresh = self._redis.register_script(wire.REFRESH)
         self._release = self._redis.register_script(wire.RELEASE)
         self._route = self._redis.register_script(wire.ROUTE)
@@ -166,6 +169,7 @@ class Cluster:
         self.csms.on_disconnect(self._on_disconnect)
         try:
             self._beat()
+            self._refresh_presence()
         except redis.RedisError as exc:
             log.warning("node %s: Redis unreachable at start (%s); retrying in the background",
                         self.node_id, exc)
@@ -259,9 +263,21 @@ class Cluster:
             log.warning("node %s: could not release %r (%s); its entry expires in %.0f s",
                         self.node_id, station.id, exc, self.presence_ttl)
 
-    def _beat(self) -> None:
-        """Heartbeat plus presence refresh in one round trip; re-asserts entries Redis lost."""
-        adopted: list[str] = []
+    def _beat(self) -> bool:
+        """Heartbeat; True when our heartbeat key was gone (Redis restarted or we were silent)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(self.keys.node(self.node_id or ""), str(os.getpid()),
+                 px=int(self.liveness * 1000), get=True)
+        pipe.pexpire(self.keys.calls(self.node_id or ""), _CALLS_TTL_MS)
+        pipe.time()
+        before = time.time()
+        previous, _, (seconds, micros) = pipe.execute()
+        self._clock_offset = int(seconds) + int(micros) / 1e6 - (before + time.time()) / 2
+        return previous is None
+
+    def _refresh_presence(self) -> None:
+        """Refresh every live local claim; re-create those Redis lost, adopt unclaimed stations."""
+        adopted: set[str] = set()
         connected = self.csms.stations
         with self._lock:
             for station_id, station in connected.items():
@@ -269,36 +285,40 @@ class Cluster:
                     value = wire.presence_value(self.node_id or "", uuid.uuid4().hex[:16],
                                                 station.version)
                     self._claims[station_id] = _Claim(station, value)
-                    adopted.append(station_id)
+                    adopted.add(station_id)
             claims = [(sid, c) for sid, c in self._claims.items() if c.station.connected]
         ttl = int(self.presence_ttl * 1000)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.set(self.keys.node(self.node_id or ""), str(os.getpid()), px=int(self.liveness * 1000))
-        pipe.time()
-        for station_id, claim in claims:
-            self._refresh(keys=[self.keys.station(station_id)], args=[claim.value, ttl],
-                          client=pipe)
-        before = time.time()
-        results = pipe.execute()
-        seconds, micros = results[1]
-        self._clock_offset = int(seconds) + int(micros) / 1e6 - (before + time.time()) / 2
-        for (station_id, _), outcome in zip(claims, results[2:], strict=True):
-            if outcome == 2 and station_id not in adopted:
-                log.info("node %s: re-claimed %r (its entry was gone)", self.node_id, station_id)
+        for first in range(0, len(claims), _PIPELINE):
+            chunk = claims[first:first + _PIPELINE]
+            pipe = self._redis.pipeline(transaction=False)
+            for station_id, claim in chunk:
+                self._refresh(keys=[self.keys.station(station_id)], args=[claim.value, ttl],
+                              client=pipe)
+            for (station_id, _), outcome in zip(chunk, pipe.execute(), strict=True):
+                if outcome == 2 and station_id not in adopted:
+                    log.info("node %s: re-claimed %r (its entry was gone)", self.node_id,
+                             station_id)
 
     def _keep_loop(self) -> None:
+        """Beat every liveness/3; refresh presence every presence_ttl/3, or at once after a gap."""
+        beat_every = max(0.05, self.liveness / 3)
+        refresh_every = max(0.05, self.presence_ttl / 3)
+        next_refresh = time.monotonic() + refresh_every
         failing = False
-        while not self._stop.wait(self._tick):
+        while not self._stop.wait(beat_every):
             try:
-                self._beat()
+                lost = self._beat()
+                if lost or failing or time.monotonic() >= next_refresh:
+                    self._refresh_presence()
+                    next_refresh = time.monotonic() + refresh_every
             except redis.RedisError as exc:
                 if not failing:
                     log.warning("node %s: Redis unreachable (%s); retrying", self.node_id, exc)
                 failing = True
                 continue
-            if failing:
-                log.info("node %s: Redis reachable again; presence re-asserted", self.node_id)
-                failing = False
+            if failing or lost:
+                log.info("node %s: presence re-asserted after Redis lost it", self.node_id)
+            failing = False
 
     # -- serving routed calls (nodes) -------------------------------------
 
@@ -317,7 +337,7 @@ class Cluster:
                     log.warning("node %s: cannot read routed calls (%s); retrying", self.node_id,
                                 exc)
                 failing = True
-                self._stop.wait(self._tick)
+                self._stop.wait(_RETRY_PAUSE)
                 continue
             failing = False
             for _, entries in batch or []:
@@ -358,13 +378,12 @@ class Cluster:
         """Runs in the station's reader thread: only queue, the reply thread writes."""
         if future.cancelled():
             return
-        exc = future.exception()
-        if exc is not None:
-            data = {"id": corr, **wire.error_fields(exc)}
-        else:
+        try:
             response = future.result()
             payload = None if response is None else to_payload(response)
             data = {"id": corr, "ok": "1", "payload": wire.payload_json(payload)}
+        except Exception as exc:  # the station's error, or a response we cannot encode
+            data = {"id": corr, **wire.error_fields(exc)}
         self._replies.put((reply_to, data))
 
     def _reply_loop(self) -> None:
@@ -406,7 +425,6 @@ class Cluster:
         try:
             return future.result(seconds + _GRACE + 1.0)
         except FutureTimeout:
-            future.cancel()
             raise CallTimeout(f"no answer from station {station_id!r} within {seconds:g} s") from None
 
     def send_async(self, station_id: str, request: Any, timeout: float | None = None) -> Future:
@@ -520,7 +538,7 @@ class Cluster:
                 batch = self._redis.xread({self._reply_key: last}, count=_BATCH, block=_BLOCK_MS)
             except redis.RedisError as exc:
                 self._fail_remote(ClusterUnavailable(f"lost contact with the cluster's Redis: {exc}"))
-                self._stop.wait(self._tick)
+                self._stop.wait(_RETRY_PAUSE)
                 continue
             for _, entries in batch or []:
                 for entry_id, raw in entries:
