@@ -51,6 +51,7 @@ __all__ = [
     "validate_station_id",
     "check_known_station",
     "check_handshake",
+    "check_credentials",
     "certificate_common_names",
     "certificate_matches_station",
     "simple_authenticator",
@@ -271,8 +272,18 @@ def check_handshake(station_id: str, headers: Mapping[str, str],
     """
     validate_station_id(station_id)
     check_known_station(station_id, known_stations)
-    if authenticate is None:
-        return
+    if authenticate is not None:
+        check_credentials(station_id, headers, certificate, authenticate)
+
+
+def check_credentials(station_id: str, headers: Mapping[str, str],
+                      certificate: Optional[PeerCertificate], authenticate: Authenticate) -> None:
+    """Run the ``authenticate`` hook on the request's credentials; raises :class:`Refused`.
+
+    401 for a malformed ``Authorization``, a Basic user that is not the station
+    id, or a hook that does not return True; the hook's own status when it
+    raises :class:`Refused`; 500 when it fails otherwise.
+    """
     password = password_from_headers(headers, station_id)
     try:
         accepted = authenticate(station_id, password, certificate, headers)
