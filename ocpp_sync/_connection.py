@@ -341,7 +341,7 @@ class Connection:
             start = self._next_locked() if pending is not None else None
         if pending is None:
             if late:
-                log.info("%s: dropped a late response to %s (its call had timed out)",
+                log.warning("%s: dropped a late response to %s (its call had timed out)",
                          self.name, unique_id)
             else:
                 log.warning("%s: dropped a response to %s, which no call is waiting for",

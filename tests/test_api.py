@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 import simple_websocket
 import websocket
-from conftest import WAIT, RawServer
+from conftest import WAIT
 
 import ocpp_sync
 from ocpp_sync import v16, v201
@@ -406,10 +406,6 @@ def test_lenient_charge_point_accepts_unknown_response_fields(raw_server, m, ver
             else:
                 with pytest.raises(ocpp_sync.ValidationError):
                     future.result(WAIT)
-
-
-def test_raw_server_fixture_is_per_version(raw_server, version):
-    assert isinstance(raw_server, RawServer) and raw_server.version == version
 
 
 def test_connect_to_nothing_raises_handshake_error():
