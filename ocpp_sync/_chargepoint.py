@@ -1,7 +1,6 @@
 """The charge point side: a blocking client for one connection to a CSMS."""
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -14,8 +13,6 @@ from ._errors import ConnectionClosed
 from ._transports.client import connect as open_websocket
 
 __all__ = ["ChargePoint", "check_handler_class", "call_with_dict"]
-
-log = logging.getLogger("ocpp_sync.chargepoint")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -38,6 +38,7 @@ from ._framing import (
     parse,
     serialise,
 )
+from ._transports.base import Transport
 
 __all__ = ["Connection", "CS", "CSMS"]
 
@@ -126,7 +127,7 @@ class Connection:
     reader thread, when the connection ends for any reason.
     """
 
-    def __init__(self, transport: Any, *, name: str, version: str, role: str,
+    def __init__(self, transport: Transport, *, name: str, version: str, role: str,
                  find_handler: Callable[[type], Handler | None], timeout: float = 30.0,
                  lenient: bool = False, on_close: Callable[[], None] | None = None) -> None:
         if role not in (CS, CSMS):

@@ -76,7 +76,10 @@ class _Callbacks:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def __get__(self, csms: CSMS, owner: type) -> Callable[[StationCallback], StationCallback]:
+    def __get__(self, csms: CSMS | None, owner: type) -> Any:
+        if csms is None:
+            return self
+
         def register(callback: StationCallback) -> StationCallback:
             csms._callbacks[self.name].append(callback)
             return callback
