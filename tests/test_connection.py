@@ -185,8 +185,11 @@ def test_duplicate_id_while_handling_is_refused_and_not_run_twice(handlers, raw_
 def test_responses_are_never_answered_with_errors(handlers, raw_client, version):
     # Unknown or malformed results and errors for calls we never made: dropped quietly
     # (answering an error with an error could loop between two peers).
-    for frame in ('[3,"nobody",{}]', '[4,"nobody","GenericError","",{}]', '[4,"x",5]',
-                  '[4,"x","GenericError",null,{}]'):
+    frames = ['[3,"nobody",{}]', '[4,"nobody","GenericError","",{}]', '[4,"x",5]',
+              '[4,"x","GenericError",null,{}]']
+    if version == "2.1":  # the peer refusing one of our results, well formed or not
+        frames += ['[5,"x","FormatViolation","bad",{}]', '[5,"x"]']
+    for frame in frames:
         raw_client.send(frame)
     assert_still_serves(raw_client)
 
