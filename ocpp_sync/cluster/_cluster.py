@@ -100,7 +100,8 @@ def _settle(future: Future, result: Any = None, exc: BaseException | None = None
 class Cluster:
     """A CSMS node in a cluster, or (without ``csms``) a client that only calls stations.
 
-    ``redis`` is a URL or a ``redis.Redis`` client. A node (``csms`` given)
+    ``redis_client`` is a URL or a ``redis.Redis`` client (whose socket timeout,
+    if any, must exceed the 0.2 s blocking reads). A node (``csms`` given)
     publishes which stations it holds and serves calls routed to them once
     :meth:`start` ran; a client-only object (a web worker, a script) just
     calls :meth:`send`. ``liveness`` is how long a node may stay silent before
@@ -231,13 +232,11 @@ class Cluster:
     # -- presence -------------------------------------------------------
 
     def _on_connect(self, station: Any) -> None:
-        if self._stop.is_set():
-            return
         value = wire.presence_value(self.node_id or "", uuid.uuid4().hex[:16], station.version)
         with self._lock:
+            if self._closed or not station.connected:
+                return  # a claim for a connection already gone would only mislead
             self._claims[station.id] = _Claim(station, value)
-        if not station.connected:
-            return  # it left before we got here; the disconnect callback releases
         try:
             previous = self._redis.set(self.keys.station(station.id), value,
                                        px=int(self.presence_ttl * 1000), get=True)
@@ -286,8 +285,18 @@ class Cluster:
                                                 station.version)
                     self._claims[station_id] = _Claim(station, value)
                     adopted.add(station_id)
-            claims = [(sid, c) for sid, c in self._claims.items() if c.station.connected]
+            # A connection can end while its connect callback still runs, so its
+            # disconnect callback found nothing to release: sweep such claims here.
+            ended = [(sid, c) for sid, c in self._claims.items() if not c.station.connected]
+            for station_id, _ in ended:
+                del self._claims[station_id]
+            claims = list(self._claims.items())
         ttl = int(self.presence_ttl * 1000)
+        if ended:
+            pipe = self._redis.pipeline(transaction=False)
+            for station_id, claim in ended:
+                self._release(keys=[self.keys.station(station_id)], args=[claim.value], client=pipe)
+            pipe.execute()
         for first in range(0, len(claims), _PIPELINE):
             chunk = claims[first:first + _PIPELINE]
             pipe = self._redis.pipeline(transaction=False)
