@@ -26,7 +26,7 @@ from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 from .._codec import from_payload, message_info, to_payload, version_module
 from .._errors import CallTimeout, ConnectionClosed, OCPPError
@@ -43,6 +43,7 @@ __all__ = ["Cluster", "Location"]
 log = logging.getLogger("ocpp_sync.cluster")
 
 F = TypeVar("F", bound=Callable[..., Any])
+_Fields = dict[Any, Any]  # redis-py's stubs want a dict keyed by a union; ours are str
 
 _BLOCK_MS = 200          # longest blocking stream read, so close() is prompt
 _JOIN_TIMEOUT = 5.0
@@ -349,12 +350,11 @@ class Cluster:
                 self._stop.wait(_RETRY_PAUSE)
                 continue
             failing = False
-            for _, entries in batch or []:
-                for entry_id, raw in entries:
-                    last = wire.text(entry_id)
-                    self._serve_call(entry_id, wire.fields(raw))
+            for entry_id, call in wire.stream_entries(batch):
+                last = entry_id
+                self._serve_call(entry_id, call)
 
-    def _serve_call(self, entry_id: Any, call: dict[str, str]) -> None:
+    def _serve_call(self, entry_id: str, call: dict[str, str]) -> None:
         reply_to, corr = call.get("reply", ""), call.get("id", "")
         if not reply_to or not corr:
             log.warning("node %s: dropped a malformed routed call %s", self.node_id, entry_id)
@@ -413,7 +413,7 @@ class Cluster:
                 continue
             pipe = self._redis.pipeline(transaction=False)
             for reply_to, data in batch:
-                pipe.xadd(reply_to, data, maxlen=_STREAM_MAXLEN, approximate=True)
+                pipe.xadd(reply_to, cast(_Fields, data), maxlen=_STREAM_MAXLEN, approximate=True)
                 pipe.pexpire(reply_to, _REPLY_TTL_MS)
             try:
                 pipe.execute()
@@ -549,10 +549,9 @@ class Cluster:
                 self._fail_remote(ClusterUnavailable(f"lost contact with the cluster's Redis: {exc}"))
                 self._stop.wait(_RETRY_PAUSE)
                 continue
-            for _, entries in batch or []:
-                for entry_id, raw in entries:
-                    last = wire.text(entry_id)
-                    self._deliver(wire.fields(raw))
+            for entry_id, data in wire.stream_entries(batch):
+                last = entry_id
+                self._deliver(data)
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + self._tick
                 self._check_remote()
@@ -670,7 +669,7 @@ class Cluster:
                 "action": info.action, "payload": wire.payload_json(to_payload(request)),
                 "time": datetime.now(timezone.utc).isoformat()}
         try:
-            entry = self._redis.xadd(self.keys.events, data, maxlen=self.events_maxlen,
+            entry = self._redis.xadd(self.keys.events, cast(_Fields, data), maxlen=self.events_maxlen,
                                      approximate=True)
         except redis.RedisError as exc:
             raise ClusterUnavailable(f"cannot publish the {info.action} event: {exc}") from exc

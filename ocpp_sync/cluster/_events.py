@@ -36,9 +36,8 @@ class Event:
     time: str
 
     @classmethod
-    def from_entry(cls, entry_id: Any, raw: dict[Any, Any]) -> Event:
-        data = wire.fields(raw)
-        return cls(id=wire.text(entry_id), station_id=data.get("station", ""),
+    def from_fields(cls, entry_id: str, data: dict[str, str]) -> Event:
+        return cls(id=entry_id, station_id=data.get("station", ""),
                    node_id=data.get("node", ""), version=data.get("version", ""),
                    action=data.get("action", ""), payload=json.loads(data.get("payload", "{}")),
                    time=data.get("time", ""))
@@ -105,12 +104,11 @@ class EventConsumer:
                                        count=count,
                                        block=None if block is None else max(1, int(block * 1000)))
         events = []
-        for _, entries in reply or []:
-            for entry_id, raw in entries:
-                if raw:  # an entry trimmed away while pending comes back empty
-                    events.append(Event.from_entry(entry_id, raw))
-                else:
-                    self._redis.xack(self.stream, self.group, entry_id)
+        for entry_id, data in wire.stream_entries(reply):
+            if data:
+                events.append(Event.from_fields(entry_id, data))
+            else:  # trimmed away while pending: nothing left to deliver
+                self._redis.xack(self.stream, self.group, entry_id)
         return events
 
     def ack(self, *events: Event) -> int:
@@ -130,7 +128,8 @@ class EventConsumer:
                                            count=count)
         except redis.RedisError as exc:
             raise ClusterUnavailable(f"cannot claim events: {exc}") from exc
-        return [Event.from_entry(entry_id, raw) for entry_id, raw in reply[1] if raw]
+        return [Event.from_fields(entry_id, data)
+                for entry_id, data in wire.stream_entries([(self.stream, reply[1])]) if data]
 
     def close(self) -> None:
         if self._owns_redis:

@@ -108,6 +108,15 @@ def fields(raw: Mapping[Any, Any]) -> dict[str, str]:
     return {text(k): text(v) for k, v in raw.items()}
 
 
+def stream_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
+    """The (id, fields) pairs of an XREAD/XREADGROUP reply, over every stream in it.
+
+    A pending entry that was trimmed away comes back with no fields.
+    """
+    return [(text(entry_id), fields(raw or {}))
+            for _, entries in reply or [] for entry_id, raw in entries]
+
+
 def presence_value(node_id: str, token: str, version: str) -> str:
     return SEP.join((node_id, token, version))
 
