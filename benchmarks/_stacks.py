@@ -564,6 +564,7 @@ class _ClientsOurs(_Clients):
             cp.on(v16.ClearCacheRequest)(
                 lambda request: v16.ClearCacheResponse(status=v16.ClearCacheStatus.ACCEPTED))
             cps.append(cp)
+        self.put("ready")
         self.wait_go()
         failures = 0
         with ThreadPoolExecutor(self.params.get("connect_concurrency", 8)) as pool:
@@ -641,6 +642,7 @@ class _ClientsOcpp(_Clients):
             return cp
 
         if self.mode == "hold":
+            self.put("ready")
             await loop.run_in_executor(None, self.wait_go)
             results = await asyncio.gather(*(open_one(i) for i in self.station_ids),
                                            return_exceptions=True)
@@ -767,6 +769,7 @@ class _ClientsBare(_Clients):
     def _hold(self, open_one: Any) -> None:
         import websocket
 
+        self.put("ready")
         self.wait_go()
         interval = self.params["heartbeat_interval"]
         heartbeat = bare_call("heartbeat")
