@@ -25,6 +25,7 @@ import base64
 import binascii
 import enum
 import hmac
+import json
 import logging
 import ssl
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ __all__ = [
     "simple_authenticator",
     "server_ssl_context",
     "client_ssl_context",
+    "redact_secrets",
 ]
 
 log = logging.getLogger("ocpp_sync.security")
@@ -385,3 +387,51 @@ def client_ssl_context(*, cafile: Optional[StrPath] = None, capath: Optional[Str
     elif keyfile is not None:
         raise ValueError("keyfile given without certfile")
     return context
+
+
+# Configuration keys / variables whose value is a station's password (1.6 security
+# extension; 2.0.1 and 2.1 SecurityCtrlr), and payload fields that carry a secret.
+_SECRET_SETTINGS = frozenset({"AuthorizationKey", "BasicAuthPassword"})
+_SECRET_FIELDS = frozenset({"password", "apnPassword", "basicAuthPassword"})
+_MARKERS = tuple(_SECRET_SETTINGS | _SECRET_FIELDS)
+_HIDDEN = "<hidden>"
+
+
+def redact_secrets(text: str) -> str:
+    """An OCPP-J frame with every password in it replaced by ``<hidden>``, for logs.
+
+    Covers ChangeConfiguration/GetConfiguration of ``AuthorizationKey`` (1.6),
+    Set/GetVariables and NotifyReport of ``BasicAuthPassword`` (2.x), and the
+    APN/VPN/Basic auth secrets of SetNetworkProfile. Frames that mention none of
+    these are returned unchanged without being parsed, so this is cheap to call
+    on every frame; a frame that is not JSON but mentions one is hidden whole.
+    """
+    if not any(marker in text for marker in _MARKERS):
+        return text
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return _HIDDEN
+    return json.dumps(_redact(frame, in_vpn=False), separators=(",", ":"), ensure_ascii=False)
+
+
+def _redact(value: Any, *, in_vpn: bool) -> Any:
+    if isinstance(value, list):
+        return [_redact(item, in_vpn=in_vpn) for item in value]
+    if not isinstance(value, dict):
+        return value
+    variable = value.get("variable")
+    secret_setting = value.get("key") in _SECRET_SETTINGS or (
+        isinstance(variable, dict) and variable.get("name") in _SECRET_SETTINGS)
+    out: Dict[str, Any] = {}
+    for name, item in value.items():
+        if name in _SECRET_FIELDS or (in_vpn and name == "key"):
+            out[name] = _HIDDEN
+        elif secret_setting and name in ("value", "attributeValue"):
+            out[name] = _HIDDEN
+        elif secret_setting and name == "variableAttribute" and isinstance(item, list):
+            out[name] = [dict(attr, value=_HIDDEN) if isinstance(attr, dict) and "value" in attr
+                         else attr for attr in item]
+        else:
+            out[name] = _redact(item, in_vpn=name == "vpn")
+    return out

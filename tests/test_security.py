@@ -5,6 +5,7 @@ Certificates are made at test time with trustme; every network test runs over lo
 from __future__ import annotations
 
 import base64
+import json
 import datetime
 import ssl
 from typing import Any, List, Optional
@@ -327,3 +328,46 @@ def test_security_event_hook_failure_is_contained() -> None:
     security.notify_security_event(None, event)
     assert seen == [event]
     assert event.time.tzinfo is not None
+
+
+# -- secrets in frames ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("frame", [
+    [2, "1", "ChangeConfiguration", {"key": "AuthorizationKey", "value": "SECRETVALUE"}],
+    [3, "1", {"configurationKey": [{"key": "AuthorizationKey", "readonly": False,
+                                    "value": "SECRETVALUE"}]}],
+    [2, "1", "SetVariables", {"setVariableData": [
+        {"attributeValue": "SECRETVALUE", "component": {"name": "SecurityCtrlr"},
+         "variable": {"name": "BasicAuthPassword"}}]}],
+    [2, "1", "NotifyReport", {"requestId": 1, "seqNo": 0, "generatedAt": "2024-01-01T00:00:00Z",
+                              "reportData": [{"component": {"name": "SecurityCtrlr"},
+                                              "variable": {"name": "BasicAuthPassword"},
+                                              "variableAttribute": [{"value": "SECRETVALUE"}]}]}],
+    [2, "1", "SetNetworkProfile", {"configurationSlot": 1, "connectionData": {
+        "basicAuthPassword": "SECRETVALUE",
+        "apn": {"apn": "internet", "apnPassword": "SECRETVALUE", "apnAuthentication": "AUTO"},
+        "vpn": {"server": "vpn", "user": "u", "password": "SECRETVALUE", "key": "SECRETVALUE",
+                "type": "IPSec"}}}],
+])
+def test_redact_secrets_hides_passwords(frame: list) -> None:
+    text = json.dumps(frame)
+    redacted = security.redact_secrets(text)
+    assert "SECRETVALUE" not in redacted
+    assert "<hidden>" in redacted
+    # Everything else survives.
+    assert json.loads(redacted)[:2] == frame[:2]
+
+
+def test_redact_secrets_leaves_other_frames_alone() -> None:
+    for text in ['[2,"1","Heartbeat",{}]',
+                 '[2,"1","ChangeConfiguration",{"key":"HeartbeatInterval","value":"60"}]',
+                 '[2,"1","SetVariables",{"setVariableData":[{"attributeValue":"60",'
+                 '"component":{"name":"OCPPCommCtrlr"},"variable":{"name":"HeartbeatInterval"}}]}]']:
+        assert security.redact_secrets(text) is text
+    # A frame that names a secret setting elsewhere keeps its other values.
+    text = ('[2,"1","GetVariables",{"getVariableData":[{"component":{"name":"SecurityCtrlr"},'
+            '"variable":{"name":"BasicAuthPassword"}},{"component":{"name":"X"},'
+            '"variable":{"name":"Y"},"attributeValue":"kept"}]}]')
+    assert "kept" in security.redact_secrets(text)
+    assert security.redact_secrets('not json "password" AuthorizationKey') == "<hidden>"
