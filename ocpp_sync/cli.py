@@ -213,12 +213,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     try:
         if args.command == "demo":
             run_demo(args.version)
             return 0
+        if threading.current_thread() is threading.main_thread():
+            # Long-running commands end cleanly on SIGTERM as on Ctrl-C.
+            signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
         if args.command == "csms":
             run_csms(args.host, args.port, args.version or VERSIONS, args.heartbeat_interval, stop)
             return 0
