@@ -311,6 +311,24 @@ def test_events_are_delivered_at_least_once(nodes, stations, redis_server, prefi
     other.close()
 
 
+def test_events_survive_a_redis_restart_and_outage(nodes, stations, redis_server, prefix) -> None:
+    a = nodes("A", publish_events=True)
+    cp = station("S1", a.url, "A")
+    stations.append(cp)
+    with EventConsumer(redis_server.url, "g", "c", prefix=prefix) as consumer:
+        consumer.ack(*consumer.read(block=WAIT))
+        redis_server.stop()
+        with pytest.raises(ocpp_sync.CallError) as refused:
+            boot(cp)  # no event can be stored: the station is told to try again later
+        assert refused.value.code == "InternalError"
+        with pytest.raises(ClusterUnavailable):
+            consumer.read(block=None)
+        redis_server.start()
+        boot(cp)
+        events = consumer.read(block=WAIT)  # the group is re-created on the empty server
+        assert [(e.station_id, e.action) for e in events] == [("S1", "BootNotification")]
+
+
 def test_events_are_off_unless_asked(nodes, stations, redis_server, prefix) -> None:
     a = nodes("A")
     stations.append(station("S1", a.url, "A"))
@@ -359,6 +377,7 @@ def test_three_node_processes(redis_server: RedisServer, prefix: str, stations) 
             for node in (by_id["A"], by_id["B"]):
                 answer = node.ask(cmd="send", station=sid, version=layout[sid][1], timeout=30, wait=40)
                 assert answer.get("error") == "StationNotConnected", answer
+                assert answer["elapsed"] < liveness + 1.0, answer
             with pytest.raises(StationNotConnected):
                 client.send(sid, data(sid, layout[sid][1]), timeout=30)
         assert time.monotonic() - killed < liveness + 2.0, "not failing fast"
