@@ -1,0 +1,223 @@
+"""The ``ocpp-sync`` command and the simulator behind it, over real loopback sockets."""
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import pytest
+
+import ocpp_sync
+from ocpp_sync import cli, v16, v201
+from ocpp_sync._simulator import CentralSystem, Exchange, StationSimulator
+
+WAIT = 30.0
+ENV = dict(os.environ, PYTHONUNBUFFERED="1")
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ocpp_sync.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env=ENV)
+
+
+class Background:
+    """A CLI process whose output is read line by line as it comes, with deadlines."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "ocpp_sync.cli", *args],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        text=True, env=ENV)
+        self.lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        self.output: List[str] = []
+        self.reader = threading.Thread(target=self._pump, name="test-cli-reader", daemon=True)
+        self.reader.start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def expect(self, pattern: str, timeout: float = WAIT) -> "re.Match[str]":
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                pytest.fail(f"no line matching {pattern!r} within {timeout} s:\n{self.text}")
+            if line is None:
+                pytest.fail(f"the process ended without printing {pattern!r}:\n{self.text}")
+            found = re.search(pattern, line)
+            if found:
+                return found
+
+    def interrupt(self, timeout: float = WAIT) -> int:
+        """Ctrl-C, then the exit status."""
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(timeout)
+        self.reader.join(timeout)
+        return code
+
+    @property
+    def text(self) -> str:
+        return "".join(self.output)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(WAIT)
+
+
+@pytest.mark.parametrize("version, transaction_messages, command", [
+    ("1.6", ["StartTransaction", "MeterValues", "StopTransaction"], "RemoteStopTransaction"),
+    ("2.0.1", ["TransactionEvent"], "RequestStopTransaction"),
+])
+def test_demo_runs_a_whole_session(version: str, transaction_messages: List[str],
+                                   command: str) -> None:
+    done = run_cli("demo", "--version", version)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for action in ["BootNotification", "Heartbeat", "StatusNotification", "Authorize",
+                   *transaction_messages, command]:
+        assert f"CP -> CSMS  {action}" in out or f"CP <- CSMS  {action}" in out, action
+    assert f"CP <- CSMS  {command}" in out  # the CSMS-initiated command
+    assert "ended (Remote)" in out
+    assert f"OCPP {version} session completed" in out
+
+
+def test_console_script_runs_the_demo() -> None:
+    script = Path(sys.executable).with_name("ocpp-sync")
+    if not script.exists():
+        pytest.skip("the package is not installed with its console script in this environment")
+    done = subprocess.run([str(script), "demo"], capture_output=True, text=True, timeout=60, env=ENV)
+    assert done.returncode == 0, done.stderr
+    assert "OCPP 1.6 session completed" in done.stdout
+
+
+def test_demo_in_process_returns_zero_and_leaves_no_threads(capsys: Any) -> None:
+    before = set(threading.enumerate())
+    assert cli.main(["demo", "--version", "2.1"]) == 0
+    assert "OCPP 2.1 session completed" in capsys.readouterr().out
+    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
+
+
+def test_csms_and_station_commands_talk_and_stop_cleanly() -> None:
+    csms = Background("csms", "--port", "0", "--heartbeat-interval", "1")
+    try:
+        port = csms.expect(r"listening on ws://127\.0\.0\.1:(\d+)/").group(1)
+        url = f"ws://127.0.0.1:{port}/ocpp"
+        station = run_cli("station", url, "--id", "SIM_16", "--version", "1.6", "--once",
+                          "--samples", "3", "--interval", "1")
+        assert station.returncode == 0, station.stderr
+        # The boot answer said heartbeat every second, and charging took three.
+        assert "CP -> CSMS  Heartbeat" in station.stdout
+        assert "SIM_16 done: 1 transaction(s)" in station.stdout
+        station = run_cli("station", url, "--id", "SIM_201", "--version", "2.0.1", "--once",
+                          "--samples", "1", "--interval", "0")
+        assert station.returncode == 0, station.stderr
+        assert "SIM_201 done: 1 transaction(s)" in station.stdout
+        csms.expect(r"\[SIM_201\] disconnected")
+        assert csms.interrupt() == 0
+    finally:
+        csms.kill()
+    log = csms.text
+    assert "[SIM_16] connected (OCPP 1.6)" in log
+    assert "[SIM_16] CP -> CSMS  StopTransaction" in log
+    assert "[SIM_201] connected (OCPP 2.0.1)" in log
+    assert '[SIM_201] CP -> CSMS  TransactionEvent                 {"eventType": "Ended"' in log
+    assert "CSMS stopped" in log
+
+
+def test_station_command_fails_when_no_csms_listens() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = run_cli("station", f"ws://127.0.0.1:{port}/", "--id", "NOBODY", "--once", timeout=30)
+    assert done.returncode == 1
+    assert "station failed" in done.stderr
+
+
+# -- the simulator's answers to CSMS commands, in process ------------------------
+
+class Seen:
+    """Exchanges as the CSMS reported them, waitable."""
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.items: List[Exchange] = []
+
+    def __call__(self, exchange: Exchange) -> None:
+        with self.changed:
+            self.items.append(exchange)
+            self.changed.notify_all()
+
+    def count(self, action: str) -> int:
+        return sum(1 for e in self.items if e.kind == "request" and e.sender == "station"
+                   and e.action == action)
+
+    def wait_until(self, condition: Callable[[], bool]) -> None:
+        with self.changed:
+            assert self.changed.wait_for(condition, WAIT), [e.action for e in self.items]
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_simulated_station_obeys_the_csms(version: str) -> None:
+    m = v16 if version == "1.6" else v201
+    ended = "StopTransaction" if version == "1.6" else "TransactionEvent"
+    seen = Seen()
+    csms = ocpp_sync.CSMS(versions=(version,), timeout=WAIT)
+    central = CentralSystem(report=seen)
+    central.install(csms)
+    csms.start("127.0.0.1", 0)
+    sim = StationSimulator(f"ws://127.0.0.1:{csms.port}", "OBEDIENT", version, timeout=WAIT)
+    stop = threading.Event()
+    runner = threading.Thread(target=sim.run, args=(stop,), kwargs={"samples": 1, "interval": 0},
+                              name="test-simulator")
+    try:
+        sim.connect()
+        runner.start()
+        station = csms.wait_for_station("OBEDIENT", timeout=WAIT)
+        seen.wait_until(lambda: sim.transactions_done == 1)
+
+        if version == "1.6":
+            start = m.RemoteStartTransactionRequest(id_tag="REMOTE-TAG", connector_id=1)
+            stop_unknown = m.RemoteStopTransactionRequest(transaction_id=999)
+            reset = m.ResetRequest(type="Soft")
+        else:
+            start = m.RequestStartTransactionRequest(
+                id_token=m.IdTokenType(id_token="REMOTE-TAG", type="Central"), remote_start_id=7)
+            stop_unknown = m.RequestStopTransactionRequest(transaction_id="unknown")
+            reset = m.ResetRequest(type="Immediate")
+        assert station.send(start).status == "Accepted"
+        seen.wait_until(lambda: sim.transactions_done == 2)
+        assert station.send(stop_unknown).status == "Rejected"
+
+        assert station.send(m.TriggerMessageRequest(requested_message="Heartbeat")).status == "Accepted"
+        seen.wait_until(lambda: seen.count("Heartbeat") == 1)
+        assert station.send(reset).status == "Accepted"
+        seen.wait_until(lambda: seen.count("BootNotification") == 2)
+        unlock = (m.UnlockConnectorRequest(connector_id=1) if version == "1.6"
+                  else m.UnlockConnectorRequest(evse_id=1, connector_id=1))
+        assert station.send(unlock).status == "Unlocked"
+        if version == "1.6":
+            assert station.send(m.ChangeConfigurationRequest(key="NumberOfConnectors",
+                                                             value="4")).status == "Rejected"
+            assert station.send(m.ChangeConfigurationRequest(key="Nope",
+                                                             value="1")).status == "NotSupported"
+    finally:
+        stop.set()
+        if runner.is_alive():
+            runner.join(WAIT)
+        sim.close()
+        csms.stop()
+    assert not runner.is_alive()
+    remote = [t for (sid, _), t in central.transactions.items() if t.get("id_tag") == "REMOTE-TAG"]
+    assert len(remote) == 1 and remote[0]["meter_stop"] > remote[0]["meter_start"]
+    assert seen.count(ended) >= 2

@@ -1,0 +1,97 @@
+"""Each example central system and charge point, run as is against each other."""
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import List, Optional
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+WAIT = 60.0
+ENV = dict(os.environ, PYTHONUNBUFFERED="1")
+
+
+class Script:
+    """An example script in the background, its output read line by line with deadlines."""
+
+    def __init__(self, name: str, *args: str) -> None:
+        self.process = subprocess.Popen([sys.executable, str(EXAMPLES / name), *args],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        text=True, env=ENV, cwd=EXAMPLES.parent)
+        self.lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        self.output: List[str] = []
+        self.reader = threading.Thread(target=self._pump, name="test-example-reader", daemon=True)
+        self.reader.start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def expect(self, pattern: str, timeout: float = WAIT) -> "re.Match[str]":
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                pytest.fail(f"no line matching {pattern!r} within {timeout} s:\n{self.text}")
+            if line is None:
+                pytest.fail(f"the script ended without printing {pattern!r}:\n{self.text}")
+            found = re.search(pattern, line)
+            if found:
+                return found
+
+    def wait(self, timeout: float = WAIT) -> int:
+        code = self.process.wait(timeout)
+        self.reader.join(timeout)
+        return code
+
+    @property
+    def text(self) -> str:
+        return "".join(self.output)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(WAIT)
+
+
+@pytest.mark.parametrize("central_system, charge_point, station_says, csms_says", [
+    ("central_system_v16.py", "charge_point_v16.py",
+     [r"boot: Accepted", r"transaction 1 started", r"transaction 1 stopped \(Remote\)"],
+     [r"CP_1: booted \(ACME X1\)", r"CP_1: remote stop of transaction 1: Accepted",
+      r"CP_1: transaction 1 ended at \d+ Wh", r"CP_1: connector 1 is Available"]),
+    ("central_system_v201.py", "charge_point_v201.py",
+     [r"boot: Accepted", r"token TOKEN-001: Accepted", r"ended \(remote stop\)"],
+     [r"CS_1: booted \(ACME X2, reason PowerUp\)", r"CS_1: HeartbeatInterval is 300 \(Accepted\)",
+      r"CS_1: remote stop of \S+: Accepted", r"CS_1: transaction \S+ Ended"]),
+])
+def test_example_pair_runs_against_each_other(central_system: str, charge_point: str,
+                                              station_says: List[str],
+                                              csms_says: List[str]) -> None:
+    csms = Script(central_system, "--port", "0")
+    try:
+        port = csms.expect(r"listening on ws://127\.0\.0\.1:(\d+)/").group(1)
+        station = subprocess.run([sys.executable, str(EXAMPLES / charge_point), "--port", port],
+                                 capture_output=True, text=True, timeout=WAIT, env=ENV)
+        assert station.returncode == 0, station.stdout + station.stderr
+        for pattern in station_says:
+            assert re.search(pattern, station.stdout), (pattern, station.stdout)
+        csms.expect(r"remote stop of .*: Accepted")  # printed once the station has answered
+        # Ctrl-C stops the central system cleanly.
+        csms.process.send_signal(signal.SIGINT)
+        assert csms.wait() == 0
+    finally:
+        csms.kill()
+    for pattern in csms_says:
+        assert re.search(pattern, csms.text, re.MULTILINE), (pattern, csms.text)
+    assert csms.text.rstrip().endswith("CSMS stopped")
+    assert "Traceback" not in csms.text
