@@ -35,7 +35,7 @@ def main():
     try:
         cp.connect()
     except ConnectionError as exc:   # HandshakeError: .status is the HTTP status, if any
-        raise SystemExit(f"could not connect: {exc}")
+        raise SystemExit(f"could not connect: {exc}") from None
     with cp:
         boot = cp.send(v201.BootNotificationRequest(
             charging_station=v201.ChargingStationType(vendor_name="ACME", model="X1"),

@@ -28,10 +28,11 @@ import hmac
 import json
 import logging
 import ssl
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from os import PathLike
-from typing import Any, Callable, Collection, Dict, List, Mapping, NamedTuple, Optional, Union
+from typing import Any, NamedTuple
 
 from ._transports.base import HandshakeError
 
@@ -68,19 +69,19 @@ MAX_STATION_ID_LENGTH = 48
 
 #: The peer certificate as ``ssl.SSLSocket.getpeercert()`` decodes it (a dict with
 #: ``subject``, ``issuer``, ``notAfter``, ...); only present for a verified certificate.
-PeerCertificate = Dict[str, Any]
+PeerCertificate = dict[str, Any]
 
 #: ``authenticate(station_id, password, certificate, request_headers) -> bool``.
 #: ``password`` is None when the station sent no ``Authorization`` header,
 #: ``certificate`` is None without a verified client certificate. Return True to
 #: accept, False to refuse with 401, or raise :class:`Refused` for another status.
 #: Any other exception refuses with 500 (and is logged).
-Authenticate = Callable[[str, Optional[str], Optional[PeerCertificate], Mapping[str, str]], bool]
+Authenticate = Callable[[str, str | None, PeerCertificate | None, Mapping[str, str]], bool]
 
 #: Known station ids: a collection (``in`` is used) or a lookup ``known(station_id) -> bool``.
-KnownStations = Union[Collection[str], Callable[[str], bool]]
+KnownStations = Collection[str] | Callable[[str], bool]
 
-StrPath = Union[str, "PathLike[str]"]
+StrPath = str | PathLike[str]
 
 
 class Reason(str, enum.Enum):
@@ -117,9 +118,9 @@ class SecurityEvent:
 
     reason: Reason
     remote_address: str
-    station_id: Optional[str] = None
-    status: Optional[int] = None
-    close_code: Optional[int] = None
+    station_id: str | None = None
+    status: int | None = None
+    close_code: int | None = None
     detail: str = ""
     time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
@@ -128,7 +129,7 @@ class SecurityEvent:
 SecurityEventHook = Callable[[SecurityEvent], None]
 
 
-def notify_security_event(hook: Optional[SecurityEventHook], event: SecurityEvent) -> None:
+def notify_security_event(hook: SecurityEventHook | None, event: SecurityEvent) -> None:
     """Log ``event`` and pass it to ``hook``; a failing hook is logged, never propagated."""
     log.warning("security event %s from %s (station %r, status %s, close %s): %s", event.reason,
                 event.remote_address, event.station_id, event.status, event.close_code,
@@ -169,13 +170,13 @@ class BasicCredentials(NamedTuple):
         return f"BasicCredentials(username={self.username!r}, password=<hidden>)"
 
 
-def _as_bytes(password: Union[str, bytes]) -> bytes:
+def _as_bytes(password: str | bytes) -> bytes:
     if isinstance(password, bytes):
         return password
     return password.encode("utf-8", "surrogateescape")
 
 
-def basic_authorization(station_id: str, password: Union[str, bytes]) -> str:
+def basic_authorization(station_id: str, password: str | bytes) -> str:
     """The ``Authorization`` header value a station sends under profiles 1 and 2.
 
     The user is the station id; a ``bytes`` password is sent as is, a ``str`` as UTF-8.
@@ -209,7 +210,7 @@ def parse_basic_authorization(value: str) -> BasicCredentials:
     return BasicCredentials(username, password.decode("utf-8", "surrogateescape"))
 
 
-def password_from_headers(headers: Mapping[str, str], station_id: str) -> Optional[str]:
+def password_from_headers(headers: Mapping[str, str], station_id: str) -> str | None:
     """The Basic auth password a station sent, or None when it sent no ``Authorization``.
 
     Refuses (401) a malformed header, another scheme, and a user that is not
@@ -228,7 +229,7 @@ def password_from_headers(headers: Mapping[str, str], station_id: str) -> Option
     return credentials.password
 
 
-def check_password(given: Optional[str], expected: Union[str, bytes, None]) -> bool:
+def check_password(given: str | None, expected: str | bytes | None) -> bool:
     """Compare a received password with the expected one in constant time (as bytes)."""
     if given is None or expected is None:
         return False
@@ -254,7 +255,7 @@ def validate_station_id(station_id: str) -> str:
     return station_id
 
 
-def check_known_station(station_id: str, known: Optional[KnownStations]) -> None:
+def check_known_station(station_id: str, known: KnownStations | None) -> None:
     """Refuse (404) a station that is not in ``known``; no list means every station is known."""
     if known is None:
         return
@@ -264,9 +265,9 @@ def check_known_station(station_id: str, known: Optional[KnownStations]) -> None
 
 
 def check_handshake(station_id: str, headers: Mapping[str, str],
-                    certificate: Optional[PeerCertificate], *,
-                    authenticate: Optional[Authenticate] = None,
-                    known_stations: Optional[KnownStations] = None) -> None:
+                    certificate: PeerCertificate | None, *,
+                    authenticate: Authenticate | None = None,
+                    known_stations: KnownStations | None = None) -> None:
     """Everything the CSMS decides about a station before the upgrade; raises :class:`Refused`.
 
     In order: a well formed id (400), a known id (404), then, when an
@@ -279,7 +280,7 @@ def check_handshake(station_id: str, headers: Mapping[str, str],
 
 
 def check_credentials(station_id: str, headers: Mapping[str, str],
-                      certificate: Optional[PeerCertificate], authenticate: Authenticate) -> None:
+                      certificate: PeerCertificate | None, authenticate: Authenticate) -> None:
     """Run the ``authenticate`` hook on the request's credentials; raises :class:`Refused`.
 
     401 for a malformed ``Authorization``, a Basic user that is not the station
@@ -298,7 +299,7 @@ def check_credentials(station_id: str, headers: Mapping[str, str],
         raise Refused(401, "unauthorized", kind=Reason.BAD_CREDENTIALS)
 
 
-def certificate_common_names(certificate: Optional[PeerCertificate]) -> List[str]:
+def certificate_common_names(certificate: PeerCertificate | None) -> list[str]:
     """Every commonName in the certificate's subject (usually exactly one)."""
     if not certificate:
         return []
@@ -306,7 +307,7 @@ def certificate_common_names(certificate: Optional[PeerCertificate]) -> List[str
             if name == "commonName"]
 
 
-def certificate_matches_station(certificate: Optional[PeerCertificate], station_id: str) -> bool:
+def certificate_matches_station(certificate: PeerCertificate | None, station_id: str) -> bool:
     """True if the certificate's subject has exactly one CN and it is ``station_id``.
 
     Profile 3 ties a client certificate to one station: without this check any
@@ -316,8 +317,7 @@ def certificate_matches_station(certificate: Optional[PeerCertificate], station_
     return len(names) == 1 and names[0] == station_id
 
 
-def simple_authenticator(passwords: Union[Mapping[str, Union[str, bytes]],
-                                          Callable[[str], Union[str, bytes, None]], None] = None,
+def simple_authenticator(passwords: Mapping[str, str | bytes] | Callable[[str], str | bytes | None] | None = None,
                          *, require_certificate: bool = False) -> Authenticate:
     """A ready ``authenticate`` hook for the common cases.
 
@@ -329,8 +329,8 @@ def simple_authenticator(passwords: Union[Mapping[str, Union[str, bytes]],
     if passwords is None and not require_certificate:
         raise ValueError("give passwords, require_certificate, or both")
 
-    def authenticate(station_id: str, password: Optional[str],
-                     certificate: Optional[PeerCertificate], headers: Mapping[str, str]) -> bool:
+    def authenticate(station_id: str, password: str | None,
+                     certificate: PeerCertificate | None, headers: Mapping[str, str]) -> bool:
         if require_certificate and not certificate_matches_station(certificate, station_id):
             return False
         if passwords is None:
@@ -341,10 +341,10 @@ def simple_authenticator(passwords: Union[Mapping[str, Union[str, bytes]],
     return authenticate
 
 
-def server_ssl_context(certfile: StrPath, keyfile: Optional[StrPath] = None, *,
-                       password: Optional[Union[str, bytes]] = None,
-                       cafile: Optional[StrPath] = None, capath: Optional[StrPath] = None,
-                       cadata: Optional[Union[str, bytes]] = None,
+def server_ssl_context(certfile: StrPath, keyfile: StrPath | None = None, *,
+                       password: str | bytes | None = None,
+                       cafile: StrPath | None = None, capath: StrPath | None = None,
+                       cadata: str | bytes | None = None,
                        require_client_certificate: bool = False) -> ssl.SSLContext:
     """The CSMS's TLS context: its certificate chain and key, TLS 1.2 or later.
 
@@ -365,10 +365,10 @@ def server_ssl_context(certfile: StrPath, keyfile: Optional[StrPath] = None, *,
     return context
 
 
-def client_ssl_context(*, cafile: Optional[StrPath] = None, capath: Optional[StrPath] = None,
-                       cadata: Optional[Union[str, bytes]] = None,
-                       certfile: Optional[StrPath] = None, keyfile: Optional[StrPath] = None,
-                       password: Optional[Union[str, bytes]] = None,
+def client_ssl_context(*, cafile: StrPath | None = None, capath: StrPath | None = None,
+                       cadata: str | bytes | None = None,
+                       certfile: StrPath | None = None, keyfile: StrPath | None = None,
+                       password: str | bytes | None = None,
                        check_hostname: bool = True) -> ssl.SSLContext:
     """The station's TLS context: verifies the CSMS, TLS 1.2 or later.
 
@@ -423,7 +423,7 @@ def _redact(value: Any, *, in_vpn: bool) -> Any:
     variable = value.get("variable")
     secret_setting = value.get("key") in _SECRET_SETTINGS or (
         isinstance(variable, dict) and variable.get("name") in _SECRET_SETTINGS)
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for name, item in value.items():
         if name in _SECRET_FIELDS or (in_vpn and name == "key"):
             out[name] = _HIDDEN

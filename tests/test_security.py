@@ -5,15 +5,16 @@ Certificates are made at test time with trustme; every network test runs over lo
 from __future__ import annotations
 
 import base64
-import json
 import datetime
+import json
 import ssl
-from typing import Any, List, Optional
+from typing import Any
 
 import pytest
 import trustme
 
 from ocpp_sync import security
+from ocpp_sync._transports import Headers
 from ocpp_sync.security import (
     BasicCredentials,
     Reason,
@@ -30,7 +31,6 @@ from ocpp_sync.security import (
     simple_authenticator,
     validate_station_id,
 )
-from ocpp_sync._transports import Headers
 
 
 def headers(**items: str) -> Headers:
@@ -142,12 +142,12 @@ def test_known_stations_by_collection_and_lookup() -> None:
 
 
 class HookRecorder:
-    def __init__(self, result: Any = True, raises: Optional[BaseException] = None) -> None:
+    def __init__(self, result: Any = True, raises: BaseException | None = None) -> None:
         self.result = result
         self.raises = raises
-        self.calls: List[tuple] = []
+        self.calls: list[tuple] = []
 
-    def __call__(self, station_id: str, password: Optional[str], certificate: Any,
+    def __call__(self, station_id: str, password: str | None, certificate: Any,
                  request_headers: Any) -> bool:
         self.calls.append((station_id, password, certificate, request_headers))
         if self.raises is not None:
@@ -173,7 +173,7 @@ def test_check_handshake_passes_everything_to_the_hook() -> None:
     (True, Refused(403, "banned"), 403, Reason.REFUSED),
     (True, RuntimeError("database down"), 500, Reason.AUTHENTICATION_ERROR),
 ])
-def test_hook_results(result: Any, raises: Optional[BaseException], status: int,
+def test_hook_results(result: Any, raises: BaseException | None, status: int,
                       kind: Reason) -> None:
     hook = HookRecorder(result, raises)
     with pytest.raises(Refused) as info:
@@ -252,7 +252,7 @@ def ca() -> trustme.CA:
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> "Pki":
+def pki(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Pki:
     return Pki(tmp_path_factory.mktemp("pki"), ca)
 
 
@@ -278,7 +278,7 @@ class Pki:
         return (self._write(f"{name}.pem", chain),
                 self._write(f"{name}.key", cert.private_key_pem.bytes()))
 
-    def station(self, station_id: str, ca: Optional[trustme.CA] = None, *,
+    def station(self, station_id: str, ca: trustme.CA | None = None, *,
                 expired: bool = False) -> tuple:
         kwargs = {}
         if expired:
@@ -317,7 +317,7 @@ def test_client_context_defaults(pki: Pki) -> None:
 
 
 def test_security_event_hook_failure_is_contained() -> None:
-    seen: List[security.SecurityEvent] = []
+    seen: list[security.SecurityEvent] = []
 
     def hook(event: security.SecurityEvent) -> None:
         seen.append(event)
