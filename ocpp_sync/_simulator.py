@@ -19,8 +19,9 @@ import queue
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any
 
 import attrs
 
@@ -45,7 +46,7 @@ class Exchange:
     sender: str  # STATION or CSMS
     action: str
     kind: str  # "request", "result" or "error"
-    payload: Dict[str, Any]
+    payload: dict[str, Any]
 
 
 Reporter = Callable[[Exchange], None]
@@ -75,10 +76,10 @@ def _text(value: Any) -> Any:
 class _Reporting:
     """Shared bookkeeping: report exchanges and count them by direction and action."""
 
-    def __init__(self, report: Optional[Reporter]) -> None:
+    def __init__(self, report: Reporter | None) -> None:
         self._report = report
         self._count_lock = threading.Lock()
-        self.counts: Counter[Tuple[str, str]] = Counter()  # (sender, action) of requests
+        self.counts: Counter[tuple[str, str]] = Counter()  # (sender, action) of requests
 
     def _emit(self, station_id: str, sender: str, action: str, kind: str, message: Any) -> None:
         if kind == "request":
@@ -93,7 +94,7 @@ class _Reporting:
             log.exception("the exchange reporter failed")
 
 
-def _error_payload(exc: OCPPError) -> Dict[str, Any]:
+def _error_payload(exc: OCPPError) -> dict[str, Any]:
     return {"code": exc.code, "description": exc.description}
 
 
@@ -107,12 +108,12 @@ class CentralSystem(_Reporting):
     """
 
     def __init__(self, *, heartbeat_interval: int = 300,
-                 report: Optional[Reporter] = None) -> None:
+                 report: Reporter | None = None) -> None:
         super().__init__(report)
         self.heartbeat_interval = heartbeat_interval
         self._lock = threading.Lock()  # guards transactions and the id counter
         self._next_id = itertools.count(1)
-        self.transactions: Dict[Tuple[str, Any], Dict[str, Any]] = {}
+        self.transactions: dict[tuple[str, Any], dict[str, Any]] = {}
 
     def install(self, csms: Any) -> None:
         """Register handlers on ``csms`` for each of its versions."""
@@ -124,7 +125,7 @@ class CentralSystem(_Reporting):
                 if handler is not None:
                     csms.on(module.REQUESTS[action])(self._wrap(action, handler))
 
-    def transaction(self, station_id: str, transaction_id: Any) -> Dict[str, Any]:
+    def transaction(self, station_id: str, transaction_id: Any) -> dict[str, Any]:
         with self._lock:
             return dict(self.transactions[(station_id, transaction_id)])
 
@@ -141,7 +142,7 @@ class CentralSystem(_Reporting):
         return answer
 
     @staticmethod
-    def _empty_answer(response_cls: Optional[type]) -> Optional[Callable[[Any, Any], Any]]:
+    def _empty_answer(response_cls: type | None) -> Callable[[Any, Any], Any] | None:
         """A handler returning the empty response, if that response may be empty."""
         if response_cls is None or any(f.default is attrs.NOTHING for f in attrs.fields(response_cls)):
             return None
@@ -153,7 +154,7 @@ class CentralSystem(_Reporting):
 
     # -- 1.6 ------------------------------------------------------------------
 
-    def _handlers_16(self, m: Any) -> Dict[str, Callable[[Any, Any], Any]]:
+    def _handlers_16(self, m: Any) -> dict[str, Callable[[Any, Any], Any]]:
         accepted = m.IdTagInfo(status=m.AuthorizationStatus.ACCEPTED)
 
         def boot(station: Any, request: Any) -> Any:
@@ -194,7 +195,7 @@ class CentralSystem(_Reporting):
 
     # -- 2.0.1 and 2.1 --------------------------------------------------------
 
-    def _handlers_2x(self, m: Any) -> Dict[str, Callable[[Any, Any], Any]]:
+    def _handlers_2x(self, m: Any) -> dict[str, Callable[[Any, Any], Any]]:
         def accepted() -> Any:
             return m.IdTokenInfoType(status="Accepted")
 
@@ -204,7 +205,7 @@ class CentralSystem(_Reporting):
 
         def transaction_event(station: Any, request: Any) -> Any:
             info = request.transaction_info
-            values: Dict[str, Any] = {"last_event": _text(request.event_type), "seq_no": request.seq_no}
+            values: dict[str, Any] = {"last_event": _text(request.event_type), "seq_no": request.seq_no}
             energy = _energy_2x(request.meter_value)
             if energy is not None:
                 values["meter_last"] = energy
@@ -230,7 +231,7 @@ class CentralSystem(_Reporting):
         }
 
 
-def _energy_2x(meter_values: Optional[List[Any]]) -> Optional[int]:
+def _energy_2x(meter_values: list[Any] | None) -> int | None:
     """The last energy register reading in a 2.x meterValue list, in Wh."""
     energy = None
     for value in meter_values or ():
@@ -250,7 +251,7 @@ class StationSimulator(_Reporting):
 
     def __init__(self, url: str, station_id: str, version: str = "1.6", *,
                  id_tag: str = "DEMO-TAG-01", power_w: int = 11000, sample_seconds: int = 60,
-                 timeout: float = 10.0, report: Optional[Reporter] = None) -> None:
+                 timeout: float = 10.0, report: Reporter | None = None) -> None:
         super().__init__(report)
         self.id = station_id
         self.version = version
@@ -259,18 +260,18 @@ class StationSimulator(_Reporting):
         self.power_w = power_w
         self.sample_seconds = sample_seconds
         self.cp = ocpp_sync.ChargePoint(station_id, url, version=version, timeout=timeout)
-        self.commands: "queue.Queue[Command]" = queue.Queue()
+        self.commands: queue.Queue[Command] = queue.Queue()
         self.heartbeat_interval = 0
         self.meter_wh = 0
         self.transaction_id: Any = None
         self.transactions_done = 0
         self._seq_no = 0
-        self._remote_start_id: Optional[int] = None
+        self._remote_start_id: int | None = None
         self._heartbeat_stop = threading.Event()
-        self._heartbeat_thread: Optional[threading.Thread] = None
+        self._heartbeat_thread: threading.Thread | None = None
         self._lock = threading.Lock()  # guards config, transaction_id as read by handlers
         if _is_16(version):
-            self.config: Dict[str, Tuple[str, bool]] = {
+            self.config: dict[str, tuple[str, bool]] = {
                 "HeartbeatInterval": ("300", False),
                 "MeterValueSampleInterval": (str(sample_seconds), False),
                 "NumberOfConnectors": ("1", True),
@@ -278,7 +279,7 @@ class StationSimulator(_Reporting):
             }
             self._install_16()
         else:
-            self.variables: Dict[Tuple[str, str], str] = {
+            self.variables: dict[tuple[str, str], str] = {
                 ("OCPPCommCtrlr", "HeartbeatInterval"): "300",
                 ("SampledDataCtrlr", "TxUpdatedInterval"): str(sample_seconds),
                 ("AuthCtrlr", "AuthorizeRemoteStart"): "false",
@@ -299,7 +300,7 @@ class StationSimulator(_Reporting):
             thread.join(timeout=5)
         self.cp.close()
 
-    def __enter__(self) -> "StationSimulator":
+    def __enter__(self) -> StationSimulator:
         self.connect()
         return self
 
@@ -318,7 +319,7 @@ class StationSimulator(_Reporting):
         self._emit(self.id, CSMS, action, "result", response)
         return response
 
-    def start_heartbeats(self, interval: Optional[float] = None) -> None:
+    def start_heartbeats(self, interval: float | None = None) -> None:
         """Send Heartbeat every ``interval`` seconds (default: what the boot answer said)."""
         interval = interval or self.heartbeat_interval
         if self._heartbeat_thread is not None or not interval or interval <= 0:
@@ -374,7 +375,7 @@ class StationSimulator(_Reporting):
         return self.call(m.StatusNotificationRequest(timestamp=_now(), connector_status=status,
                                                      evse_id=1, connector_id=1))
 
-    def authorize(self, id_tag: Optional[str] = None) -> bool:
+    def authorize(self, id_tag: str | None = None) -> bool:
         """Authorize; True if the CSMS accepted the tag."""
         m = self.m
         id_tag = id_tag or self.id_tag
@@ -384,7 +385,7 @@ class StationSimulator(_Reporting):
         response = self.call(m.AuthorizeRequest(id_token=self._id_token(id_tag)))
         return bool(response.id_token_info.status == "Accepted")
 
-    def start_transaction(self, id_tag: Optional[str] = None) -> Any:
+    def start_transaction(self, id_tag: str | None = None) -> Any:
         """Start charging on connector 1; returns the transaction id."""
         m = self.m
         id_tag = id_tag or self.id_tag
@@ -518,7 +519,7 @@ class StationSimulator(_Reporting):
         self.carry_out(command)
         return False
 
-    def wait_for_command(self, timeout: float) -> Optional[Command]:
+    def wait_for_command(self, timeout: float) -> Command | None:
         """The next command the CSMS queued, or None after ``timeout`` s."""
         try:
             return self.commands.get(timeout=timeout)

@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any
 
 import pytest
 
@@ -34,8 +35,8 @@ class Background:
         self.process = subprocess.Popen([sys.executable, "-m", "ocpp_sync.cli", *args],
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True, env=ENV)
-        self.lines: "queue.Queue[Optional[str]]" = queue.Queue()
-        self.output: List[str] = []
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.output: list[str] = []
         self.reader = threading.Thread(target=self._pump, name="test-cli-reader", daemon=True)
         self.reader.start()
 
@@ -46,7 +47,7 @@ class Background:
             self.lines.put(line)
         self.lines.put(None)
 
-    def expect(self, pattern: str, timeout: float = WAIT) -> "re.Match[str]":
+    def expect(self, pattern: str, timeout: float = WAIT) -> re.Match[str]:
         while True:
             try:
                 line = self.lines.get(timeout=timeout)
@@ -79,7 +80,7 @@ class Background:
     ("1.6", ["StartTransaction", "MeterValues", "StopTransaction"], "RemoteStopTransaction"),
     ("2.0.1", ["TransactionEvent"], "RequestStopTransaction"),
 ])
-def test_demo_runs_a_whole_session(version: str, transaction_messages: List[str],
+def test_demo_runs_a_whole_session(version: str, transaction_messages: list[str],
                                    command: str) -> None:
     done = run_cli("demo", "--version", version)
     assert done.returncode == 0, done.stderr
@@ -151,7 +152,7 @@ class Seen:
 
     def __init__(self) -> None:
         self.changed = threading.Condition()
-        self.items: List[Exchange] = []
+        self.items: list[Exchange] = []
 
     def __call__(self, exchange: Exchange) -> None:
         with self.changed:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import List, Optional
 
 import pytest
 
@@ -25,8 +24,8 @@ class Script:
         self.process = subprocess.Popen([sys.executable, str(EXAMPLES / name), *args],
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True, env=ENV, cwd=EXAMPLES.parent)
-        self.lines: "queue.Queue[Optional[str]]" = queue.Queue()
-        self.output: List[str] = []
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.output: list[str] = []
         self.reader = threading.Thread(target=self._pump, name="test-example-reader", daemon=True)
         self.reader.start()
 
@@ -37,7 +36,7 @@ class Script:
             self.lines.put(line)
         self.lines.put(None)
 
-    def expect(self, pattern: str, timeout: float = WAIT) -> "re.Match[str]":
+    def expect(self, pattern: str, timeout: float = WAIT) -> re.Match[str]:
         while True:
             try:
                 line = self.lines.get(timeout=timeout)
@@ -75,8 +74,8 @@ class Script:
       r"CS_1: remote stop of \S+: Accepted", r"CS_1: transaction \S+ Ended"]),
 ])
 def test_example_pair_runs_against_each_other(central_system: str, charge_point: str,
-                                              station_says: List[str],
-                                              csms_says: List[str]) -> None:
+                                              station_says: list[str],
+                                              csms_says: list[str]) -> None:
     csms = Script(central_system, "--port", "0")
     try:
         port = csms.expect(r"listening on ws://127\.0\.0\.1:(\d+)/").group(1)

@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import threading
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List
+from typing import Any
 
 import pytest
 
@@ -86,8 +86,8 @@ class OcppCentral16(OcppPeer16):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.seen: List[str] = []
-        self.stopped: Dict[int, Dict[str, Any]] = {}
+        self.seen: list[str] = []
+        self.stopped: dict[int, dict[str, Any]] = {}
         self.ids = itertools.count(100)
 
     @on(Action16.boot_notification)
@@ -134,8 +134,8 @@ class OcppCentral201(OcppPeer201):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.seen: List[str] = []
-        self.events: List[Dict[str, Any]] = []
+        self.seen: list[str] = []
+        self.events: list[dict[str, Any]] = []
 
     @on(Action201.boot_notification)
     def on_boot(self, charging_station: dict, reason: str, **kwargs: Any) -> Any:
@@ -174,7 +174,7 @@ class OcppServer:
 
     def __init__(self, aio: AsyncioThread, peer_cls: type, subprotocol: str) -> None:
         self.aio = aio
-        self.peers: Dict[str, Any] = {}
+        self.peers: dict[str, Any] = {}
         self.arrived = threading.Event()
 
         async def serve(connection: Any) -> None:
@@ -302,7 +302,7 @@ class OcppStation16(OcppPeer16):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.remote_stops: List[int] = []
+        self.remote_stops: list[int] = []
 
     @on(Action16.get_configuration)
     def on_get_configuration(self, key: Any = None, **kwargs: Any) -> Any:
@@ -320,7 +320,7 @@ class OcppStation201(OcppPeer201):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.remote_stops: List[str] = []
+        self.remote_stops: list[str] = []
 
     @on(Action201.get_variables)
     def on_get_variables(self, get_variable_data: list, **kwargs: Any) -> Any:
