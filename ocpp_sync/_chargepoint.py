@@ -25,7 +25,7 @@ def check_version(version: str) -> str:
     return version
 
 
-def check_handler_class(request_cls: type, versions: tuple, incoming: str) -> None:
+def check_handler_class(request_cls: type, versions: tuple[str, ...], incoming: str) -> None:
     """Refuse at registration what could never be called, instead of silently never calling it."""
     try:
         info = message_info(request_cls)
