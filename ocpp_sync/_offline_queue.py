@@ -41,14 +41,20 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from ._backoff import TransactionRetry
+from ._errors import CallError, CallTimeout, ConnectionClosed, OCPPError, ValidationError
 
 __all__ = [
     "OfflineQueue",
     "QueuedMessage",
     "Enqueued",
+    "QueuedCall",
+    "Outbox",
     "QUEUED_ACTIONS",
     "is_queued",
     "START",
@@ -315,7 +321,11 @@ class OfflineQueue:
             return self._cond.wait_for(lambda: self._closed or self._count() > 0, timeout) and not self._closed
 
     def record_attempt(self, seq: int) -> int:
-        """Count one more send of ``seq`` before it goes out, so a crash mid-send still counts it."""
+        """Count one failed delivery of ``seq`` (CALLERROR or no answer); returns the count so far.
+
+        A lost connection is not a failed delivery: the message just waits for
+        the next one, however many times the link drops.
+        """
         with self._cond:
             self._check_open()
             with self._transaction() as db:
@@ -433,3 +443,215 @@ class OfflineQueue:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self)} messages"
         return f"<OfflineQueue {self.path!r} {state}>"
+
+
+# -- delivery ---------------------------------------------------------------------------------------
+
+
+def _settle(future: Future, result: Any = None, exc: BaseException | None = None) -> None:
+    try:
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+    except InvalidStateError:  # cancelled by its owner: the message is still delivered
+        pass
+
+
+class QueuedCall(Future):
+    """The handle of a queued message: a Future that gets the CSMS's response once it is delivered.
+
+    It fails only when the message is given up: its retries spent (the last
+    CallError or CallTimeout), or dropped from a full queue (OCPPError with code
+    "MessageDropped"). ``local_transaction_id`` is the 1.6 placeholder a queued
+    StartTransaction got: use it as ``transaction_id`` in the transaction's
+    later messages until the real id is known (``transaction_id``).
+    """
+
+    def __init__(self, seq: int | None, action: str, local_transaction_id: int | None = None) -> None:
+        super().__init__()
+        self.seq = seq
+        self.action = action
+        self.local_transaction_id = local_transaction_id
+        self.real_transaction_id: int | None = None
+
+    @property
+    def transaction_id(self) -> int | None:
+        """The CSMS's id once StartTransaction is answered, the placeholder before."""
+        return self.real_transaction_id if self.real_transaction_id is not None else self.local_transaction_id
+
+    def __repr__(self) -> str:
+        return f"<QueuedCall #{self.seq} {self.action} {self._state.lower()}>"
+
+
+def _dropped(message: str) -> OCPPError:
+    return OCPPError(message, code="MessageDropped")
+
+
+def _started_transaction_id(response: Any) -> int | None:
+    value = response.get("transactionId") if isinstance(response, dict) else getattr(response, "transaction_id", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class Outbox:
+    """Delivers a queue's messages one at a time, oldest first, whenever a connection is up.
+
+    ``deliver(message)`` sends one message over the current connection and
+    returns the response (object or wire dict); it raises ConnectionClosed when
+    there is no connection or it was lost before the answer (also when the call
+    timed out because the link is dead), CallError / CallTimeout when the CSMS
+    failed to process it. The owner calls :meth:`online` each time a
+    connection opens and :meth:`offline` when it ends.
+
+    Delivery is at least once: a message whose answer is lost with the link is
+    sent again on the next connection (with a new message id).
+    """
+
+    def __init__(self, queue: OfflineQueue, deliver: Callable[[QueuedMessage], Any], *, version: str,
+                 name: str = "ocpp", retry: TransactionRetry | None = None,
+                 on_dropped: Callable[[QueuedMessage, BaseException], None] | None = None) -> None:
+        self.queue = queue
+        self.version = version
+        self.name = name
+        self.retry = retry if retry is not None else TransactionRetry()
+        self._deliver = deliver
+        self._on_dropped = on_dropped
+        # _lock guards _handles, _online and _generation; _wake is set by put, online() and stop().
+        self._lock = threading.Lock()
+        self._handles: dict[int, QueuedCall] = {}
+        self._online = False
+        # Counts online() calls, so a loss seen on an old connection cannot mark a newer one offline.
+        self._generation = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{name}-outbox", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop delivering; a call in flight ends when its connection closes.
+
+        The queue keeps what is left for the next run; the handles still
+        waiting fail with ConnectionClosed, so no caller waits forever.
+        """
+        self._stop.set()
+        self._wake.set()
+        if self._thread.ident is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("%s: the outbox did not stop within %.0f s", self.name, timeout)
+        with self._lock:
+            handles = list(self._handles.values())
+            self._handles.clear()
+        for handle in handles:
+            _settle(handle, exc=ConnectionClosed(f"closed before {handle.action} was delivered; "
+                                                 "it stays in the offline queue"))
+
+    def online(self) -> None:
+        """A connection is up: deliver."""
+        with self._lock:
+            self._online = True
+            self._generation += 1
+        self._wake.set()
+
+    def offline(self) -> None:
+        """The connection is gone: hold the messages until online()."""
+        with self._lock:
+            self._online = False
+
+    def submit(self, action: str, payload: dict[str, Any]) -> QueuedCall:
+        """Queue a wire payload; the handle fails at once if a full queue refused it."""
+        if self._stop.is_set():
+            raise ConnectionClosed("the outbox is stopped")
+        with self._lock:
+            result = self.queue.put(self.version, action, payload)
+            handle = QueuedCall(result.seq, action, result.local_transaction_id)
+            if result.seq is not None:
+                self._handles[result.seq] = handle
+            evicted = [self._handles.pop(m.seq, None) for m in result.evicted]
+        for message, old in zip(result.evicted, evicted, strict=True):
+            self._give_up(message, old, _dropped(f"{message.action} dropped from the full offline queue"))
+        if result.seq is None:
+            self._give_up(None, handle, _dropped(f"{action} refused: the offline queue is full"))
+        else:
+            self._wake.set()
+        return handle
+
+    def __len__(self) -> int:
+        return len(self.queue)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            with self._lock:
+                online, generation = self._online, self._generation
+            head = self.queue.peek() if online and not self.queue.closed else None
+            if head is None:
+                self._wake.wait()
+                continue
+            try:
+                self._deliver_one(head, generation)
+            except Exception:  # a bug here must not end delivery for good
+                log.exception("%s: delivering %s #%d failed", self.name, head.action, head.seq)
+                self._stop.wait(1.0)
+
+    def _deliver_one(self, message: QueuedMessage, generation: int) -> None:
+        if message.version != self.version:
+            self._discard(message, _dropped(f"queued for OCPP {message.version}, the connection speaks "
+                                            f"{self.version}"))
+            return
+        try:
+            response = self._deliver(message)
+        except ConnectionClosed:
+            with self._lock:
+                if self._generation == generation:
+                    self._online = False
+            return
+        except ValidationError as exc:
+            self._discard(message, exc)
+            return
+        except (CallError, CallTimeout) as exc:
+            self._failed(message, exc)
+            return
+        transaction_id = None
+        if message.action == "StartTransaction" and message.version == "1.6":
+            transaction_id = _started_transaction_id(response)
+        self.queue.ack(message.seq, transaction_id=transaction_id)
+        with self._lock:
+            handle = self._handles.pop(message.seq, None)
+        if handle is None:
+            log.info("%s: delivered %s #%d queued before a restart", self.name, message.action, message.seq)
+            return
+        handle.real_transaction_id = transaction_id
+        _settle(handle, response)
+
+    def _failed(self, message: QueuedMessage, exc: OCPPError) -> None:
+        attempts = self.queue.record_attempt(message.seq)
+        delay = self.retry.delay_after(attempts)
+        if delay is None:
+            log.error("%s: %s #%d given up after %d attempts: %s", self.name, message.action, message.seq,
+                      attempts, exc)
+            self._discard(message, exc)
+            return
+        log.warning("%s: %s #%d failed (%s); attempt %d of %d in %g s", self.name, message.action, message.seq,
+                    exc, attempts + 1, self.retry.attempts, delay)
+        # Strict order: nothing behind it goes first, so the whole queue waits.
+        self._stop.wait(delay)
+
+    def _discard(self, message: QueuedMessage, exc: BaseException) -> None:
+        self.queue.discard(message.seq)
+        with self._lock:
+            handle = self._handles.pop(message.seq, None)
+        self._give_up(message, handle, exc)
+
+    def _give_up(self, message: QueuedMessage | None, handle: QueuedCall | None, exc: BaseException) -> None:
+        if message is not None and self._on_dropped is not None:
+            try:
+                self._on_dropped(message, exc)
+            except Exception:
+                log.exception("%s: the on-dropped hook failed", self.name)
+        if handle is not None:
+            _settle(handle, exc=exc)

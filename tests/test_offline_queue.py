@@ -314,18 +314,25 @@ def test_survives_sigkill_mid_way(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True, env=env)
     puts, acks = [], []
+
+    def note(line: str) -> None:
+        word, *rest = line.split()
+        (puts if word == "put" else acks).append(int(rest[0]))
+
     try:
         for line in child.stdout:
-            word, *rest = line.split()
-            (puts if word == "put" else acks).append(int(rest[0]))
-            if len(puts) >= 60:
+            note(line)
+            if len(puts) >= 30:
                 break
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(30)
+        # What it reported between our last read and its death counts too (each line is one atomic pipe write).
+        for line in child.stdout.read().splitlines():
+            note(line)
         child.stdout.close()
     assert child.returncode == -signal.SIGKILL
-    assert len(puts) >= 60, "the child died before it had queued enough"
+    assert len(puts) >= 30, "the child died before it had queued enough"
     with OfflineQueue(path) as q:
         remaining = [m.payload["meterStart"] for m in q.messages()]
         # Everything reported as committed is there, in order; at most one more put or ack than reported.
@@ -341,8 +348,8 @@ def test_survives_sigkill_mid_way(tmp_path):
 # -- threads -------------------------------------------------------------------------
 
 
-def test_concurrent_producers_and_one_consumer_lose_and_duplicate_nothing(tmp_path):
-    q = OfflineQueue(tmp_path / "queue.sqlite")
+def test_concurrent_producers_and_one_consumer_lose_and_duplicate_nothing():
+    q = OfflineQueue()  # the locking is the same for a file; a file only adds fsync time
     producers, per_producer = 6, 40
     barrier = threading.Barrier(producers + 1)
     consumed: list = []
@@ -386,3 +393,175 @@ def test_concurrent_producers_and_one_consumer_lose_and_duplicate_nothing(tmp_pa
         mine = [m.payload["seqNo"] for m in consumed if m.payload["transactionInfo"]["transactionId"] == f"P{p}"]
         assert mine == list(range(per_producer))  # each producer's own order is kept
     q.close()
+
+
+# -- the outbox: delivery one at a time, oldest first ------------------------------------
+
+
+class FakeLink:
+    """Stands in for the connection: answers each delivered message as the test scripts it."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.calls: list = []  # every deliver() call, as (action, payload)
+        self.accepted: list = []  # the ones the "CSMS" answered
+        self.script: dict = {}  # number of the call (0-based) -> exception to raise
+        self.answers: dict = {}  # action -> response dict
+
+    def deliver(self, message):
+        with self.cond:
+            n = len(self.calls)
+            self.calls.append((message.action, message.payload))
+            self.cond.notify_all()
+            exc = self.script.pop(n, None)
+            if exc is not None:
+                raise exc
+            self.accepted.append((message.action, message.payload))
+            self.cond.notify_all()
+            return self.answers.get(message.action, {})
+
+    def wait(self, predicate, timeout: float = 10.0) -> bool:
+        with self.cond:
+            return self.cond.wait_for(predicate, timeout)
+
+
+@pytest.fixture
+def link():
+    return FakeLink()
+
+
+@pytest.fixture
+def make_outbox():
+    from ocpp_sync._offline_queue import Outbox
+    made = []
+
+    def make(link, version="2.0.1", queue=None, **kwargs):
+        outbox = Outbox(queue if queue is not None else OfflineQueue(), link.deliver, version=version,
+                        name="test", **kwargs)
+        made.append(outbox)
+        outbox.start()
+        return outbox
+
+    yield make
+    for outbox in made:
+        outbox.stop()
+        outbox.queue.close()
+
+
+def outbox_threads() -> list:
+    return [t for t in threading.enumerate() if t.name == "test-outbox"]
+
+
+def test_outbox_holds_messages_while_offline_and_delivers_them_in_order(link, make_outbox):
+    outbox = make_outbox(link)
+    handles = [outbox.submit("TransactionEvent", event201("Updated", n)) for n in range(5)]
+    assert not handles[0].done() and link.calls == []
+    outbox.online()
+    assert [h.result(10) for h in handles] == [{}] * 5
+    assert [payload["seqNo"] for _, payload in link.accepted] == [0, 1, 2, 3, 4]
+    assert len(link.calls) == 5 and len(outbox) == 0
+    outbox.stop()
+    assert outbox_threads() == []
+
+
+def test_a_lost_link_is_not_a_failed_attempt_and_delivery_resumes_in_order(link, make_outbox):
+    from ocpp_sync._backoff import TransactionRetry
+    from ocpp_sync._errors import ConnectionClosed
+    link.script = {2: ConnectionClosed("lost"), 3: ConnectionClosed("lost again")}
+    outbox = make_outbox(link, retry=TransactionRetry(attempts=1, interval=0))
+    handles = [outbox.submit("TransactionEvent", event201("Updated", n)) for n in range(5)]
+    outbox.online()
+    assert link.wait(lambda: len(link.calls) == 3)
+    assert handles[1].result(10) == {} and not handles[2].done()
+    assert outbox.queue.peek().payload["seqNo"] == 2 and outbox.queue.peek().attempts == 0
+    outbox.online()  # the next connection; the first call on it is lost too
+    assert link.wait(lambda: len(link.calls) == 4)
+    outbox.online()
+    assert [h.result(10) for h in handles] == [{}] * 5
+    assert [payload["seqNo"] for _, payload in link.accepted] == [0, 1, 2, 3, 4]
+    outbox.stop()
+
+
+def test_a_failing_message_is_retried_then_given_up_while_later_ones_wait(link, make_outbox):
+    from ocpp_sync._backoff import TransactionRetry
+    from ocpp_sync._errors import CallError, CallTimeout
+    link.script = {0: CallError("InternalError"), 1: CallTimeout("slow"), 2: CallError("InternalError", "third"),
+                   3: CallError("GenericError"), 4: CallError("GenericError")}
+    dropped = []
+    outbox = make_outbox(link, retry=TransactionRetry(attempts=3, interval=0.01),
+                         on_dropped=lambda message, exc: dropped.append((message.payload["seqNo"], exc.code)))
+    first = outbox.submit("TransactionEvent", event201("Started", 0))
+    second = outbox.submit("TransactionEvent", event201("Ended", 1))
+    outbox.online()
+    with pytest.raises(CallError) as failed:
+        first.result(10)
+    assert failed.value.description == "third"
+    assert dropped == [(0, "InternalError")]
+    assert second.result(10) == {}  # failed twice, answered on its third attempt
+    assert [payload["seqNo"] for _, payload in link.calls] == [0, 0, 0, 1, 1, 1]
+    assert [payload["seqNo"] for _, payload in link.accepted] == [1]
+    outbox.stop()
+
+
+def test_outbox_fixes_up_1_6_transaction_ids(link, make_outbox):
+    link.answers = {"StartTransaction": {"transactionId": 4242, "idTagInfo": {"status": "Accepted"}}}
+    outbox = make_outbox(link, version="1.6")
+    start = outbox.submit("StartTransaction", start16())
+    placeholder = start.transaction_id
+    assert placeholder is not None and placeholder < 0
+    meter = outbox.submit("MeterValues", meter16(placeholder))
+    stop = outbox.submit("StopTransaction", stop16(placeholder))
+    outbox.online()
+    stop.result(10)
+    assert meter.result(10) == {}
+    assert start.transaction_id == 4242 and start.local_transaction_id == placeholder
+    assert [(action, payload.get("transactionId")) for action, payload in link.accepted] == [
+        ("StartTransaction", None), ("MeterValues", 4242), ("StopTransaction", 4242)]
+    outbox.stop()
+
+
+def test_outbox_fails_the_handles_of_dropped_messages(link, make_outbox):
+    from ocpp_sync._errors import OCPPError
+    dropped = []
+    outbox = make_outbox(link, queue=OfflineQueue(max_messages=2),
+                         on_dropped=lambda message, exc: dropped.append(message.seq))
+    first = outbox.submit("TransactionEvent", event201("Updated", 0))
+    outbox.submit("TransactionEvent", event201("Started", 1))
+    outbox.submit("TransactionEvent", event201("Updated", 2))
+    with pytest.raises(OCPPError) as exc:
+        first.result(10)
+    assert exc.value.code == "MessageDropped"
+    outbox.submit("TransactionEvent", event201("Ended", 3))  # a sample makes room for it
+    refused = outbox.submit("SecurityEventNotification", security(4))
+    assert refused.seq is None and refused.exception(10).code == "MessageDropped"
+    assert dropped == [first.seq, first.seq + 2]
+    outbox.stop()
+
+
+def test_outbox_delivers_what_a_previous_run_left_and_discards_other_versions(tmp_path, link, make_outbox):
+    path = tmp_path / "queue.sqlite"
+    with OfflineQueue(path) as q:
+        q.put("2.0.1", "TransactionEvent", event201("Started", 0))
+        q.put("1.6", "MeterValues", meter16(None))
+        q.put("2.0.1", "TransactionEvent", event201("Ended", 1))
+    dropped = []
+    outbox = make_outbox(link, queue=OfflineQueue(path), on_dropped=lambda message, exc: dropped.append(message))
+    outbox.online()
+    assert link.wait(lambda: len(link.accepted) == 2)
+    assert [payload["seqNo"] for _, payload in link.accepted] == [0, 1]
+    assert [m.action for m in dropped] == ["MeterValues"]
+    outbox.stop()
+    assert len(outbox.queue) == 0
+
+
+def test_stop_fails_waiting_handles_and_keeps_their_messages(link, make_outbox):
+    from ocpp_sync._errors import ConnectionClosed
+    outbox = make_outbox(link)
+    handle = outbox.submit("TransactionEvent", event201("Started", 0))
+    outbox.stop()
+    assert outbox_threads() == []
+    with pytest.raises(ConnectionClosed):
+        handle.result(10)
+    assert len(outbox.queue) == 1
+    with pytest.raises(ConnectionClosed):
+        outbox.submit("TransactionEvent", event201("Ended", 1))
