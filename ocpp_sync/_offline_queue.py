@@ -121,7 +121,8 @@ def classify(version: str, action: str, payload: dict[str, Any]) -> str:
     if action == "MeterValues":
         return SAMPLE
     if action == "TransactionEvent":
-        return {"Started": START, "Ended": END}.get(payload.get("eventType"), SAMPLE)
+        event_type = payload.get("eventType")
+        return START if event_type == "Started" else END if event_type == "Ended" else SAMPLE
     return OTHER
 
 

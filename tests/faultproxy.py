@@ -37,7 +37,6 @@ DOWN = "down"  # server to client
 BOTH = "both"
 
 _CHUNK = 65536
-_DEAD = object()  # _gate's answer when the connection is gone
 
 
 class _Mode(enum.Enum):
@@ -298,8 +297,8 @@ class FaultProxy:
                     except OSError:
                         pass
                     return
-                keep = self._gate(pair, direction, len(data))
-                if keep is _DEAD:
+                alive, keep = self._gate(pair, direction, len(data))
+                if not alive:
                     return
                 try:
                     dest.sendall(data if keep is None else data[:keep])
@@ -317,12 +316,13 @@ class FaultProxy:
         finally:
             self._pump_done(pair)
 
-    def _gate(self, pair: _Pair, direction: str, size: int) -> object:
-        """Hold a chunk while stalled; None: forward it whole, an int: forward that much then cut."""
+    def _gate(self, pair: _Pair, direction: str, size: int) -> tuple[bool, int | None]:
+        """Hold a chunk while stalled; then (False, _) if the connection is gone, else how much
+        to forward: None for all of it, a number for that much before the cut."""
         with self._cond:
             self._cond.wait_for(lambda: pair.dead or self._stopping or self._mode is not _Mode.STALL)
             if pair.dead or self._stopping:
-                return _DEAD
+                return False, None
             if self._cut is not None and self._cut[0] in (direction, BOTH):
                 keep = self._cut[1]
                 self._cut = None
@@ -330,8 +330,8 @@ class FaultProxy:
                 pair.dead = True
                 self._cond.notify_all()
                 default = size // 2
-                return min(default if keep is None else keep, size - 1) if size > 1 else 0
-            return None
+                return True, min(default if keep is None else keep, size - 1) if size > 1 else 0
+            return True, None
 
     def _pump_done(self, pair: _Pair) -> None:
         with self._cond:
