@@ -87,24 +87,32 @@ class RedisServer:
 class Node:
     """A CSMS node in its own process (tests/cluster_node.py), driven by JSON lines; call ready()."""
 
-    def __init__(self, redis_url: str, node_id: str, *, liveness: float = 1.5,
+    def __init__(self, redis_url: str, node_id: str, log_dir: Path, *, liveness: float = 1.5,
                  presence_ttl: float = 3.0, prefix: str = "test") -> None:
         self.node_id = node_id
+        self.log_path = log_dir / f"node-{node_id}.log"
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(
-            [sys.executable, str(NODE_SCRIPT), redis_url, node_id, str(liveness),
-             str(presence_ttl), prefix],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(NODE_SCRIPT), redis_url, node_id, str(liveness),
+                 str(presence_ttl), prefix],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         self._lines = _lines(self.process.stdout)
         self._lock = threading.Lock()
         self.port = 0
         self.url = ""
 
+    def log_tail(self) -> str:
+        return "\n".join(self.log_path.read_text().splitlines()[-20:])
+
     def ready(self) -> Node:
         """Wait until the node listens; separate from starting, so nodes boot in parallel."""
-        answer = json.loads(_wait_line(self._lines, lambda line: line.startswith("{"), WAIT * 3,
-                                       f"node {self.node_id} ready"))
-        self.port = int(answer["port"])
+        try:
+            line = _wait_line(self._lines, lambda line: line.startswith("{"), WAIT * 6,
+                              f"node {self.node_id} ready")
+        except (TimeoutError, RuntimeError) as exc:
+            raise AssertionError(f"{exc}\nnode log:\n{self.log_tail()}") from None
+        self.port = int(json.loads(line)["port"])
         self.url = f"ws://127.0.0.1:{self.port}/ocpp"
         return self
 
@@ -122,10 +130,13 @@ class Node:
         self.process.wait(WAIT)
 
     def stop(self) -> None:
+        """Ask the node to leave the cluster and exit; kill it if it does not."""
         if self.process.poll() is None:
             try:
-                self.ask(cmd="quit")
-            except (OSError, TimeoutError, RuntimeError, ValueError):
+                assert self.process.stdin is not None
+                self.process.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+                self.process.stdin.close()
+            except OSError:
                 pass
             try:
                 self.process.wait(WAIT)

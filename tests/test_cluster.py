@@ -2,7 +2,7 @@
 
 Every test starts its own redis-server (no persistence) on a free loopback
 port; without the binary they are skipped. Liveness windows are short here
-(1-1.5 s) so the dead-node cases stay fast.
+(1.5 s) in the multi-process test so the dead-node case stays fast.
 """
 from __future__ import annotations
 
@@ -35,8 +35,9 @@ from ocpp_sync.cluster import _wire as wire  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("no_leftover_threads")
 
-LIVENESS = 1.0
-TTL = 2.0
+# In-process tests never kill a node, so generous windows keep them steady on a busy machine.
+LIVENESS = 3.0
+TTL = 6.0
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -221,7 +222,7 @@ def test_errors_travel_back_typed(nodes, client, stations) -> None:
     started = time.monotonic()
     with pytest.raises(ocpp_sync.CallTimeout):
         client.send("S1", data("S1", text="slow"), timeout=0.5)
-    assert time.monotonic() - started < 0.5 + 1.5
+    assert time.monotonic() - started < 0.5 + 3.0, "the call's own timeout, not the default"
     release.set()
     with pytest.raises(StationNotConnected):
         client.send("nobody", data("nobody"), timeout=WAIT)
@@ -274,7 +275,7 @@ def test_redis_down_is_cluster_unavailable(nodes, client, stations, redis_server
     started = time.monotonic()
     with pytest.raises(ClusterUnavailable):
         client.send("S1", data("S1"), timeout=WAIT)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < WAIT / 2, "fails at once, not after the timeout"
     assert a.cluster.send("S1", data("S1"), timeout=WAIT).data == "S1@A", "local calls need no Redis"
     redis_server.start()
     wait_until(lambda: client.locate("S1"), TTL * 2, "S1 re-claimed after the restart")
@@ -339,12 +340,24 @@ def test_events_are_off_unless_asked(nodes, stations, redis_server, prefix) -> N
 # -- the acceptance test: three node processes ---------------------------------------
 
 
-def test_three_node_processes(redis_server: RedisServer, prefix: str, stations) -> None:
+@pytest.fixture
+def node_processes(redis_server: RedisServer, prefix: str,
+                   tmp_path: Path) -> Iterator[Callable[..., list[Node]]]:
+    made: list[Node] = []
+
+    def make(*node_ids: str, **options: Any) -> list[Node]:
+        procs = [Node(redis_server.url, n, tmp_path, prefix=prefix, **options) for n in node_ids]
+        made.extend(procs)
+        return [proc.ready() for proc in procs]
+
+    yield make
+    for proc in made:
+        proc.stop()
+
+
+def test_three_node_processes(redis_server, prefix, stations, node_processes) -> None:
     liveness = 1.5
-    procs = [Node(redis_server.url, n, liveness=liveness, presence_ttl=3.0, prefix=prefix)
-             for n in ("A", "B", "C")]
-    for proc in procs:
-        proc.ready()
+    procs = node_processes("A", "B", "C", liveness=liveness, presence_ttl=3.0)
     by_id = {p.node_id: p for p in procs}
     client = Cluster(redis_server.url, prefix=prefix, liveness=liveness)
     try:
@@ -395,5 +408,3 @@ def test_three_node_processes(redis_server: RedisServer, prefix: str, stations) 
         assert client.locate("S2") is None
     finally:
         client.close()
-        for proc in procs:
-            proc.stop()
