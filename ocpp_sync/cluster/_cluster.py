@@ -139,7 +139,8 @@ class Cluster:
         self.events_maxlen = events_maxlen
         self._client_id = f"{self.node_id or 'client'}-{uuid.uuid4().hex[:12]}"
         self._reply_key = self.keys.replies(self._client_id)
-        self._tick = max(0.05, liveness / 4)  # how often a caller checks the nodes it waits on
+        # How often a caller checks deadlines and the nodes its calls wait on.
+        self._tick = max(0.05, min(0.5, liveness / 4))
         self._refresh = self._redis.register_script(wire.REFRESH)
         self._release = self._redis.register_script(wire.RELEASE)
         self._route = self._redis.register_script(wire.ROUTE)
