@@ -202,6 +202,10 @@ def test_calls_reach_stations_from_every_node_and_client(nodes, client, stations
         assert caller.call("S2", "DataTransfer", {"vendorId": "x"}, timeout=WAIT)["data"] == "S2@B"
     futures = [client.send_async("S1", data("S1", text=str(i)), timeout=WAIT) for i in range(20)]
     assert all(f.result(WAIT).data == "S1@A" for f in futures)
+    ours = [t for t in threading.enumerate() if t.name.startswith("ocpp-cluster-")]
+    assert all(t.daemon for t in ours)
+    assert {t.name.rsplit("-", 1)[1] for t in ours if t.name.startswith("ocpp-cluster-A-")} == {
+        "keeper", "calls", "replies", "listener"}
 
 
 def test_errors_travel_back_typed(nodes, client, stations) -> None:
