@@ -13,18 +13,23 @@ Transaction messages (``TransactionMessageAttempts``,
 sent again after ``interval`` times the number of attempts so far, until
 ``attempts`` sends in all have been made.
 
-Both are pure values with an injectable random source, so the schedule itself
-is what tests check; the caller does the waiting (on an Event, so that close()
-interrupts it).
+Keepalive (``ping_interval``, ``pong_timeout``): a peer that sent nothing for
+``ping_interval`` is pinged; one that still sends nothing ``pong_timeout`` later
+is dead, so a silent peer is found within the sum of the two.
+
+All are pure values with an injectable random source or clock, so the schedule
+itself is what tests check; the caller does the waiting (on an Event, or in the
+reader's receive timeout, so that close() interrupts it).
 """
 from __future__ import annotations
 
 import math
 import random as _random
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["BackOff", "TransactionRetry", "MAX_DELAY"]
+__all__ = ["BackOff", "TransactionRetry", "Keepalive", "MAX_DELAY"]
 
 # A fixed part beyond one day is a configuration mistake rather than a wish;
 # capping it also keeps doubling from overflowing to infinity.
@@ -106,3 +111,54 @@ class TransactionRetry:
     def schedule(self) -> list[float]:
         """Every wait between sends, in order (``attempts - 1`` of them)."""
         return [self.interval * n for n in range(1, self.attempts)]
+
+
+class Keepalive:
+    """When to ping a quiet peer and when to give it up, for one connection.
+
+    Owned by the connection's reader thread: it calls :meth:`seen` for every
+    frame that arrives (data, ping, pong, close: all prove the peer is there),
+    waits no longer than :meth:`deadline`, and acts on :meth:`check`.
+    """
+
+    PING = "ping"
+    DEAD = "dead"
+
+    def __init__(self, ping_interval: float | None, pong_timeout: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if ping_interval is not None:
+            _check_seconds("ping_interval", ping_interval)
+        _check_seconds("pong_timeout", pong_timeout)
+        self.ping_interval = ping_interval or None  # 0 disables, as OCPP's WebSocketPingInterval does
+        self.pong_timeout = float(pong_timeout)
+        self._clock = clock
+        self._last_seen = clock()
+        self._ping_sent: float | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.ping_interval is not None
+
+    def seen(self) -> None:
+        """The peer sent something just now."""
+        self._last_seen = self._clock()
+        self._ping_sent = None
+
+    def deadline(self) -> float | None:
+        """The clock time of the next ping or verdict; None when disabled."""
+        if self.ping_interval is None:
+            return None
+        if self._ping_sent is not None:
+            return self._ping_sent + self.pong_timeout
+        return self._last_seen + self.ping_interval
+
+    def check(self) -> str | None:
+        """PING: send a ping now (recorded as sent); DEAD: close the connection; None: nothing due."""
+        deadline = self.deadline()
+        now = self._clock()
+        if deadline is None or now < deadline:
+            return None
+        if self._ping_sent is None:
+            self._ping_sent = now
+            return self.PING
+        return self.DEAD

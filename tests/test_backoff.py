@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocpp_sync._backoff import MAX_DELAY, BackOff, TransactionRetry
+from ocpp_sync._backoff import MAX_DELAY, BackOff, Keepalive, TransactionRetry
 
 
 def take(backoff: BackOff, n: int, rand=lambda: 0.0) -> list:
@@ -109,3 +109,74 @@ def test_retry_schedule_properties(attempts, interval):
     assert schedule == [retry.delay_after(n) for n in range(1, attempts)]
     assert retry.delay_after(attempts) is None
     assert schedule == sorted(schedule)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_keepalive_pings_a_quiet_peer_then_declares_it_dead():
+    clock = Clock()
+    keepalive = Keepalive(ping_interval=30, pong_timeout=10, clock=clock)
+    assert keepalive.deadline() == 1030 and keepalive.check() is None
+    clock.now = 1029.9
+    assert keepalive.check() is None
+    clock.now = 1030
+    assert keepalive.check() == Keepalive.PING
+    assert keepalive.deadline() == 1040
+    clock.now = 1039.9
+    assert keepalive.check() is None
+    clock.now = 1040
+    assert keepalive.check() == Keepalive.DEAD
+
+
+def test_keepalive_any_frame_restarts_the_interval():
+    clock = Clock()
+    keepalive = Keepalive(ping_interval=30, pong_timeout=10, clock=clock)
+    clock.now = 1020
+    keepalive.seen()
+    clock.now = 1045
+    assert keepalive.check() is None and keepalive.deadline() == 1050
+    clock.now = 1050
+    assert keepalive.check() == Keepalive.PING
+    clock.now = 1055
+    keepalive.seen()  # the pong
+    assert keepalive.deadline() == 1085
+    clock.now = 1090
+    assert keepalive.check() == Keepalive.PING  # late, but it is a new ping, not a verdict
+
+
+@pytest.mark.parametrize("interval", [None, 0])
+def test_keepalive_disabled(interval):
+    clock = Clock()
+    keepalive = Keepalive(ping_interval=interval, pong_timeout=10, clock=clock)
+    clock.now = 1e9
+    assert not keepalive.enabled and keepalive.deadline() is None and keepalive.check() is None
+
+
+@given(interval=st.floats(0.001, 1e4), timeout=st.floats(0, 1e4), quiet_from=st.floats(0, 1e4))
+def test_a_silent_peer_is_dead_within_interval_plus_timeout(interval, timeout, quiet_from):
+    clock = Clock()
+    keepalive = Keepalive(ping_interval=interval, pong_timeout=timeout, clock=clock)
+    clock.now += quiet_from
+    keepalive.seen()  # last sign of life
+    silent_since = clock.now
+    verdicts = []
+    for _ in range(4):  # a reader that acts exactly at each deadline
+        clock.now = max(clock.now, keepalive.deadline())
+        verdicts.append(keepalive.check())
+        if verdicts[-1] == Keepalive.DEAD:
+            break
+    assert verdicts == [Keepalive.PING, Keepalive.DEAD]
+    assert clock.now - silent_since <= interval + timeout + 1e-6 * (interval + timeout + silent_since)
+
+
+def test_bad_keepalive_parameters_are_refused():
+    with pytest.raises(ValueError):
+        Keepalive(ping_interval=-1, pong_timeout=1)
+    with pytest.raises(ValueError):
+        Keepalive(ping_interval=1, pong_timeout=float("nan"))
