@@ -259,6 +259,19 @@ def test_reconnect_to_the_same_node_keeps_the_new_claim(nodes, client, stations)
     assert client.send("S1", data("S1"), timeout=WAIT).data == "S1@second"
 
 
+def test_a_node_overtaken_by_a_newer_claim_closes_its_stale_connection(
+        nodes, client, stations, redis_server, prefix) -> None:
+    a = nodes("A")
+    stations.append(station("S1", a.url, "A"))
+    r = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    newer = wire.presence_value("B", "elsewhere", "1.6")
+    r.set(wire.Keys(prefix).station("S1"), newer, px=60_000)  # as if S1 opened a connection on B
+    a.wait_gone("S1")
+    wait_until(lambda: not stations[0].connected, WAIT, "the station saw its connection close")
+    assert r.get(wire.Keys(prefix).station("S1")) == newer, "A's cleanup left B's claim alone"
+    r.close()
+
+
 def test_disconnect_and_close_remove_presence(nodes, client, stations, redis_server) -> None:
     a = nodes("A")
     cp = station("S1", a.url, "A")

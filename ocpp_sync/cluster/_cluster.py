@@ -182,13 +182,16 @@ class Cluster:
         log.info("node %s joined the cluster %r", self.node_id, self.keys.prefix)
         return self
 
-    def _spawn(self, name: str, target: Callable[[], None]) -> threading.Thread:
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        """Start a thread that close() joins (unless close() has begun: then not at all)."""
         thread = threading.Thread(target=target, name=f"ocpp-cluster-{self.node_id or 'client'}-{name}",
                                   daemon=True)
         with self._lock:
+            if self._closed:
+                return
+            self._threads = [t for t in self._threads if t.is_alive() or t.ident is None]
             self._threads.append(thread)
-        thread.start()
-        return thread
+            thread.start()
 
     def close(self) -> None:
         """Leave the cluster: stop and join the threads, drop our claims and heartbeat. Idempotent."""
@@ -305,10 +308,27 @@ class Cluster:
             for station_id, claim in chunk:
                 self._refresh(keys=[self.keys.station(station_id)], args=[claim.value, ttl],
                               client=pipe)
-            for (station_id, _), outcome in zip(chunk, pipe.execute(), strict=True):
+            for (station_id, claim), outcome in zip(chunk, pipe.execute(), strict=True):
                 if outcome == 2 and station_id not in adopted:
                     log.info("node %s: re-claimed %r (its entry was gone)", self.node_id,
                              station_id)
+                elif outcome == 0:
+                    self._evict(station_id, claim)
+
+    def _evict(self, station_id: str, claim: _Claim) -> None:
+        """Another node claimed the station after us: our connection is a stale one, close it.
+
+        A station keeps one connection; if it opened another elsewhere, ours
+        is half-open (or about to close), and serving calls on it would only
+        time out. Closing may block, so it runs in its own thread.
+        """
+        with self._lock:
+            if self._claims.get(station_id) is not claim or self._closed:
+                return
+            del self._claims[station_id]
+        log.warning("node %s: %r is claimed by another node now; closing our older connection",
+                    self.node_id, station_id)
+        self._spawn(f"evict-{station_id}", claim.station.close)
 
     def _keep_loop(self) -> None:
         """Beat every liveness/3; refresh presence every presence_ttl/3, or at once after a gap."""
