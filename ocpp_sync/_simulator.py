@@ -17,6 +17,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -473,12 +474,13 @@ class StationSimulator(_Reporting):
             return "NotAuthorized"
         self.start_transaction()
         self.status("Charging")
-        reason = "Local"
+        reason = None
         for _ in range(samples):
-            if self._obey(timeout=interval, during_transaction=True):
-                reason = "Remote"
+            reason = self._charging_for(interval)
+            if reason is not None:
                 break
             self.meter_values()
+        reason = reason or "Local"
         if self.transaction_id is not None:
             self.stop_transaction(reason)
         self.status("Available")
@@ -506,18 +508,20 @@ class StationSimulator(_Reporting):
                 continue
             self.carry_out(command, samples=samples, interval=interval)
 
-    def _obey(self, timeout: float, during_transaction: bool) -> bool:
-        """Carry out queued commands for up to ``timeout`` s; True if one stopped the transaction."""
-        try:
-            command = self.commands.get(timeout=timeout) if timeout > 0 else self.commands.get_nowait()
-        except queue.Empty:
-            return False
-        if during_transaction and command.name in ("remote_stop", "reset"):
+    def _charging_for(self, seconds: float) -> str | None:
+        """Obey the CSMS for ``seconds`` of charging; the stop reason if a command ends the charge."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                command = self.commands.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return None
+            if command.name == "remote_stop":
+                return "Remote"
             if command.name == "reset":
                 self.commands.put(command)  # reboot once the transaction has ended
-            return True
-        self.carry_out(command)
-        return False
+                return str(command.argument)
+            self.carry_out(command)
 
     def wait_for_command(self, timeout: float) -> Command | None:
         """The next command the CSMS queued, or None after ``timeout`` s."""

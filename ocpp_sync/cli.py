@@ -168,10 +168,11 @@ def run_station(url: str, station_id: str, version: str, *, once: bool, samples:
         print(f"{station_id} connected to {url} (OCPP {version})", flush=True)
         sim.run(stop, once=once, samples=samples, interval=interval)
     except KeyboardInterrupt:
-        pass
+        stop.set()
     finally:
+        lost = not sim.cp.connected
         sim.close()
-    if not once and not stop.is_set() and not sim.cp.connected:
+    if not once and not stop.is_set() and lost:
         print("the CSMS closed the connection", file=sys.stderr)
         return 1
     print(f"{station_id} done: {sim.transactions_done} transaction(s)", flush=True)

@@ -79,7 +79,7 @@ class Background:
 @pytest.mark.parametrize("version, transaction_messages, command", [
     ("1.6", ["StartTransaction", "MeterValues", "StopTransaction"], "RemoteStopTransaction"),
     ("2.0.1", ["TransactionEvent"], "RequestStopTransaction"),
-])
+], ids=["1.6", "2.0.1"])
 def test_demo_runs_a_whole_session(version: str, transaction_messages: list[str],
                                    command: str) -> None:
     done = run_cli("demo", "--version", version)
@@ -109,31 +109,70 @@ def test_demo_in_process_returns_zero_and_leaves_no_threads(capsys: Any) -> None
     assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
 
 
-def test_csms_and_station_commands_talk_and_stop_cleanly() -> None:
+def start_csms_command() -> tuple[Background, str]:
     csms = Background("csms", "--port", "0", "--heartbeat-interval", "1")
-    try:
-        port = csms.expect(r"listening on ws://127\.0\.0\.1:(\d+)/").group(1)
-        url = f"ws://127.0.0.1:{port}/ocpp"
-        station = run_cli("station", url, "--id", "SIM_16", "--version", "1.6", "--once",
-                          "--samples", "3", "--interval", "1")
-        assert station.returncode == 0, station.stderr
+    port = csms.expect(r"listening on ws://127\.0\.0\.1:(\d+)/").group(1)
+    return csms, f"ws://127.0.0.1:{port}/ocpp"
+
+
+@pytest.fixture(scope="module")
+def csms_command():
+    csms, url = start_csms_command()
+    yield csms, url
+    csms.kill()
+
+
+@pytest.mark.parametrize("version, station_id, samples, interval, ended", [
+    ("1.6", "SIM_16", "3", "1", "StopTransaction "),
+    ("2.0.1", "SIM_201", "1", "0", 'TransactionEvent                 {"eventType": "Ended"'),
+], ids=["1.6", "2.0.1"])
+def test_station_command_runs_once_against_the_csms_command(
+        csms_command: tuple[Background, str], version: str, station_id: str, samples: str,
+        interval: str, ended: str) -> None:
+    csms, url = csms_command
+    station = run_cli("station", url, "--id", station_id, "--version", version, "--once",
+                      "--samples", samples, "--interval", interval)
+    assert station.returncode == 0, station.stderr
+    assert f"{station_id} done: 1 transaction(s)" in station.stdout
+    if samples == "3":
         # The boot answer said heartbeat every second, and charging took three.
         assert "CP -> CSMS  Heartbeat" in station.stdout
-        assert "SIM_16 done: 1 transaction(s)" in station.stdout
-        station = run_cli("station", url, "--id", "SIM_201", "--version", "2.0.1", "--once",
-                          "--samples", "1", "--interval", "0")
-        assert station.returncode == 0, station.stderr
-        assert "SIM_201 done: 1 transaction(s)" in station.stdout
-        csms.expect(r"\[SIM_201\] disconnected")
-        assert csms.interrupt() == 0
+    csms.expect(rf"\[{station_id}\] disconnected")
+    assert f"[{station_id}] connected (OCPP {version})" in csms.text
+    assert f"[{station_id}] CP -> CSMS  BootNotification" in csms.text
+    assert f"[{station_id}] CP -> CSMS  {ended}" in csms.text
+
+
+def test_station_command_stays_connected_until_ctrl_c(csms_command: tuple[Background, str]) -> None:
+    csms, url = csms_command
+    stays = Background("station", url, "--id", "STAYS", "--samples", "1", "--interval", "0")
+    try:
+        stays.expect(r"StopTransaction \(result\)")
+        assert stays.process.poll() is None
+        assert stays.interrupt() == 0
+    finally:
+        stays.kill()
+    assert "STAYS done: 1 transaction(s)" in stays.text
+    csms.expect(r"\[STAYS\] disconnected")
+
+
+def test_csms_command_stops_on_ctrl_c_and_its_stations_notice() -> None:
+    csms, url = start_csms_command()
+    try:
+        orphan = Background("station", url, "--id", "ORPHAN", "--samples", "1", "--interval", "0")
+        try:
+            orphan.expect(r"StopTransaction \(result\)")
+            orphan.expect(r"StatusNotification \(result\)")  # now idle, just connected
+            assert csms.interrupt() == 0
+            assert orphan.process.wait(WAIT) == 1
+            orphan.reader.join(WAIT)
+        finally:
+            orphan.kill()
     finally:
         csms.kill()
-    log = csms.text
-    assert "[SIM_16] connected (OCPP 1.6)" in log
-    assert "[SIM_16] CP -> CSMS  StopTransaction" in log
-    assert "[SIM_201] connected (OCPP 2.0.1)" in log
-    assert '[SIM_201] CP -> CSMS  TransactionEvent                 {"eventType": "Ended"' in log
-    assert "CSMS stopped" in log
+    assert "the CSMS closed the connection" in orphan.text
+    assert "[ORPHAN] disconnected" in csms.text
+    assert csms.text.rstrip().endswith("CSMS stopped")
 
 
 def test_station_command_fails_when_no_csms_listens() -> None:

@@ -72,7 +72,7 @@ class Script:
      [r"boot: Accepted", r"token TOKEN-001: Accepted", r"ended \(remote stop\)"],
      [r"CS_1: booted \(ACME X2, reason PowerUp\)", r"CS_1: HeartbeatInterval is 300 \(Accepted\)",
       r"CS_1: remote stop of \S+: Accepted", r"CS_1: transaction \S+ Ended"]),
-])
+], ids=["1.6", "2.0.1"])
 def test_example_pair_runs_against_each_other(central_system: str, charge_point: str,
                                               station_says: list[str],
                                               csms_says: list[str]) -> None:
