@@ -5,6 +5,11 @@ server. See ``examples/cluster/`` for a two-node setup.
 """
 from __future__ import annotations
 
+try:
+    import redis  # noqa: F401  (the optional dependency; say how to get it)
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError("ocpp_sync.cluster needs the redis client: pip install 'ocpp_sync[cluster]'") from exc
+
 from ._cluster import Cluster, Location
 from ._errors import ClusterUnavailable, StationNotConnected
 from ._events import Event, EventConsumer

@@ -28,15 +28,12 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar, cast
 
+import redis
+
 from .._codec import from_payload, message_info, to_payload, version_module
 from .._errors import CallTimeout, ConnectionClosed, OCPPError
 from . import _wire as wire
 from ._errors import ClusterUnavailable, StationNotConnected
-
-try:
-    import redis
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError("ocpp_sync.cluster needs the redis client: pip install 'ocpp_sync[cluster]'") from exc
 
 __all__ = ["Cluster", "Location"]
 
