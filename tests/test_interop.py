@@ -233,6 +233,12 @@ def test_our_charge_point_against_ocpp_central_system_v16(aio: AsyncioThread) ->
         assert command is not None and command.name == "remote_stop"
         sim.carry_out(command)
 
+        reset = aio.run(peer.call(call16.Reset(type="Soft")))
+        assert reset.status == "Accepted"
+        command = sim.wait_for_command(WAIT)
+        assert command is not None and command.name == "reset"
+        sim.carry_out(command)  # boots again
+
         # A CALLERROR each way: an action we have no handler for, one it has none for.
         with pytest.raises(OcppNotImplemented):
             aio.run(peer.call(call16.GetLocalListVersion(), suppress=False))
@@ -245,8 +251,8 @@ def test_our_charge_point_against_ocpp_central_system_v16(aio: AsyncioThread) ->
         server.close()
     assert peer.seen == ["BootNotification", "Heartbeat", "StatusNotification:Available",
                          "Authorize", "StartTransaction", "MeterValues", "MeterValues",
-                         "StopTransaction",
-                         "StatusNotification:Available"]
+                         "StopTransaction", "StatusNotification:Available",
+                         "BootNotification", "StatusNotification:Available"]
     assert peer.stopped[100]["reason"] == "Remote"
     assert peer.stopped[100]["meter_stop"] == sim.meter_wh > 0
     assert_our_threads_gone()
@@ -278,6 +284,12 @@ def test_our_charge_point_against_ocpp_central_system_v201(aio: AsyncioThread) -
         assert command is not None and command.name == "remote_stop"
         sim.carry_out(command)
 
+        reset = aio.run(peer.call(call201.Reset(type="Immediate")))
+        assert reset.status == "Accepted"
+        command = sim.wait_for_command(WAIT)
+        assert command is not None and command.name == "reset"
+        sim.carry_out(command)  # boots again
+
         with pytest.raises(OcppNotImplemented):
             aio.run(peer.call(call201.GetLocalListVersion(), suppress=False))
         with pytest.raises(ocpp_sync.CallError) as raised:
@@ -287,8 +299,9 @@ def test_our_charge_point_against_ocpp_central_system_v201(aio: AsyncioThread) -
         sim.close()
         server.close()
     assert peer.seen == ["BootNotification", "Heartbeat", "StatusNotification:Available",
-                         "Authorize", "TransactionEvent:Started", "TransactionEvent:Updated", "TransactionEvent:Ended",
-                         "StatusNotification:Available"]
+                         "Authorize", "TransactionEvent:Started", "TransactionEvent:Updated",
+                         "TransactionEvent:Ended", "StatusNotification:Available",
+                         "BootNotification", "StatusNotification:Available"]
     assert [e["seq_no"] for e in peer.events] == [0, 1, 2]
     assert {e["transaction_info"]["transaction_id"] for e in peer.events} == {transaction_id}
     assert peer.events[-1]["transaction_info"]["stopped_reason"] == "Remote"
