@@ -18,6 +18,7 @@ from __future__ import annotations
 import array
 import asyncio
 import json
+import logging
 import multiprocessing as mp
 import os
 import platform
@@ -99,6 +100,29 @@ def bare_result(kind: str, unique_id: str = "b-1") -> str:
 
 
 # -- process plumbing ------------------------------------------------------------------------
+
+class _FewLogs(logging.Handler):
+    """Show a child's first few warnings, then only say that more were dropped."""
+
+    def __init__(self, limit: int = 5) -> None:
+        super().__init__(logging.WARNING)
+        self.limit, self.seen = limit, 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen += 1
+        if self.seen <= self.limit:
+            sys.stderr.write(f"[{mp.current_process().name}] {record.name}: {record.getMessage()}\n")
+        elif self.seen == self.limit + 1:
+            sys.stderr.write(f"[{mp.current_process().name}] (further warnings not shown)\n")
+
+
+def _child_setup(max_life: float) -> None:
+    _watchdog(max_life)
+    raise_fd_limit()
+    root = logging.getLogger()
+    root.addHandler(_FewLogs())
+    root.setLevel(logging.WARNING)
+
 
 def _watchdog(max_life: float) -> None:
     """End this process after ``max_life`` seconds, however stuck it is."""
@@ -216,8 +240,7 @@ class ClientGroup:
 # -- CSMS processes ------------------------------------------------------------------------
 
 def server_main(stack: str, conn: Any, max_life: float, stack_size: int) -> None:
-    _watchdog(max_life)
-    raise_fd_limit()
+    _child_setup(max_life)
     if stack_size:
         threading.stack_size(stack_size)
     try:
@@ -464,8 +487,7 @@ def client_main(stack: str, port: int, mode: str, kind: str, station_ids: list[s
                 max_life: float) -> None:
     """``mode``: "calls" (sequential calls per station while the clock runs) or "hold"
     (connect, heartbeat, answer the CSMS's ClearCache, until told to stop)."""
-    _watchdog(max_life)
-    raise_fd_limit()
+    _child_setup(max_life)
     if params.get("stack_size"):
         threading.stack_size(params["stack_size"])
     try:

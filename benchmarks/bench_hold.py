@@ -20,13 +20,19 @@ from _stacks import machine_line, raise_fd_limit, save, table
 
 
 def hold(stack: str, stations: int, args: argparse.Namespace) -> dict:
+    """Measure one stack; a stack that breaks down keeps what was measured and says where."""
     budget = args.hold + 300
+    r: dict = {"stack": stack, "stations": stations, "connected": 0, "held": None,
+               "connect_seconds": None, "connect_failures": None, "rss": None, "threads": None,
+               "rss_per_connection": None, "threads_per_connection": None, "fanout": None,
+               "heartbeats": None, "heartbeat_errors": None, "error": None}
     server = ServerProcess(stack, max_life=budget, stack_size=args.server_stack_size * 1024)
     group = None
+    step = "starting"
     try:
         server.request("count")
         time.sleep(0.5)  # let the fresh process settle before the baseline
-        base_rss, base_threads = server.usage()
+        r["base_rss"], r["base_threads"] = server.usage()
         ids = [f"CP_{i:05d}" for i in range(stations)]
         group = ClientGroup(stack, server.port, "hold", "heartbeat", ids, args.client_procs,
                             {"heartbeat_interval": args.interval,
@@ -34,44 +40,67 @@ def hold(stack: str, stations: int, args: argparse.Namespace) -> dict:
                              "hold_timeout": budget, "go_timeout": 180.0},
                             max_life=budget)
         group.gather("ready", timeout=180)
+        step = "connecting"
         started = time.monotonic()
         group.go.set()
-        seen = 0
         while time.monotonic() - started < args.connect_timeout:
-            seen = server.request("count")
-            if seen >= stations:
+            r["connected"] = server.request("count", timeout=args.control_timeout)
+            if r["connected"] >= stations:
+                r["connect_seconds"] = time.monotonic() - started
                 break
             time.sleep(0.02)
-        connect_seconds = time.monotonic() - started
         reports = group.gather("connected", timeout=args.connect_timeout + 60)
-        failures = sum(r["failures"] for r in reports)
-        peak_rss, peak_threads = server.usage()
+        r["connect_failures"] = sum(x["failures"] for x in reports)
+        step = "holding"
+        rss, threads = server.usage()
+        r["peak_rss"], r["peak_threads"] = rss, threads
         end = time.monotonic() + args.hold
         while time.monotonic() < end:
             time.sleep(0.25)
             rss, threads = server.usage()
-            peak_rss, peak_threads = max(peak_rss, rss), max(peak_threads, threads)
-        held = server.request("count")
-        rss, threads = server.usage()
-        fanout = server.request("fanout", args.fanout_timeout, timeout=args.fanout_timeout + 30)
+            r["peak_rss"] = max(r["peak_rss"], rss)
+            r["peak_threads"] = max(r["peak_threads"], threads)
+        r["rss"], r["threads"] = server.usage()
+        r["held"] = server.request("count", timeout=args.control_timeout)
+        held = max(1, r["held"])
+        r["rss_per_connection"] = (r["rss"] - r["base_rss"]) / held
+        r["threads_per_connection"] = (r["threads"] - r["base_threads"]) / held
+        step = "fan-out"
+        r["fanout"] = server.request("fanout", args.fanout_timeout,
+                                     timeout=args.fanout_timeout + args.control_timeout)
+        step = "stopping"
         group.stop_event.set()
         beats = group.gather("held", timeout=60)
+        r["heartbeats"] = sum(x["heartbeats"] for x in beats)
+        r["heartbeat_errors"] = sum(x["errors"] for x in beats)
+    except (TimeoutError, RuntimeError) as exc:
+        r["error"] = f"while {step}: {exc}"
+        if r["rss"] is None and server.proc.is_alive():
+            r["rss"], r["threads"] = server.usage()
     finally:
         if group is not None:
             group.finish()
         server.stop(timeout=60)
-    return {
-        "stack": stack, "stations": stations, "connected": seen, "held": held,
-        "connect_failures": failures,
-        "connect_seconds": connect_seconds if seen >= stations else None,
-        "base_rss": base_rss, "base_threads": base_threads,
-        "rss": rss, "threads": threads, "peak_rss": peak_rss, "peak_threads": peak_threads,
-        "rss_per_connection": (rss - base_rss) / max(1, held),
-        "threads_per_connection": (threads - base_threads) / max(1, held),
-        "heartbeats": sum(r["heartbeats"] for r in beats),
-        "heartbeat_errors": sum(r["errors"] for r in beats),
-        "fanout": fanout,
-    }
+    return r
+
+
+def describe(r: dict) -> str:
+    parts = []
+    if r["connect_seconds"] is not None:
+        parts.append(f"connected all in {r['connect_seconds']:.2f} s")
+    else:
+        parts.append(f"connected {r['connected']}/{r['stations']}")
+    if r["rss_per_connection"] is not None:
+        parts.append(f"held {r['held']}: {r['rss_per_connection'] / 1024:.0f} KiB and "
+                     f"{r['threads_per_connection']:.2f} threads per connection")
+    if r["fanout"]:
+        fan = r["fanout"]
+        parts.append(f"fan-out {fan['answered']}/{fan['sent']} in {fan['seconds']:.3f} s")
+    if r["heartbeats"] is not None:
+        parts.append(f"{r['heartbeats']} heartbeats ({r['heartbeat_errors']} errors)")
+    if r["error"]:
+        parts.append(f"FAILED {r['error']}")
+    return ", ".join(parts)
 
 
 def main() -> None:
@@ -85,6 +114,8 @@ def main() -> None:
                         help="connects in flight per client process")
     parser.add_argument("--connect-timeout", type=float, default=120.0)
     parser.add_argument("--fanout-timeout", type=float, default=30.0)
+    parser.add_argument("--control-timeout", type=float, default=30.0,
+                        help="how long the CSMS process may take to answer the harness")
     parser.add_argument("--server-stack-size", type=int, default=0,
                         help="threading.stack_size for the CSMS process, KiB (0: leave as is)")
     parser.add_argument("--stacks", nargs="+", default=list(STACKS),
@@ -100,29 +131,27 @@ def main() -> None:
     for stack in stacks:
         r = hold(stack, stations, args)
         results.append(r)
-        connect = f"{r['connect_seconds']:.2f} s" if r["connect_seconds"] is not None else \
-            f"only {r['connected']}"
-        print(f"  {LABELS[stack]:<15} connected {connect}, held {r['held']}, "
-              f"{r['rss_per_connection'] / 1024:.0f} KiB and "
-              f"{r['threads_per_connection']:.2f} threads per connection, "
-              f"fan-out {r['fanout']['answered']}/{r['fanout']['sent']} in "
-              f"{r['fanout']['seconds']:.3f} s, {r['heartbeats']} heartbeats "
-              f"({r['heartbeat_errors']} errors)", flush=True)
+        print(f"  {LABELS[stack]:<15} " + describe(r), flush=True)
     headers = ["stack", "time to connect all (target < 20 s)", "CSMS RSS held",
                "RSS per connection (target < 150 KiB)", "threads per connection",
                "fan-out answered", "fan-out time (target < 2 s)"]
     rows = []
     for r in results:
+        fan = r["fanout"]
         rows.append([
             LABELS[r["stack"]],
             f"{r['connect_seconds']:.2f} s" if r["connect_seconds"] is not None
-            else f"FAILED ({r['connected']}/{stations})",
-            f"{r['rss'] / 2**20:.0f} MiB",
-            f"{r['rss_per_connection'] / 1024:.0f} KiB",
-            f"{r['threads_per_connection']:.2f}",
-            f"{r['fanout']['answered']}/{r['fanout']['sent']}",
-            f"{r['fanout']['seconds']:.3f} s",
+            else f"not all ({r['connected']}/{stations})",
+            f"{r['rss'] / 2**20:.0f} MiB" if r["rss"] is not None else "-",
+            f"{r['rss_per_connection'] / 1024:.0f} KiB" if r["rss_per_connection"] is not None
+            else "-",
+            f"{r['threads_per_connection']:.2f}" if r["threads_per_connection"] is not None
+            else "-",
+            f"{fan['answered']}/{fan['sent']}" if fan else "-",
+            f"{fan['seconds']:.3f} s" if fan else "-",
         ])
+        if r["error"]:
+            rows[-1][0] += " (FAILED " + r["error"].split(":")[0] + ")"
     print()
     print(f"{stations} stations held {args.hold:g} s on one CSMS process, heartbeat every "
           f"{args.interval:g} s, clients in {args.client_procs} processes "
