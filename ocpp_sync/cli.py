@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -42,14 +43,24 @@ def exchange_line(exchange: Exchange, *, show_station: bool = False) -> str:
     return f"{prefix}{arrow}  {label:<32} {_compact(exchange.payload)}"
 
 
+def say(text: str) -> None:
+    """Print a line at once; a reader that went away (``| head``) silences us instead of failing."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def _printer(show_station: bool) -> Callable[[Exchange], None]:
     def show(exchange: Exchange) -> None:
-        print(exchange_line(exchange, show_station=show_station), flush=True)
+        say(exchange_line(exchange, show_station=show_station))
     return show
 
 
 def _heading(text: str) -> None:
-    print(f"\n== {text}", flush=True)
+    say(f"\n== {text}")
 
 
 # -- demo ---------------------------------------------------------------------
@@ -62,7 +73,7 @@ def run_demo(version: str) -> None:
     central.install(csms)
     csms.start("127.0.0.1", 0)
     url = f"ws://127.0.0.1:{csms.port}/ocpp"
-    print(f"CSMS listening on {url}/<station id>, OCPP {version}", flush=True)
+    say(f"CSMS listening on {url}/<station id>, OCPP {version}")
     sim = StationSimulator(url, DEMO_STATION, version, report=_printer(show_station=False))
     try:
         _heading(f"{DEMO_STATION} connects and boots")
@@ -126,10 +137,10 @@ def _summary(version: str, sim: StationSimulator, record: dict, transaction_id: 
     for sender, title in (("station", "CP -> CSMS"), (CSMS_SIDE, "CSMS -> CP")):
         calls = sorted((action, n) for (who, action), n in sim.counts.items() if who == sender)
         listed = ", ".join(f"{action} x{n}" if n > 1 else action for action, n in calls)
-        print(f"  {title}: {sum(n for _, n in calls)} calls ({listed})")
+        say(f"  {title}: {sum(n for _, n in calls)} calls ({listed})")
     energy = record["meter_stop"] - record.get("meter_start", 0)
-    print(f"  transaction {transaction_id}: {energy} Wh, ended ({record.get('reason', '?')})")
-    print(f"  OCPP {version} session completed in {seconds:.2f} s", flush=True)
+    say(f"  transaction {transaction_id}: {energy} Wh, ended ({record.get('reason', '?')})")
+    say(f"  OCPP {version} session completed in {seconds:.2f} s")
 
 
 # -- csms ---------------------------------------------------------------------
@@ -140,13 +151,12 @@ def run_csms(host: str, port: int, versions: Sequence[str], heartbeat_interval: 
     csms = ocpp_sync.CSMS(versions=tuple(versions))
     CentralSystem(heartbeat_interval=heartbeat_interval,
                   report=_printer(show_station=True)).install(csms)
-    csms.on_connect(lambda station: print(
-        f"[{station.id}] connected (OCPP {station.version}) from {station.remote_address}",
-        flush=True))
-    csms.on_disconnect(lambda station: print(f"[{station.id}] disconnected", flush=True))
+    csms.on_connect(lambda station: say(
+        f"[{station.id}] connected (OCPP {station.version}) from {station.remote_address}"))
+    csms.on_disconnect(lambda station: say(f"[{station.id}] disconnected"))
     csms.start(host, port)
-    print(f"CSMS listening on ws://{host}:{csms.port}/<station id> "
-          f"(OCPP {', '.join(csms.versions)}); Ctrl-C stops", flush=True)
+    say(f"CSMS listening on ws://{host}:{csms.port}/<station id> "
+        f"(OCPP {', '.join(csms.versions)}); Ctrl-C stops")
     try:
         while not stop.wait(0.5):
             pass
@@ -154,7 +164,7 @@ def run_csms(host: str, port: int, versions: Sequence[str], heartbeat_interval: 
         pass
     finally:
         csms.stop()
-        print("CSMS stopped", flush=True)
+        say("CSMS stopped")
 
 
 # -- station ------------------------------------------------------------------
@@ -165,7 +175,7 @@ def run_station(url: str, station_id: str, version: str, *, once: bool, samples:
                            report=_printer(show_station=False))
     try:
         sim.connect()
-        print(f"{station_id} connected to {url} (OCPP {version})", flush=True)
+        say(f"{station_id} connected to {url} (OCPP {version})")
         sim.run(stop, once=once, samples=samples, interval=interval)
     except KeyboardInterrupt:
         stop.set()
@@ -175,7 +185,7 @@ def run_station(url: str, station_id: str, version: str, *, once: bool, samples:
     if not once and not stop.is_set() and lost:
         print("the CSMS closed the connection", file=sys.stderr)
         return 1
-    print(f"{station_id} done: {sim.transactions_done} transaction(s)", flush=True)
+    say(f"{station_id} done: {sim.transactions_done} transaction(s)")
     return 0
 
 
