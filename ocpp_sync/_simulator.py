@@ -296,10 +296,10 @@ class StationSimulator(_Reporting):
     def close(self) -> None:
         """Stop heartbeats and close the connection; idempotent."""
         self._heartbeat_stop.set()
-        thread = self._heartbeat_thread
+        self.cp.close()  # first, so a heartbeat waiting for its answer fails at once
+        thread, self._heartbeat_thread = self._heartbeat_thread, None
         if thread is not None:
             thread.join(timeout=5)
-        self.cp.close()
 
     def __enter__(self) -> StationSimulator:
         self.connect()
