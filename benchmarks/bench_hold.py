@@ -15,8 +15,18 @@ from __future__ import annotations
 import argparse
 import time
 
-from _stacks import LABELS, STACKS, ClientGroup, ServerProcess, check_stacks, machine
-from _stacks import machine_line, raise_fd_limit, save, table
+from _stacks import (
+    LABELS,
+    STACKS,
+    ClientGroup,
+    ServerProcess,
+    check_stacks,
+    machine,
+    machine_line,
+    raise_fd_limit,
+    save,
+    table,
+)
 
 
 def hold(stack: str, stations: int, args: argparse.Namespace) -> dict:

@@ -12,8 +12,19 @@ from __future__ import annotations
 
 import argparse
 
-from _stacks import LABELS, STACKS, TITLES, WORKLOADS, check_stacks, machine, machine_line
-from _stacks import ratio, run_rounds, save, table
+from _stacks import (
+    LABELS,
+    STACKS,
+    TITLES,
+    WORKLOADS,
+    check_stacks,
+    machine,
+    machine_line,
+    ratio,
+    run_rounds,
+    save,
+    table,
+)
 
 
 def show(cell: dict) -> None:

@@ -12,8 +12,20 @@ from __future__ import annotations
 
 import argparse
 
-from _stacks import LABELS, STACKS, TITLES, WORKLOADS, check_stacks, machine, machine_line
-from _stacks import raise_fd_limit, ratio, run_rounds, save, table
+from _stacks import (
+    LABELS,
+    STACKS,
+    TITLES,
+    WORKLOADS,
+    check_stacks,
+    machine,
+    machine_line,
+    raise_fd_limit,
+    ratio,
+    run_rounds,
+    save,
+    table,
+)
 
 
 def show(cell: dict) -> None:
