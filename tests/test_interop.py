@@ -19,6 +19,7 @@ ocpp = pytest.importorskip("ocpp")
 websockets = pytest.importorskip("websockets")
 
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented  # noqa: E402
+from ocpp.exceptions import TypeConstraintViolationError  # noqa: E402
 from ocpp.routing import on  # noqa: E402
 from ocpp.v16 import ChargePoint as OcppPeer16  # noqa: E402
 from ocpp.v16 import call as call16  # noqa: E402
@@ -242,6 +243,9 @@ def test_our_charge_point_against_ocpp_central_system_v16(aio: AsyncioThread) ->
         # A CALLERROR each way: an action we have no handler for, one it has none for.
         with pytest.raises(OcppNotImplemented):
             aio.run(peer.call(call16.GetLocalListVersion(), suppress=False))
+        with pytest.raises(TypeConstraintViolationError):
+            aio.run(peer.call(call16.RemoteStopTransaction(transaction_id="one"), suppress=False,
+                              skip_schema_validation=True))
         with pytest.raises(ocpp_sync.CallError) as raised:
             sim.cp.send(v16.DataTransferRequest(vendor_id="ocpp_sync"))
         assert raised.value.code == "NotImplemented"
@@ -292,6 +296,9 @@ def test_our_charge_point_against_ocpp_central_system_v201(aio: AsyncioThread) -
 
         with pytest.raises(OcppNotImplemented):
             aio.run(peer.call(call201.GetLocalListVersion(), suppress=False))
+        with pytest.raises(TypeConstraintViolationError):
+            aio.run(peer.call(call201.RequestStopTransaction(transaction_id=5), suppress=False,
+                              skip_schema_validation=True))
         with pytest.raises(ocpp_sync.CallError) as raised:
             sim.cp.send(v201.DataTransferRequest(vendor_id="ocpp_sync"))
         assert raised.value.code == "NotImplemented"
@@ -419,6 +426,11 @@ def test_our_csms_against_ocpp_charge_point_v16(aio: AsyncioThread) -> None:
         assert raised.value.code == "NotImplemented"
         with pytest.raises(OcppNotImplemented):
             client.call(call16.SignCertificate(csr="x" * 10), suppress=False)
+        # A payload that fails validation gets the 1.6 code, in a spelling ocpp knows.
+        with pytest.raises(TypeConstraintViolationError):
+            client.call(call16.StatusNotification(connector_id="one", error_code="NoError",
+                                                  status="Available"),
+                        suppress=False, skip_schema_validation=True)
         assert station.connected
     finally:
         client.close()
@@ -471,6 +483,11 @@ def test_our_csms_against_ocpp_charge_point_v201(aio: AsyncioThread) -> None:
         with pytest.raises(OcppNotImplemented):
             client.call(call201.Get15118EVCertificate(iso15118_schema_version="x", action="Install",
                                                       exi_request="x"), suppress=False)
+        with pytest.raises(TypeConstraintViolationError):
+            client.call(call201.StatusNotification(timestamp=now(), connector_status="Available",
+                                                   evse_id="one", connector_id=1),
+                        suppress=False, skip_schema_validation=True)
+        assert station.connected
     finally:
         client.close()
         csms.stop()
