@@ -495,3 +495,62 @@ def test_our_csms_against_ocpp_charge_point_v201(aio: AsyncioThread) -> None:
     assert (record["meter_start"], record["meter_stop"], record["reason"]) == (100, 700, "Remote")
     assert record["id_tag"] == "TOKEN"
     assert_our_threads_gone()
+
+
+# -- subprotocol negotiation with the other stack --------------------------------
+
+def test_ocpp_clients_get_our_preferred_common_subprotocol_or_a_refusal(aio: AsyncioThread) -> None:
+    csms = ocpp_sync.CSMS(versions=("1.6", "2.0.1"), timeout=WAIT)
+    csms.start("127.0.0.1", 0)
+    url = f"ws://127.0.0.1:{csms.port}/NEGOTIATE"
+
+    async def offer(subprotocols: list[str]) -> str | None:
+        async with websockets.connect(url, subprotocols=subprotocols) as ws:
+            return ws.subprotocol
+
+    try:
+        assert aio.run(offer(["ocpp1.6", "ocpp2.0.1"])) == "ocpp2.0.1"
+        assert aio.run(offer(["ocpp1.6", "ocpp2.1"])) == "ocpp1.6"
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            aio.run(offer(["ocpp2.1"]))
+        assert refused.value.response.status_code == 400
+    finally:
+        csms.stop()
+    assert_our_threads_gone()
+
+
+def test_our_charge_point_refused_by_an_ocpp_server_of_another_version(aio: AsyncioThread) -> None:
+    server = OcppServer(aio, OcppCentral201, "ocpp2.0.1")
+    cp = ocpp_sync.ChargePoint("WRONG", f"ws://127.0.0.1:{server.port}/", version="1.6")
+    try:
+        with pytest.raises(ConnectionError) as refused:
+            cp.connect()
+        assert getattr(refused.value, "status", None) == 400
+        assert not cp.connected
+    finally:
+        cp.close()
+        server.close()
+    assert_our_threads_gone()
+
+
+def test_calls_in_both_directions_at_once_with_an_ocpp_charge_point(aio: AsyncioThread) -> None:
+    """Each side has a call outstanding while it answers the other's: neither may stall."""
+    csms, central = start_csms("1.6")
+    client = OcppClient(aio, OcppStation16, f"ws://127.0.0.1:{csms.port}/CROSS", "CROSS", "ocpp1.6")
+    try:
+        client.call(call16.BootNotification(charge_point_vendor="pyocpp", charge_point_model="x"))
+        station = csms.wait_for_station("CROSS", timeout=WAIT)
+        ours = [station.send_async(v16.GetConfigurationRequest(), timeout=WAIT) for _ in range(5)]
+
+        async def theirs() -> list[Any]:
+            return await asyncio.gather(*(client.peer.call(call16.Heartbeat()) for _ in range(5)))
+
+        answers = aio.run(theirs())
+        assert all(answer.current_time for answer in answers)
+        for future in ours:
+            assert future.result(WAIT).configuration_key[0].key == "HeartbeatInterval"
+    finally:
+        client.close()
+        csms.stop()
+    assert central.counts[("station", "Heartbeat")] == 5
+    assert_our_threads_gone()
