@@ -160,13 +160,16 @@ def test_release_and_refresh_are_fenced(redis_server: RedisServer) -> None:
     r = redis.Redis.from_url(redis_server.url, decode_responses=True)
     release, refresh = r.register_script(wire.RELEASE), r.register_script(wire.REFRESH)
     ours, theirs = wire.presence_value("A", "t1", "1.6"), wire.presence_value("B", "t2", "1.6")
+    earlier_self = wire.presence_value("A", "t0", "1.6")
     r.set("k", theirs, px=10_000)
     assert release(keys=["k"], args=[ours]) == 0 and r.get("k") == theirs
-    assert refresh(keys=["k"], args=[ours, 5000]) == 0 and r.get("k") == theirs
+    assert refresh(keys=["k"], args=[ours, 5000, "A\t"]) == 0 and r.get("k") == theirs
     assert release(keys=["k"], args=[theirs]) == 1 and r.get("k") is None
-    assert refresh(keys=["k"], args=[ours, 5000]) == 2 and r.get("k") == ours
+    assert refresh(keys=["k"], args=[ours, 5000, "A\t"]) == 2 and r.get("k") == ours
     assert 0 < r.pttl("k") <= 5000
-    assert refresh(keys=["k"], args=[ours, 9000]) == 1 and r.pttl("k") > 5000
+    assert refresh(keys=["k"], args=[ours, 9000, "A\t"]) == 1 and r.pttl("k") > 5000
+    r.set("k", earlier_self)
+    assert refresh(keys=["k"], args=[ours, 5000, "A\t"]) == 2 and r.get("k") == ours
     r.close()
 
 
@@ -270,6 +273,38 @@ def test_a_node_overtaken_by_a_newer_claim_closes_its_stale_connection(
     wait_until(lambda: not stations[0].connected, WAIT, "the station saw its connection close")
     assert r.get(wire.Keys(prefix).station("S1")) == newer, "A's cleanup left B's claim alone"
     r.close()
+
+
+def test_a_restarted_node_serves_calls_queued_while_down_and_replays_none(
+        redis_server, prefix, client, stations) -> None:
+    csms = ocpp_sync.CSMS(versions=("1.6",), timeout=WAIT)
+    csms.on(v16.BootNotificationRequest)(lambda station, request: v16.BootNotificationResponse(
+        current_time=datetime.now(timezone.utc), interval=300, status="Accepted"))
+    csms.start("127.0.0.1", 0)
+    seen: list[str] = []
+
+    def answer(request: Any) -> Any:
+        seen.append(request.data)
+        return v16.DataTransferResponse(status="Accepted", data=request.data)
+
+    stations.append(station("S1", f"ws://127.0.0.1:{csms.port}/ocpp", "A", on_data=answer))
+    options = dict(csms=csms, node_id="A", prefix=prefix, liveness=LIVENESS, presence_ttl=TTL)
+    try:
+        with Cluster(redis_server.url, **options):
+            assert client.send("S1", data("S1", text="before"), timeout=WAIT).data == "before"
+        # The node is down but looks alive (as after a crash, within the liveness window).
+        r = redis.Redis.from_url(redis_server.url, decode_responses=True)
+        keys = wire.Keys(prefix)
+        r.set(keys.node("A"), "1", px=60_000)
+        r.set(keys.station("S1"), wire.presence_value("A", "old", "1.6"), px=60_000)
+        queued = client.send_async("S1", data("S1", text="queued"), timeout=WAIT)
+        assert not queued.done()
+        with Cluster(redis_server.url, **options):
+            assert queued.result(WAIT).data == "queued"
+        assert seen == ["before", "queued"], "served once each, nothing replayed"
+        r.close()
+    finally:
+        csms.stop()
 
 
 def test_disconnect_and_close_remove_presence(nodes, client, stations, redis_server) -> None:

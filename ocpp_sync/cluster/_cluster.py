@@ -49,6 +49,7 @@ _GRACE = 1.0             # extra wait for the node's own CallTimeout to travel b
 _STREAM_MAXLEN = 10_000  # approximate cap of call and reply streams
 _REPLY_TTL_MS = 120_000  # a caller's reply stream outlives the caller by this much
 _BATCH = 100
+_CALLS_GROUP = "node"    # the consumer group on a node's call stream
 _PIPELINE = 1000         # presence refreshes per round trip
 _CALLS_TTL_MS = 600_000  # a node's call stream vanishes this long after the node
 
@@ -303,8 +304,8 @@ class Cluster:
             chunk = claims[first:first + _PIPELINE]
             pipe = self._redis.pipeline(transaction=False)
             for station_id, claim in chunk:
-                self._refresh(keys=[self.keys.station(station_id)], args=[claim.value, ttl],
-                              client=pipe)
+                self._refresh(keys=[self.keys.station(station_id)],
+                              args=[claim.value, ttl, f"{self.node_id}{wire.SEP}"], client=pipe)
             for (station_id, claim), outcome in zip(chunk, pipe.execute(), strict=True):
                 if outcome == 2 and station_id not in adopted:
                     log.info("node %s: re-claimed %r (its entry was gone)", self.node_id,
@@ -351,15 +352,26 @@ class Cluster:
     # -- serving routed calls (nodes) -------------------------------------
 
     def _calls_loop(self) -> None:
+        """Serve the node's call stream, through a consumer group that remembers our place.
+
+        The group's last-delivered id lives in Redis, so a node restarted under
+        the same id serves the calls queued while it was down (each checked
+        against its timeout) and never replays one it already delivered.
+        NOACK: a call is at-most-once; nobody would be waiting for a redelivery.
+        """
         key = self.keys.calls(self.node_id or "")
-        last: str | None = None
         failing = False
         while not self._stop.is_set():
             try:
-                if last is None:
-                    newest = self._redis.xrevrange(key, count=1)
-                    last = wire.text(newest[0][0]) if newest else "0-0"
-                batch = self._redis.xread({key: last}, count=_BATCH, block=_BLOCK_MS)
+                batch = self._redis.xreadgroup(_CALLS_GROUP, self.node_id or "", {key: ">"},
+                                               count=_BATCH, block=_BLOCK_MS, noack=True)
+            except redis.ResponseError as exc:
+                if "NOGROUP" in str(exc):  # first start, or Redis lost it (restart)
+                    self._create_calls_group(key)
+                else:
+                    log.error("node %s: reading routed calls failed: %s", self.node_id, exc)
+                    self._stop.wait(_RETRY_PAUSE)
+                continue
             except redis.RedisError as exc:
                 if not failing:
                     log.warning("node %s: cannot read routed calls (%s); retrying", self.node_id,
@@ -369,8 +381,17 @@ class Cluster:
                 continue
             failing = False
             for entry_id, call in wire.stream_entries(batch):
-                last = entry_id
                 self._serve_call(entry_id, call)
+
+    def _create_calls_group(self, key: str) -> None:
+        try:
+            self._redis.xgroup_create(key, _CALLS_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):  # BUSYGROUP: it exists, which is all we need
+                log.error("node %s: cannot create its call group: %s", self.node_id, exc)
+                self._stop.wait(_RETRY_PAUSE)
+        except redis.RedisError:
+            self._stop.wait(_RETRY_PAUSE)  # unreachable: the next read reports it
 
     def _serve_call(self, entry_id: str, call: dict[str, str]) -> None:
         reply_to, corr = call.get("reply", ""), call.get("id", "")

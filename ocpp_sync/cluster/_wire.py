@@ -26,14 +26,16 @@ def quick_retry() -> Retry:
 
 
 # Refresh a claim we hold, or take the entry back if it vanished (Redis was
-# restarted or flushed); never take over another node's newer claim.
+# restarted or flushed) or was left by this node's earlier self (a crashed
+# process restarted under the same id); never take over another node's claim.
+# ARGV: our value, TTL in ms, our node id followed by the separator.
 REFRESH = """
 local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
-if not v then
+if (not v) or string.sub(v, 1, string.len(ARGV[3])) == ARGV[3] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 2
 end
