@@ -74,10 +74,13 @@ def aio():
     runner.stop()
 
 
-def assert_our_threads_gone() -> None:
-    """Everything the library started for the connection is joined by close()/stop()."""
-    left = [t.name for t in threading.enumerate() if t.name.startswith("ocpp-")]
-    assert left == []
+def ocpp_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("ocpp-")}
+
+
+def assert_our_threads_gone(before: set[threading.Thread]) -> None:
+    """Everything the library started for the test is joined by close()/stop()."""
+    assert [t.name for t in ocpp_threads() - before] == []
 
 
 # -- the ocpp package as the central system --------------------------------------
@@ -207,6 +210,7 @@ class OcppServer:
 
 
 def test_our_charge_point_against_ocpp_central_system_v16(aio: AsyncioThread) -> None:
+    before = ocpp_threads()
     server = OcppServer(aio, OcppCentral16, "ocpp1.6")
     sim = StationSimulator(f"ws://127.0.0.1:{server.port}/ocpp", "CP_16", "1.6", timeout=WAIT)
     try:
@@ -259,10 +263,11 @@ def test_our_charge_point_against_ocpp_central_system_v16(aio: AsyncioThread) ->
                          "BootNotification", "StatusNotification:Available"]
     assert peer.stopped[100]["reason"] == "Remote"
     assert peer.stopped[100]["meter_stop"] == sim.meter_wh > 0
-    assert_our_threads_gone()
+    assert_our_threads_gone(before)
 
 
 def test_our_charge_point_against_ocpp_central_system_v201(aio: AsyncioThread) -> None:
+    before = ocpp_threads()
     server = OcppServer(aio, OcppCentral201, "ocpp2.0.1")
     sim = StationSimulator(f"ws://127.0.0.1:{server.port}/ocpp", "CS_201", "2.0.1", timeout=WAIT)
     try:
@@ -312,7 +317,7 @@ def test_our_charge_point_against_ocpp_central_system_v201(aio: AsyncioThread) -
     assert [e["seq_no"] for e in peer.events] == [0, 1, 2]
     assert {e["transaction_info"]["transaction_id"] for e in peer.events} == {transaction_id}
     assert peer.events[-1]["transaction_info"]["stopped_reason"] == "Remote"
-    assert_our_threads_gone()
+    assert_our_threads_gone(before)
 
 
 # -- the ocpp package as the charge point ----------------------------------------
@@ -391,6 +396,7 @@ def start_csms(version: str) -> Any:
 
 
 def test_our_csms_against_ocpp_charge_point_v16(aio: AsyncioThread) -> None:
+    before = ocpp_threads()
     csms, central = start_csms("1.6")
     client = OcppClient(aio, OcppStation16, f"ws://127.0.0.1:{csms.port}/ocpp/PY_16", "PY_16",
                         "ocpp1.6")
@@ -438,10 +444,11 @@ def test_our_csms_against_ocpp_charge_point_v16(aio: AsyncioThread) -> None:
     assert central.transaction("PY_16", transaction_id) == {
         "id_tag": "TAG", "meter_start": 10, "meter_last": 900, "meter_stop": 900, "reason": "Remote"}
     assert central.counts[("station", "MeterValues")] == 1
-    assert_our_threads_gone()
+    assert_our_threads_gone(before)
 
 
 def test_our_csms_against_ocpp_charge_point_v201(aio: AsyncioThread) -> None:
+    before = ocpp_threads()
     csms, central = start_csms("2.0.1")
     client = OcppClient(aio, OcppStation201, f"ws://127.0.0.1:{csms.port}/PY_201", "PY_201",
                         "ocpp2.0.1")
@@ -494,12 +501,13 @@ def test_our_csms_against_ocpp_charge_point_v201(aio: AsyncioThread) -> None:
     record = central.transaction("PY_201", "TX-1")
     assert (record["meter_start"], record["meter_stop"], record["reason"]) == (100, 700, "Remote")
     assert record["id_tag"] == "TOKEN"
-    assert_our_threads_gone()
+    assert_our_threads_gone(before)
 
 
 # -- subprotocol negotiation with the other stack --------------------------------
 
 def test_ocpp_clients_get_our_preferred_common_subprotocol_or_a_refusal(aio: AsyncioThread) -> None:
+    before = ocpp_threads()
     csms = ocpp_sync.CSMS(versions=("1.6", "2.0.1"), timeout=WAIT)
     csms.start("127.0.0.1", 0)
     url = f"ws://127.0.0.1:{csms.port}/NEGOTIATE"
@@ -516,10 +524,11 @@ def test_ocpp_clients_get_our_preferred_common_subprotocol_or_a_refusal(aio: Asy
         assert refused.value.response.status_code == 400
     finally:
         csms.stop()
-    assert_our_threads_gone()
+    assert_our_threads_gone(before)
 
 
 def test_our_charge_point_refused_by_an_ocpp_server_of_another_version(aio: AsyncioThread) -> None:
+    before = ocpp_threads()
     server = OcppServer(aio, OcppCentral201, "ocpp2.0.1")
     cp = ocpp_sync.ChargePoint("WRONG", f"ws://127.0.0.1:{server.port}/", version="1.6")
     try:
@@ -530,11 +539,12 @@ def test_our_charge_point_refused_by_an_ocpp_server_of_another_version(aio: Asyn
     finally:
         cp.close()
         server.close()
-    assert_our_threads_gone()
+    assert_our_threads_gone(before)
 
 
 def test_calls_in_both_directions_at_once_with_an_ocpp_charge_point(aio: AsyncioThread) -> None:
     """Each side has a call outstanding while it answers the other's: neither may stall."""
+    before = ocpp_threads()
     csms, central = start_csms("1.6")
     client = OcppClient(aio, OcppStation16, f"ws://127.0.0.1:{csms.port}/CROSS", "CROSS", "ocpp1.6")
     try:
@@ -553,4 +563,4 @@ def test_calls_in_both_directions_at_once_with_an_ocpp_charge_point(aio: Asyncio
         client.close()
         csms.stop()
     assert central.counts[("station", "Heartbeat")] == 5
-    assert_our_threads_gone()
+    assert_our_threads_gone(before)
