@@ -102,6 +102,7 @@ def node_process(redis_url: str, station_count: int, conn: Any) -> None:
     deadline = time.monotonic() + 10  # claims land from each dispatcher, nearly at once
     while any(cluster.locate(s) is None for s in station_ids) and time.monotonic() < deadline:
         threading.Event().wait(0.01)
+    measure(lambda s: csms.stations[s].send(request(), 10), station_ids, 200, 1)  # warm-up
     conn.send(station_ids)
     while True:
         command = conn.recv()
@@ -139,6 +140,7 @@ def main() -> None:
         client = Cluster(redis_url, prefix="bench")
         try:
             station_ids = ours.recv()
+            measure(lambda s: client.send(s, request(), timeout=10), station_ids, 200, 1)  # warm-up
             rows = []
             for threads in (1, args.threads):
                 for kind in ("direct", "node-local"):
