@@ -11,8 +11,9 @@ import functools
 import importlib.util
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any
 
 import pytest
 
@@ -21,14 +22,14 @@ TAGS = {"1.6": "v16", "2.0.1": "v201", "2.1": "v21"}
 VERSIONS = tuple(TAGS)
 
 
-def _shared_dir() -> Optional[Path]:
+def _shared_dir() -> Path | None:
     candidate = REPO.parent / "shared" / "ocpp-schemas"
     if all((candidate / tag).is_dir() for tag in TAGS.values()):
         return candidate
     return None
 
 
-def _package_dirs() -> Optional[Dict[str, Path]]:
+def _package_dirs() -> dict[str, Path] | None:
     try:
         spec = importlib.util.find_spec("ocpp")
     except (ImportError, ValueError):
@@ -40,8 +41,8 @@ def _package_dirs() -> Optional[Dict[str, Path]]:
     return dirs if all(d.is_dir() for d in dirs.values()) else None
 
 
-@functools.lru_cache(maxsize=None)
-def version_dirs() -> Optional[Dict[str, Path]]:
+@functools.cache
+def version_dirs() -> dict[str, Path] | None:
     """{"v16": folder, "v201": folder, "v21": folder}, or None when no schemas are reachable."""
     shared = _shared_dir()
     if shared is not None:
@@ -66,13 +67,13 @@ def schema_path(version: str, action: str, is_request: bool) -> Path:
     return folder / f"{name}.json"
 
 
-@functools.lru_cache(maxsize=None)
-def message_schema(version: str, action: str, is_request: bool) -> Dict[str, Any]:
+@functools.cache
+def message_schema(version: str, action: str, is_request: bool) -> dict[str, Any]:
     """The schema of one message; 2.x files start with a BOM, hence utf-8-sig."""
     return json.loads(schema_path(version, action, is_request).read_text(encoding="utf-8-sig"))
 
 
-def schema_actions(version: str) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+def schema_actions(version: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(request actions, response actions) as the schema files name them."""
     dirs = version_dirs()
     if dirs is None:
@@ -137,7 +138,7 @@ def format_checker():
     return checker
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def validator(version: str, action: str, is_request: bool):
     """A jsonschema validator of the schema's own draft, checking date-time formats."""
     import jsonschema
@@ -147,7 +148,7 @@ def validator(version: str, action: str, is_request: bool):
     return cls(schema, format_checker=format_checker())
 
 
-def messages(version: str) -> Iterator[Tuple[str, bool, type]]:
+def messages(version: str) -> Iterator[tuple[str, bool, type]]:
     """(action, is_request, class) for every message of a version."""
     from ocpp_sync._codec import version_module
 
@@ -158,7 +159,7 @@ def messages(version: str) -> Iterator[Tuple[str, bool, type]]:
         yield action, False, cls
 
 
-def inline_refs(schema: Dict[str, Any]) -> Dict[str, Any]:
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     """The schema with every local ``$ref`` replaced by its definition, and no ``$id``.
 
     hypothesis-jsonschema resolves refs against ``$id`` (an urn in the 2.x files) and
@@ -181,10 +182,10 @@ def inline_refs(schema: Dict[str, Any]) -> Dict[str, Any]:
 
 
 
-_LEAVES: Dict[str, Any] = {}
+_LEAVES: dict[str, Any] = {}
 
 
-def payloads(schema: Dict[str, Any], max_extra_items: int = 2):
+def payloads(schema: dict[str, Any], max_extra_items: int = 2):
     """A hypothesis strategy for payloads valid under a (ref-inlined) message schema.
 
     Objects and arrays are walked here (arrays capped at minItems + ``max_extra_items``,
@@ -192,10 +193,10 @@ def payloads(schema: Dict[str, Any], max_extra_items: int = 2):
     hypothesis-jsonschema's strategy for that leaf schema. Whole-message ``from_schema``
     is far too slow for the 2.1 charging profiles (minutes for a dozen examples).
     """
-    from hypothesis import strategies as st
     import hypothesis_jsonschema
+    from hypothesis import strategies as st
 
-    def build(node: Dict[str, Any]):
+    def build(node: dict[str, Any]):
         t = node.get("type")
         if t == "object":
             props = node.get("properties", {})

@@ -6,11 +6,10 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List
 
 import pytest
-
 import schemas
 
 TAGS = ("v16", "v201", "v21")
@@ -59,7 +58,7 @@ def _descriptions(node) -> Iterator[str]:
             yield from _descriptions(value)
 
 
-def _fragments(schema_root: Path) -> List[str]:
+def _fragments(schema_root: Path) -> list[str]:
     """40-character openings of every prose sentence of 40 characters or more in the schemas."""
     found = set()
     for tag in TAGS:

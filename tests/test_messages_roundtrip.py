@@ -9,11 +9,11 @@ and must itself validate against the official schema (date-time format checked).
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import pytest
-
 import schemas
+
 from ocpp_sync import from_payload, to_payload
 from ocpp_sync._codec import version_module
 
@@ -35,7 +35,7 @@ PROFILE = settings(
 EXPECTED_COUNTS = {"1.6": (39, 39), "2.0.1": (64, 64), "2.1": (91, 90)}
 
 
-def _cases() -> List[Any]:
+def _cases() -> list[Any]:
     out = []
     for version in schemas.VERSIONS:
         for action, is_request, cls in schemas.messages(version):
@@ -47,13 +47,13 @@ def _cases() -> List[Any]:
 CASES = _cases()
 
 
-def _resolve(node: Dict[str, Any], root: Dict[str, Any]) -> Dict[str, Any]:
+def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in node:
         node = root["definitions"][node["$ref"].rsplit("/", 1)[1]]
     return node
 
 
-def normalise(value: Any, node: Dict[str, Any], root: Dict[str, Any]) -> Any:
+def normalise(value: Any, node: dict[str, Any], root: dict[str, Any]) -> Any:
     """The payload with each schema date-time replaced by the instant it names."""
     node = _resolve(node, root)
     if node.get("format") == "date-time" and isinstance(value, str):
@@ -66,11 +66,11 @@ def normalise(value: Any, node: Dict[str, Any], root: Dict[str, Any]) -> Any:
     return value
 
 
-def date_times(value: Any, node: Dict[str, Any], root: Dict[str, Any]) -> List[str]:
+def date_times(value: Any, node: dict[str, Any], root: dict[str, Any]) -> list[str]:
     node = _resolve(node, root)
     if node.get("format") == "date-time" and isinstance(value, str):
         return [value]
-    found: List[str] = []
+    found: list[str] = []
     if isinstance(value, dict):
         for k, v in value.items():
             if k in node.get("properties", {}):
@@ -86,13 +86,13 @@ def same_json(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
     if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b))
+        return isinstance(b, list) and len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, tuple):  # normalised date-time
         return a == b
     return type(a) is type(b) and a == b
 
 
-def check_round_trip(version: str, action: str, is_request: bool, cls: type, payload: Dict[str, Any]) -> None:
+def check_round_trip(version: str, action: str, is_request: bool, cls: type, payload: dict[str, Any]) -> None:
     schema = schemas.message_schema(version, action, is_request)
     msg = from_payload(cls, payload)
     assert type(msg) is cls
@@ -106,7 +106,7 @@ def check_round_trip(version: str, action: str, is_request: bool, cls: type, pay
     assert from_payload(cls, out) == msg
 
 
-RAN: Dict[Tuple[str, str, bool], int] = {}
+RAN: dict[tuple[str, str, bool], int] = {}
 
 
 @schemas.requires_schemas
@@ -118,7 +118,7 @@ def test_round_trip(version: str, action: str, is_request: bool, cls: type) -> N
 
     @PROFILE
     @given(strategy)
-    def run(payload: Dict[str, Any]) -> None:
+    def run(payload: dict[str, Any]) -> None:
         RAN[key] += 1
         check_round_trip(version, action, is_request, cls, payload)
 
@@ -141,7 +141,7 @@ def test_every_schema_has_a_class(version: str) -> None:
 DATE_TIME = hypothesis_jsonschema.from_schema({"type": "string", "format": "date-time"})
 
 
-def _read_back(text: str) -> Tuple[_dt.datetime, str]:
+def _read_back(text: str) -> tuple[_dt.datetime, str]:
     from ocpp_sync import v16
 
     msg = from_payload(v16.HeartbeatResponse, {"currentTime": text})

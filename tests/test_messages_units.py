@@ -2,19 +2,19 @@
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 import json
 import logging
 import re
 import subprocess
 import sys
-import enum
 
 import attrs
 import pytest
-
 import schemas
+
 import ocpp_sync
-from ocpp_sync import OCPPError, ValidationError, _spec, from_payload, to_payload, v16, v201, v21
+from ocpp_sync import OCPPError, ValidationError, _spec, from_payload, to_payload, v16, v21, v201
 from ocpp_sync._codec import converter, message_info, version_module
 
 UTC = _dt.timezone.utc
