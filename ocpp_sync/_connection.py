@@ -39,6 +39,7 @@ from ._framing import (
     serialise,
 )
 from ._transports.base import Transport
+from .security import redact_secrets
 
 __all__ = ["Connection", "CS", "CSMS"]
 
@@ -222,6 +223,11 @@ class Connection:
         if thread.is_alive():
             log.warning("%s: the %s did not stop within %.0f s", self.name, what, _JOIN_TIMEOUT)
 
+    def _log_frame(self, direction: str, text: str) -> None:
+        # Frames can carry station passwords (AuthorizationKey, BasicAuthPassword): never log those.
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s %s", self.name, direction, redact_secrets(text))
+
     # -- our calls ----------------------------------------------------------
 
     def send(self, message: Any, timeout: float | None = None) -> Any:
@@ -263,7 +269,7 @@ class Connection:
             if self._closing:
                 raise ConnectionClosed("the connection is closed")
             text = serialise(Send(new_message_id(), info.action, payload))
-            log.debug("%s > %s", self.name, text)
+            self._log_frame(">", text)
             self._transport.send(text)
             done: Future = Future()
             done.set_result(None)
@@ -290,7 +296,7 @@ class Connection:
         return None
 
     def _write_call(self, pending: _Pending) -> None:
-        log.debug("%s > %s", self.name, pending.text)
+        self._log_frame(">", pending.text)
         try:
             self._transport.send(pending.text)
         except Exception as exc:
@@ -400,7 +406,7 @@ class Connection:
             log.debug("%s: error closing the transport", self.name, exc_info=True)
 
     def _on_text(self, text: str) -> None:
-        log.debug("%s < %s", self.name, text)
+        self._log_frame("<", text)
         try:
             frame = parse(text, self.version)
         except FramingError as exc:
@@ -527,7 +533,7 @@ class Connection:
             assert isinstance(frame, CallErrorFrame)
             text = serialise(CallErrorFrame(frame.unique_id, frame.code, frame.description, {},
                                             frame.message_type))
-        log.debug("%s > %s", self.name, text)
+        self._log_frame(">", text)
         try:
             self._transport.send(text)
         except Exception as exc:

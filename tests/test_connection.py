@@ -468,3 +468,19 @@ def test_frames_are_logged_at_debug(linked, m, caplog):
     texts = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
     assert any(call[1] in t and ">" in t and "Heartbeat" in t for t in texts)
     assert any(call[1] in t and "<" in t and "2030" in t for t in texts)
+
+
+def test_frame_log_hides_station_passwords(linked, version, caplog):
+    cp, peer = linked
+    if version == "1.6":
+        frame = [2, "pw", "ChangeConfiguration", {"key": "AuthorizationKey", "value": "s3cret"}]
+    else:
+        frame = [2, "pw", "SetVariables", {"setVariableData": [{
+            "attributeValue": "s3cret", "component": {"name": "SecurityCtrlr"},
+            "variable": {"name": "BasicAuthPassword"}}]}]
+    with caplog.at_level(logging.DEBUG, logger="ocpp_sync.connection"):
+        peer.send(frame)
+        assert call_error(peer.receive()) == (4, "pw", "NotImplemented")
+    texts = [r.getMessage() for r in caplog.records]
+    assert any("pw" in t and "<" in t for t in texts)
+    assert not any("s3cret" in t for t in texts)
