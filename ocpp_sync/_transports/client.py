@@ -59,7 +59,8 @@ def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
         raise ValueError("at least one subprotocol is required")
     target = station_url(url, station_id)
     shown = _safe_url(target)
-    ws = websocket.WebSocket(sslopt=sslopt, enable_multithread=True)
+    # UTF-8 is checked by bytes.decode in receive(): websocket-client's own check is pure Python.
+    ws = websocket.WebSocket(sslopt=sslopt, enable_multithread=True, skip_utf8_validation=True)
     header = [f"{name}: {value}" for name, value in (headers or {}).items()]
     try:
         ws.connect(target, timeout=timeout, subprotocols=list(subprotocols), header=header,
@@ -108,7 +109,8 @@ class _ClientTransport:
         ws.lock = self._write_lock
         self._read_lock = threading.Lock()   # held by the one reader; close() uses it to know one is there
         self._state_lock = threading.Lock()
-        self._closing = False                # we sent (or gave up sending) our close frame
+        self._closing = False                # a close frame went out (ours, or our answer to the peer's)
+        self._close_called = False
         self._finished = threading.Event()   # the peer's close frame came, or the stream broke
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._sock, selectors.EVENT_READ)
@@ -144,10 +146,13 @@ class _ClientTransport:
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         with self._state_lock:
-            if self._closing:
+            if self._close_called:
                 return
+            self._close_called = True
+            answered = self._closing        # the peer's close frame already came and was answered
             self._closing = True
-        if not self._finished.is_set() and self._write_lock.acquire(timeout=self._close_timeout):
+        if not answered and not self._finished.is_set() and \
+                self._write_lock.acquire(timeout=self._close_timeout):
             try:
                 self._ws.send_close(code, reason.encode("utf-8")[:123])
             except (websocket.WebSocketException, OSError):
@@ -168,6 +173,7 @@ class _ClientTransport:
             self._read_lock.release()
         self._selector.close()
         self._ws.shutdown()
+        self._sock.close()
         log.info("connection to %s closed (%s)", self.remote_address, code)
 
     def _wait_readable(self, deadline: Optional[float]) -> bool:

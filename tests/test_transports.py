@@ -1,0 +1,640 @@
+"""Transports over real loopback sockets: handshake rules, framing under concurrency, close, threads."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Callable, List, Optional
+
+import pytest
+import simple_websocket
+import websocket
+
+from ocpp_sync import ConnectionClosed
+from ocpp_sync._transports import (
+    ConnectionRequest,
+    HandshakeError,
+    WebSocketServer,
+    adapt_simple_websocket,
+    connect,
+)
+
+WAIT = 10.0
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
+    """Poll a condition that has no event to wait on (e.g. a thread count), with a deadline."""
+    deadline = time.monotonic() + timeout
+    tick = threading.Event()
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return predicate()
+        tick.wait(0.01)
+    return True
+
+
+def ocpp_threads() -> List[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("ocpp-")]
+
+
+def echo(transport, station_id, request) -> None:
+    while True:
+        text = transport.receive()
+        if text is None:
+            return
+        transport.send(text)
+
+
+class Recorder:
+    """on_connection that records what it saw and runs an optional body."""
+
+    def __init__(self, body: Optional[Callable] = None) -> None:
+        self.body = body or echo
+        self.connected = threading.Event()
+        self.finished = threading.Event()
+        self.transport = None
+        self.station_id: Optional[str] = None
+        self.request: Optional[ConnectionRequest] = None
+        self.calls = 0
+
+    def __call__(self, transport, station_id, request) -> None:
+        self.calls += 1
+        self.transport, self.station_id, self.request = transport, station_id, request
+        self.connected.set()
+        try:
+            self.body(transport, station_id, request)
+        finally:
+            self.finished.set()
+
+
+@pytest.fixture
+def make_server():
+    servers = []
+
+    def make(on_connection=None, subprotocols=("ocpp1.6",), **kwargs) -> WebSocketServer:
+        server = WebSocketServer("127.0.0.1", 0, subprotocols=subprotocols,
+                                 on_connection=on_connection or echo, **kwargs)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def url(server: WebSocketServer, path: str = "/ocpp") -> str:
+    return f"ws://127.0.0.1:{server.port}{path}"
+
+
+def raw_request(port: int, request: bytes, timeout: float = WAIT) -> bytes:
+    """Send raw bytes, return everything the server answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
+def upgrade_request(path: str = "/ocpp/CP_1", protocols: str = "ocpp1.6", **overrides) -> bytes:
+    headers = {
+        "Host": "127.0.0.1",
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Protocol": protocols,
+    }
+    method = overrides.pop("method", "GET")
+    for name, value in overrides.items():
+        name = name.replace("_", "-")
+        if value is None:
+            headers.pop(name, None)
+        else:
+            headers[name] = value
+    lines = [f"{method} {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+# --- round trips and negotiation ---------------------------------------------------------------
+
+def test_echo_round_trip(make_server):
+    recorder = Recorder()
+    server = make_server(recorder)
+    client = connect(url(server), "CP_1", subprotocols=["ocpp1.6"])
+    try:
+        assert client.subprotocol == "ocpp1.6"
+        assert client.remote_address == f"127.0.0.1:{server.port}"
+        client.send('[2,"1","Heartbeat",{}]')
+        assert client.receive(timeout=WAIT) == '[2,"1","Heartbeat",{}]'
+        big = json.dumps(["x" * (3 * 1024 * 1024 // 2), "ü€"])   # many reads on both sides
+        client.send(big)
+        assert client.receive(timeout=WAIT) == big
+        assert recorder.station_id == "CP_1"
+        assert recorder.transport.subprotocol == "ocpp1.6"
+        assert recorder.request.path == "/ocpp/CP_1"
+    finally:
+        client.close()
+
+
+def test_subprotocol_server_preference(make_server):
+    recorder = Recorder()
+    server = make_server(recorder, subprotocols=("ocpp2.0.1", "ocpp1.6"))
+    client = connect(url(server), "CP_1", subprotocols=["ocpp1.6", "ocpp2.0.1"])
+    try:
+        assert client.subprotocol == "ocpp2.0.1"
+        assert recorder.connected.wait(WAIT)
+        assert recorder.request.subprotocol == "ocpp2.0.1"
+        assert recorder.request.subprotocols == ("ocpp1.6", "ocpp2.0.1")
+    finally:
+        client.close()
+
+
+def test_no_common_subprotocol_is_refused_before_upgrade(make_server):
+    recorder = Recorder()
+    server = make_server(recorder, subprotocols=("ocpp1.6",))
+    with pytest.raises(HandshakeError) as info:
+        connect(url(server), "CP_1", subprotocols=["ocpp2.0.1", "ocpp2.1"])
+    assert info.value.status == 400
+    assert "subprotocol" in info.value.reason
+    answer = raw_request(server.port, upgrade_request(protocols="ocpp2.0.1"))
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"101" not in answer and b"Sec-WebSocket-Accept" not in answer
+    answer = raw_request(server.port, upgrade_request(protocols=None))
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert recorder.calls == 0
+
+
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"GET /ocpp/CP_1 HTTP/1.1\r\nHost: x\r\n\r\n", 400),                       # plain HTTP
+    (upgrade_request(Upgrade=None), 400),
+    (upgrade_request(Connection="keep-alive"), 400),
+    (upgrade_request(Sec_WebSocket_Key="short"), 400),
+    (upgrade_request(Sec_WebSocket_Version="8"), 426),
+    (upgrade_request(Host=None), 400),
+    (upgrade_request(path="/ocpp/"), 400),                                        # no station id
+    (upgrade_request(method="POST"), 405),
+    (b"garbage\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nbad header line\r\n\r\n", 400),
+    (upgrade_request() + b"\x81\x00", 400),                                       # frame before 101
+])
+def test_bad_upgrade_requests_get_http_errors(make_server, request_bytes, status):
+    recorder = Recorder()
+    server = make_server(recorder)
+    answer = raw_request(server.port, request_bytes)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()), answer
+    assert b"Content-Length: %d" % len(body) in head
+    assert recorder.calls == 0
+
+
+def test_oversized_request_is_refused(make_server):
+    server = make_server(max_request_bytes=1024)
+    answer = raw_request(server.port, upgrade_request(X_Filler="a" * 4000))
+    assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+@pytest.mark.parametrize("station_id", ["CP 1", "a/b%20c?d#e", "Zähler-1", "+&="])
+def test_station_id_round_trips_percent_encoded(make_server, station_id):
+    recorder = Recorder()
+    server = make_server(recorder)
+    client = connect(url(server, "/ocpp/"), station_id, subprotocols=["ocpp1.6"])
+    try:
+        assert recorder.connected.wait(WAIT)
+        assert recorder.station_id == station_id
+        assert recorder.request.station_id == station_id
+        assert recorder.request.path.startswith("/ocpp/") and recorder.request.path.count("/") == 2
+    finally:
+        client.close()
+
+
+def test_headers_reach_server_and_authorization_is_not_logged(make_server, caplog):
+    caplog.set_level(logging.DEBUG, logger="ocpp_sync")
+    caplog.set_level(logging.DEBUG, logger="websocket")
+    recorder = Recorder()
+    server = make_server(recorder)
+    secret = base64.b64encode(b"CP_1:s3cr3t-pa55").decode()
+    client = connect(url(server), "CP_1", subprotocols=["ocpp1.6"],
+                     headers={"Authorization": f"Basic {secret}", "X-Firmware": "1.2"})
+    try:
+        assert recorder.connected.wait(WAIT)
+        assert recorder.request.headers["authorization"] == f"Basic {secret}"
+        assert recorder.request.headers["x-FIRMWARE"] == "1.2"
+        assert secret not in repr(recorder.request)
+        assert secret not in repr(recorder.request.headers)
+    finally:
+        client.close()
+    assert recorder.finished.wait(WAIT)
+    assert caplog.records, "nothing was logged, so the check below proves nothing"
+    assert secret not in caplog.text
+
+
+def test_check_request_refuses_with_its_status(make_server):
+    def check(request: ConnectionRequest) -> None:
+        if request.station_id != "known":
+            raise HandshakeError("unknown station", status=404, reason="unknown station")
+
+    recorder = Recorder()
+    server = make_server(recorder, check_request=check)
+    with pytest.raises(HandshakeError) as info:
+        connect(url(server), "stranger", subprotocols=["ocpp1.6"])
+    assert info.value.status == 404
+    assert "unknown station" in str(info.value)
+    client = connect(url(server), "known", subprotocols=["ocpp1.6"])
+    client.close()
+    assert recorder.calls == 1
+
+
+def test_connection_refused_is_a_handshake_error():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(HandshakeError) as info:
+        connect(f"ws://127.0.0.1:{port}/ocpp", "CP_1", subprotocols=["ocpp1.6"], timeout=2)
+    assert info.value.status is None
+    assert "refused" in str(info.value)
+    assert isinstance(info.value, ConnectionError)
+
+
+def test_client_rejects_a_subprotocol_it_did_not_ask_for():
+    """A server that answers 101 with another subprotocol (as bare simple-websocket would)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                request = conn.recv(65536).decode()
+                key = next(line.split(":", 1)[1].strip() for line in request.split("\r\n")
+                           if line.lower().startswith("sec-websocket-key:"))
+                accept = base64.b64encode(hashlib.sha1(
+                    (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+                conn.sendall((f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                              f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
+                              f"Sec-WebSocket-Protocol: ocpp2.1\r\n\r\n").encode())
+                conn.recv(1024)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        with pytest.raises(HandshakeError):
+            connect(f"ws://127.0.0.1:{port}/ocpp", "CP_1", subprotocols=["ocpp1.6"], timeout=2)
+        thread.join(WAIT)
+
+
+# --- concurrency: every write goes through one lock ---------------------------------------------
+
+def _check_frames(received: List[str], senders: int, per_sender: int) -> None:
+    assert len(received) == senders * per_sender
+    last = {}
+    for text in received:
+        message = json.loads(text)           # a torn or interleaved frame fails here
+        sender, seq, payload = message
+        assert payload == hashlib.sha256(f"{sender}-{seq}".encode()).hexdigest() * 800
+        assert seq == last.get(sender, -1) + 1
+        last[sender] = seq
+
+
+def _message(sender: int, seq: int) -> str:
+    return json.dumps([sender, seq, hashlib.sha256(f"{sender}-{seq}".encode()).hexdigest() * 800])
+
+
+def test_eight_threads_sending_over_the_server_transport(make_server):
+    senders, per_sender = 8, 30
+    go = threading.Event()
+    errors: List[BaseException] = []
+
+    def blast(transport, station_id, request) -> None:
+        assert transport.receive(timeout=WAIT) == "go"
+
+        def sender(n: int) -> None:
+            try:
+                go.wait(WAIT)
+                for seq in range(per_sender):
+                    transport.send(_message(n, seq))
+            except BaseException as exc:   # reported by the test thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=sender, args=(n,)) for n in range(senders)]
+        for thread in threads:
+            thread.start()
+        go.set()
+        for thread in threads:
+            thread.join(WAIT)
+        transport.receive(timeout=WAIT)     # until the client closes
+
+    server = make_server(Recorder(blast))
+    # A raw websocket-client peer that pings all the time, so simple-websocket's own thread writes
+    # pongs while the eight senders write messages.
+    ws = websocket.create_connection(url(server, "/ocpp/CP_1"), subprotocols=["ocpp1.6"],
+                                     timeout=WAIT, skip_utf8_validation=True)
+    try:
+        ws.send("go")
+        received, pongs = [], 0
+        while len(received) < senders * per_sender:
+            ws.ping(b"p")
+            opcode, frame = ws.recv_data_frame(True)
+            if opcode == websocket.ABNF.OPCODE_TEXT:
+                received.append(frame.data.decode())
+            elif opcode == websocket.ABNF.OPCODE_PONG:
+                pongs += 1
+        assert not errors
+        _check_frames(received, senders, per_sender)
+        assert pongs > 0
+    finally:
+        ws.close()
+
+
+def test_eight_threads_sending_over_the_client_transport(make_server):
+    senders, per_sender = 8, 30
+    received: List[str] = []
+    done = threading.Event()
+
+    def collect(transport, station_id, request) -> None:
+        while len(received) < senders * per_sender:
+            text = transport.receive(timeout=WAIT)
+            if text is None:
+                break
+            received.append(text)
+        done.set()
+        transport.receive(timeout=WAIT)
+
+    server = make_server(Recorder(collect))
+    client = connect(url(server), "CP_1", subprotocols=["ocpp1.6"])
+    try:
+        threads = [threading.Thread(target=lambda n=n: [client.send(_message(n, s))
+                                                        for s in range(per_sender)])
+                   for n in range(senders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT)
+        assert done.wait(WAIT)
+        _check_frames(received, senders, per_sender)
+    finally:
+        client.close()
+
+
+# --- close, timeouts, pings ---------------------------------------------------------------------
+
+def test_client_close_unblocks_server_receive(make_server):
+    got = []
+    recorder = Recorder(lambda t, s, r: got.append(t.receive()))
+    server = make_server(recorder)
+    client = connect(url(server), "CP_1", subprotocols=["ocpp1.6"])
+    assert recorder.connected.wait(WAIT)
+    client.close()
+    assert recorder.finished.wait(WAIT)
+    assert got == [None]
+    with pytest.raises(ConnectionClosed):
+        client.send("late")
+    client.close()   # idempotent
+
+
+def test_server_close_unblocks_client_receive(make_server):
+    recorder = Recorder(lambda t, s, r: t.receive())
+    server = make_server(recorder)
+    client = connect(url(server), "CP_1", subprotocols=["ocpp1.6"])
+    got = []
+    reader = threading.Thread(target=lambda: got.append(client.receive()))
+    reader.start()
+    assert recorder.connected.wait(WAIT)
+    recorder.transport.close(1001, "going away")
+    reader.join(WAIT)
+    assert got == [None]
+    assert recorder.finished.wait(WAIT)
+    with pytest.raises(ConnectionClosed):
+        recorder.transport.send("late")
+    client.close()
+
+
+def test_local_close_unblocks_receive_on_the_same_side(make_server):
+    server_got = []
+    recorder = Recorder(lambda t, s, r: server_got.append(t.receive()))
+    # The peer below never reads, so nobody answers the close frames: both closes are bounded.
+    server = make_server(recorder, close_timeout=0.3)
+    silent = websocket.create_connection(url(server, "/ocpp/CP_1"), subprotocols=["ocpp1.6"])
+    try:
+        assert recorder.connected.wait(WAIT)
+        started = time.monotonic()
+        recorder.transport.close()
+        assert recorder.finished.wait(WAIT)
+        assert time.monotonic() - started < 2.0
+        assert server_got == [None]
+    finally:
+        silent.shutdown()
+
+    # Client side: a server that never reads and never answers.
+    silent_server = make_server(Recorder(lambda t, s, r: t._ws.thread.join(WAIT)))
+    client = connect(url(silent_server), "CP_1", subprotocols=["ocpp1.6"], close_timeout=0.3)
+    client_got = []
+    reader = threading.Thread(target=lambda: client_got.append(client.receive()))
+    reader.start()
+    started = time.monotonic()
+    client.close()
+    reader.join(WAIT)
+    assert client_got == [None]
+    assert time.monotonic() - started < 2.0
+
+
+def test_close_with_a_silent_peer_is_bounded_and_leaves_no_thread(make_server):
+    recorder = Recorder(lambda t, s, r: None)   # returns at once: the server closes
+    server = make_server(recorder, close_timeout=0.3)
+    baseline = len(ocpp_threads())
+    silent = websocket.create_connection(url(server, "/ocpp/CP_1"), subprotocols=["ocpp1.6"])
+    try:
+        assert recorder.finished.wait(WAIT)
+        assert wait_until(lambda: len(ocpp_threads()) == baseline), ocpp_threads()
+    finally:
+        silent.shutdown()
+
+
+def test_receive_timeout_then_connection_still_works(make_server):
+    server_timeouts = []
+
+    def body(transport, station_id, request) -> None:
+        try:
+            transport.receive(timeout=0.05)
+        except TimeoutError:
+            server_timeouts.append(True)
+        transport.send("ready")
+        echo(transport, station_id, request)
+
+    server = make_server(Recorder(body))
+    client = connect(url(server), "CP_1", subprotocols=["ocpp1.6"])
+    try:
+        assert client.receive(timeout=WAIT) == "ready"
+        assert server_timeouts == [True]
+        with pytest.raises(TimeoutError):
+            client.receive(timeout=0.05)
+        client.send("still here")
+        assert client.receive(timeout=WAIT) == "still here"
+    finally:
+        client.close()
+
+
+def test_client_answers_pings(make_server):
+    # simple-websocket closes the connection when a ping goes unanswered for one interval.
+    recorder = Recorder()
+    server = make_server(recorder, ping_interval=0.05)
+    client = connect(url(server), "CP_1", subprotocols=["ocpp1.6"])
+    try:
+        for _ in range(6):
+            with pytest.raises(TimeoutError):
+                client.receive(timeout=0.1)
+        client.send("alive")
+        assert client.receive(timeout=WAIT) == "alive"
+    finally:
+        client.close()
+
+
+def test_binary_frames_are_ignored(make_server):
+    recorder = Recorder()
+    server = make_server(recorder)
+    ws = websocket.create_connection(url(server, "/ocpp/CP_1"), subprotocols=["ocpp1.6"])
+    try:
+        ws.send_binary(b"\x00\x01")
+        ws.send("text")
+        assert ws.recv() == "text"           # the echo only ever saw the text frame
+    finally:
+        ws.close()
+
+
+def test_silent_client_is_dropped_after_the_handshake_timeout(make_server):
+    server = make_server(handshake_timeout=0.3)
+    baseline = len(ocpp_threads())
+    with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as idle, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as partial:
+        partial.sendall(b"GET /ocpp/CP_1 HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        for sock in (idle, partial):
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408 ")
+        assert time.monotonic() - started < 3.0
+    assert wait_until(lambda: len(ocpp_threads()) == baseline), ocpp_threads()
+
+
+# --- threads and stop ---------------------------------------------------------------------------
+
+def test_thread_count_back_to_baseline_after_50_cycles():
+    baseline = threading.active_count()
+    server = WebSocketServer("127.0.0.1", 0, subprotocols=["ocpp1.6"], on_connection=echo)
+    server.start()
+    try:
+        assert "ocpp-server-accept" in ocpp_threads()
+        with_server = threading.active_count()
+        for n in range(50):
+            client = connect(url(server), f"CP_{n}", subprotocols=["ocpp1.6"])
+            client.send(str(n))
+            assert client.receive(timeout=WAIT) == str(n)
+            client.close()
+        assert wait_until(lambda: threading.active_count() == with_server), ocpp_threads()
+    finally:
+        server.stop()
+    assert wait_until(lambda: threading.active_count() == baseline), ocpp_threads()
+    assert ocpp_threads() == []
+
+
+def test_stop_closes_live_connections_and_is_idempotent():
+    recorders = [Recorder() for _ in range(3)]
+    it = iter(recorders)
+    server = WebSocketServer("127.0.0.1", 0, subprotocols=["ocpp1.6"],
+                             on_connection=lambda t, s, r: next(it)(t, s, r))
+    server.start()
+    clients = [connect(url(server), f"CP_{n}", subprotocols=["ocpp1.6"]) for n in range(3)]
+    names = set()
+    for recorder in recorders:
+        assert recorder.connected.wait(WAIT)
+    names = set(ocpp_threads())
+    assert {"ocpp-conn-CP_0", "ocpp-ws-CP_0", "ocpp-server-accept"} <= names
+    idle = socket.create_connection(("127.0.0.1", server.port))   # still in its handshake
+    try:
+        started = time.monotonic()
+        server.stop(timeout=5)
+        assert time.monotonic() - started < 5
+        assert all(r.finished.is_set() for r in recorders)
+        assert [c.receive(timeout=WAIT) for c in clients] == [None, None, None]
+        server.stop()
+        assert wait_until(lambda: ocpp_threads() == []), ocpp_threads()
+        with pytest.raises(HandshakeError):
+            connect(url(server), "CP_late", subprotocols=["ocpp1.6"], timeout=2)
+        with pytest.raises(RuntimeError):
+            server.start()
+    finally:
+        idle.close()
+        for client in clients:
+            client.close()
+
+
+def test_serve_forever_runs_in_the_caller_thread():
+    server = WebSocketServer("127.0.0.1", 0, subprotocols=["ocpp1.6"], on_connection=echo)
+    runner = threading.Thread(target=server.serve_forever, name="ocpp-test-serve")
+    runner.start()
+    client = connect(url(server), "CP_1", subprotocols=["ocpp1.6"])
+    client.send("x")
+    assert client.receive(timeout=WAIT) == "x"
+    server.stop()
+    runner.join(WAIT)
+    assert not runner.is_alive()
+    assert client.receive(timeout=WAIT) is None
+    client.close()
+    assert wait_until(lambda: ocpp_threads() == []), ocpp_threads()
+
+
+# --- adapt_simple_websocket ---------------------------------------------------------------------
+
+def _accept_with_simple_websocket(listener: socket.socket) -> simple_websocket.Server:
+    """What a WSGI server hosting flask-sock would do: parse the request, hand over the socket."""
+    conn, _ = listener.accept()
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(4096)
+    environ = {"werkzeug.socket": conn}
+    for line in data.decode().split("\r\n")[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            environ["HTTP_" + name.strip().upper().replace("-", "_")] = value.strip()
+    return simple_websocket.Server.accept(environ, subprotocols=["ocpp1.6"])
+
+
+def test_adapt_simple_websocket():
+    baseline = threading.active_count()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        accepted = []
+        acceptor = threading.Thread(target=lambda: accepted.append(
+            _accept_with_simple_websocket(listener)))
+        acceptor.start()
+        client = connect(f"ws://127.0.0.1:{port}/ocpp", "CP_1", subprotocols=["ocpp1.6"])
+        acceptor.join(WAIT)
+    ws = accepted[0]
+    transport = adapt_simple_websocket(ws, "ocpp1.6", "peer")
+    try:
+        client.send("hello")
+        assert transport.receive(timeout=WAIT) == "hello"
+        ws.send(b"\x00binary")               # the client skips it
+        senders = [threading.Thread(target=lambda n=n: [transport.send(_message(n, s))
+                                                        for s in range(30)])
+                   for n in range(8)]
+        for sender in senders:
+            sender.start()
+        received = [client.receive(timeout=WAIT) for _ in range(240)]
+        for sender in senders:
+            sender.join(WAIT)
+        _check_frames(received, 8, 30)
+        client.close()
+        assert transport.receive(timeout=WAIT) is None
+    finally:
+        transport.close()
+        client.close()
+    assert not ws.thread.is_alive()
+    assert wait_until(lambda: threading.active_count() == baseline)
