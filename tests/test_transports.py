@@ -476,8 +476,18 @@ def test_receive_timeout_then_connection_still_works(make_server):
             client.receive(timeout=0.05)
         client.send("still here")
         assert client.receive(timeout=WAIT) == "still here"
+        client.send("polled")
+        assert wait_until(lambda: _poll(client) == "polled")
     finally:
         client.close()
+
+
+def _poll(transport) -> Optional[str]:
+    """receive(timeout=0): what is already there, else a TimeoutError (here: None)."""
+    try:
+        return transport.receive(timeout=0)
+    except TimeoutError:
+        return None
 
 
 def test_client_answers_pings(make_server):

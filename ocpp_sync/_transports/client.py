@@ -183,8 +183,8 @@ class _ClientTransport:
             while not self._selector.select(None):
                 pass
             return True
-        remaining = deadline - time.monotonic()
-        return remaining > 0 and bool(self._selector.select(remaining))
+        # A timeout of 0 still polls, so data already here is returned rather than a timeout.
+        return bool(self._selector.select(max(0.0, deadline - time.monotonic())))
 
     def _read_one(self) -> Optional[str]:
         """Read one frame; the text of a complete text message, else None."""
