@@ -526,13 +526,15 @@ class Connection:
         """Write a frame we owe the peer; if the connection is gone there is no one to tell."""
         try:
             text = serialise(frame)
-        except (TypeError, ValueError):
-            # Only the details of an error a handler raised come from user code unchecked.
-            log.error("%s: the error details for %s are not JSON; sent without them",
-                      self.name, frame.unique_id)
-            assert isinstance(frame, CallErrorFrame)
-            text = serialise(CallErrorFrame(frame.unique_id, frame.code, frame.description, {},
-                                            frame.message_type))
+        except (TypeError, ValueError) as exc:
+            # Error details come from handlers unchecked; the peer still gets an answer.
+            log.error("%s: could not serialise the answer to %s: %s", self.name, frame.unique_id, exc)
+            if isinstance(frame, CallErrorFrame):
+                frame = CallErrorFrame(frame.unique_id, frame.code, frame.description, {},
+                                       frame.message_type)
+            else:
+                frame = CallErrorFrame(frame.unique_id, "InternalError", "the answer was not JSON")
+            text = serialise(frame)
         self._log_frame(">", text)
         try:
             self._transport.send(text)
@@ -568,7 +570,10 @@ class Connection:
                 reply = CallErrorFrame(unique_id, "InternalError", "the handler failed")
             with self._lock:
                 self._handling.discard(unique_id)
-            self._send_frame(reply)
+            try:
+                self._send_frame(reply)
+            except Exception:  # never let one message end the dispatcher
+                log.exception("%s: failed to answer %s", self.name, unique_id)
 
     def _run_handler(self, unique_id: str, action: str, handler: Handler,
                      request: Any) -> Frame:
