@@ -232,6 +232,10 @@ class Connection:
 
     def send(self, message: Any, timeout: float | None = None) -> Any:
         """Send a request and block for its response (None for a 2.1 SEND)."""
+        if threading.get_ident() == self._reader_ident:
+            # The answer could never be read: this thread is the one that reads it.
+            raise RuntimeError("send() blocks the reader thread that would read its answer "
+                               "(from a future's done-callback, say); use send_async()")
         future, pending = self._submit(message, timeout)
         if pending is None:
             return future.result()

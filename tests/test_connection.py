@@ -484,3 +484,23 @@ def test_frame_log_hides_station_passwords(linked, version, caplog):
     texts = [r.getMessage() for r in caplog.records]
     assert any("pw" in t and "<" in t for t in texts)
     assert not any("s3cret" in t for t in texts)
+
+
+def test_blocking_send_from_the_reader_thread_is_refused(linked, m):
+    cp, peer = linked
+    outcome = []
+    done = threading.Event()
+
+    def callback(future):  # done-callbacks run in the reader thread
+        try:
+            cp.send(m.HeartbeatRequest())
+        except Exception as exc:
+            outcome.append(exc)
+        done.set()
+
+    future = cp.send_async(m.HeartbeatRequest())
+    future.add_done_callback(callback)
+    call = peer.receive()
+    peer.send([3, call[1], {"currentTime": "2030-01-01T00:00:00Z"}])
+    assert done.wait(WAIT)
+    assert isinstance(outcome[0], RuntimeError)
