@@ -192,7 +192,13 @@ def run_station(url: str, station_id: str, version: str, *, once: bool, samples:
 # -- entry point ----------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ocpp-sync", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="ocpp-sync", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="OCPP-J from the command line: a demo session, a CSMS, a charge point simulator.",
+        epilog="examples:\n"
+               "  ocpp-sync demo --version 2.0.1\n"
+               "  ocpp-sync csms --port 9000\n"
+               "  ocpp-sync station ws://127.0.0.1:9000/ocpp --id CP_1 --version 1.6")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log the library's activity (twice: every frame)")
     commands = parser.add_subparsers(dest="command", required=True)
