@@ -142,10 +142,12 @@ def raise_fd_limit(wanted: int = 65536) -> int:
 class ServerProcess:
     """A CSMS of one stack in its own process, driven over a pipe."""
 
-    def __init__(self, stack: str, max_life: float = 600.0, stack_size: int = 0) -> None:
+    def __init__(self, stack: str, max_life: float = 600.0, stack_size: int = 0,
+                 switch_interval: float = 0.0) -> None:
         self.stack = stack
         self._conn, child = CTX.Pipe()
-        self.proc = CTX.Process(target=server_main, args=(stack, child, max_life, stack_size),
+        self.proc = CTX.Process(target=server_main,
+                                args=(stack, child, max_life, stack_size, switch_interval),
                                 name=f"csms-{stack}", daemon=True)
         self.proc.start()
         child.close()
@@ -162,6 +164,12 @@ class ServerProcess:
     def request(self, *command: Any, timeout: float = 60.0) -> Any:
         self._conn.send(command)
         return self._reply(timeout)
+
+    def cpu_seconds(self) -> float:
+        import psutil
+
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return times.user + times.system
 
     def usage(self) -> tuple[int, int]:
         """(resident bytes, threads) of the CSMS process."""
@@ -239,10 +247,13 @@ class ClientGroup:
 
 # -- CSMS processes ------------------------------------------------------------------------
 
-def server_main(stack: str, conn: Any, max_life: float, stack_size: int) -> None:
+def server_main(stack: str, conn: Any, max_life: float, stack_size: int,
+                switch_interval: float) -> None:
     _child_setup(max_life)
     if stack_size:
         threading.stack_size(stack_size)
+    if switch_interval:
+        sys.setswitchinterval(switch_interval)
     try:
         {"ours": _serve_ours, "ocpp": _serve_ocpp, "bare": _serve_bare}[stack](conn)
     except BaseException as exc:  # report, then die: the parent is waiting on the pipe
@@ -516,6 +527,7 @@ class _Clients:
     def wait_go(self) -> None:
         if not self.go.wait(self.params.get("go_timeout", 120.0)):
             raise TimeoutError("never told to go")
+        self.cpu_at_go = time.process_time()
 
     def report_calls(self, counts: list[int], errors: int, latencies: list[array.array],
                      started: float, ended: float) -> None:
@@ -523,7 +535,7 @@ class _Clients:
         for part in latencies:
             merged.extend(part)
         self.put("calls", calls=sum(counts), errors=errors, started=started, ended=ended,
-                 latencies=merged.tobytes())
+                 latencies=merged.tobytes(), cpu=time.process_time() - self.cpu_at_go)
 
 
 class _ClientsOurs(_Clients):
@@ -857,8 +869,10 @@ def run_calls(stack: str, kind: str, stations: int, duration: float, client_proc
                             {"duration": duration, "warmup": warmup},
                             max_life=duration + 300)
         group.gather("ready", timeout=180)
+        cpu_before = server.cpu_seconds()
         group.go.set()
         reports = group.gather("calls", timeout=duration + 120)
+        server_cpu = server.cpu_seconds() - cpu_before
     finally:
         if group is not None:
             group.finish()
@@ -876,6 +890,8 @@ def run_calls(stack: str, kind: str, stations: int, duration: float, client_proc
         "rate": calls / (ended - started),
         "p50_ms": percentile(lat, 50) * 1000, "p99_ms": percentile(lat, 99) * 1000,
         "client_procs": len(reports),
+        "server_cpu": server_cpu / (ended - started),
+        "client_cpu": sum(r["cpu"] for r in reports) / (ended - started),
     }
 
 

@@ -36,7 +36,8 @@ def hold(stack: str, stations: int, args: argparse.Namespace) -> dict:
                "connect_seconds": None, "connect_failures": None, "rss": None, "threads": None,
                "rss_per_connection": None, "threads_per_connection": None, "fanout": None,
                "heartbeats": None, "heartbeat_errors": None, "error": None}
-    server = ServerProcess(stack, max_life=budget, stack_size=args.server_stack_size * 1024)
+    server = ServerProcess(stack, max_life=budget, stack_size=args.server_stack_size * 1024,
+                           switch_interval=args.server_switch_interval / 1000)
     group = None
     step = "starting"
     try:
@@ -128,6 +129,8 @@ def main() -> None:
                         help="how long the CSMS process may take to answer the harness")
     parser.add_argument("--server-stack-size", type=int, default=0,
                         help="threading.stack_size for the CSMS process, KiB (0: leave as is)")
+    parser.add_argument("--server-switch-interval", type=float, default=0.0,
+                        help="sys.setswitchinterval for the CSMS process, ms (0: leave as is)")
     parser.add_argument("--stacks", nargs="+", default=list(STACKS),
                         help="subset of " + ", ".join(STACKS))
     args = parser.parse_args()

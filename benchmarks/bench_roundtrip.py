@@ -70,6 +70,13 @@ def main() -> None:
           f"per cell ({machine_line(info)})")
     print()
     print(table(headers, rows))
+    print()
+    print("CPU used during the same cells, in cores (CSMS process / charge point process):")
+    print()
+    print(table(["message"] + [LABELS[s] for s in stacks],
+                [[TITLES[kind]] + [f"{best[(s, kind, 1)]['server_cpu']:.2f} / "
+                                   f"{best[(s, kind, 1)]['client_cpu']:.2f}" for s in stacks]
+                 for kind in args.kinds]))
     path = save("roundtrip", {"machine": info, "duration": duration, "repeat": repeat,
                               "results": list(best.values())})
     print(f"\nwrote {path}")

@@ -72,12 +72,19 @@ def main() -> None:
             row.append(ratio(ours["rate"], theirs["rate"]))
             row.append("lower" if ours["p99_ms"] < theirs["p99_ms"] else "HIGHER")
         rows.append(row)
+    cpu_rows = [[str(n)] + [f"{best[(s, args.kind, n)]['server_cpu']:.2f} / "
+                            f"{best[(s, args.kind, n)]['client_cpu']:.2f}" for s in stacks]
+                for n in counts]
     print()
     print(f"Many stations sending sequential {TITLES[args.kind]}: aggregate over "
           f"{args.client_procs} client processes, median of {repeat} round(s) of {duration:g} s "
           f"({machine_line(info)})")
     print()
     print(table(headers, rows))
+    print()
+    print("CPU used during the same cells, in cores (CSMS process / all charge point processes):")
+    print()
+    print(table(["stations"] + [LABELS[s] for s in stacks], cpu_rows))
     path = save("stations", {"machine": info, "duration": duration, "repeat": repeat,
                              "kind": args.kind, "client_procs": args.client_procs,
                              "results": list(best.values())})

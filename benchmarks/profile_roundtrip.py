@@ -146,9 +146,9 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"profile-{args.side}-{args.kind}.txt"
     command = ["py-spy", "record", "--rate", str(args.rate), "--format", "raw", "--output",
-               str(out), "--nonblocking", *(["--gil"] if args.gil else []), "--", sys.executable, os.path.abspath(__file__),
-               "--run", "--side", args.side, "--kind", args.kind, "--duration",
-               str(args.duration)]
+               str(out), "--nonblocking", *(["--gil"] if args.gil else []), "--",
+               sys.executable, os.path.abspath(__file__), "--run", "--side", args.side,
+               "--kind", args.kind, "--duration", str(args.duration)]
     py_spy = Path(sys.executable).with_name("py-spy")
     if py_spy.exists():
         command[0] = str(py_spy)
