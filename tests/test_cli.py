@@ -109,8 +109,8 @@ def test_demo_in_process_returns_zero_and_leaves_no_threads(capsys: Any) -> None
     assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
 
 
-def start_csms_command() -> tuple[Background, str]:
-    csms = Background("csms", "--port", "0", "--heartbeat-interval", "1")
+def start_csms_command(*options: str) -> tuple[Background, str]:
+    csms = Background("csms", "--port", "0", "--heartbeat-interval", "1", *options)
     port = csms.expect(r"listening on ws://127\.0\.0\.1:(\d+)/").group(1)
     return csms, f"ws://127.0.0.1:{port}/ocpp"
 
@@ -261,3 +261,30 @@ def test_simulated_station_obeys_the_csms(version: str) -> None:
     remote = [t for (sid, _), t in central.transactions.items() if t.get("id_tag") == "REMOTE-TAG"]
     assert len(remote) == 1 and remote[0]["meter_stop"] > remote[0]["meter_start"]
     assert seen.count(ended) >= 2
+
+
+def test_demo_fails_with_a_non_zero_status_when_the_csms_misbehaves(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    class RejectingCentralSystem(CentralSystem):
+        def _handlers_16(self, m: Any) -> dict[str, Callable[[Any, Any], Any]]:
+            handlers = super()._handlers_16(m)
+            handlers["BootNotification"] = lambda station, request: m.BootNotificationResponse(
+                current_time=datetime.now(timezone.utc), interval=10, status=m.RegistrationStatus.REJECTED)
+            return handlers
+
+    monkeypatch.setattr(cli, "CentralSystem", RejectingCentralSystem)
+    assert cli.main(["demo"]) == 1
+    assert "demo failed: the CSMS did not accept the boot" in capsys.readouterr().err
+
+
+def test_csms_command_refuses_versions_it_was_not_given() -> None:
+    csms, url = start_csms_command("--version", "1.6")
+    try:
+        refused = run_cli("station", url, "--id", "NEWER", "--version", "2.0.1", "--once")
+        assert refused.returncode == 1
+        assert "HandshakeError" in refused.stderr and "400" in refused.stderr
+        assert csms.interrupt() == 0
+    finally:
+        csms.kill()
+    assert "(OCPP 1.6)" in csms.text
+    assert "[NEWER]" not in csms.text
