@@ -13,6 +13,9 @@ from .._errors import OCPPError
 
 __all__ = ["Transport", "HandshakeError", "ConnectionRequest", "Headers"]
 
+# HTTP answers to an upgrade that the same request will get again.
+PERMANENT_STATUS = frozenset({400, 401, 403, 404})
+
 
 class Transport(Protocol):
     """One open websocket carrying OCPP-J text frames."""
@@ -36,14 +39,18 @@ class HandshakeError(OCPPError, ConnectionError):
     ``status`` is the HTTP status the server answered instead of 101 (None when
     no HTTP answer came, e.g. connection refused, or the 101 was unusable);
     ``reason`` is the server's short explanation when there is one.
+    ``permanent`` says retrying cannot help (a refused subprotocol, 400, 401,
+    403, 404), so a reconnecting station stops instead of hammering the server.
     """
 
     code = "HandshakeError"
 
-    def __init__(self, description: str, *, status: Optional[int] = None, reason: str = "") -> None:
+    def __init__(self, description: str, *, status: Optional[int] = None, reason: str = "",
+                 permanent: Optional[bool] = None) -> None:
         super().__init__(description)
         self.status = status
         self.reason = reason
+        self.permanent = status in PERMANENT_STATUS if permanent is None else permanent
 
 
 class Headers(Mapping[str, str]):
