@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import websocket
 from websocket import ABNF
 
+from .._backoff import Keepalive
 from .._errors import ConnectionClosed
 from .base import HandshakeError, Transport
 
@@ -47,13 +48,15 @@ def _safe_url(url: str) -> str:
 
 def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
             headers: Optional[Mapping[str, str]] = None, timeout: float = 10.0,
-            sslopt: Optional[dict] = None, close_timeout: float = CLOSE_TIMEOUT) -> Transport:
+            sslopt: Optional[dict] = None, close_timeout: float = CLOSE_TIMEOUT,
+            ping_interval: Optional[float] = None, pong_timeout: float = 10.0) -> Transport:
     """Open the station's websocket to the CSMS at ``url``.
 
     Raises HandshakeError for every way the connection can fail to open; its
     ``status`` is the HTTP status when the server refused the upgrade.
     ``timeout`` bounds the TCP connect and the handshake, and later any single
-    write or the rest of a frame that has started to arrive.
+    write or the rest of a frame that has started to arrive. With ``ping_interval``
+    a quiet server is pinged, and given up ``pong_timeout`` later if still silent.
     """
     if not subprotocols:
         raise ValueError("at least one subprotocol is required")
@@ -79,10 +82,11 @@ def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
     if match is None:
         ws.shutdown()
         raise HandshakeError(f"{shown}: server chose subprotocol {chosen!r}, not one of "
-                             f"{list(subprotocols)}")
+                             f"{list(subprotocols)}", permanent=True)
     host, port = ws.sock.getpeername()[:2]
     log.info("connected to %s as %r (%s)", shown, station_id, match)
-    return _ClientTransport(ws, match, f"{host}:{port}", close_timeout)
+    return _ClientTransport(ws, match, f"{host}:{port}", close_timeout,
+                            Keepalive(ping_interval, pong_timeout))
 
 
 def _describe(exc: BaseException) -> str:
@@ -97,12 +101,13 @@ class _ClientTransport:
     """Transport over one connected websocket-client ``WebSocket``."""
 
     def __init__(self, ws: websocket.WebSocket, subprotocol: str, remote_address: str,
-                 close_timeout: float) -> None:
+                 close_timeout: float, keepalive: Optional[Keepalive] = None) -> None:
         self.subprotocol = subprotocol
         self.remote_address = remote_address
         self._ws = ws
         self._sock: socket.socket = ws.sock
         self._close_timeout = close_timeout
+        self._keepalive = keepalive if keepalive is not None else Keepalive(None, 10.0)  # reader's own
         # websocket-client's send lock, made reentrant so close() can hold it with a deadline
         # and still call send_close(); every write of this transport goes through it.
         self._write_lock = threading.RLock()
@@ -135,14 +140,41 @@ class _ClientTransport:
             while True:
                 if self._finished.is_set():
                     return None
-                if not self._wait_readable(deadline):
+                if not self._keep_alive():
+                    return None
+                ping_due = self._keepalive.deadline()
+                wait_until = deadline if ping_due is None else \
+                    ping_due if deadline is None else min(deadline, ping_due)
+                if not self._wait_readable(wait_until):
                     if self._finished.is_set():
                         return None
-                    raise TimeoutError("no message within the timeout")
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise TimeoutError("no message within the timeout")
+                    continue
                 text = self._read_one()
                 # Once our close frame is out, keep reading only to see the peer's answer to it.
                 if text is not None and not self._closing:
                     return text
+
+    def _keep_alive(self) -> bool:
+        """Ping a quiet server; False once it is declared dead (the stream is then shut down)."""
+        action = self._keepalive.check()
+        if action == Keepalive.PING:
+            try:
+                with self._write_lock:
+                    if not self._closing:
+                        self._ws.ping()
+            except (websocket.WebSocketException, OSError) as exc:
+                self._broken(exc)
+                self._shutdown()
+                return False
+        elif action == Keepalive.DEAD:
+            log.warning("%s did not answer a ping within %g s: connection given up",
+                        self.remote_address, self._keepalive.pong_timeout)
+            self._finished.set()
+            self._shutdown()
+            return False
+        return True
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         with self._state_lock:
@@ -191,6 +223,7 @@ class _ClientTransport:
         ws = self._ws
         try:
             frame = ws.recv_frame()
+            self._keepalive.seen()
             opcode = frame.opcode
             if opcode in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY, ABNF.OPCODE_CONT):
                 ws.cont_frame.validate(frame)
