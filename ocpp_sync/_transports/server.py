@@ -20,8 +20,10 @@ from typing import Any, Callable, List, Optional, Sequence, Set, Tuple
 from urllib.parse import unquote, urlsplit
 
 import simple_websocket
+from wsproto.events import Ping
 from wsproto.utilities import LocalProtocolError
 
+from .._backoff import Keepalive
 from .._errors import ConnectionClosed
 from .base import ConnectionRequest, HandshakeError, Headers, Transport
 
@@ -30,6 +32,7 @@ __all__ = ["WebSocketServer", "adapt_simple_websocket"]
 log = logging.getLogger("ocpp_sync.transport")
 
 CLOSE_TIMEOUT = 2.0
+PONG_TIMEOUT = 10.0
 HANDSHAKE_TIMEOUT = 10.0
 MAX_REQUEST_BYTES = 16 * 1024
 # Large reads: with TLS and a ping interval, simple-websocket only notices a message bigger than
@@ -80,7 +83,7 @@ class _SimpleWebSocketTransport:
     """Transport over an accepted ``simple_websocket.Server``."""
 
     def __init__(self, ws: simple_websocket.Server, subprotocol: str, remote_address: str,
-                 close_timeout: float = CLOSE_TIMEOUT) -> None:
+                 close_timeout: float = CLOSE_TIMEOUT, keepalive: Optional[Keepalive] = None) -> None:
         self.subprotocol = subprotocol
         self.remote_address = remote_address
         if not isinstance(ws.sock, _LockedSocket):
@@ -88,6 +91,8 @@ class _SimpleWebSocketTransport:
         self._ws = ws
         self._sock: _LockedSocket = ws.sock
         self._close_timeout = close_timeout
+        # The reader's own; simple-websocket's ping would use the interval as the pong timeout.
+        self._keepalive = keepalive if keepalive is not None else Keepalive(None, PONG_TIMEOUT)
         self._state_lock = threading.Lock()
         self._closing = False
         self._closed = False
@@ -109,7 +114,12 @@ class _SimpleWebSocketTransport:
         ws = self._ws
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._keep_alive():
+                return None
+            ping_due = self._keepalive.deadline()
+            wait_until = deadline if ping_due is None else \
+                ping_due if deadline is None else min(deadline, ping_due)
+            remaining = None if wait_until is None else max(0.0, wait_until - time.monotonic())
             try:
                 data = ws.receive(remaining)
             except simple_websocket.ConnectionClosed:
@@ -122,11 +132,36 @@ class _SimpleWebSocketTransport:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError("no message within the timeout")
                 continue
+            self._keepalive.seen()
             if isinstance(data, (bytes, bytearray)):
                 log.warning("ignored a binary message from %s (%d bytes): OCPP-J is text only",
                             self.remote_address, len(data))
                 continue
             return data
+
+    def _keep_alive(self) -> bool:
+        """Ping a quiet station; False once it is declared dead (the socket is then aborted)."""
+        ws = self._ws
+        if ws.pong_received:  # set by simple-websocket's thread; a pong does not wake receive()
+            self._keepalive.seen()
+            ws.pong_received = False
+        action = self._keepalive.check()
+        if action == Keepalive.PING:
+            try:
+                with self._sock.lock:
+                    if not self._closing and ws.connected:
+                        self._sock.raw.sendall(ws.ws.send(Ping()))
+            except _WS_ERRORS:
+                ws.connected = False
+                _abort(self._sock.raw)
+                return False
+        elif action == Keepalive.DEAD:
+            log.warning("%s did not answer a ping within %g s: connection given up",
+                        self.remote_address, self._keepalive.pong_timeout)
+            ws.connected = False
+            _abort(self._sock.raw)
+            return False
+        return True
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         self._begin_close(code, reason)
@@ -179,12 +214,16 @@ class _SimpleWebSocketTransport:
 
 
 def adapt_simple_websocket(ws: simple_websocket.Server, subprotocol: str, remote_address: str,
-                           *, close_timeout: float = CLOSE_TIMEOUT) -> Transport:
+                           *, close_timeout: float = CLOSE_TIMEOUT,
+                           ping_interval: Optional[float] = None,
+                           pong_timeout: float = PONG_TIMEOUT) -> Transport:
     """Serve a websocket some other server accepted (e.g. a flask-sock route) as a Transport.
 
     Its socket is wrapped so that every write, including those of its own thread, shares one lock.
+    Accept it with simple-websocket's own ``ping_interval`` off when passing one here.
     """
-    return _SimpleWebSocketTransport(ws, subprotocol, remote_address, close_timeout)
+    return _SimpleWebSocketTransport(ws, subprotocol, remote_address, close_timeout,
+                                     Keepalive(ping_interval, pong_timeout))
 
 
 class _Refused(Exception):
@@ -213,7 +252,9 @@ class WebSocketServer:
     own thread; the connection lives as long as that call, and is closed when
     it returns. ``check_request(request)`` (optional) runs before the upgrade
     and refuses it by raising ``HandshakeError(status=..., reason=...)``, e.g.
-    401 for bad credentials or 404 for an unknown station.
+    401 for bad credentials or 404 for an unknown station. With ``ping_interval``
+    a quiet station is pinged and given up ``pong_timeout`` later if still silent;
+    a message over ``max_message_size`` bytes closes the connection with 1009.
     """
 
     def __init__(self, host: str, port: int, *, subprotocols: Sequence[str],
@@ -223,6 +264,7 @@ class WebSocketServer:
                  max_request_bytes: int = MAX_REQUEST_BYTES,
                  max_message_size: Optional[int] = MAX_MESSAGE_SIZE,
                  ping_interval: Optional[float] = None,
+                 pong_timeout: float = PONG_TIMEOUT,
                  close_timeout: float = CLOSE_TIMEOUT,
                  backlog: int = 128) -> None:
         if not subprotocols:
@@ -234,6 +276,7 @@ class WebSocketServer:
         self._max_request_bytes = max_request_bytes
         self._max_message_size = max_message_size
         self._ping_interval = ping_interval
+        self._pong_timeout = pong_timeout
         self._close_timeout = close_timeout
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server((host, port), family=family, backlog=backlog)
@@ -522,10 +565,11 @@ class WebSocketServer:
         try:
             ws = simple_websocket.Server.accept(
                 environ, subprotocols=[request.subprotocol], receive_bytes=RECEIVE_BYTES,
-                ping_interval=self._ping_interval, max_message_size=self._max_message_size,
+                ping_interval=None, max_message_size=self._max_message_size,
                 thread_class=thread_class)
         except Exception as exc:
             log.warning("websocket upgrade for %s failed: %s", request.remote_address, exc)
             return None
         return _SimpleWebSocketTransport(ws, request.subprotocol, request.remote_address,
-                                         self._close_timeout)
+                                         self._close_timeout,
+                                         Keepalive(self._ping_interval, self._pong_timeout))
