@@ -41,7 +41,7 @@ def on_remote_stop(request):
 
 
 def status(state):
-    cp.send(v16.StatusNotificationRequest(connector_id=1, error_code=v16.ChargePointErrorCode.NOERROR,
+    cp.send(v16.StatusNotificationRequest(connector_id=1, error_code=v16.ChargePointErrorCode.NO_ERROR,
                                           status=state, timestamp=now()))
 
 
@@ -66,7 +66,7 @@ def main():
                 break
             meter += 200
             sample = v16.SampledValue(value=str(meter), unit=v16.UnitOfMeasure.WH,
-                                      measurand=v16.Measurand.ENERGY_ACTIVE_IMPORT__REGISTER)
+                                      measurand=v16.Measurand.ENERGY_ACTIVE_IMPORT_REGISTER)
             cp.send(v16.MeterValuesRequest(connector_id=1, transaction_id=started.transaction_id,
                                            meter_value=[v16.MeterValue(timestamp=now(),
                                                                        sampled_value=[sample])]))

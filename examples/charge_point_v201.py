@@ -62,7 +62,7 @@ def status(state):
 
 def transaction_event(event_type, trigger, seq_no, meter, **extra):
     sample = v201.SampledValueType(value=meter,
-                                   measurand=v201.MeasurandEnumType.ENERGY_ACTIVE_IMPORT__REGISTER)
+                                   measurand=v201.MeasurandEnumType.ENERGY_ACTIVE_IMPORT_REGISTER)
     return cp.send(v201.TransactionEventRequest(
         event_type=event_type, timestamp=now(), trigger_reason=trigger, seq_no=seq_no,
         meter_value=[v201.MeterValueType(timestamp=now(), sampled_value=[sample])], **extra))

@@ -91,8 +91,8 @@ def _version_of(cls: type) -> str:
 # -- date-times -------------------------------------------------------------
 
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))?\Z"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:([Zz])|([+-])([01][0-9]|2[0-3]):([0-5][0-9]))?\Z"
 )
 _OFFSETS: dict[tuple[str, str, str], _dt.timezone] = {}
 
@@ -121,7 +121,14 @@ def parse_datetime(text: str, lenient: bool = False) -> _dt.datetime:
     leap = second == "60"
     value = _dt.datetime(int(year), int(month), int(day), int(hour), int(minute),
                          59 if leap else int(second), micro, tz)
-    return value + _dt.timedelta(seconds=1) if leap else value
+    if leap:
+        value += _dt.timedelta(seconds=1)
+    if year in ("0001", "9999"):
+        try:
+            value.astimezone(_UTC)
+        except OverflowError:
+            raise ValueError("date-time out of range in UTC") from None
+    return value
 
 
 def format_datetime(value: _dt.datetime, lenient: bool = False) -> str:
@@ -160,7 +167,10 @@ def _plain_str(value: Any) -> Any:
 
 
 def _plain_int(value: Any) -> Any:
+    """An int for any integral number (JSON Schema counts 1.0 as an integer); None otherwise."""
     if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, decimal.Decimal) and value == value.to_integral_value():
         return int(value)
@@ -180,7 +190,9 @@ def _plain_number(value: Any) -> Any:
 
 
 def _not_multiple(value: int | float, step: float) -> bool:
-    return decimal.Decimal(repr(value)) % decimal.Decimal(repr(step)) != 0
+    """True unless value/step is whole, allowing for binary rounding (641 * 0.1 is 64.10000000000001)."""
+    quotient = value / step
+    return abs(quotient - round(quotient)) > 1e-9 * max(1.0, abs(quotient))
 
 
 def _check_json(value: Any, path: str, code: str) -> Any:
@@ -316,8 +328,12 @@ class _Compiler:
             self._max_length(src, indent, kind, var, path)
             emit(indent, f"{target} = {var}")
         elif isinstance(kind, _spec.Integer):
+            src.names["_plain_int"] = _plain_int
             emit(indent, f"if type({var}) is not int:")
-            self._type_error(src, indent + 1, path, "integer", var)
+            emit(indent + 1, f"w = _plain_int({var})")
+            emit(indent + 1, "if w is None:")
+            self._type_error(src, indent + 2, path, "integer", var)
+            emit(indent + 1, f"{var} = w")
             self._range(src, indent, kind, var, path)
             emit(indent, f"{target} = {var}")
         elif isinstance(kind, _spec.Number):

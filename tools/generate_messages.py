@@ -141,6 +141,7 @@ def snake_case(name: str) -> str:
     """chargePointVendor -> charge_point_vendor; evMinV2XEnergyRequest -> ev_min_v2x_energy_request."""
     s = re.sub(r"([A-Z]{2,})s(?=[A-Z_]|$)", lambda m: m.group(1) + "S", name)
     s = re.sub(r"(?<=[a-z]{2})(?=[A-Z])", "_", s)
+    s = re.sub(r"(?<=[A-Za-z0-9][a-z])(?=[A-Z][a-z])", "_", s)
     s = re.sub(r"(?<=[A-Z])(?=[A-Z][a-z])", "_", s)
     s = re.sub(r"(?<=[0-9])(?=[A-Z][a-z])", "_", s)
     s = re.sub(r"(?<=[a-z][0-9])(?=[A-Z])", "_", s)
@@ -153,7 +154,7 @@ def snake_case(name: str) -> str:
 def member_name(value: str) -> str:
     """Accepted -> ACCEPTED; Energy.Active.Import.Register -> ENERGY_ACTIVE_IMPORT_REGISTER."""
     words = re.split(r"[^A-Za-z0-9]+", value)
-    return "_".join(snake_case(w).upper() for w in words if w)
+    return re.sub(r"_+", "_", "_".join(snake_case(w).upper() for w in words if w)).strip("_")
 
 
 class EnumDef:

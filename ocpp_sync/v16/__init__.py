@@ -66,7 +66,7 @@ class ChargePointErrorCode(str, enum.Enum):
     HIGH_TEMPERATURE = 'HighTemperature'
     INTERNAL_ERROR = 'InternalError'
     LOCAL_LIST_CONFLICT = 'LocalListConflict'
-    NOERROR = 'NoError'
+    NO_ERROR = 'NoError'
     OTHER_ERROR = 'OtherError'
     OVER_CURRENT_FAILURE = 'OverCurrentFailure'
     POWER_METER_FAILURE = 'PowerMeterFailure'
@@ -98,8 +98,8 @@ class ChargingProfileKindType(str, enum.Enum):
 
 class ChargingProfilePurposeType(str, enum.Enum):
     CHARGE_POINT_MAX_PROFILE = 'ChargePointMaxProfile'
-    TXDEFAULT_PROFILE = 'TxDefaultProfile'
-    TXPROFILE = 'TxProfile'
+    TX_DEFAULT_PROFILE = 'TxDefaultProfile'
+    TX_PROFILE = 'TxProfile'
 
 
 class ChargingProfileStatus(str, enum.Enum):
@@ -225,20 +225,20 @@ class LogStatusEnumType(str, enum.Enum):
 
 class Measurand(str, enum.Enum):
     ENERGY_ACTIVE_EXPORT_REGISTER = 'Energy.Active.Export.Register'
-    ENERGY_ACTIVE_IMPORT__REGISTER = 'Energy.Active.Import.Register'
+    ENERGY_ACTIVE_IMPORT_REGISTER = 'Energy.Active.Import.Register'
     ENERGY_REACTIVE_EXPORT_REGISTER = 'Energy.Reactive.Export.Register'
-    ENERGY_REACTIVE_IMPORT__REGISTER = 'Energy.Reactive.Import.Register'
+    ENERGY_REACTIVE_IMPORT_REGISTER = 'Energy.Reactive.Import.Register'
     ENERGY_ACTIVE_EXPORT_INTERVAL = 'Energy.Active.Export.Interval'
-    ENERGY_ACTIVE_IMPORT__INTERVAL = 'Energy.Active.Import.Interval'
+    ENERGY_ACTIVE_IMPORT_INTERVAL = 'Energy.Active.Import.Interval'
     ENERGY_REACTIVE_EXPORT_INTERVAL = 'Energy.Reactive.Export.Interval'
-    ENERGY_REACTIVE_IMPORT__INTERVAL = 'Energy.Reactive.Import.Interval'
+    ENERGY_REACTIVE_IMPORT_INTERVAL = 'Energy.Reactive.Import.Interval'
     POWER_ACTIVE_EXPORT = 'Power.Active.Export'
-    POWER_ACTIVE_IMPORT_ = 'Power.Active.Import'
+    POWER_ACTIVE_IMPORT = 'Power.Active.Import'
     POWER_OFFERED = 'Power.Offered'
     POWER_REACTIVE_EXPORT = 'Power.Reactive.Export'
-    POWER_REACTIVE_IMPORT_ = 'Power.Reactive.Import'
+    POWER_REACTIVE_IMPORT = 'Power.Reactive.Import'
     POWER_FACTOR = 'Power.Factor'
-    CURRENT_IMPORT_ = 'Current.Import'
+    CURRENT_IMPORT = 'Current.Import'
     CURRENT_EXPORT = 'Current.Export'
     CURRENT_OFFERED = 'Current.Offered'
     VOLTAGE = 'Voltage'
@@ -302,7 +302,7 @@ class Reason(str, enum.Enum):
     REMOTE = 'Remote'
     SOFT_RESET = 'SoftReset'
     UNLOCK_COMMAND = 'UnlockCommand'
-    DEAUTHORIZED = 'DeAuthorized'
+    DE_AUTHORIZED = 'DeAuthorized'
 
 
 class RecurrencyKindType(str, enum.Enum):
@@ -436,7 +436,7 @@ class ValueFormat(str, enum.Enum):
 @attrs.define(kw_only=True)
 class IdTagInfo:
     expiry_date: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('expiryDate', s.DateTime(), required=False))
-    parent_idtag: str | None = attrs.field(default=None, metadata=s.meta('parentIdTag', s.String(max_length=20), required=False))
+    parent_id_tag: str | None = attrs.field(default=None, metadata=s.meta('parentIdTag', s.String(max_length=20), required=False))
     status: AuthorizationStatus | str = attrs.field(metadata=s.meta('status', s.EnumOf(AuthorizationStatus), required=True))
 
 
@@ -836,7 +836,7 @@ class ReserveNowRequest:
     connector_id: int = attrs.field(metadata=s.meta('connectorId', s.Integer(), required=True))
     expiry_date: datetime.datetime = attrs.field(metadata=s.meta('expiryDate', s.DateTime(), required=True))
     id_tag: str = attrs.field(metadata=s.meta('idTag', s.String(max_length=20), required=True))
-    parent_idtag: str | None = attrs.field(default=None, metadata=s.meta('parentIdTag', s.String(max_length=20), required=False))
+    parent_id_tag: str | None = attrs.field(default=None, metadata=s.meta('parentIdTag', s.String(max_length=20), required=False))
     reservation_id: int = attrs.field(metadata=s.meta('reservationId', s.Integer(), required=True))
 
 

@@ -40,10 +40,10 @@ class AuthorizationStatusEnumType(str, enum.Enum):
     CONCURRENT_TX = 'ConcurrentTx'
     EXPIRED = 'Expired'
     INVALID = 'Invalid'
-    NOCREDIT = 'NoCredit'
+    NO_CREDIT = 'NoCredit'
     NOT_ALLOWED_TYPE_EVSE = 'NotAllowedTypeEVSE'
-    NOT_ATTHIS_LOCATION = 'NotAtThisLocation'
-    NOT_ATTHIS_TIME = 'NotAtThisTime'
+    NOT_AT_THIS_LOCATION = 'NotAtThisLocation'
+    NOT_AT_THIS_TIME = 'NotAtThisTime'
     UNKNOWN = 'Unknown'
 
 
@@ -52,7 +52,7 @@ class AuthorizeCertificateStatusEnumType(str, enum.Enum):
     SIGNATURE_ERROR = 'SignatureError'
     CERTIFICATE_EXPIRED = 'CertificateExpired'
     CERTIFICATE_REVOKED = 'CertificateRevoked'
-    NOCERTIFICATE_AVAILABLE = 'NoCertificateAvailable'
+    NO_CERTIFICATE_AVAILABLE = 'NoCertificateAvailable'
     CERT_CHAIN_ERROR = 'CertChainError'
     CONTRACT_CANCELLED = 'ContractCancelled'
 
@@ -111,8 +111,8 @@ class ChargingProfileKindEnumType(str, enum.Enum):
 class ChargingProfilePurposeEnumType(str, enum.Enum):
     CHARGING_STATION_EXTERNAL_CONSTRAINTS = 'ChargingStationExternalConstraints'
     CHARGING_STATION_MAX_PROFILE = 'ChargingStationMaxProfile'
-    TXDEFAULT_PROFILE = 'TxDefaultProfile'
-    TXPROFILE = 'TxProfile'
+    TX_DEFAULT_PROFILE = 'TxDefaultProfile'
+    TX_PROFILE = 'TxProfile'
 
 
 class ChargingProfileStatusEnumType(str, enum.Enum):
@@ -176,8 +176,8 @@ class ConnectorEnumType(str, enum.Enum):
     SCEE_7_7 = 'sCEE-7-7'
     STYPE2 = 'sType2'
     STYPE3 = 'sType3'
-    OTHER1_PHMAX16A = 'Other1PhMax16A'
-    OTHER1_PHOVER16A = 'Other1PhOver16A'
+    OTHER1_PH_MAX16A = 'Other1PhMax16A'
+    OTHER1_PH_OVER16A = 'Other1PhOver16A'
     OTHER3_PH = 'Other3Ph'
     PAN = 'Pan'
     WINDUCTIVE = 'wInductive'
@@ -303,7 +303,7 @@ class GetCertificateStatusEnumType(str, enum.Enum):
 
 class GetChargingProfileStatusEnumType(str, enum.Enum):
     ACCEPTED = 'Accepted'
-    NOPROFILES = 'NoProfiles'
+    NO_PROFILES = 'NoProfiles'
 
 
 class GetDisplayMessagesStatusEnumType(str, enum.Enum):
@@ -338,7 +338,7 @@ class IdTokenEnumType(str, enum.Enum):
     KEY_CODE = 'KeyCode'
     LOCAL = 'Local'
     MAC_ADDRESS = 'MacAddress'
-    NOAUTHORIZATION = 'NoAuthorization'
+    NO_AUTHORIZATION = 'NoAuthorization'
 
 
 class InstallCertificateStatusEnumType(str, enum.Enum):
@@ -380,28 +380,28 @@ class LogStatusEnumType(str, enum.Enum):
 
 class MeasurandEnumType(str, enum.Enum):
     CURRENT_EXPORT = 'Current.Export'
-    CURRENT_IMPORT_ = 'Current.Import'
+    CURRENT_IMPORT = 'Current.Import'
     CURRENT_OFFERED = 'Current.Offered'
     ENERGY_ACTIVE_EXPORT_REGISTER = 'Energy.Active.Export.Register'
-    ENERGY_ACTIVE_IMPORT__REGISTER = 'Energy.Active.Import.Register'
+    ENERGY_ACTIVE_IMPORT_REGISTER = 'Energy.Active.Import.Register'
     ENERGY_REACTIVE_EXPORT_REGISTER = 'Energy.Reactive.Export.Register'
-    ENERGY_REACTIVE_IMPORT__REGISTER = 'Energy.Reactive.Import.Register'
+    ENERGY_REACTIVE_IMPORT_REGISTER = 'Energy.Reactive.Import.Register'
     ENERGY_ACTIVE_EXPORT_INTERVAL = 'Energy.Active.Export.Interval'
-    ENERGY_ACTIVE_IMPORT__INTERVAL = 'Energy.Active.Import.Interval'
+    ENERGY_ACTIVE_IMPORT_INTERVAL = 'Energy.Active.Import.Interval'
     ENERGY_ACTIVE_NET = 'Energy.Active.Net'
     ENERGY_REACTIVE_EXPORT_INTERVAL = 'Energy.Reactive.Export.Interval'
-    ENERGY_REACTIVE_IMPORT__INTERVAL = 'Energy.Reactive.Import.Interval'
+    ENERGY_REACTIVE_IMPORT_INTERVAL = 'Energy.Reactive.Import.Interval'
     ENERGY_REACTIVE_NET = 'Energy.Reactive.Net'
     ENERGY_APPARENT_NET = 'Energy.Apparent.Net'
-    ENERGY_APPARENT_IMPORT_ = 'Energy.Apparent.Import'
+    ENERGY_APPARENT_IMPORT = 'Energy.Apparent.Import'
     ENERGY_APPARENT_EXPORT = 'Energy.Apparent.Export'
     FREQUENCY = 'Frequency'
     POWER_ACTIVE_EXPORT = 'Power.Active.Export'
-    POWER_ACTIVE_IMPORT_ = 'Power.Active.Import'
+    POWER_ACTIVE_IMPORT = 'Power.Active.Import'
     POWER_FACTOR = 'Power.Factor'
     POWER_OFFERED = 'Power.Offered'
     POWER_REACTIVE_EXPORT = 'Power.Reactive.Export'
-    POWER_REACTIVE_IMPORT_ = 'Power.Reactive.Import'
+    POWER_REACTIVE_IMPORT = 'Power.Reactive.Import'
     SOC = 'SoC'
     VOLTAGE = 'Voltage'
 
@@ -415,7 +415,7 @@ class MessageFormatEnumType(str, enum.Enum):
 
 class MessagePriorityEnumType(str, enum.Enum):
     ALWAYS_FRONT = 'AlwaysFront'
-    INFRONT = 'InFront'
+    IN_FRONT = 'InFront'
     NORMAL_CYCLE = 'NormalCycle'
 
 
@@ -538,14 +538,14 @@ class ReadingContextEnumType(str, enum.Enum):
 
 
 class ReasonEnumType(str, enum.Enum):
-    DEAUTHORIZED = 'DeAuthorized'
+    DE_AUTHORIZED = 'DeAuthorized'
     EMERGENCY_STOP = 'EmergencyStop'
     ENERGY_LIMIT_REACHED = 'EnergyLimitReached'
     EV_DISCONNECTED = 'EVDisconnected'
     GROUND_FAULT = 'GroundFault'
     IMMEDIATE_RESET = 'ImmediateReset'
     LOCAL = 'Local'
-    LOCAL_OUT_OFCREDIT = 'LocalOutOfCredit'
+    LOCAL_OUT_OF_CREDIT = 'LocalOutOfCredit'
     MASTER_PASS = 'MasterPass'
     OTHER = 'Other'
     OVERCURRENT_FAULT = 'OvercurrentFault'
@@ -596,7 +596,7 @@ class ReserveNowStatusEnumType(str, enum.Enum):
 
 class ResetEnumType(str, enum.Enum):
     IMMEDIATE = 'Immediate'
-    ONIDLE = 'OnIdle'
+    ON_IDLE = 'OnIdle'
 
 
 class ResetStatusEnumType(str, enum.Enum):
@@ -680,7 +680,7 @@ class UnlockStatusEnumType(str, enum.Enum):
 
 class UnpublishFirmwareStatusEnumType(str, enum.Enum):
     DOWNLOAD_ONGOING = 'DownloadOngoing'
-    NOFIRMWARE = 'NoFirmware'
+    NO_FIRMWARE = 'NoFirmware'
     UNPUBLISHED = 'Unpublished'
 
 
@@ -724,7 +724,7 @@ class CustomDataType:
 @attrs.define(kw_only=True)
 class AdditionalInfoType:
     custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
-    additional_idtoken: str = attrs.field(metadata=s.meta('additionalIdToken', s.String(max_length=36), required=True))
+    additional_id_token: str = attrs.field(metadata=s.meta('additionalIdToken', s.String(max_length=36), required=True))
     type: str = attrs.field(metadata=s.meta('type', s.String(max_length=50), required=True))
 
 
@@ -762,7 +762,7 @@ class IdTokenInfoType:
     charging_priority: int | None = attrs.field(default=None, metadata=s.meta('chargingPriority', s.Integer(), required=False))
     language1: str | None = attrs.field(default=None, metadata=s.meta('language1', s.String(max_length=8), required=False))
     evse_id: list[int] | None = attrs.field(default=None, metadata=s.meta('evseId', s.Array(s.Integer(), min_items=1), required=False))
-    group_idtoken: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
+    group_id_token: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
     language2: str | None = attrs.field(default=None, metadata=s.meta('language2', s.String(max_length=8), required=False))
     personal_message: MessageContentType | None = attrs.field(default=None, metadata=s.meta('personalMessage', s.Object(MessageContentType), required=False))
 
@@ -838,7 +838,7 @@ class ChargingSchedulePeriodType:
     start_period: int = attrs.field(metadata=s.meta('startPeriod', s.Integer(), required=True))
     limit: float = attrs.field(metadata=s.meta('limit', s.Number(), required=True))
     number_phases: int | None = attrs.field(default=None, metadata=s.meta('numberPhases', s.Integer(), required=False))
-    phase_touse: int | None = attrs.field(default=None, metadata=s.meta('phaseToUse', s.Integer(), required=False))
+    phase_to_use: int | None = attrs.field(default=None, metadata=s.meta('phaseToUse', s.Integer(), required=False))
 
 
 @attrs.define(kw_only=True)
@@ -933,7 +933,7 @@ class SampledValueType:
     phase: PhaseEnumType | str | None = attrs.field(default=None, metadata=s.meta('phase', s.EnumOf(PhaseEnumType), required=False))
     location: LocationEnumType | str | None = attrs.field(default=None, metadata=s.meta('location', s.EnumOf(LocationEnumType), required=False))
     signed_meter_value: SignedMeterValueType | None = attrs.field(default=None, metadata=s.meta('signedMeterValue', s.Object(SignedMeterValueType), required=False))
-    unit_ofmeasure: UnitOfMeasureType | None = attrs.field(default=None, metadata=s.meta('unitOfMeasure', s.Object(UnitOfMeasureType), required=False))
+    unit_of_measure: UnitOfMeasureType | None = attrs.field(default=None, metadata=s.meta('unitOfMeasure', s.Object(UnitOfMeasureType), required=False))
 
 
 @attrs.define(kw_only=True)
@@ -1030,7 +1030,7 @@ class DCChargingParametersType:
     ev_max_voltage: int = attrs.field(metadata=s.meta('evMaxVoltage', s.Integer(), required=True))
     energy_amount: int | None = attrs.field(default=None, metadata=s.meta('energyAmount', s.Integer(), required=False))
     ev_max_power: int | None = attrs.field(default=None, metadata=s.meta('evMaxPower', s.Integer(), required=False))
-    state_ofcharge: int | None = attrs.field(default=None, metadata=s.meta('stateOfCharge', s.Integer(minimum=0, maximum=100), required=False))
+    state_of_charge: int | None = attrs.field(default=None, metadata=s.meta('stateOfCharge', s.Integer(minimum=0, maximum=100), required=False))
     ev_energy_capacity: int | None = attrs.field(default=None, metadata=s.meta('evEnergyCapacity', s.Integer(), required=False))
     full_soc: int | None = attrs.field(default=None, metadata=s.meta('fullSoC', s.Integer(minimum=0, maximum=100), required=False))
     bulk_soc: int | None = attrs.field(default=None, metadata=s.meta('bulkSoC', s.Integer(minimum=0, maximum=100), required=False))
@@ -1611,7 +1611,7 @@ class GetTransactionStatusRequest:
 class GetTransactionStatusResponse:
     custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
     ongoing_indicator: bool | None = attrs.field(default=None, metadata=s.meta('ongoingIndicator', s.Boolean(), required=False))
-    messages_inqueue: bool = attrs.field(metadata=s.meta('messagesInQueue', s.Boolean(), required=True))
+    messages_in_queue: bool = attrs.field(metadata=s.meta('messagesInQueue', s.Boolean(), required=True))
 
 
 @attrs.define(kw_only=True)
@@ -1839,7 +1839,7 @@ class ReportChargingProfilesResponse:
 class RequestStartTransactionRequest:
     custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
     evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(), required=False))
-    group_idtoken: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
+    group_id_token: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
     id_token: IdTokenType = attrs.field(metadata=s.meta('idToken', s.Object(IdTokenType), required=True))
     remote_start_id: int = attrs.field(metadata=s.meta('remoteStartId', s.Integer(), required=True))
     charging_profile: ChargingProfileType | None = attrs.field(default=None, metadata=s.meta('chargingProfile', s.Object(ChargingProfileType), required=False))
@@ -1886,7 +1886,7 @@ class ReserveNowRequest:
     connector_type: ConnectorEnumType | str | None = attrs.field(default=None, metadata=s.meta('connectorType', s.EnumOf(ConnectorEnumType), required=False))
     id_token: IdTokenType = attrs.field(metadata=s.meta('idToken', s.Object(IdTokenType), required=True))
     evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(), required=False))
-    group_idtoken: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
+    group_id_token: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
 
 
 @attrs.define(kw_only=True)
@@ -2066,7 +2066,7 @@ class TransactionEventRequest:
     trigger_reason: TriggerReasonEnumType | str = attrs.field(metadata=s.meta('triggerReason', s.EnumOf(TriggerReasonEnumType), required=True))
     seq_no: int = attrs.field(metadata=s.meta('seqNo', s.Integer(), required=True))
     offline: bool | None = attrs.field(default=None, metadata=s.meta('offline', s.Boolean(), required=False))
-    number_ofphases_used: int | None = attrs.field(default=None, metadata=s.meta('numberOfPhasesUsed', s.Integer(), required=False))
+    number_of_phases_used: int | None = attrs.field(default=None, metadata=s.meta('numberOfPhasesUsed', s.Integer(), required=False))
     cable_max_current: int | None = attrs.field(default=None, metadata=s.meta('cableMaxCurrent', s.Integer(), required=False))
     reservation_id: int | None = attrs.field(default=None, metadata=s.meta('reservationId', s.Integer(), required=False))
     transaction_info: TransactionType = attrs.field(metadata=s.meta('transactionInfo', s.Object(TransactionType), required=True))

@@ -40,10 +40,10 @@ class AuthorizationStatusEnumType(str, enum.Enum):
     CONCURRENT_TX = 'ConcurrentTx'
     EXPIRED = 'Expired'
     INVALID = 'Invalid'
-    NOCREDIT = 'NoCredit'
+    NO_CREDIT = 'NoCredit'
     NOT_ALLOWED_TYPE_EVSE = 'NotAllowedTypeEVSE'
-    NOT_ATTHIS_LOCATION = 'NotAtThisLocation'
-    NOT_ATTHIS_TIME = 'NotAtThisTime'
+    NOT_AT_THIS_LOCATION = 'NotAtThisLocation'
+    NOT_AT_THIS_TIME = 'NotAtThisTime'
     UNKNOWN = 'Unknown'
 
 
@@ -52,7 +52,7 @@ class AuthorizeCertificateStatusEnumType(str, enum.Enum):
     SIGNATURE_ERROR = 'SignatureError'
     CERTIFICATE_EXPIRED = 'CertificateExpired'
     CERTIFICATE_REVOKED = 'CertificateRevoked'
-    NOCERTIFICATE_AVAILABLE = 'NoCertificateAvailable'
+    NO_CERTIFICATE_AVAILABLE = 'NoCertificateAvailable'
     CERT_CHAIN_ERROR = 'CertChainError'
     CONTRACT_CANCELLED = 'ContractCancelled'
 
@@ -124,8 +124,8 @@ class ChargingProfileKindEnumType(str, enum.Enum):
 class ChargingProfilePurposeEnumType(str, enum.Enum):
     CHARGING_STATION_EXTERNAL_CONSTRAINTS = 'ChargingStationExternalConstraints'
     CHARGING_STATION_MAX_PROFILE = 'ChargingStationMaxProfile'
-    TXDEFAULT_PROFILE = 'TxDefaultProfile'
-    TXPROFILE = 'TxProfile'
+    TX_DEFAULT_PROFILE = 'TxDefaultProfile'
+    TX_PROFILE = 'TxProfile'
     PRIORITY_CHARGING = 'PriorityCharging'
     LOCAL_GENERATION = 'LocalGeneration'
 
@@ -245,7 +245,7 @@ class DERControlStatusEnumType(str, enum.Enum):
 
 
 class DERUnitEnumType(str, enum.Enum):
-    NOT__APPLICABLE = 'Not_Applicable'
+    NOT_APPLICABLE = 'Not_Applicable'
     PCT_MAX_W = 'PctMaxW'
     PCT_MAX_VAR = 'PctMaxVar'
     PCT_W_AVAIL = 'PctWAvail'
@@ -374,7 +374,7 @@ class GetCertificateStatusEnumType(str, enum.Enum):
 
 class GetChargingProfileStatusEnumType(str, enum.Enum):
     ACCEPTED = 'Accepted'
-    NOPROFILES = 'NoProfiles'
+    NO_PROFILES = 'NoProfiles'
 
 
 class GetDisplayMessagesStatusEnumType(str, enum.Enum):
@@ -430,15 +430,15 @@ class InstallCertificateUseEnumType(str, enum.Enum):
 
 
 class IslandingDetectionEnumType(str, enum.Enum):
-    NOANTI_ISLANDING_SUPPORT = 'NoAntiIslandingSupport'
-    ROCOF = 'RoCoF'
+    NO_ANTI_ISLANDING_SUPPORT = 'NoAntiIslandingSupport'
+    RO_COF = 'RoCoF'
     UVP_OVP = 'UVP_OVP'
     UFP_OFP = 'UFP_OFP'
     VOLTAGE_VECTOR_SHIFT = 'VoltageVectorShift'
     ZERO_CROSSING_DETECTION = 'ZeroCrossingDetection'
     OTHER_PASSIVE = 'OtherPassive'
     IMPEDANCE_MEASUREMENT = 'ImpedanceMeasurement'
-    IMPEDANCE_ATFREQUENCY = 'ImpedanceAtFrequency'
+    IMPEDANCE_AT_FREQUENCY = 'ImpedanceAtFrequency'
     SLIP_MODE_FREQUENCY_SHIFT = 'SlipModeFrequencyShift'
     SANDIA_FREQUENCY_SHIFT = 'SandiaFrequencyShift'
     SANDIA_VOLTAGE_SHIFT = 'SandiaVoltageShift'
@@ -477,35 +477,35 @@ class MeasurandEnumType(str, enum.Enum):
     CURRENT_EXPORT = 'Current.Export'
     CURRENT_EXPORT_OFFERED = 'Current.Export.Offered'
     CURRENT_EXPORT_MINIMUM = 'Current.Export.Minimum'
-    CURRENT_IMPORT_ = 'Current.Import'
-    CURRENT_IMPORT__OFFERED = 'Current.Import.Offered'
-    CURRENT_IMPORT__MINIMUM = 'Current.Import.Minimum'
+    CURRENT_IMPORT = 'Current.Import'
+    CURRENT_IMPORT_OFFERED = 'Current.Import.Offered'
+    CURRENT_IMPORT_MINIMUM = 'Current.Import.Minimum'
     CURRENT_OFFERED = 'Current.Offered'
     DISPLAY_PRESENT_SOC = 'Display.PresentSOC'
     DISPLAY_MINIMUM_SOC = 'Display.MinimumSOC'
     DISPLAY_TARGET_SOC = 'Display.TargetSOC'
     DISPLAY_MAXIMUM_SOC = 'Display.MaximumSOC'
-    DISPLAY_REMAINING_TIME_TOMINIMUM_SOC = 'Display.RemainingTimeToMinimumSOC'
-    DISPLAY_REMAINING_TIME_TOTARGET_SOC = 'Display.RemainingTimeToTargetSOC'
-    DISPLAY_REMAINING_TIME_TOMAXIMUM_SOC = 'Display.RemainingTimeToMaximumSOC'
+    DISPLAY_REMAINING_TIME_TO_MINIMUM_SOC = 'Display.RemainingTimeToMinimumSOC'
+    DISPLAY_REMAINING_TIME_TO_TARGET_SOC = 'Display.RemainingTimeToTargetSOC'
+    DISPLAY_REMAINING_TIME_TO_MAXIMUM_SOC = 'Display.RemainingTimeToMaximumSOC'
     DISPLAY_CHARGING_COMPLETE = 'Display.ChargingComplete'
     DISPLAY_BATTERY_ENERGY_CAPACITY = 'Display.BatteryEnergyCapacity'
     DISPLAY_INLET_HOT = 'Display.InletHot'
     ENERGY_ACTIVE_EXPORT_INTERVAL = 'Energy.Active.Export.Interval'
     ENERGY_ACTIVE_EXPORT_REGISTER = 'Energy.Active.Export.Register'
-    ENERGY_ACTIVE_IMPORT__INTERVAL = 'Energy.Active.Import.Interval'
-    ENERGY_ACTIVE_IMPORT__REGISTER = 'Energy.Active.Import.Register'
-    ENERGY_ACTIVE_IMPORT__CABLE_LOSS = 'Energy.Active.Import.CableLoss'
-    ENERGY_ACTIVE_IMPORT__LOCAL_GENERATION_REGISTER = 'Energy.Active.Import.LocalGeneration.Register'
+    ENERGY_ACTIVE_IMPORT_INTERVAL = 'Energy.Active.Import.Interval'
+    ENERGY_ACTIVE_IMPORT_REGISTER = 'Energy.Active.Import.Register'
+    ENERGY_ACTIVE_IMPORT_CABLE_LOSS = 'Energy.Active.Import.CableLoss'
+    ENERGY_ACTIVE_IMPORT_LOCAL_GENERATION_REGISTER = 'Energy.Active.Import.LocalGeneration.Register'
     ENERGY_ACTIVE_NET = 'Energy.Active.Net'
     ENERGY_ACTIVE_SETPOINT_INTERVAL = 'Energy.Active.Setpoint.Interval'
     ENERGY_APPARENT_EXPORT = 'Energy.Apparent.Export'
-    ENERGY_APPARENT_IMPORT_ = 'Energy.Apparent.Import'
+    ENERGY_APPARENT_IMPORT = 'Energy.Apparent.Import'
     ENERGY_APPARENT_NET = 'Energy.Apparent.Net'
     ENERGY_REACTIVE_EXPORT_INTERVAL = 'Energy.Reactive.Export.Interval'
     ENERGY_REACTIVE_EXPORT_REGISTER = 'Energy.Reactive.Export.Register'
-    ENERGY_REACTIVE_IMPORT__INTERVAL = 'Energy.Reactive.Import.Interval'
-    ENERGY_REACTIVE_IMPORT__REGISTER = 'Energy.Reactive.Import.Register'
+    ENERGY_REACTIVE_IMPORT_INTERVAL = 'Energy.Reactive.Import.Interval'
+    ENERGY_REACTIVE_IMPORT_REGISTER = 'Energy.Reactive.Import.Register'
     ENERGY_REACTIVE_NET = 'Energy.Reactive.Net'
     ENERGY_REQUEST_TARGET = 'EnergyRequest.Target'
     ENERGY_REQUEST_MINIMUM = 'EnergyRequest.Minimum'
@@ -515,17 +515,17 @@ class MeasurandEnumType(str, enum.Enum):
     ENERGY_REQUEST_BULK = 'EnergyRequest.Bulk'
     FREQUENCY = 'Frequency'
     POWER_ACTIVE_EXPORT = 'Power.Active.Export'
-    POWER_ACTIVE_IMPORT_ = 'Power.Active.Import'
+    POWER_ACTIVE_IMPORT = 'Power.Active.Import'
     POWER_ACTIVE_SETPOINT = 'Power.Active.Setpoint'
     POWER_ACTIVE_RESIDUAL = 'Power.Active.Residual'
     POWER_EXPORT_MINIMUM = 'Power.Export.Minimum'
     POWER_EXPORT_OFFERED = 'Power.Export.Offered'
     POWER_FACTOR = 'Power.Factor'
-    POWER_IMPORT__OFFERED = 'Power.Import.Offered'
-    POWER_IMPORT__MINIMUM = 'Power.Import.Minimum'
+    POWER_IMPORT_OFFERED = 'Power.Import.Offered'
+    POWER_IMPORT_MINIMUM = 'Power.Import.Minimum'
     POWER_OFFERED = 'Power.Offered'
     POWER_REACTIVE_EXPORT = 'Power.Reactive.Export'
-    POWER_REACTIVE_IMPORT_ = 'Power.Reactive.Import'
+    POWER_REACTIVE_IMPORT = 'Power.Reactive.Import'
     SOC = 'SoC'
     VOLTAGE = 'Voltage'
     VOLTAGE_MINIMUM = 'Voltage.Minimum'
@@ -542,7 +542,7 @@ class MessageFormatEnumType(str, enum.Enum):
 
 class MessagePriorityEnumType(str, enum.Enum):
     ALWAYS_FRONT = 'AlwaysFront'
-    INFRONT = 'InFront'
+    IN_FRONT = 'InFront'
     NORMAL_CYCLE = 'NormalCycle'
 
 
@@ -613,7 +613,7 @@ class NotifyEVChargingNeedsStatusEnumType(str, enum.Enum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     PROCESSING = 'Processing'
-    NOCHARGING_PROFILE = 'NoChargingProfile'
+    NO_CHARGING_PROFILE = 'NoChargingProfile'
 
 
 class OCPPInterfaceEnumType(str, enum.Enum):
@@ -693,7 +693,7 @@ class PreconditioningStatusEnumType(str, enum.Enum):
 class PriorityChargingStatusEnumType(str, enum.Enum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
-    NOPROFILE = 'NoProfile'
+    NO_PROFILE = 'NoProfile'
 
 
 class PublishFirmwareStatusEnumType(str, enum.Enum):
@@ -721,7 +721,7 @@ class ReadingContextEnumType(str, enum.Enum):
 
 
 class ReasonEnumType(str, enum.Enum):
-    DEAUTHORIZED = 'DeAuthorized'
+    DE_AUTHORIZED = 'DeAuthorized'
     EMERGENCY_STOP = 'EmergencyStop'
     ENERGY_LIMIT_REACHED = 'EnergyLimitReached'
     EV_DISCONNECTED = 'EVDisconnected'
@@ -729,7 +729,7 @@ class ReasonEnumType(str, enum.Enum):
     IMMEDIATE_RESET = 'ImmediateReset'
     MASTER_PASS = 'MasterPass'
     LOCAL = 'Local'
-    LOCAL_OUT_OFCREDIT = 'LocalOutOfCredit'
+    LOCAL_OUT_OF_CREDIT = 'LocalOutOfCredit'
     OTHER = 'Other'
     OVERCURRENT_FAULT = 'OvercurrentFault'
     POWER_LOSS = 'PowerLoss'
@@ -768,7 +768,7 @@ class RequestStartStopStatusEnumType(str, enum.Enum):
 class ReservationUpdateStatusEnumType(str, enum.Enum):
     EXPIRED = 'Expired'
     REMOVED = 'Removed'
-    NOTRANSACTION = 'NoTransaction'
+    NO_TRANSACTION = 'NoTransaction'
 
 
 class ReserveNowStatusEnumType(str, enum.Enum):
@@ -781,7 +781,7 @@ class ReserveNowStatusEnumType(str, enum.Enum):
 
 class ResetEnumType(str, enum.Enum):
     IMMEDIATE = 'Immediate'
-    ONIDLE = 'OnIdle'
+    ON_IDLE = 'OnIdle'
     IMMEDIATE_AND_RESUME = 'ImmediateAndResume'
 
 
@@ -826,14 +826,14 @@ class TariffChangeStatusEnumType(str, enum.Enum):
     REJECTED = 'Rejected'
     TOO_MANY_ELEMENTS = 'TooManyElements'
     CONDITION_NOT_SUPPORTED = 'ConditionNotSupported'
-    TXNOT_FOUND = 'TxNotFound'
-    NOCURRENCY_CHANGE = 'NoCurrencyChange'
+    TX_NOT_FOUND = 'TxNotFound'
+    NO_CURRENCY_CHANGE = 'NoCurrencyChange'
 
 
 class TariffClearStatusEnumType(str, enum.Enum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
-    NOTARIFF = 'NoTariff'
+    NO_TARIFF = 'NoTariff'
 
 
 class TariffCostEnumType(str, enum.Enum):
@@ -845,7 +845,7 @@ class TariffCostEnumType(str, enum.Enum):
 class TariffGetStatusEnumType(str, enum.Enum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
-    NOTARIFF = 'NoTariff'
+    NO_TARIFF = 'NoTariff'
 
 
 class TariffKindEnumType(str, enum.Enum):
@@ -901,7 +901,7 @@ class TriggerReasonEnumType(str, enum.Enum):
     TARIFF_NOT_ACCEPTED = 'TariffNotAccepted'
     TIME_LIMIT_REACHED = 'TimeLimitReached'
     TRIGGER = 'Trigger'
-    TXRESUMED = 'TxResumed'
+    TX_RESUMED = 'TxResumed'
     UNLOCK_COMMAND = 'UnlockCommand'
 
 
@@ -914,7 +914,7 @@ class UnlockStatusEnumType(str, enum.Enum):
 
 class UnpublishFirmwareStatusEnumType(str, enum.Enum):
     DOWNLOAD_ONGOING = 'DownloadOngoing'
-    NOFIRMWARE = 'NoFirmware'
+    NO_FIRMWARE = 'NoFirmware'
     UNPUBLISHED = 'Unpublished'
 
 
@@ -971,7 +971,7 @@ class PeriodicEventStreamParamsType:
 
 @attrs.define(kw_only=True)
 class AdditionalInfoType:
-    additional_idtoken: str = attrs.field(metadata=s.meta('additionalIdToken', s.String(max_length=255), required=True))
+    additional_id_token: str = attrs.field(metadata=s.meta('additionalIdToken', s.String(max_length=255), required=True))
     type: str = attrs.field(metadata=s.meta('type', s.String(max_length=50), required=True))
     custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
@@ -1007,7 +1007,7 @@ class IdTokenInfoType:
     status: AuthorizationStatusEnumType | str = attrs.field(metadata=s.meta('status', s.EnumOf(AuthorizationStatusEnumType), required=True))
     cache_expiry_date_time: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('cacheExpiryDateTime', s.DateTime(), required=False))
     charging_priority: int | None = attrs.field(default=None, metadata=s.meta('chargingPriority', s.Integer(), required=False))
-    group_idtoken: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
+    group_id_token: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
     language1: str | None = attrs.field(default=None, metadata=s.meta('language1', s.String(max_length=8), required=False))
     language2: str | None = attrs.field(default=None, metadata=s.meta('language2', s.String(max_length=8), required=False))
     evse_id: list[int] | None = attrs.field(default=None, metadata=s.meta('evseId', s.Array(s.Integer(minimum=0), min_items=1), required=False))
@@ -1017,11 +1017,11 @@ class IdTokenInfoType:
 
 @attrs.define(kw_only=True)
 class TariffConditionsType:
-    start_time_ofday: str | None = attrs.field(default=None, metadata=s.meta('startTimeOfDay', s.String(), required=False))
-    end_time_ofday: str | None = attrs.field(default=None, metadata=s.meta('endTimeOfDay', s.String(), required=False))
-    day_ofweek: list[DayOfWeekEnumType | str] | None = attrs.field(default=None, metadata=s.meta('dayOfWeek', s.Array(s.EnumOf(DayOfWeekEnumType), min_items=1, max_items=7), required=False))
+    start_time_of_day: str | None = attrs.field(default=None, metadata=s.meta('startTimeOfDay', s.String(), required=False))
+    end_time_of_day: str | None = attrs.field(default=None, metadata=s.meta('endTimeOfDay', s.String(), required=False))
+    day_of_week: list[DayOfWeekEnumType | str] | None = attrs.field(default=None, metadata=s.meta('dayOfWeek', s.Array(s.EnumOf(DayOfWeekEnumType), min_items=1, max_items=7), required=False))
     valid_from_date: str | None = attrs.field(default=None, metadata=s.meta('validFromDate', s.String(), required=False))
-    valid_todate: str | None = attrs.field(default=None, metadata=s.meta('validToDate', s.String(), required=False))
+    valid_to_date: str | None = attrs.field(default=None, metadata=s.meta('validToDate', s.String(), required=False))
     evse_kind: EvseKindEnumType | str | None = attrs.field(default=None, metadata=s.meta('evseKind', s.EnumOf(EvseKindEnumType), required=False))
     min_energy: float | None = attrs.field(default=None, metadata=s.meta('minEnergy', s.Number(), required=False))
     max_energy: float | None = attrs.field(default=None, metadata=s.meta('maxEnergy', s.Number(), required=False))
@@ -1076,11 +1076,11 @@ class TariffTimeType:
 
 @attrs.define(kw_only=True)
 class TariffConditionsFixedType:
-    start_time_ofday: str | None = attrs.field(default=None, metadata=s.meta('startTimeOfDay', s.String(), required=False))
-    end_time_ofday: str | None = attrs.field(default=None, metadata=s.meta('endTimeOfDay', s.String(), required=False))
-    day_ofweek: list[DayOfWeekEnumType | str] | None = attrs.field(default=None, metadata=s.meta('dayOfWeek', s.Array(s.EnumOf(DayOfWeekEnumType), min_items=1, max_items=7), required=False))
+    start_time_of_day: str | None = attrs.field(default=None, metadata=s.meta('startTimeOfDay', s.String(), required=False))
+    end_time_of_day: str | None = attrs.field(default=None, metadata=s.meta('endTimeOfDay', s.String(), required=False))
+    day_of_week: list[DayOfWeekEnumType | str] | None = attrs.field(default=None, metadata=s.meta('dayOfWeek', s.Array(s.EnumOf(DayOfWeekEnumType), min_items=1, max_items=7), required=False))
     valid_from_date: str | None = attrs.field(default=None, metadata=s.meta('validFromDate', s.String(), required=False))
-    valid_todate: str | None = attrs.field(default=None, metadata=s.meta('validToDate', s.String(), required=False))
+    valid_to_date: str | None = attrs.field(default=None, metadata=s.meta('validToDate', s.String(), required=False))
     evse_kind: EvseKindEnumType | str | None = attrs.field(default=None, metadata=s.meta('evseKind', s.EnumOf(EvseKindEnumType), required=False))
     payment_brand: str | None = attrs.field(default=None, metadata=s.meta('paymentBrand', s.String(max_length=20), required=False))
     payment_recognition: str | None = attrs.field(default=None, metadata=s.meta('paymentRecognition', s.String(max_length=20), required=False))
@@ -1241,7 +1241,7 @@ class ChargingSchedulePeriodType:
     limit_l2: float | None = attrs.field(default=None, metadata=s.meta('limit_L2', s.Number(), required=False))
     limit_l3: float | None = attrs.field(default=None, metadata=s.meta('limit_L3', s.Number(), required=False))
     number_phases: int | None = attrs.field(default=None, metadata=s.meta('numberPhases', s.Integer(minimum=0, maximum=3), required=False))
-    phase_touse: int | None = attrs.field(default=None, metadata=s.meta('phaseToUse', s.Integer(minimum=0, maximum=3), required=False))
+    phase_to_use: int | None = attrs.field(default=None, metadata=s.meta('phaseToUse', s.Integer(minimum=0, maximum=3), required=False))
     discharge_limit: float | None = attrs.field(default=None, metadata=s.meta('dischargeLimit', s.Number(maximum=0.0), required=False))
     discharge_limit_l2: float | None = attrs.field(default=None, metadata=s.meta('dischargeLimit_L2', s.Number(maximum=0.0), required=False))
     discharge_limit_l3: float | None = attrs.field(default=None, metadata=s.meta('dischargeLimit_L3', s.Number(maximum=0.0), required=False))
@@ -1253,10 +1253,10 @@ class ChargingSchedulePeriodType:
     setpoint_reactive_l3: float | None = attrs.field(default=None, metadata=s.meta('setpointReactive_L3', s.Number(), required=False))
     preconditioning_request: bool | None = attrs.field(default=None, metadata=s.meta('preconditioningRequest', s.Boolean(), required=False))
     evse_sleep: bool | None = attrs.field(default=None, metadata=s.meta('evseSleep', s.Boolean(), required=False))
-    v2xbaseline: float | None = attrs.field(default=None, metadata=s.meta('v2xBaseline', s.Number(), required=False))
+    v2x_baseline: float | None = attrs.field(default=None, metadata=s.meta('v2xBaseline', s.Number(), required=False))
     operation_mode: OperationModeEnumType | str | None = attrs.field(default=None, metadata=s.meta('operationMode', s.EnumOf(OperationModeEnumType), required=False))
-    v2xfreq_watt_curve: list[V2XFreqWattPointType] | None = attrs.field(default=None, metadata=s.meta('v2xFreqWattCurve', s.Array(s.Object(V2XFreqWattPointType), min_items=1, max_items=20), required=False))
-    v2xsignal_watt_curve: list[V2XSignalWattPointType] | None = attrs.field(default=None, metadata=s.meta('v2xSignalWattCurve', s.Array(s.Object(V2XSignalWattPointType), min_items=1, max_items=20), required=False))
+    v2x_freq_watt_curve: list[V2XFreqWattPointType] | None = attrs.field(default=None, metadata=s.meta('v2xFreqWattCurve', s.Array(s.Object(V2XFreqWattPointType), min_items=1, max_items=20), required=False))
+    v2x_signal_watt_curve: list[V2XSignalWattPointType] | None = attrs.field(default=None, metadata=s.meta('v2xSignalWattCurve', s.Array(s.Object(V2XSignalWattPointType), min_items=1, max_items=20), required=False))
     custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
@@ -1369,7 +1369,7 @@ class SampledValueType:
     phase: PhaseEnumType | str | None = attrs.field(default=None, metadata=s.meta('phase', s.EnumOf(PhaseEnumType), required=False))
     location: LocationEnumType | str | None = attrs.field(default=None, metadata=s.meta('location', s.EnumOf(LocationEnumType), required=False))
     signed_meter_value: SignedMeterValueType | None = attrs.field(default=None, metadata=s.meta('signedMeterValue', s.Object(SignedMeterValueType), required=False))
-    unit_ofmeasure: UnitOfMeasureType | None = attrs.field(default=None, metadata=s.meta('unitOfMeasure', s.Object(UnitOfMeasureType), required=False))
+    unit_of_measure: UnitOfMeasureType | None = attrs.field(default=None, metadata=s.meta('unitOfMeasure', s.Object(UnitOfMeasureType), required=False))
     custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
@@ -1455,11 +1455,11 @@ class PriceRuleStackType:
 class TaxRuleType:
     tax_rule_id: int = attrs.field(metadata=s.meta('taxRuleID', s.Integer(minimum=0), required=True))
     tax_rule_name: str | None = attrs.field(default=None, metadata=s.meta('taxRuleName', s.String(max_length=100), required=False))
-    tax_included_inprice: bool | None = attrs.field(default=None, metadata=s.meta('taxIncludedInPrice', s.Boolean(), required=False))
-    applies_toenergy_fee: bool = attrs.field(metadata=s.meta('appliesToEnergyFee', s.Boolean(), required=True))
-    applies_toparking_fee: bool = attrs.field(metadata=s.meta('appliesToParkingFee', s.Boolean(), required=True))
-    applies_tooverstay_fee: bool = attrs.field(metadata=s.meta('appliesToOverstayFee', s.Boolean(), required=True))
-    applies_tominimum_maximum_cost: bool = attrs.field(metadata=s.meta('appliesToMinimumMaximumCost', s.Boolean(), required=True))
+    tax_included_in_price: bool | None = attrs.field(default=None, metadata=s.meta('taxIncludedInPrice', s.Boolean(), required=False))
+    applies_to_energy_fee: bool = attrs.field(metadata=s.meta('appliesToEnergyFee', s.Boolean(), required=True))
+    applies_to_parking_fee: bool = attrs.field(metadata=s.meta('appliesToParkingFee', s.Boolean(), required=True))
+    applies_to_overstay_fee: bool = attrs.field(metadata=s.meta('appliesToOverstayFee', s.Boolean(), required=True))
+    applies_to_minimum_maximum_cost: bool = attrs.field(metadata=s.meta('appliesToMinimumMaximumCost', s.Boolean(), required=True))
     tax_rate: RationalNumberType = attrs.field(metadata=s.meta('taxRate', s.Object(RationalNumberType), required=True))
     custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
@@ -1518,14 +1518,14 @@ class PriceLevelScheduleType:
     time_anchor: datetime.datetime = attrs.field(metadata=s.meta('timeAnchor', s.DateTime(), required=True))
     price_schedule_id: int = attrs.field(metadata=s.meta('priceScheduleId', s.Integer(minimum=0), required=True))
     price_schedule_description: str | None = attrs.field(default=None, metadata=s.meta('priceScheduleDescription', s.String(max_length=32), required=False))
-    number_ofprice_levels: int = attrs.field(metadata=s.meta('numberOfPriceLevels', s.Integer(minimum=0), required=True))
+    number_of_price_levels: int = attrs.field(metadata=s.meta('numberOfPriceLevels', s.Integer(minimum=0), required=True))
     custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
 @attrs.define(kw_only=True)
 class ChargingScheduleType:
     id: int = attrs.field(metadata=s.meta('id', s.Integer(), required=True))
-    limit_atsoc: LimitAtSoCType | None = attrs.field(default=None, metadata=s.meta('limitAtSoC', s.Object(LimitAtSoCType), required=False))
+    limit_at_soc: LimitAtSoCType | None = attrs.field(default=None, metadata=s.meta('limitAtSoC', s.Object(LimitAtSoCType), required=False))
     start_schedule: datetime.datetime | None = attrs.field(default=None, metadata=s.meta('startSchedule', s.DateTime(), required=False))
     duration: int | None = attrs.field(default=None, metadata=s.meta('duration', s.Integer(), required=False))
     charging_rate_unit: ChargingRateUnitEnumType | str = attrs.field(metadata=s.meta('chargingRateUnit', s.EnumOf(ChargingRateUnitEnumType), required=True))
@@ -1606,8 +1606,8 @@ class DERChargingParametersType:
     ev_inverter_manufacturer: str | None = attrs.field(default=None, metadata=s.meta('evInverterManufacturer', s.String(max_length=50), required=False))
     ev_inverter_model: str | None = attrs.field(default=None, metadata=s.meta('evInverterModel', s.String(max_length=50), required=False))
     ev_inverter_serial_number: str | None = attrs.field(default=None, metadata=s.meta('evInverterSerialNumber', s.String(max_length=50), required=False))
-    ev_inverter_swversion: str | None = attrs.field(default=None, metadata=s.meta('evInverterSwVersion', s.String(max_length=50), required=False))
-    ev_inverter_hwversion: str | None = attrs.field(default=None, metadata=s.meta('evInverterHwVersion', s.String(max_length=50), required=False))
+    ev_inverter_sw_version: str | None = attrs.field(default=None, metadata=s.meta('evInverterSwVersion', s.String(max_length=50), required=False))
+    ev_inverter_hw_version: str | None = attrs.field(default=None, metadata=s.meta('evInverterHwVersion', s.String(max_length=50), required=False))
     ev_islanding_detection_method: list[IslandingDetectionEnumType | str] | None = attrs.field(default=None, metadata=s.meta('evIslandingDetectionMethod', s.Array(s.EnumOf(IslandingDetectionEnumType), min_items=1), required=False))
     ev_islanding_trip_time: float | None = attrs.field(default=None, metadata=s.meta('evIslandingTripTime', s.Number(), required=False))
     ev_maximum_level1_dc_injection: float | None = attrs.field(default=None, metadata=s.meta('evMaximumLevel1DCInjection', s.Number(), required=False))
@@ -1670,7 +1670,7 @@ class DCChargingParametersType:
     ev_max_power: float | None = attrs.field(default=None, metadata=s.meta('evMaxPower', s.Number(), required=False))
     ev_energy_capacity: float | None = attrs.field(default=None, metadata=s.meta('evEnergyCapacity', s.Number(), required=False))
     energy_amount: float | None = attrs.field(default=None, metadata=s.meta('energyAmount', s.Number(), required=False))
-    state_ofcharge: int | None = attrs.field(default=None, metadata=s.meta('stateOfCharge', s.Integer(minimum=0, maximum=100), required=False))
+    state_of_charge: int | None = attrs.field(default=None, metadata=s.meta('stateOfCharge', s.Integer(minimum=0, maximum=100), required=False))
     full_soc: int | None = attrs.field(default=None, metadata=s.meta('fullSoC', s.Integer(minimum=0, maximum=100), required=False))
     bulk_soc: int | None = attrs.field(default=None, metadata=s.meta('bulkSoC', s.Integer(minimum=0, maximum=100), required=False))
     custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
@@ -1712,7 +1712,7 @@ class ChargingNeedsType:
     ev_energy_offer: EVEnergyOfferType | None = attrs.field(default=None, metadata=s.meta('evEnergyOffer', s.Object(EVEnergyOfferType), required=False))
     requested_energy_transfer: EnergyTransferModeEnumType | str = attrs.field(metadata=s.meta('requestedEnergyTransfer', s.EnumOf(EnergyTransferModeEnumType), required=True))
     dc_charging_parameters: DCChargingParametersType | None = attrs.field(default=None, metadata=s.meta('dcChargingParameters', s.Object(DCChargingParametersType), required=False))
-    v2xcharging_parameters: V2XChargingParametersType | None = attrs.field(default=None, metadata=s.meta('v2xChargingParameters', s.Object(V2XChargingParametersType), required=False))
+    v2x_charging_parameters: V2XChargingParametersType | None = attrs.field(default=None, metadata=s.meta('v2xChargingParameters', s.Object(V2XChargingParametersType), required=False))
     available_energy_transfer: list[EnergyTransferModeEnumType | str] | None = attrs.field(default=None, metadata=s.meta('availableEnergyTransfer', s.Array(s.EnumOf(EnergyTransferModeEnumType), min_items=1), required=False))
     control_mode: ControlModeEnumType | str | None = attrs.field(default=None, metadata=s.meta('controlMode', s.EnumOf(ControlModeEnumType), required=False))
     mobility_needs_mode: MobilityNeedsModeEnumType | str | None = attrs.field(default=None, metadata=s.meta('mobilityNeedsMode', s.EnumOf(MobilityNeedsModeEnumType), required=False))
@@ -2127,7 +2127,7 @@ class TotalPriceType:
 @attrs.define(kw_only=True)
 class TotalCostType:
     currency: str = attrs.field(metadata=s.meta('currency', s.String(max_length=3), required=True))
-    type_ofcost: TariffCostEnumType | str = attrs.field(metadata=s.meta('typeOfCost', s.EnumOf(TariffCostEnumType), required=True))
+    type_of_cost: TariffCostEnumType | str = attrs.field(metadata=s.meta('typeOfCost', s.EnumOf(TariffCostEnumType), required=True))
     fixed: PriceType | None = attrs.field(default=None, metadata=s.meta('fixed', s.Object(PriceType), required=False))
     energy: PriceType | None = attrs.field(default=None, metadata=s.meta('energy', s.Object(PriceType), required=False))
     charging_time: PriceType | None = attrs.field(default=None, metadata=s.meta('chargingTime', s.Object(PriceType), required=False))
@@ -2152,7 +2152,7 @@ class CostDetailsType:
     charging_periods: list[ChargingPeriodType] | None = attrs.field(default=None, metadata=s.meta('chargingPeriods', s.Array(s.Object(ChargingPeriodType), min_items=1), required=False))
     total_cost: TotalCostType = attrs.field(metadata=s.meta('totalCost', s.Object(TotalCostType), required=True))
     total_usage: TotalUsageType = attrs.field(metadata=s.meta('totalUsage', s.Object(TotalUsageType), required=True))
-    failure_tocalculate: bool | None = attrs.field(default=None, metadata=s.meta('failureToCalculate', s.Boolean(), required=False))
+    failure_to_calculate: bool | None = attrs.field(default=None, metadata=s.meta('failureToCalculate', s.Boolean(), required=False))
     failure_reason: str | None = attrs.field(default=None, metadata=s.meta('failureReason', s.String(max_length=500), required=False))
     custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
@@ -2723,7 +2723,7 @@ class GetTransactionStatusRequest:
 @attrs.define(kw_only=True)
 class GetTransactionStatusResponse:
     ongoing_indicator: bool | None = attrs.field(default=None, metadata=s.meta('ongoingIndicator', s.Boolean(), required=False))
-    messages_inqueue: bool = attrs.field(metadata=s.meta('messagesInQueue', s.Boolean(), required=True))
+    messages_in_queue: bool = attrs.field(metadata=s.meta('messagesInQueue', s.Boolean(), required=True))
     custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
@@ -3115,7 +3115,7 @@ class RequestBatterySwapResponse:
 @attrs.define(kw_only=True)
 class RequestStartTransactionRequest:
     evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(minimum=1), required=False))
-    group_idtoken: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
+    group_id_token: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
     id_token: IdTokenType = attrs.field(metadata=s.meta('idToken', s.Object(IdTokenType), required=True))
     remote_start_id: int = attrs.field(metadata=s.meta('remoteStartId', s.Integer(), required=True))
     charging_profile: ChargingProfileType | None = attrs.field(default=None, metadata=s.meta('chargingProfile', s.Object(ChargingProfileType), required=False))
@@ -3162,7 +3162,7 @@ class ReserveNowRequest:
     connector_type: str | None = attrs.field(default=None, metadata=s.meta('connectorType', s.String(max_length=20), required=False))
     id_token: IdTokenType = attrs.field(metadata=s.meta('idToken', s.Object(IdTokenType), required=True))
     evse_id: int | None = attrs.field(default=None, metadata=s.meta('evseId', s.Integer(minimum=0), required=False))
-    group_idtoken: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
+    group_id_token: IdTokenType | None = attrs.field(default=None, metadata=s.meta('groupIdToken', s.Object(IdTokenType), required=False))
     custom_data: CustomDataType | None = attrs.field(default=None, metadata=s.meta('customData', s.Object(CustomDataType), required=False))
 
 
@@ -3383,7 +3383,7 @@ class TransactionEventRequest:
     trigger_reason: TriggerReasonEnumType | str = attrs.field(metadata=s.meta('triggerReason', s.EnumOf(TriggerReasonEnumType), required=True))
     seq_no: int = attrs.field(metadata=s.meta('seqNo', s.Integer(minimum=0), required=True))
     offline: bool | None = attrs.field(default=None, metadata=s.meta('offline', s.Boolean(), required=False))
-    number_ofphases_used: int | None = attrs.field(default=None, metadata=s.meta('numberOfPhasesUsed', s.Integer(minimum=0, maximum=3), required=False))
+    number_of_phases_used: int | None = attrs.field(default=None, metadata=s.meta('numberOfPhasesUsed', s.Integer(minimum=0, maximum=3), required=False))
     cable_max_current: int | None = attrs.field(default=None, metadata=s.meta('cableMaxCurrent', s.Integer(), required=False))
     reservation_id: int | None = attrs.field(default=None, metadata=s.meta('reservationId', s.Integer(minimum=0), required=False))
     preconditioning_status: PreconditioningStatusEnumType | str | None = attrs.field(default=None, metadata=s.meta('preconditioningStatus', s.EnumOf(PreconditioningStatusEnumType), required=False))
