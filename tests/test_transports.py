@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 import time
-from typing import Callable, List, Optional
+from collections.abc import Callable
 
 import pytest
 import simple_websocket
@@ -38,7 +38,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
     return True
 
 
-def ocpp_threads() -> List[str]:
+def ocpp_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("ocpp-")]
 
 
@@ -53,13 +53,13 @@ def echo(transport, station_id, request) -> None:
 class Recorder:
     """on_connection that records what it saw and runs an optional body."""
 
-    def __init__(self, body: Optional[Callable] = None) -> None:
+    def __init__(self, body: Callable | None = None) -> None:
         self.body = body or echo
         self.connected = threading.Event()
         self.finished = threading.Event()
         self.transport = None
-        self.station_id: Optional[str] = None
-        self.request: Optional[ConnectionRequest] = None
+        self.station_id: str | None = None
+        self.request: ConnectionRequest | None = None
         self.calls = 0
 
     def __call__(self, transport, station_id, request) -> None:
@@ -291,7 +291,7 @@ def test_client_rejects_a_subprotocol_it_did_not_ask_for():
 
 # --- concurrency: every write goes through one lock ---------------------------------------------
 
-def _check_frames(received: List[str], senders: int, per_sender: int) -> None:
+def _check_frames(received: list[str], senders: int, per_sender: int) -> None:
     assert len(received) == senders * per_sender
     last = {}
     for text in received:
@@ -309,7 +309,7 @@ def _message(sender: int, seq: int) -> str:
 def test_eight_threads_sending_over_the_server_transport(make_server):
     senders, per_sender = 8, 30
     go = threading.Event()
-    errors: List[BaseException] = []
+    errors: list[BaseException] = []
 
     def blast(transport, station_id, request) -> None:
         assert transport.receive(timeout=WAIT) == "go"
@@ -354,7 +354,7 @@ def test_eight_threads_sending_over_the_server_transport(make_server):
 
 def test_eight_threads_sending_over_the_client_transport(make_server):
     senders, per_sender = 8, 30
-    received: List[str] = []
+    received: list[str] = []
     done = threading.Event()
 
     def collect(transport, station_id, request) -> None:
@@ -482,7 +482,7 @@ def test_receive_timeout_then_connection_still_works(make_server):
         client.close()
 
 
-def _poll(transport) -> Optional[str]:
+def _poll(transport) -> str | None:
     """receive(timeout=0): what is already there, else a TimeoutError (here: None)."""
     try:
         return transport.receive(timeout=0)

@@ -6,8 +6,9 @@ and a close() that wakes that reader and returns in bounded time.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Optional, Protocol, Tuple
+from typing import Protocol
 
 from .._errors import OCPPError
 
@@ -26,7 +27,7 @@ class Transport(Protocol):
     def send(self, text: str) -> None:
         """Send one text message; safe from any thread; raises ConnectionClosed."""
 
-    def receive(self, timeout: Optional[float] = None) -> Optional[str]:
+    def receive(self, timeout: float | None = None) -> str | None:
         """Next text message, or None once closed; TimeoutError only if a timeout was given."""
 
     def close(self, code: int = 1000, reason: str = "") -> None:
@@ -45,8 +46,8 @@ class HandshakeError(OCPPError, ConnectionError):
 
     code = "HandshakeError"
 
-    def __init__(self, description: str, *, status: Optional[int] = None, reason: str = "",
-                 permanent: Optional[bool] = None) -> None:
+    def __init__(self, description: str, *, status: int | None = None, reason: str = "",
+                 permanent: bool | None = None) -> None:
         super().__init__(description)
         self.status = status
         self.reason = reason
@@ -56,8 +57,8 @@ class HandshakeError(OCPPError, ConnectionError):
 class Headers(Mapping[str, str]):
     """HTTP request headers with case-insensitive lookup; repeated fields are joined with ", "."""
 
-    def __init__(self, items: Tuple[Tuple[str, str], ...] = ()) -> None:
-        self._items: dict[str, Tuple[str, str]] = {}
+    def __init__(self, items: tuple[tuple[str, str], ...] = ()) -> None:
+        self._items: dict[str, tuple[str, str]] = {}
         for name, value in items:
             key = name.lower()
             if key in self._items:
@@ -91,6 +92,6 @@ class ConnectionRequest:
     station_id: str
     headers: Headers = field(repr=False)
     remote_address: str
-    subprotocols: Tuple[str, ...]
+    subprotocols: tuple[str, ...]
     subprotocol: str = ""
     query: str = ""

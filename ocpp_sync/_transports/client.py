@@ -12,7 +12,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import websocket
@@ -47,9 +47,9 @@ def _safe_url(url: str) -> str:
 
 
 def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
-            headers: Optional[Mapping[str, str]] = None, timeout: float = 10.0,
-            sslopt: Optional[dict] = None, close_timeout: float = CLOSE_TIMEOUT,
-            ping_interval: Optional[float] = None, pong_timeout: float = 10.0) -> Transport:
+            headers: Mapping[str, str] | None = None, timeout: float = 10.0,
+            sslopt: dict | None = None, close_timeout: float = CLOSE_TIMEOUT,
+            ping_interval: float | None = None, pong_timeout: float = 10.0) -> Transport:
     """Open the station's websocket to the CSMS at ``url``.
 
     Raises HandshakeError for every way the connection can fail to open; its
@@ -101,7 +101,7 @@ class _ClientTransport:
     """Transport over one connected websocket-client ``WebSocket``."""
 
     def __init__(self, ws: websocket.WebSocket, subprotocol: str, remote_address: str,
-                 close_timeout: float, keepalive: Optional[Keepalive] = None) -> None:
+                 close_timeout: float, keepalive: Keepalive | None = None) -> None:
         self.subprotocol = subprotocol
         self.remote_address = remote_address
         self._ws = ws
@@ -134,7 +134,7 @@ class _ClientTransport:
             self._shutdown()
             raise ConnectionClosed(f"send failed: {_describe(exc)}") from exc
 
-    def receive(self, timeout: Optional[float] = None) -> Optional[str]:
+    def receive(self, timeout: float | None = None) -> str | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._read_lock:
             while True:
@@ -208,7 +208,7 @@ class _ClientTransport:
         self._sock.close()
         log.info("connection to %s closed (%s)", self.remote_address, code)
 
-    def _wait_readable(self, deadline: Optional[float]) -> bool:
+    def _wait_readable(self, deadline: float | None) -> bool:
         if isinstance(self._sock, ssl.SSLSocket) and self._sock.pending():
             return True
         if deadline is None:
@@ -218,7 +218,7 @@ class _ClientTransport:
         # A timeout of 0 still polls, so data already here is returned rather than a timeout.
         return bool(self._selector.select(max(0.0, deadline - time.monotonic())))
 
-    def _read_one(self) -> Optional[str]:
+    def _read_one(self) -> str | None:
         """Read one frame; the text of a complete text message, else None."""
         ws = self._ws
         try:

@@ -15,8 +15,9 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import Any, Callable, List, Optional, Sequence, Set, Tuple
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import simple_websocket
@@ -83,7 +84,7 @@ class _SimpleWebSocketTransport:
     """Transport over an accepted ``simple_websocket.Server``."""
 
     def __init__(self, ws: simple_websocket.Server, subprotocol: str, remote_address: str,
-                 close_timeout: float = CLOSE_TIMEOUT, keepalive: Optional[Keepalive] = None) -> None:
+                 close_timeout: float = CLOSE_TIMEOUT, keepalive: Keepalive | None = None) -> None:
         self.subprotocol = subprotocol
         self.remote_address = remote_address
         if not isinstance(ws.sock, _LockedSocket):
@@ -110,7 +111,7 @@ class _SimpleWebSocketTransport:
             _abort(self._sock.raw)
             raise ConnectionClosed(f"send failed: {exc or type(exc).__name__}") from exc
 
-    def receive(self, timeout: Optional[float] = None) -> Optional[str]:
+    def receive(self, timeout: float | None = None) -> str | None:
         ws = self._ws
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -215,7 +216,7 @@ class _SimpleWebSocketTransport:
 
 def adapt_simple_websocket(ws: simple_websocket.Server, subprotocol: str, remote_address: str,
                            *, close_timeout: float = CLOSE_TIMEOUT,
-                           ping_interval: Optional[float] = None,
+                           ping_interval: float | None = None,
                            pong_timeout: float = PONG_TIMEOUT) -> Transport:
     """Serve a websocket some other server accepted (e.g. a flask-sock route) as a Transport.
 
@@ -229,14 +230,14 @@ def adapt_simple_websocket(ws: simple_websocket.Server, subprotocol: str, remote
 class _Refused(Exception):
     """The upgrade request is answered with this HTTP status instead of 101."""
 
-    def __init__(self, status: int, reason: str, headers: Sequence[Tuple[str, str]] = ()) -> None:
+    def __init__(self, status: int, reason: str, headers: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.headers = headers
 
 
-def _tokens(value: str) -> List[str]:
+def _tokens(value: str) -> list[str]:
     return [t.strip() for t in value.split(",") if t.strip()]
 
 
@@ -259,17 +260,17 @@ class WebSocketServer:
 
     def __init__(self, host: str, port: int, *, subprotocols: Sequence[str],
                  on_connection: Callable[[Transport, str, ConnectionRequest], None],
-                 check_request: Optional[Callable[[ConnectionRequest], None]] = None,
+                 check_request: Callable[[ConnectionRequest], None] | None = None,
                  handshake_timeout: float = HANDSHAKE_TIMEOUT,
                  max_request_bytes: int = MAX_REQUEST_BYTES,
-                 max_message_size: Optional[int] = MAX_MESSAGE_SIZE,
-                 ping_interval: Optional[float] = None,
+                 max_message_size: int | None = MAX_MESSAGE_SIZE,
+                 ping_interval: float | None = None,
                  pong_timeout: float = PONG_TIMEOUT,
                  close_timeout: float = CLOSE_TIMEOUT,
                  backlog: int = 128) -> None:
         if not subprotocols:
             raise ValueError("at least one subprotocol is required")
-        self.subprotocols: Tuple[str, ...] = tuple(subprotocols)
+        self.subprotocols: tuple[str, ...] = tuple(subprotocols)
         self._on_connection = on_connection
         self._check_request = check_request
         self._handshake_timeout = handshake_timeout
@@ -287,11 +288,11 @@ class WebSocketServer:
         self._lock = threading.Lock()
         self._started = False
         self._stopping = threading.Event()
-        self._accept_thread: Optional[threading.Thread] = None
+        self._accept_thread: threading.Thread | None = None
         self._accept_done = threading.Event()
-        self._threads: Set[threading.Thread] = set()
-        self._pending: Set[socket.socket] = set()
-        self._transports: Set[_SimpleWebSocketTransport] = set()
+        self._threads: set[threading.Thread] = set()
+        self._pending: set[socket.socket] = set()
+        self._transports: set[_SimpleWebSocketTransport] = set()
 
     def start(self) -> None:
         """Accept connections in a background thread ("ocpp-server-accept")."""
@@ -351,7 +352,7 @@ class WebSocketServer:
                 raise RuntimeError("server already started or stopped")
             self._started = True
 
-    def _join_threads(self, deadline: float) -> List[threading.Thread]:
+    def _join_threads(self, deadline: float) -> list[threading.Thread]:
         current = threading.current_thread()
         while True:
             with self._lock:
@@ -406,7 +407,7 @@ class WebSocketServer:
         thread.start()
 
     def _serve(self, conn: socket.socket, remote: str) -> None:
-        transport: Optional[_SimpleWebSocketTransport] = None
+        transport: _SimpleWebSocketTransport | None = None
         try:
             try:
                 request = self._read_request(conn, remote)
@@ -459,7 +460,7 @@ class WebSocketServer:
             conn.settimeout(remaining)
             try:
                 chunk = conn.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 raise _Refused(408, "no complete upgrade request in time") from None
             if not chunk:
                 raise EOFError("closed before the request was complete")
@@ -542,7 +543,7 @@ class WebSocketServer:
             pass
 
     def _upgrade(self, conn: socket.socket, request: ConnectionRequest
-                 ) -> Optional[_SimpleWebSocketTransport]:
+                 ) -> _SimpleWebSocketTransport | None:
         conn.settimeout(None)
         headers = request.headers
         # Only what simple-websocket's handshake reads; no Sec-WebSocket-Extensions, so no
