@@ -1,7 +1,7 @@
 """Invalid payloads and objects of every message are refused with the right code and path.
 
 For each message a full valid payload is built from its schema (every optional field
-present, arrays of up to three items); then every field is a mutation site, and each
+present, two items in outermost arrays, one deeper); then every field is a mutation site, and each
 way the schema lets that field go wrong is tried: on the wire (from_payload) and, where
 Python can express it, on the object (to_payload). The expected code follows the
 issue's table, in the version's own spelling; the path is the wire-name path.
@@ -36,21 +36,23 @@ def code(kind: str, version: str) -> str:
 GOOD_DATE_TIME = "2024-01-02T03:04:05Z"
 
 
-def _items(node: dict[str, Any]) -> int:
+def _items(node: dict[str, Any], depth: int) -> int:
+    """Two items in an outermost array (so paths show a non-zero index), one deeper down:
+    2.1 charging profiles nest arrays five deep, and three each made 120 kB payloads."""
     lo, hi = node.get("minItems", 0), node.get("maxItems")
-    n = max(lo, 3)
+    n = max(lo, 2 if depth == 0 else 1)
     return n if hi is None else min(n, hi)
 
 
-def good_value(node: dict[str, Any]) -> Any:
+def good_value(node: dict[str, Any], depth: int = 0) -> Any:
     """A valid value for a (ref-inlined) schema, with every optional property present."""
     if "enum" in node:
         return node["enum"][-1]
     t = node.get("type")
     if t == "object":
-        return {k: good_value(v) for k, v in node.get("properties", {}).items()}
+        return {k: good_value(v, depth) for k, v in node.get("properties", {}).items()}
     if t == "array":
-        return [good_value(node["items"]) for _ in range(_items(node))]
+        return [good_value(node["items"], depth + 1) for _ in range(_items(node, depth))]
     if t == "string":
         return GOOD_DATE_TIME if node.get("format") == "date-time" else "ok"
     if t == "integer":
@@ -236,9 +238,9 @@ def _cases() -> list[Any]:
 CASES = _cases()
 
 
-def _outcome(fn: Any) -> tuple[str | None, str | None, str]:
+def _outcome(fn: Any, *args: Any) -> tuple[str | None, str | None, str]:
     try:
-        fn()
+        fn(*args)
     except ValidationError as exc:
         return exc.code, exc.path, ""
     except Exception as exc:  # noqa: BLE001 - anything but ValidationError is a failure to report
@@ -266,7 +268,7 @@ def test_invalid_payloads_are_refused(version: str, action: str, is_request: boo
             failures.append(f"payload {payload!r}: want {code('format', version)} at '', got {got}")
     for mutation in found:
         bad = apply(base, mutation)
-        assert list(check.iter_errors(bad)), f"{mutation} is valid under the official schema"
+        assert not check.is_valid(bad), f"{mutation} is valid under the official schema"
         got = _outcome(from_payload, cls, bad)
         want = (code(mutation.code_kind, version), mutation.path)
         if got[:2] != want:

@@ -117,8 +117,12 @@ def test_decimal_limit_keeps_its_digits() -> None:
 
 
 @pytest.mark.parametrize("limit", [64.10000000000001, 0.30000000000000004 * 10, 3 * 0.1 * 100])
-def test_multiple_of_agrees_with_jsonschema(limit: float) -> None:
-    """A value the reference validator accepts (a peer's 641 * 0.1) must not be refused."""
+def test_multiple_of_accepts_what_jsonschema_accepts(limit: float) -> None:
+    """A value the reference validator accepts (a peer's 641 * 0.1) must not be refused.
+
+    The converse need not hold: jsonschema refuses some products of binary
+    rounding (0.30000000000000004 * 10) that we let through.
+    """
     jsonschema = pytest.importorskip("jsonschema")
     node = {"type": "number", "multipleOf": 0.1}
     accepted_by_jsonschema = jsonschema.Draft4Validator(node).is_valid(limit)
@@ -127,7 +131,7 @@ def test_multiple_of_agrees_with_jsonschema(limit: float) -> None:
         accepted = True
     except ValidationError:
         accepted = False
-    assert accepted == accepted_by_jsonschema, limit
+    assert accepted or not accepted_by_jsonschema, limit
 
 
 def test_multiple_of_still_refuses_real_misfits() -> None:
