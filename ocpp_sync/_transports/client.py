@@ -83,7 +83,9 @@ def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
         ws.shutdown()
         raise HandshakeError(f"{shown}: server chose subprotocol {chosen!r}, not one of "
                              f"{list(subprotocols)}", permanent=True)
-    host, port = ws.sock.getpeername()[:2]
+    sock = ws.sock
+    assert sock is not None   # connect() returned, so the socket is there
+    host, port = sock.getpeername()[:2]
     log.info("connected to %s as %r (%s)", shown, station_id, match)
     return _ClientTransport(ws, match, f"{host}:{port}", close_timeout,
                             Keepalive(ping_interval, pong_timeout))
@@ -105,13 +107,13 @@ class _ClientTransport:
         self.subprotocol = subprotocol
         self.remote_address = remote_address
         self._ws = ws
-        self._sock: socket.socket = ws.sock
+        self._sock: socket.socket = ws.sock  # type: ignore[assignment]  # connected
         self._close_timeout = close_timeout
         self._keepalive = keepalive if keepalive is not None else Keepalive(None, 10.0)  # reader's own
         # websocket-client's send lock, made reentrant so close() can hold it with a deadline
         # and still call send_close(); every write of this transport goes through it.
         self._write_lock = threading.RLock()
-        ws.lock = self._write_lock
+        ws.lock = self._write_lock  # type: ignore[assignment]
         self._read_lock = threading.Lock()   # held by the one reader; close() uses it to know one is there
         self._state_lock = threading.Lock()
         self._closing = False                # a close frame went out (ours, or our answer to the peer's)
@@ -247,7 +249,8 @@ class _ClientTransport:
         return None
 
     def _peer_closed(self, frame: ABNF) -> None:
-        code = int.from_bytes(frame.data[:2], "big") if len(frame.data) >= 2 else 1005
+        data = frame.data if isinstance(frame.data, bytes) else frame.data.encode("utf-8")
+        code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
         with self._state_lock:
             answer = not self._closing
             self._closing = True
