@@ -1,20 +1,31 @@
 """The charge point side: a blocking client for one connection to a CSMS."""
 from __future__ import annotations
 
+import concurrent.futures
+import logging
+import os
+import random
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ._backoff import BackOff, TransactionRetry
 from ._codec import from_payload, message_info, to_payload, version_module
 from ._connection import CS, Connection
-from ._errors import ConnectionClosed
+from ._errors import CallTimeout, ConnectionClosed
+from ._offline_queue import OfflineQueue, Outbox, QueuedCall, QueuedMessage, is_queued
+from ._transports.base import HandshakeError
 from ._transports.client import connect as open_websocket
 
 __all__ = ["ChargePoint", "check_handler_class", "call_with_dict"]
 
+log = logging.getLogger("ocpp_sync.chargepoint")
+
 F = TypeVar("F", bound=Callable[..., Any])
+Hook = Callable[["ChargePoint"], Any]
+DroppedHook = Callable[["ChargePoint", QueuedMessage, BaseException], Any]
 
 VERSIONS = ("1.6", "2.0.1", "2.1")
 
@@ -58,11 +69,29 @@ class ChargePoint:
 
     Handlers for the CSMS's calls run one at a time in this connection's
     dispatcher thread and may call :meth:`send` themselves.
+
+    A lost connection is reopened in the background ("ocpp-<id>-reconnect")
+    after the ``backoff`` delays, unless ``reconnect`` is False or the server
+    refused us in a way a retry cannot heal (HandshakeError.permanent).
+    Transaction messages (1.6 StartTransaction, StopTransaction, MeterValues;
+    2.x TransactionEvent; SecurityEventNotification) go through a durable
+    queue (sqlite at ``queue_path``, in memory if None) delivered one at a
+    time, oldest first, whenever a connection is up, so none is lost to an
+    outage or a restart. ``on_disconnect`` / ``on_reconnect`` run in the
+    reconnect thread, ``on_message_dropped`` when a queued message is given up.
     """
 
     def __init__(self, id: str, url: str, version: str = "1.6", timeout: float = 30.0,
                  headers: Mapping[str, str] | None = None, lenient: bool = False, *,
-                 connect_timeout: float = 10.0, sslopt: dict | None = None) -> None:
+                 connect_timeout: float = 10.0, sslopt: dict | None = None,
+                 reconnect: bool = True, retry_first_connect: bool = False,
+                 backoff: BackOff | None = None, ping_interval: float | None = 30.0,
+                 pong_timeout: float = 10.0, close_timeout: float = 5.0,
+                 queue_path: str | os.PathLike[str] | None = None,
+                 queue_max_messages: int = 10_000,
+                 transaction_retry: TransactionRetry | None = None,
+                 on_disconnect: Hook | None = None, on_reconnect: Hook | None = None,
+                 on_message_dropped: DroppedHook | None = None) -> None:
         if not id:
             raise ValueError("a charge point needs a non-empty id")
         self.id = id
@@ -73,9 +102,35 @@ class ChargePoint:
         self.lenient = lenient
         self.connect_timeout = connect_timeout
         self.sslopt = sslopt
+        self.reconnect = reconnect
+        self.retry_first_connect = retry_first_connect
+        self.backoff = backoff if backoff is not None else BackOff()
+        self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
+        self.close_timeout = close_timeout
+        self.queue_path = queue_path
+        self.queue_max_messages = queue_max_messages
+        self.transaction_retry = transaction_retry if transaction_retry is not None else TransactionRetry()
+        self.on_disconnect = on_disconnect
+        self.on_reconnect = on_reconnect
+        self.on_message_dropped = on_message_dropped
+        self._random: Callable[[], float] = random.random
         self._handlers: dict[type, Callable[[Any], Any]] = {}
-        self._lock = threading.Lock()  # guards _connection
+        # _lock guards every attribute below; it is never held while opening a websocket,
+        # sending, joining a thread or running a hook.
+        self._lock = threading.Lock()
         self._connection: Connection | None = None
+        self._queue: OfflineQueue | None = None
+        self._outbox: Outbox | None = None
+        self._outbox_started = False
+        self._supervisor: threading.Thread | None = None
+        # One session per connect() ... close(); a thread of an older session never touches a newer one.
+        self._session = 0
+        self._closed = False
+        self._stop = threading.Event()       # set by close(): ends every wait at once
+        self._link_down = threading.Event()  # set when the connection ends, and by close()
+        self._up = threading.Event()         # set by the reconnect thread after each open
+        self._fatal: HandshakeError | None = None
 
     def on(self, request_cls: type[Any]) -> Callable[[F], F]:
         """Decorator: answer the CSMS's ``request_cls`` calls with the decorated function."""
@@ -92,49 +147,263 @@ class ChargePoint:
         connection = self._connection
         return connection is not None and not connection.closed
 
-    def connect(self) -> None:
-        """Open the websocket; returns once it is open (raises HandshakeError if it cannot)."""
+    @property
+    def queued(self) -> int:
+        """How many transaction messages wait in the offline queue (the one in flight included)."""
         with self._lock:
-            if self._connection is not None and not self._connection.closed:
-                raise RuntimeError(f"{self.id} is already connected")
-            transport = open_websocket(self.url, self.id, subprotocols=[f"ocpp{self.version}"],
-                                       headers=self.headers, timeout=self.connect_timeout,
-                                       sslopt=self.sslopt)
-            self._connection = Connection(transport, name=f"ocpp-{self.id}", version=self.version,
-                                          role=CS, find_handler=self._handlers.get,
-                                          timeout=self.timeout, lenient=self.lenient)
-            self._connection.start()
+            queue = self._queue
+        return 0 if queue is None or queue.closed else len(queue)
+
+    # -- connecting ---------------------------------------------------------
+
+    def connect(self) -> None:
+        """Open the websocket; returns once it is open.
+
+        Raises HandshakeError if it cannot, unless ``retry_first_connect``: then
+        it keeps trying with the back-off until it is open, a refusal is
+        permanent (raised), or :meth:`close` is called (ConnectionClosed).
+        """
+        with self._lock:
+            if self.connected or (self._supervisor is not None and self._supervisor.is_alive()):
+                raise RuntimeError(f"{self.id} is already connected (or reconnecting)")
+            if self._closed:
+                self._closed = False
+                self._stop = threading.Event()
+                self._link_down = threading.Event()
+            self._up.clear()
+            self._fatal = None
+            session = self._session
+            outbox = self._outbox_locked()
+        if self.retry_first_connect:
+            self._start_background(outbox, first=True)
+            if not self._wait_up(session):
+                raise ConnectionClosed(f"{self.id} was closed before it could connect")
+            if self._fatal is not None:
+                raise self._fatal
+            return
+        self._open(session)
+        self._start_background(outbox, first=False)
+
+    def _outbox_locked(self) -> Outbox:
+        if self._queue is None or self._queue.closed:
+            self._queue = OfflineQueue(self.queue_path, max_messages=self.queue_max_messages)
+        if self._outbox is None:
+            self._outbox = Outbox(self._queue, self._deliver, version=self.version,
+                                  name=f"ocpp-{self.id}", retry=self.transaction_retry,
+                                  on_dropped=self._dropped)
+            self._outbox_started = False
+        return self._outbox
+
+    def _start_background(self, outbox: Outbox, *, first: bool) -> None:
+        with self._lock:
+            start_outbox = not self._outbox_started
+            self._outbox_started = True
+            self._supervisor = threading.Thread(target=self._supervise,
+                                                args=(first, self._session, self._stop),
+                                                name=f"ocpp-{self.id}-reconnect", daemon=True)
+            supervisor = self._supervisor
+        if start_outbox:
+            outbox.start()
+        supervisor.start()
+
+    def _wait_up(self, session: int) -> bool:
+        while not self._up.wait(0.5):
+            with self._lock:
+                if self._session != session or self._stop.is_set():
+                    return False
+        return self._session == session
+
+    def _open(self, session: int) -> Connection:
+        """One attempt to connect; raises HandshakeError, or ConnectionClosed if close() came first."""
+        transport = open_websocket(self.url, self.id, subprotocols=[f"ocpp{self.version}"],
+                                   headers=self.headers, timeout=self.connect_timeout,
+                                   sslopt=self.sslopt, ping_interval=self.ping_interval,
+                                   pong_timeout=self.pong_timeout)
+        with self._lock:
+            if self._session != session or self._closed:
+                current = False
+            else:
+                current = True
+                link_down = self._link_down
+                link_down.clear()
+                connection = Connection(transport, name=f"ocpp-{self.id}", version=self.version,
+                                        role=CS, find_handler=self._handlers.get,
+                                        timeout=self.timeout, lenient=self.lenient,
+                                        on_close=link_down.set)
+                self._connection = connection
+                outbox = self._outbox
+        if not current:  # close() raced with the handshake
+            transport.close(1001, "closing")
+            raise ConnectionClosed(f"{self.id} was closed")
+        connection.start()
+        if outbox is not None:
+            outbox.online()
+        return connection
+
+    def _supervise(self, first: bool, session: int, stop: threading.Event) -> None:
+        while not stop.is_set():
+            if not first:
+                with self._lock:
+                    link_down = self._link_down
+                link_down.wait()
+                if stop.is_set():
+                    return
+                with self._lock:
+                    outbox = self._outbox
+                if outbox is not None:
+                    outbox.offline()
+                self._hook(self.on_disconnect)
+                if not self.reconnect:
+                    return
+            if not self._reopen(first, session, stop):
+                return
+            if not first:
+                self._hook(self.on_reconnect)
+            first = False
+            self._up.set()
+
+    def _reopen(self, first: bool, session: int, stop: threading.Event) -> bool:
+        """Try until connected (True), or until closed or refused for good (False)."""
+        delays = self.backoff.delays(self._random)  # a fresh schedule for every outage
+        wait = not first
+        while not stop.is_set():
+            if wait and self._wait_before_reconnect(next(delays)):
+                return False
+            wait = True
+            try:
+                self._open(session)
+                return True
+            except HandshakeError as exc:
+                if exc.permanent:
+                    log.error("%s: giving up reconnecting: %s", self.id, exc)
+                    self._fatal = exc
+                    self._up.set()
+                    return False
+                log.info("%s: connecting failed: %s", self.id, exc)
+            except ConnectionClosed:
+                return False
+        return False
+
+    def _wait_before_reconnect(self, delay: float) -> bool:
+        """The one place the reconnect loop sleeps; True if close() interrupted it."""
+        log.info("%s: reconnecting in %.1f s", self.id, delay)
+        return self._stop.wait(delay)
+
+    def _hook(self, hook: Hook | None) -> None:
+        if hook is None:
+            return
+        try:
+            hook(self)
+        except Exception:
+            log.exception("%s: the %s hook failed", self.id, getattr(hook, "__name__", "connection"))
+
+    def _dropped(self, message: QueuedMessage, exc: BaseException) -> None:
+        hook = self.on_message_dropped
+        if hook is not None:
+            hook(self, message, exc)
+
+    # -- sending ------------------------------------------------------------
 
     def _live(self) -> Connection:
         connection = self._connection
-        if connection is None:
+        if connection is None or connection.closed:
             raise ConnectionClosed(f"{self.id} is not connected")
         return connection
+
+    def _deliver(self, message: QueuedMessage) -> Any:
+        """Send one queued message (outbox thread); a lost link is ConnectionClosed, not a failure."""
+        connection = self._connection
+        if connection is None or connection.closed:
+            raise ConnectionClosed("offline")
+        request = from_payload(version_module(self.version).REQUESTS[message.action], message.payload)
+        try:
+            return connection.send(request, self.timeout)  # a new message id every attempt
+        except CallTimeout:
+            if connection.closed:  # the answer died with the link
+                raise ConnectionClosed("the connection was lost while waiting") from None
+            raise
 
     def send(self, message: Any, timeout: float | None = None) -> Any:
         """Send a request and block for the response object.
 
         Raises CallError, CallTimeout, ConnectionClosed, or ValidationError
         (before sending) for an invalid request. ``timeout`` covers waiting for
-        our turn as well as for the answer.
+        our turn as well as for the answer. A transaction message is queued
+        instead: its response if it is answered within ``timeout``, else (when
+        offline, at once) its :class:`QueuedCall`, which delivery completes later.
         """
-        return self._live().send(message, timeout)
+        if not is_queued(self.version, message_info(message).action):
+            return self._live().send(message, timeout)
+        handle = self.send_async(message)
+        if handle.done() and handle.exception() is not None:
+            raise handle.exception()  # type: ignore[misc]
+        if not self.connected:
+            return handle
+        try:
+            return handle.result(self.timeout if timeout is None else timeout)
+        except concurrent.futures.TimeoutError:
+            return handle
 
     def send_async(self, message: Any, timeout: float | None = None) -> Future:
-        """Like :meth:`send`, but returns a Future at once."""
-        return self._live().send_async(message, timeout)
+        """Like :meth:`send`, but returns a Future at once (a QueuedCall for a transaction message)."""
+        try:
+            info = message_info(message)
+        except (TypeError, KeyError, AttributeError, ValueError):
+            raise TypeError(f"not an OCPP message: {message!r}") from None
+        if not is_queued(self.version, info.action):
+            return self._live().send_async(message, timeout)
+        if info.version != self.version or not info.is_request:
+            raise ValueError(f"{type(message).__name__} is not an OCPP {self.version} request")
+        payload = to_payload(message)  # ValidationError before anything is queued
+        if info.action == "TransactionEvent" and not self.connected:
+            payload.setdefault("offline", True)  # 2.x: the event happened while offline
+        with self._lock:
+            if self._closed:
+                raise ConnectionClosed(f"{self.id} is closed")
+            outbox = self._outbox_locked()
+        return outbox.submit(info.action, payload)
 
     def call(self, action: str, payload: Mapping[str, Any],
-             timeout: float | None = None) -> dict[str, Any] | None:
+             timeout: float | None = None) -> dict[str, Any] | QueuedCall | None:
         """Send a wire-format payload and get the wire-format response, both validated."""
-        return call_with_dict(self._live(), action, payload, timeout)
+        if not is_queued(self.version, action):
+            return call_with_dict(self._live(), action, payload, timeout)
+        request = from_payload(version_module(self.version).REQUESTS[action], dict(payload))
+        response = self.send(request, timeout)
+        return response if isinstance(response, QueuedCall) else to_payload(response)
+
+    # -- closing ------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection and stop its threads; idempotent."""
+        """Stop reconnecting, let calls in flight finish (bounded), close, join the threads.
+
+        Idempotent; a later :meth:`connect` starts over. Queued messages stay
+        in the queue file for the next run.
+        """
         with self._lock:
-            connection = self._connection
+            self._closed = True
+            self._session += 1
+            connection, self._connection = self._connection, None
+            outbox, self._outbox = self._outbox, None
+            supervisor, self._supervisor = self._supervisor, None
+            queue = self._queue
+            if self.queue_path is not None:
+                self._queue = None
+            stop, link_down = self._stop, self._link_down
+        stop.set()
+        link_down.set()
+        if outbox is not None:
+            outbox.offline()  # nothing more goes out; the one in flight may finish
         if connection is not None:
-            connection.close()
+            connection.close(drain=self.close_timeout)
+        if outbox is not None:
+            outbox.stop()
+        if supervisor is not None and supervisor is not threading.current_thread():
+            supervisor.join(self.connect_timeout + 1.0)
+            if supervisor.is_alive():
+                log.warning("%s: the reconnect thread did not stop in time", self.id)
+        if queue is not None and self.queue_path is not None:
+            queue.close()
 
     def __enter__(self) -> ChargePoint:
         if not self.connected:

@@ -147,6 +147,7 @@ class Connection:
         self._on_close = on_close
         # _lock guards _current, _queue, _expired, _handling and _closing.
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified when no call is queued or on the wire
         self._current: _Pending | None = None
         self._queue: collections.deque[_Pending] = collections.deque()
         self._expired: collections.deque[str] = collections.deque(maxlen=_REMEMBERED_EXPIRED)
@@ -201,8 +202,17 @@ class Connection:
         """
         self._inbox.put((task,))
 
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the websocket, fail every pending call, stop both threads. Idempotent."""
+    def close(self, code: int = 1000, reason: str = "", *, drain: float = 0.0) -> None:
+        """Close the websocket, fail every pending call, stop both threads. Idempotent.
+
+        ``drain`` seconds at most are given to calls already queued or on the wire
+        to be answered first, so a clean shutdown does not lose an answer in flight.
+        """
+        if drain > 0 and threading.get_ident() != self._reader_ident:
+            with self._idle:
+                self._idle.wait_for(
+                    lambda: (self._current is None and not self._queue) or self._reader_done.is_set(),
+                    drain)
         self._fail_all(ConnectionClosed("the connection was closed"))
         try:
             self._transport.close(code, reason)
@@ -297,6 +307,7 @@ class Connection:
             if pending.future.set_running_or_notify_cancel():
                 self._current = pending
                 return pending
+        self._idle.notify_all()
         return None
 
     def _write_call(self, pending: _Pending) -> None:
@@ -367,6 +378,7 @@ class Connection:
             if self._current is not None:
                 failed.append(self._current)
                 self._current = None
+            self._idle.notify_all()
         for pending in failed:
             _settle(pending.future, exc=exc)
 
