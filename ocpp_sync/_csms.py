@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ from ._chargepoint import VERSIONS, call_with_dict, check_handler_class, check_v
 from ._connection import CSMS as CSMS_ROLE
 from ._connection import Connection
 from ._errors import ConnectionClosed
+from ._transports.base import ConnectionRequest, HandshakeError
 
 __all__ = ["CSMS", "Station"]
 
@@ -19,6 +21,9 @@ log = logging.getLogger("ocpp_sync.csms")
 
 F = TypeVar("F", bound=Callable[..., Any])
 StationCallback = Callable[["Station"], Any]
+
+REPLACE = "replace"  # a station that connects again takes over from its old connection
+REFUSE = "refuse"    # ... is refused while its old connection is still up
 
 
 class Station:
@@ -98,15 +103,34 @@ class CSMS:
     ``on_connect`` callbacks run in the station's dispatcher before its first
     call is handled (so they may call ``station.send``); ``on_disconnect``
     callbacks run once its connection has ended.
+
+    ``on_duplicate`` says what happens when a station connects while its old
+    connection still looks alive: REPLACE (close the old one) or REFUSE (answer
+    the new upgrade with HTTP 409). ``max_connections`` refuses stations beyond
+    it (HTTP 503); ``max_message_size`` closes a connection that sends a bigger
+    message (1009); ``ping_interval``/``pong_timeout`` give up a silent station.
     """
 
     on_connect = _Callbacks("connect")
     on_disconnect = _Callbacks("disconnect")
 
     def __init__(self, versions: Sequence[str] = ("1.6", "2.0.1", "2.1"), *,
-                 timeout: float = 30.0, lenient: bool = False) -> None:
+                 timeout: float = 30.0, lenient: bool = False, on_duplicate: str = REPLACE,
+                 max_connections: int | None = None, max_message_size: int | None = None,
+                 ping_interval: float | None = None, pong_timeout: float = 10.0,
+                 close_timeout: float = 5.0) -> None:
         if not versions:
             raise ValueError("a CSMS needs at least one OCPP version")
+        if on_duplicate not in (REPLACE, REFUSE):
+            raise ValueError(f"on_duplicate must be {REPLACE!r} or {REFUSE!r}")
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self.on_duplicate = on_duplicate
+        self.max_connections = max_connections
+        self.max_message_size = max_message_size
+        self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
+        self.close_timeout = close_timeout
         self.versions = tuple(check_version(v) for v in versions)
         self.timeout = timeout
         self.lenient = lenient
@@ -146,10 +170,41 @@ class CSMS:
             if self._server is not None:
                 raise RuntimeError("the CSMS is already listening")
             self._stopped = False
+            options: dict[str, Any] = {"ping_interval": self.ping_interval,
+                                       "pong_timeout": self.pong_timeout}
+            if self.max_message_size is not None:
+                options["max_message_size"] = self.max_message_size
+            options.update(server_options)
+            options["check_request"] = functools.partial(self._check_request,
+                                                         options.get("check_request"))
             self._server = WebSocketServer(
                 host, port, subprotocols=[f"ocpp{v}" for v in self._preference()],
-                on_connection=self._on_connection, **server_options)
+                on_connection=self._on_connection, **options)
             return self._server
+
+    def _check_request(self, user_check: Callable[[ConnectionRequest], None] | None,
+                       request: ConnectionRequest) -> None:
+        """Refuse before the upgrade what _serve would refuse after it, so the station sees why."""
+        if user_check is not None:
+            user_check(request)
+        refusal = self._refusal(request.station_id)
+        if refusal is not None:
+            raise HandshakeError(refusal[1], status=refusal[0], reason=refusal[1])
+
+    def _refusal(self, station_id: str) -> tuple[int, str] | None:
+        with self._changed:
+            return self._refusal_locked(station_id)
+
+    def _refusal_locked(self, station_id: str) -> tuple[int, str] | None:
+        """(HTTP status, reason) if this station may not connect now; the caller holds _changed."""
+        old = self._stations.get(station_id)
+        if old is not None and old.connected:
+            if self.on_duplicate == REFUSE:
+                return 409, f"station {station_id!r} is already connected"
+            return None
+        if self.max_connections is not None and len(self._stations) >= self.max_connections:
+            return 503, "too many connections"
+        return None
 
     def _preference(self) -> list[str]:
         """The newest version first: offered several, a station gets the newest we share."""
@@ -173,16 +228,26 @@ class CSMS:
         finally:
             self.stop()
 
-    def stop(self) -> None:
-        """Stop listening, close every station's connection, join the threads. Idempotent."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop listening, close every station's connection, join the threads. Idempotent.
+
+        Returns within about ``timeout`` seconds however the stations behave:
+        connections that do not close cleanly in time are cut.
+        """
+        deadline = time.monotonic() + timeout
         with self._changed:
             server, self._server = self._server, None
             self._stopped = True
             stations = list(self._stations.values())
         if server is not None:
-            server.stop()
-        for station in stations:
-            station.close()
+            server.stop(timeout=max(0.1, timeout * 0.8))
+        # Stations served through handle() are not the listener's: close them side by side.
+        closers = [threading.Thread(target=station.close, name=f"ocpp-csms-stop-{station.id}",
+                                    daemon=True) for station in stations if station.connected]
+        for closer in closers:
+            closer.start()
+        for closer in closers:
+            closer.join(max(0.0, deadline - time.monotonic()))
 
     def wait_for_station(self, station_id: str, timeout: float | None = None) -> Station:
         """Block until a station with this id is connected; TimeoutError if none came in time."""
@@ -224,12 +289,17 @@ class CSMS:
         station._connection = connection
         with self._changed:
             stopped = self._stopped
-            if not stopped:
+            refusal = None if stopped else self._refusal_locked(station_id)
+            if not stopped and refusal is None:
                 previous = self._stations.get(station_id)
                 self._stations[station_id] = station
                 self._changed.notify_all()
         if stopped:
             transport.close(1001, "the CSMS is stopping")
+            return
+        if refusal is not None:
+            log.warning("refused station %r: %s", station_id, refusal[1])
+            transport.close(1008 if refusal[0] == 409 else 1013, refusal[1])
             return
         if previous is not None:
             log.warning("station %r connected again; closing its previous connection", station_id)
