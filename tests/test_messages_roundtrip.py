@@ -62,7 +62,9 @@ def normalise(value: Any, node: dict[str, Any], root: dict[str, Any]) -> Any:
         return ("instant", schemas.instant(value))
     if isinstance(value, dict):
         props = node.get("properties", {})
-        return {k: normalise(v, props[k], root) if k in props else v for k, v in value.items()}
+        # A null in an untyped field (DataTransfer data) is read as absent, as documented.
+        return {k: normalise(v, props[k], root) if k in props else v for k, v in value.items()
+                if not (v is None and k in props and "type" not in props[k] and "$ref" not in props[k])}
     if isinstance(value, list) and isinstance(node.get("items"), dict):
         return [normalise(v, node["items"], root) for v in value]
     return value

@@ -209,9 +209,11 @@ def test_data_transfer_data_is_any_json(module, data) -> None:
     assert to_payload(msg) == payload
 
 
-def test_data_transfer_null_data_survives() -> None:
-    payload = {"status": "Accepted", "data": None}  # the 2.x schema gives data no type: null is valid
-    assert to_payload(from_payload(v201.DataTransferResponse, payload)) == payload
+def test_data_transfer_null_data_is_read_as_absent() -> None:
+    """The 2.x schema gives data no type, so null is valid; None means absent in every message class."""
+    msg = from_payload(v201.DataTransferResponse, {"status": "Accepted", "data": None})
+    assert msg.data is None
+    assert to_payload(msg) == {"status": "Accepted"}
 
 
 def test_data_transfer_data_is_a_string_in_16() -> None:
