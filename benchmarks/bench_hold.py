@@ -72,10 +72,10 @@ def hold(stack: str, stations: int, args: argparse.Namespace) -> dict:
             r["peak_rss"] = max(r["peak_rss"], rss)
             r["peak_threads"] = max(r["peak_threads"], threads)
         r["rss"], r["threads"] = server.usage()
+        # Per connection of those counted connected; the CSMS may be too busy to count again.
+        r["rss_per_connection"] = (r["rss"] - r["base_rss"]) / max(1, r["connected"])
+        r["threads_per_connection"] = (r["threads"] - r["base_threads"]) / max(1, r["connected"])
         r["held"] = server.request("count", timeout=args.control_timeout)
-        held = max(1, r["held"])
-        r["rss_per_connection"] = (r["rss"] - r["base_rss"]) / held
-        r["threads_per_connection"] = (r["threads"] - r["base_threads"]) / held
         step = "fan-out"
         r["fanout"] = server.request("fanout", args.fanout_timeout,
                                      timeout=args.fanout_timeout + args.control_timeout)
@@ -102,7 +102,8 @@ def describe(r: dict) -> str:
     else:
         parts.append(f"connected {r['connected']}/{r['stations']}")
     if r["rss_per_connection"] is not None:
-        parts.append(f"held {r['held']}: {r['rss_per_connection'] / 1024:.0f} KiB and "
+        parts.append((f"held {r['held']}: " if r["held"] is not None else "")
+                     + f"{r['rss_per_connection'] / 1024:.0f} KiB and "
                      f"{r['threads_per_connection']:.2f} threads per connection")
     if r["fanout"]:
         fan = r["fanout"]
