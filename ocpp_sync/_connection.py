@@ -38,6 +38,7 @@ from ._framing import (
     parse,
     serialise,
 )
+from ._history import History
 from ._transports.base import Transport
 from .security import redact_secrets
 
@@ -130,7 +131,8 @@ class Connection:
 
     def __init__(self, transport: Transport, *, name: str, version: str, role: str,
                  find_handler: Callable[[type], Handler | None], timeout: float = 30.0,
-                 lenient: bool = False, on_close: Callable[[], None] | None = None) -> None:
+                 lenient: bool = False, on_close: Callable[[], None] | None = None,
+                 history: History | None = None) -> None:
         if role not in (CS, CSMS):
             raise ValueError(f"role must be {CS!r} or {CSMS!r}, not {role!r}")
         self.name = name
@@ -145,6 +147,7 @@ class Connection:
             self._incoming, self._outgoing = self._module.CS_TO_CSMS, self._module.CSMS_TO_CS
         self._find_handler = find_handler
         self._on_close = on_close
+        self._history = history
         # _lock guards _current, _queue, _expired, _handling and _closing.
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified when no call is queued or on the wire
@@ -234,6 +237,8 @@ class Connection:
             log.warning("%s: the %s did not stop within %.0f s", self.name, what, _JOIN_TIMEOUT)
 
     def _log_frame(self, direction: str, text: str) -> None:
+        if self._history is not None:
+            self._history.frame(direction, text)
         # Frames can carry station passwords (AuthorizationKey, BasicAuthPassword): never log those.
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s %s", self.name, direction, redact_secrets(text))
@@ -578,6 +583,8 @@ class Connection:
                     handler(request)
                 except Exception:
                     log.exception("%s: the %s handler raised", self.name, action)
+                if self._history is not None:
+                    self._history.handled(request)
                 continue
             try:
                 reply = self._run_handler(unique_id, action, handler, request)
@@ -590,6 +597,8 @@ class Connection:
                 self._send_frame(reply)
             except Exception:  # never let one message end the dispatcher
                 log.exception("%s: failed to answer %s", self.name, unique_id)
+            if self._history is not None:
+                self._history.handled(request)
 
     def _run_handler(self, unique_id: str, action: str, handler: Handler,
                      request: Any) -> Frame:
