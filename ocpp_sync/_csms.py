@@ -13,6 +13,7 @@ from ._chargepoint import VERSIONS, call_with_dict, check_handler_class, check_v
 from ._connection import CSMS as CSMS_ROLE
 from ._connection import Connection
 from ._errors import ConnectionClosed
+from ._history import History
 from ._transports.base import ConnectionRequest, HandshakeError
 
 __all__ = ["CSMS", "Station"]
@@ -20,7 +21,12 @@ __all__ = ["CSMS", "Station"]
 log = logging.getLogger("ocpp_sync.csms")
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 StationCallback = Callable[["Station"], Any]
+RequestCallback = Callable[["Station", Any], Any]
+
+#: Frames kept per station by default: small, as a CSMS may hold thousands of stations.
+STATION_HISTORY_SIZE = 100
 
 REPLACE = "replace"  # a station that connects again takes over from its old connection
 REFUSE = "refuse"    # ... is refused while its old connection is still up
@@ -31,13 +37,15 @@ class Station:
 
     ``request`` is the HTTP upgrade request it connected with (its headers,
     path and offered subprotocols), or None when served through
-    :meth:`CSMS.handle`.
+    :meth:`CSMS.handle`. ``history`` holds the connection's last frames.
     """
 
-    def __init__(self, id: str, version: str, request: Any = None) -> None:
+    def __init__(self, id: str, version: str, request: Any = None,
+                 history_size: int | None = STATION_HISTORY_SIZE) -> None:
         self.id = id
         self.version = version
         self.request = request
+        self.history = History(history_size)
         self._connection: Connection | None = None
 
     @property
@@ -70,6 +78,15 @@ class Station:
         """Close this station's connection; idempotent."""
         if self._connection is not None:
             self._connection.close()
+
+    def expect(self, request_cls: type[R], timeout: float | None = 30.0,
+               where: Callable[[R], bool] | None = None) -> R:
+        """The next ``request_cls`` request (``where`` holding) once its handler answered it.
+
+        Requests that came before the call count too, each returned once;
+        see :meth:`History.expect`.
+        """
+        return self.history.expect(request_cls, timeout, where)
 
     def __repr__(self) -> str:
         return f"<Station {self.id!r} OCPP {self.version} {self.remote_address}>"
@@ -109,6 +126,7 @@ class CSMS:
     the new upgrade with HTTP 409). ``max_connections`` refuses stations beyond
     it (HTTP 503); ``max_message_size`` closes a connection that sends a bigger
     message (1009); ``ping_interval``/``pong_timeout`` give up a silent station.
+    ``history_size`` bounds each station's :attr:`Station.history` (None: unbounded).
     """
 
     on_connect = _Callbacks("connect")
@@ -118,7 +136,8 @@ class CSMS:
                  timeout: float = 30.0, lenient: bool = False, on_duplicate: str = REPLACE,
                  max_connections: int | None = None, max_message_size: int | None = None,
                  ping_interval: float | None = None, pong_timeout: float = 10.0,
-                 close_timeout: float = 5.0) -> None:
+                 close_timeout: float = 5.0,
+                 history_size: int | None = STATION_HISTORY_SIZE) -> None:
         if not versions:
             raise ValueError("a CSMS needs at least one OCPP version")
         if on_duplicate not in (REPLACE, REFUSE):
@@ -136,6 +155,8 @@ class CSMS:
         self.lenient = lenient
         self._handlers: dict[type, Callable[..., Any]] = {}
         self._callbacks: dict[str, list[StationCallback]] = {"connect": [], "disconnect": []}
+        self._request_callbacks: list[RequestCallback] = []
+        self.history_size = history_size
         self._changed = threading.Condition()  # guards _stations and _server
         self._stations: dict[str, Station] = {}
         self._server: Any = None
@@ -150,6 +171,18 @@ class CSMS:
             return handler
 
         return register
+
+    def on_request(self, callback: RequestCallback) -> RequestCallback:
+        """Call ``callback(station, request)`` for every validated request that has a handler.
+
+        It runs in the station's dispatcher just before the handler, so it sees
+        requests in order; if it raises, the handler does not run and the
+        station gets the error (InternalError, or an OCPPError's own code), so
+        a callback that must record every request can make the station retry.
+        Usable as a decorator.
+        """
+        self._request_callbacks.append(callback)
+        return callback
 
     @property
     def port(self) -> int:
@@ -280,12 +313,13 @@ class CSMS:
                         subprotocol)
             transport.close(1002, "unsupported subprotocol")
             return
-        station = Station(station_id, version, request)
+        station = Station(station_id, version, request, self.history_size)
         connection = Connection(transport, name=f"ocpp-csms-{station_id}", version=version,
                                 role=CSMS_ROLE,
                                 find_handler=functools.partial(self._find_handler, station),
                                 timeout=self.timeout, lenient=self.lenient,
-                                on_close=functools.partial(self._closed, station))
+                                on_close=functools.partial(self._closed, station),
+                                history=station.history)
         station._connection = connection
         with self._changed:
             stopped = self._stopped
@@ -312,13 +346,19 @@ class CSMS:
 
     def _find_handler(self, station: Station, request_cls: type) -> Callable[[Any], Any] | None:
         handler = self._handlers.get(request_cls)
-        return None if handler is None else functools.partial(handler, station)
+        return None if handler is None else functools.partial(self._answer, station, handler)
+
+    def _answer(self, station: Station, handler: Callable[..., Any], request: Any) -> Any:
+        for callback in list(self._request_callbacks):
+            callback(station, request)
+        return handler(station, request)
 
     def _closed(self, station: Station) -> None:
         with self._changed:
             if self._stations.get(station.id) is station:
                 del self._stations[station.id]
                 self._changed.notify_all()
+        station.history.close()
         log.info("station %r disconnected", station.id)
         for callback in list(self._callbacks["disconnect"]):
             try:
