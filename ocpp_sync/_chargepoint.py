@@ -15,6 +15,7 @@ from ._backoff import BackOff, TransactionRetry
 from ._codec import from_payload, message_info, to_payload, version_module
 from ._connection import CS, Connection
 from ._errors import CallTimeout, ConnectionClosed
+from ._history import DEFAULT_HISTORY_SIZE, History
 from ._offline_queue import OfflineQueue, Outbox, QueuedCall, QueuedMessage, is_queued
 from ._transports.base import HandshakeError
 from ._transports.client import connect as open_websocket
@@ -24,6 +25,7 @@ __all__ = ["ChargePoint", "check_handler_class", "call_with_dict"]
 log = logging.getLogger("ocpp_sync.chargepoint")
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 Hook = Callable[["ChargePoint"], Any]
 DroppedHook = Callable[["ChargePoint", QueuedMessage, BaseException], Any]
 
@@ -79,6 +81,7 @@ class ChargePoint:
     time, oldest first, whenever a connection is up, so none is lost to an
     outage or a restart. ``on_disconnect`` / ``on_reconnect`` run in the
     reconnect thread, ``on_message_dropped`` when a queued message is given up.
+    ``history`` keeps the last ``history_size`` frames across reconnects.
     """
 
     def __init__(self, id: str, url: str, version: str = "1.6", timeout: float = 30.0,
@@ -91,7 +94,8 @@ class ChargePoint:
                  queue_max_messages: int = 10_000,
                  transaction_retry: TransactionRetry | None = None,
                  on_disconnect: Hook | None = None, on_reconnect: Hook | None = None,
-                 on_message_dropped: DroppedHook | None = None) -> None:
+                 on_message_dropped: DroppedHook | None = None,
+                 history_size: int | None = DEFAULT_HISTORY_SIZE) -> None:
         if not id:
             raise ValueError("a charge point needs a non-empty id")
         self.id = id
@@ -114,6 +118,7 @@ class ChargePoint:
         self.on_disconnect = on_disconnect
         self.on_reconnect = on_reconnect
         self.on_message_dropped = on_message_dropped
+        self.history = History(history_size)  # one for every connection this object opens
         self._random: Callable[[], float] = random.random
         self._handlers: dict[type, Callable[[Any], Any]] = {}
         # _lock guards every attribute below; it is never held while opening a websocket,
@@ -229,7 +234,7 @@ class ChargePoint:
                 connection = Connection(transport, name=f"ocpp-{self.id}", version=self.version,
                                         role=CS, find_handler=self._handlers.get,
                                         timeout=self.timeout, lenient=self.lenient,
-                                        on_close=link_down.set)
+                                        on_close=link_down.set, history=self.history)
                 self._connection = connection
                 outbox = self._outbox
         if not current:  # close() raced with the handshake
@@ -373,6 +378,15 @@ class ChargePoint:
         return response if isinstance(response, QueuedCall) else to_payload(response)
 
     # -- closing ------------------------------------------------------------
+
+    def expect(self, request_cls: type[R], timeout: float | None = 30.0,
+               where: Callable[[R], bool] | None = None) -> R:
+        """The next ``request_cls`` request from the CSMS (``where`` holding) once answered.
+
+        Requests that came before the call count too, each returned once;
+        see :meth:`History.expect`.
+        """
+        return self.history.expect(request_cls, timeout, where)
 
     def close(self) -> None:
         """Stop reconnecting, let calls in flight finish (bounded), close, join the threads.
