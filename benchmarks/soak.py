@@ -201,7 +201,8 @@ def main() -> None:
     for proxy in proxies:
         proxy.stop()
     csms.stop()
-    del stations, proxies, csms, on_event
+    stations.clear()
+    proxies.clear()
     if tmp is not None:
         tmp.cleanup()
     gc.collect()

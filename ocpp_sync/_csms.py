@@ -74,10 +74,16 @@ class Station:
         """Send a wire-format payload and get the wire-format response, both validated."""
         return call_with_dict(self._live(), action, payload, timeout)
 
-    def close(self) -> None:
-        """Close this station's connection; idempotent."""
+    def close(self, *, drain: float = 0.0) -> None:
+        """Close this station's connection; idempotent.
+
+        ``drain`` seconds at most are given to our calls in flight to be answered first.
+        """
+        self._close(1000, "", drain)
+
+    def _close(self, code: int, reason: str, drain: float) -> None:
         if self._connection is not None:
-            self._connection.close()
+            self._connection.close(code, reason, drain=drain)
 
     def expect(self, request_cls: type[R], timeout: float | None = 30.0,
                where: Callable[[R], bool] | None = None) -> R:
@@ -270,15 +276,21 @@ class CSMS:
         deadline = time.monotonic() + timeout
         with self._changed:
             server, self._server = self._server, None
-            self._stopped = True
+            self._stopped = True  # from now on a new connection is refused with 1001
             stations = list(self._stations.values())
-        if server is not None:
-            server.stop(timeout=max(0.1, timeout * 0.8))
-        # Stations served through handle() are not the listener's: close them side by side.
-        closers = [threading.Thread(target=station.close, name=f"ocpp-csms-stop-{station.id}",
-                                    daemon=True) for station in stations if station.connected]
+        # Side by side, so one slow station does not eat the others' time: each may finish
+        # the calls in flight, then closes with 1001. The listener gets the second half.
+        drain = min(self.close_timeout, timeout / 4)
+        closers = [threading.Thread(target=station._close,
+                                    args=(1001, "the CSMS is stopping", drain),
+                                    name=f"ocpp-csms-stop-{station.id}", daemon=True)
+                   for station in stations if station.connected]
         for closer in closers:
             closer.start()
+        for closer in closers:
+            closer.join(max(0.0, deadline - timeout / 2 - time.monotonic()))
+        if server is not None:
+            server.stop(timeout=max(0.1, deadline - time.monotonic()))
         for closer in closers:
             closer.join(max(0.0, deadline - time.monotonic()))
 
