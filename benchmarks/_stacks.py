@@ -24,7 +24,6 @@ import os
 import platform
 import resource
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -984,10 +983,6 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "-"
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
 def check_stacks(names: list[str]) -> list[str]:
     for name in names:
         if name not in STACKS:
@@ -996,6 +991,6 @@ def check_stacks(names: list[str]) -> list[str]:
 
 
 __all__ = ["STACKS", "LABELS", "WORKLOADS", "TITLES", "ServerProcess", "ClientGroup", "run_calls",
-           "run_rounds", "machine", "machine_line", "table", "save", "ratio", "median",
+           "run_rounds", "machine", "machine_line", "table", "save", "ratio",
            "check_stacks",
            "raise_fd_limit"]

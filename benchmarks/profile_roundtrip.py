@@ -8,7 +8,7 @@ the other side in a child process, for ``--duration`` seconds of sequential call
 prints the functions with the largest share of samples: ``self`` is time in the function
 itself, ``total`` includes what it calls, as shares of the samples of the thread holding
 the GIL (``--no-gil``: of every thread py-spy sees busy); only frames from ocpp_sync and the transports'
-libraries are listed. The raw py-spy output stays in benchmarks/results/.
+libraries are listed. The raw py-spy output (collapsed stacks) goes to the temp dir.
 """
 from __future__ import annotations
 
@@ -18,11 +18,12 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
-from _stacks import RESULTS, WORKLOADS, ClientGroup, ServerProcess
+from _stacks import WORKLOADS, ClientGroup, ServerProcess
 
 FRAME = re.compile(r"^(?P<func>.+) \((?P<file>[^()]*?):(?P<line>\d+)\)$")
 INTERESTING = ("ocpp_sync/", "websocket/", "simple_websocket/", "wsproto/", "json/", "attr",
@@ -138,13 +139,14 @@ def main() -> None:
     parser.add_argument("--gil", action=argparse.BooleanOptionalAction, default=True,
                         help="sample only the thread holding the GIL (default): where Python "
                              "time goes; --no-gil samples every thread py-spy thinks is busy")
+    parser.add_argument("--output", type=Path,
+                        help="py-spy's raw output (default: the temp dir; kept out of the tree)")
     parser.add_argument("--run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
         workload(args.side, args.kind, args.duration)
         return
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"profile-{args.side}-{args.kind}.txt"
+    out = args.output or Path(tempfile.gettempdir()) / f"ocpp_sync-profile-{args.side}-{args.kind}.txt"
     command = ["py-spy", "record", "--rate", str(args.rate), "--format", "raw", "--output",
                str(out), "--nonblocking", *(["--gil"] if args.gil else []), "--",
                sys.executable, os.path.abspath(__file__), "--run", "--side", args.side,
