@@ -17,6 +17,7 @@ memory (RSS) are taken before anything starts and after everything stopped.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import logging
@@ -46,6 +47,27 @@ def rss_mib() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def release_free_memory() -> None:
+    """Hand freed heap back to the OS (glibc), so RSS shows what is still in use, not the peak."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def live_library_objects() -> dict[str, int]:
+    """Objects of the library's connection-bearing classes still alive: a leak if any."""
+    from ocpp_sync._connection import Connection
+    from ocpp_sync._offline_queue import OfflineQueue, Outbox
+    from ocpp_sync._transports.client import _ClientTransport
+    from ocpp_sync._transports.server import _SimpleWebSocketTransport
+
+    kinds = (ocpp_sync.ChargePoint, ocpp_sync.Station, Connection, OfflineQueue, Outbox,
+             _ClientTransport, _SimpleWebSocketTransport)
+    counts = Counter(type(o).__name__ for o in gc.get_objects() if isinstance(o, kinds))
+    return {kind.__name__: counts.get(kind.__name__, 0) for kind in kinds}
 
 
 def raise_fd_limit() -> None:
@@ -88,6 +110,7 @@ def main() -> None:
     rng = random.Random(args.seed)
 
     gc.collect()
+    release_free_memory()
     threads_before, rss_before = threading.active_count(), rss_mib()
 
     tmp = None
@@ -198,6 +221,7 @@ def main() -> None:
 
     for cp in stations:
         cp.close()
+    del cp  # the loop variable would keep the last station alive in the census below
     for proxy in proxies:
         proxy.stop()
     csms.stop()
@@ -206,7 +230,10 @@ def main() -> None:
     if tmp is not None:
         tmp.cleanup()
     gc.collect()
+    rss_after_untrimmed = rss_mib()
+    release_free_memory()
     threads_after, rss_after = threading.active_count(), rss_mib()
+    leftovers = live_library_objects()
 
     figures = {
         "stations": args.stations, "minutes": args.minutes, "rate_per_station": args.rate,
@@ -216,12 +243,14 @@ def main() -> None:
         "link_drops": drops, "outages": outages, "reconnects": sum(reconnects.values()),
         "drained": drained, "drain_seconds": round(drain_seconds, 1),
         "threads_before": threads_before, "threads_peak": peak_threads, "threads_after": threads_after,
-        "rss_mib_before": round(rss_before, 1), "rss_mib_after": round(rss_after, 1),
+        "rss_mib_before": round(rss_before, 1), "rss_mib_after_untrimmed": round(rss_after_untrimmed, 1),
+        "rss_mib_after": round(rss_after, 1), "live_library_objects_after": leftovers,
     }
     print(json.dumps(figures, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
-    ok = lost == 0 and unexpected == 0 and drained and threads_after == threads_before
+    ok = lost == 0 and unexpected == 0 and drained and threads_after == threads_before \
+        and not any(leftovers.values())
     print("OK" if ok else "FAILED", flush=True)
     sys.exit(0 if ok else 1)
 
