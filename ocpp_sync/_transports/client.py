@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import websocket
 from websocket import ABNF
 
+from .. import security as _security
 from .._backoff import Keepalive
 from .._errors import ConnectionClosed
 from .base import HandshakeError, Transport
@@ -49,7 +50,9 @@ def _safe_url(url: str) -> str:
 def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
             headers: Mapping[str, str] | None = None, timeout: float = 10.0,
             sslopt: dict | None = None, close_timeout: float = CLOSE_TIMEOUT,
-            ping_interval: float | None = None, pong_timeout: float = 10.0) -> Transport:
+            ping_interval: float | None = None, pong_timeout: float = 10.0,
+            password: str | bytes | None = None,
+            ssl_context: ssl.SSLContext | None = None) -> Transport:
     """Open the station's websocket to the CSMS at ``url``.
 
     Raises HandshakeError for every way the connection can fail to open; its
@@ -57,17 +60,38 @@ def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
     ``timeout`` bounds the TCP connect and the handshake, and later any single
     write or the rest of a frame that has started to arrive. With ``ping_interval``
     a quiet server is pinged, and given up ``pong_timeout`` later if still silent.
+
+    ``password`` sends ``Authorization: Basic`` with the station id as user
+    (security profiles 1 and 2). ``ssl_context`` is the TLS context for a
+    ``wss://`` URL (see ``security.client_ssl_context``); without it (and without
+    ``sslopt``) a ``wss://`` URL is verified against the system's CAs, host name
+    included, with TLS 1.2 at least.
     """
     if not subprotocols:
         raise ValueError("at least one subprotocol is required")
     target = station_url(url, station_id)
     shown = _safe_url(target)
+    secure = urlsplit(target).scheme.lower() == "wss"
+    if ssl_context is not None:
+        if sslopt is not None:
+            raise ValueError("give ssl_context or sslopt, not both")
+        if not secure:
+            raise ValueError("ssl_context needs a wss:// URL")
+        sslopt = {"context": ssl_context}
+    elif secure and sslopt is None:
+        sslopt = {"context": _security.client_ssl_context()}
+    header = [f"{name}: {value}" for name, value in (headers or {}).items()
+              if password is None or name.lower() != "authorization"]
+    if password is not None:
+        header.append("Authorization: " + _security.basic_authorization(station_id, password))
+    # websocket-client follows redirects with the same headers: never hand the station's
+    # credentials to wherever a redirect points.
+    credentials = any(line.lower().startswith("authorization:") for line in header)
     # UTF-8 is checked by bytes.decode in receive(): websocket-client's own check is pure Python.
     ws = websocket.WebSocket(sslopt=sslopt, enable_multithread=True, skip_utf8_validation=True)
-    header = [f"{name}: {value}" for name, value in (headers or {}).items()]
     try:
         ws.connect(target, timeout=timeout, subprotocols=list(subprotocols), header=header,
-                   suppress_origin=True)
+                   suppress_origin=True, **({"redirect_limit": 0} if credentials else {}))
     except websocket.WebSocketBadStatusException as exc:
         reason = exc.status_message or ""
         body = (exc.resp_body or b"").decode("utf-8", "replace").strip()[:200]
