@@ -77,7 +77,7 @@ class _Remote:
 
     __slots__ = ("future", "station_id", "node_id", "response_cls", "deadline")
 
-    def __init__(self, future: Future, station_id: str, response_cls: type | None,
+    def __init__(self, future: Future[Any], station_id: str, response_cls: type | None,
                  deadline: float) -> None:
         self.future = future
         self.station_id = station_id
@@ -86,7 +86,7 @@ class _Remote:
         self.deadline = deadline
 
 
-def _settle(future: Future, result: Any = None, exc: BaseException | None = None) -> None:
+def _settle(future: Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
     try:
         if exc is not None:
             future.set_exception(exc)
@@ -422,7 +422,7 @@ class Cluster:
             return
         future.add_done_callback(lambda f: self._answered(reply_to, corr, f))
 
-    def _answered(self, reply_to: str, corr: str, future: Future) -> None:
+    def _answered(self, reply_to: str, corr: str, future: Future[Any]) -> None:
         """Runs in the station's reader thread: only queue, the reply thread writes."""
         if future.cancelled():
             return
@@ -475,7 +475,7 @@ class Cluster:
         except FutureTimeout:
             raise CallTimeout(f"no answer from station {station_id!r} within {seconds:g} s") from None
 
-    def send_async(self, station_id: str, request: Any, timeout: float | None = None) -> Future:
+    def send_async(self, station_id: str, request: Any, timeout: float | None = None) -> Future[Any]:
         """Like :meth:`send`, but returns a Future at once."""
         seconds = self.timeout if timeout is None else timeout
         info = message_info(request)
@@ -486,7 +486,7 @@ class Cluster:
         if local is not None:
             return self._local_call(local, request, seconds)
         response_cls = version_module(info.version).RESPONSES.get(info.action)
-        future: Future = Future()
+        future: Future[Any] = Future()
         future.set_running_or_notify_cancel()
         corr = uuid.uuid4().hex
         call = _Remote(future, station_id, response_cls, time.monotonic() + seconds + _GRACE)
@@ -544,11 +544,11 @@ class Cluster:
         station = self.csms.stations.get(station_id)
         return station if station is not None and station.connected else None
 
-    def _local_call(self, station: Any, request: Any, seconds: float) -> Future:
-        outer: Future = Future()
+    def _local_call(self, station: Any, request: Any, seconds: float) -> Future[Any]:
+        outer: Future[Any] = Future()
         outer.set_running_or_notify_cancel()
 
-        def relay(inner: Future) -> None:
+        def relay(inner: Future[Any]) -> None:
             exc = inner.exception() if not inner.cancelled() else StationNotConnected("cancelled")
             if isinstance(exc, ConnectionClosed) and not isinstance(exc, StationNotConnected):
                 exc = StationNotConnected(f"station {station.id!r}: {exc}")
