@@ -131,7 +131,7 @@ def _expect(condition: bool, failure: str) -> None:
         raise DemoFailed(failure)
 
 
-def _summary(version: str, sim: StationSimulator, record: dict, transaction_id: Any,
+def _summary(version: str, sim: StationSimulator, record: dict[str, Any], transaction_id: Any,
              seconds: float) -> None:
     _heading("Summary")
     for sender, title in (("station", "CP -> CSMS"), (CSMS_SIDE, "CSMS -> CP")):
