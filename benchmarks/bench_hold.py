@@ -172,9 +172,10 @@ def main() -> None:
           f"(fd limit {limit}; {machine_line(info)})")
     print()
     print(table(headers, rows))
-    path = save("hold", {"machine": info, "stations": stations, "hold": args.hold,
-                         "interval": args.interval, "client_procs": args.client_procs,
-                         "results": results})
+    name = "hold" + ("-quick" if args.quick else "")  # a smoke run keeps the figures
+    path = save(name, {"machine": info, "stations": stations, "hold": args.hold,
+                       "interval": args.interval, "client_procs": args.client_procs,
+                       "results": results})
     print(f"\nwrote {path}")
 
 

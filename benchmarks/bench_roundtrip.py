@@ -77,8 +77,9 @@ def main() -> None:
                 [[TITLES[kind]] + [f"{best[(s, kind, 1)]['server_cpu']:.2f} / "
                                    f"{best[(s, kind, 1)]['client_cpu']:.2f}" for s in stacks]
                  for kind in args.kinds]))
-    path = save("roundtrip", {"machine": info, "duration": duration, "repeat": repeat,
-                              "results": list(best.values())})
+    name = "roundtrip" + ("-quick" if args.quick else "")  # a smoke run keeps the figures
+    path = save(name, {"machine": info, "duration": duration, "repeat": repeat,
+                       "results": list(best.values())})
     print(f"\nwrote {path}")
 
 

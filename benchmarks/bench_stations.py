@@ -85,9 +85,10 @@ def main() -> None:
     print("CPU used during the same cells, in cores (CSMS process / all charge point processes):")
     print()
     print(table(["stations"] + [LABELS[s] for s in stacks], cpu_rows))
-    path = save("stations", {"machine": info, "duration": duration, "repeat": repeat,
-                             "kind": args.kind, "client_procs": args.client_procs,
-                             "results": list(best.values())})
+    name = "stations" + ("-quick" if args.quick else "")  # a smoke run keeps the figures
+    path = save(name, {"machine": info, "duration": duration, "repeat": repeat,
+                       "kind": args.kind, "client_procs": args.client_procs,
+                       "results": list(best.values())})
     print(f"\nwrote {path}")
 
 
