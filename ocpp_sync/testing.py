@@ -18,6 +18,7 @@ real sockets, so whatever a test sees is what a station would see.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -105,7 +106,7 @@ def ocpp_csms(ocpp_version: str) -> Iterator[CSMS]:
 @pytest.fixture
 def _ocpp_connection(ocpp_csms: CSMS, ocpp_version: str,
                      request: pytest.FixtureRequest) -> Iterator[tuple[ChargePoint, Station]]:
-    station_id = f"TEST_{request.node.name}"[:48].replace("[", "_").replace("]", "")
+    station_id = re.sub(r"[^A-Za-z0-9_.-]", "_", f"TEST_{request.node.name}")[:48]
     with connected_charge_point(ocpp_csms, ocpp_version, station_id) as pair:
         yield pair
 
