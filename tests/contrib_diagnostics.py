@@ -41,13 +41,19 @@ class Diagnostics:
 
     @staticmethod
     def _settle() -> list[str]:
+        """Names of our threads still alive after a bounded wait for them to go.
+
+        A server's pool thread carries our name only while it serves a station, and lives on
+        afterwards: names are checked again after each short join instead of joining it for good.
+        """
         deadline = time.monotonic() + WAIT
         me = threading.current_thread()
-        for thread in threading.enumerate():
-            if thread is not me and thread.name.startswith(_OURS):
-                thread.join(max(0.0, deadline - time.monotonic()))
-        return [t.name for t in threading.enumerate() if t is not me and t.is_alive()
-                and t.name.startswith(_OURS)]
+        while True:
+            ours = [t for t in threading.enumerate() if t is not me and t.name.startswith(_OURS)]
+            remaining = deadline - time.monotonic()
+            if not ours or remaining <= 0:
+                return [t.name for t in ours]
+            ours[0].join(min(0.05, remaining))
 
     @staticmethod
     def _json(start_response: Callable[..., Any], body: Any) -> list[bytes]:

@@ -40,6 +40,8 @@ class ServerProcess:
         self._reader.start()
         try:
             self.port = self._wait_for_port(re.compile(ready))
+            # gunicorn listens before its worker has loaded the app: the first answer means ready.
+            Web(self.base, timeout=START_TIMEOUT).request("/")
         except BaseException:
             self.stop()
             raise
@@ -95,8 +97,14 @@ def werkzeug_flask() -> list[str]:
 
 
 def gunicorn(conf: Path, app: str) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "-c", str(conf), "--bind", "127.0.0.1:0",
-            "--chdir", str(TESTS), "--graceful-timeout", "3", app]
+    import gunicorn.config
+
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(conf), "--bind", "127.0.0.1:0",
+            "--chdir", str(TESTS), "--graceful-timeout", "3"]
+    if hasattr(gunicorn.config, "ControlSocketDisable"):
+        # gunicorn 24+ would otherwise open a control socket under $HOME.
+        argv.append("--no-control-socket")
+    return [*argv, app]
 
 
 WERKZEUG_READY = r"Running on http://127\.0\.0\.1:(\d+)"
@@ -106,8 +114,9 @@ GUNICORN_READY = r"Listening at: http://127\.0\.0\.1:(\d+)"
 class Web:
     """An HTTP client with cookies (Django's CSRF token travels in one)."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, timeout: float = HTTP_TIMEOUT) -> None:
         self.base = base
+        self.timeout = timeout
         self._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
 
     def request(self, path: str, *, method: str = "GET", headers: Mapping[str, str] | None = None,
@@ -115,7 +124,7 @@ class Web:
         req = urllib.request.Request(self.base + path, method=method, headers=dict(headers or {}),
                                      data=data)
         try:
-            with self._opener.open(req, timeout=HTTP_TIMEOUT) as answer:
+            with self._opener.open(req, timeout=self.timeout) as answer:
                 return answer.status, answer.read()
         except urllib.error.HTTPError as exc:
             with exc:
@@ -138,7 +147,8 @@ def raw_upgrade(port: int, path: str, subprotocols: Sequence[str],
         all_headers.update(headers or {})
         conn.request("GET", path, headers=all_headers)
         answer = conn.getresponse()
-        body = answer.read() if answer.status != 101 else b""
+        with answer:  # its file object keeps the socket open otherwise
+            body = answer.read() if answer.status != 101 else b""
         return answer.status, answer.headers, body
     finally:
         conn.close()
