@@ -1,7 +1,7 @@
 """Soak: many stations that lose their link again and again, against one CSMS, losing nothing.
 
-    python benchmarks/soak.py                    # 200 stations, 3 minutes
-    python benchmarks/soak.py --minutes 0.5 --stations 20
+    python benchmarks/soak.py                    # 200 stations, 2 rounds of 2 minutes
+    python benchmarks/soak.py --minutes 0.5 --rounds 1 --stations 20
 
 Every station sends OCPP 2.0.1 TransactionEvents (numbered by seqNo) through the
 offline queue at ``--rate`` per second. The stations reach the CSMS through
@@ -12,7 +12,10 @@ the stations reconnect with the back-off. At the end the proxies forward
 again, every queue is drained, and the CSMS's tally is compared with what was
 sent: lost messages (must be 0) and duplicates (delivery is at least once: an
 answer lost with the link makes the message go again). Thread count and
-memory (RSS) are taken before anything starts and after everything stopped.
+memory (RSS) are taken before anything starts and after each round, once
+everything has stopped: the live library objects must be none, and RSS after
+the last round no higher than after the first (Python keeps freed memory, so
+the first round's figure is the plateau, not the start-up figure).
 """
 from __future__ import annotations
 
@@ -95,7 +98,11 @@ def event(station: str, seq_no: int) -> v201.TransactionEventRequest:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--minutes", type=float, default=3.0, help="how long the faults go on (default 3)")
+    parser.add_argument("--minutes", type=float, default=2.0,
+                        help="how long the faults go on in each round (default 2)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds, each with fresh stations (default 2): memory after the last "
+                             "round against after the first tells a leak from the allocator's high water")
     parser.add_argument("--stations", type=int, default=200)
     parser.add_argument("--per-proxy", type=int, default=10, help="stations behind each fault proxy")
     parser.add_argument("--rate", type=float, default=2.0, help="messages per second per station")
@@ -112,17 +119,48 @@ def main() -> None:
     gc.collect()
     release_free_memory()
     threads_before, rss_before = threading.active_count(), rss_mib()
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        print(f"round {number} of {args.rounds}", flush=True)
+        with tempfile.TemporaryDirectory(prefix="ocpp-soak-") as tmp:
+            queue_dir = None if args.queue_dir == "memory" else Path(args.queue_dir or tmp) / f"round{number}"
+            if queue_dir is not None:
+                queue_dir.mkdir(parents=True, exist_ok=True)
+            figures = run_round(args, rng, queue_dir)
+        gc.collect()
+        figures["rss_mib_after_untrimmed"] = round(rss_mib(), 1)
+        release_free_memory()
+        figures["threads_after"] = threading.active_count()
+        figures["rss_mib_after"] = round(rss_mib(), 1)
+        figures["live_library_objects_after"] = live_library_objects()
+        print(json.dumps(figures, indent=2), flush=True)
+        rounds.append(figures)
 
-    tmp = None
-    if args.queue_dir == "memory":
-        queue_dir = None
-    elif args.queue_dir:
-        queue_dir = Path(args.queue_dir)
-        queue_dir.mkdir(parents=True, exist_ok=True)
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="ocpp-soak-")
-        queue_dir = Path(tmp.name)
+    summary = {
+        "stations": args.stations, "minutes_per_round": args.minutes, "rounds": args.rounds,
+        "rate_per_station": args.rate,
+        "queue": "memory" if args.queue_dir == "memory" else "sqlite file",
+        "sent": sum(r["sent"] for r in rounds), "received": sum(r["received"] for r in rounds),
+        "lost": sum(r["lost"] for r in rounds), "duplicates": sum(r["duplicates"] for r in rounds),
+        "unexpected": sum(r["unexpected"] for r in rounds),
+        "link_drops": sum(r["link_drops"] for r in rounds), "reconnects": sum(r["reconnects"] for r in rounds),
+        "threads_before": threads_before, "threads_peak": max(r["threads_peak"] for r in rounds),
+        "threads_after": rounds[-1]["threads_after"],
+        "rss_mib_before": round(rss_before, 1),
+        "rss_mib_after_each_round": [r["rss_mib_after"] for r in rounds],
+        "per_round": rounds,
+    }
+    print(json.dumps({k: v for k, v in summary.items() if k != "per_round"}, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    ok = all(r["lost"] == 0 and r["unexpected"] == 0 and r["drained"] and not any(
+        r["live_library_objects_after"].values()) for r in rounds) and summary["threads_after"] == threads_before
+    print("OK" if ok else "FAILED", flush=True)
+    sys.exit(0 if ok else 1)
 
+
+def run_round(args: argparse.Namespace, rng: random.Random, queue_dir: Path | None) -> dict:
+    """One soak: fresh CSMS, proxies and stations; everything is closed before it returns."""
     tally = Tally()
     csms = ocpp_sync.CSMS(versions=("2.0.1",), timeout=30.0, ping_interval=10.0, pong_timeout=10.0)
 
@@ -227,32 +265,13 @@ def main() -> None:
     csms.stop()
     stations.clear()
     proxies.clear()
-    if tmp is not None:
-        tmp.cleanup()
-    gc.collect()
-    rss_after_untrimmed = rss_mib()
-    release_free_memory()
-    threads_after, rss_after = threading.active_count(), rss_mib()
-    leftovers = live_library_objects()
-
-    figures = {
-        "stations": args.stations, "minutes": args.minutes, "rate_per_station": args.rate,
-        "queue": "memory" if queue_dir is None else "sqlite file",
+    return {
         "sent": sum(sent.values()), "received": sum(counts.values()), "refused_by_full_queue": refused,
         "lost": lost, "duplicates": duplicates, "unexpected": unexpected,
         "link_drops": drops, "outages": outages, "reconnects": sum(reconnects.values()),
-        "drained": drained, "drain_seconds": round(drain_seconds, 1),
-        "threads_before": threads_before, "threads_peak": peak_threads, "threads_after": threads_after,
-        "rss_mib_before": round(rss_before, 1), "rss_mib_after_untrimmed": round(rss_after_untrimmed, 1),
-        "rss_mib_after": round(rss_after, 1), "live_library_objects_after": leftovers,
+        "drained": drained, "drain_seconds": round(drain_seconds, 1), "threads_peak": peak_threads,
     }
-    print(json.dumps(figures, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
-    ok = lost == 0 and unexpected == 0 and drained and threads_after == threads_before \
-        and not any(leftovers.values())
-    print("OK" if ok else "FAILED", flush=True)
-    sys.exit(0 if ok else 1)
+
 
 
 if __name__ == "__main__":
