@@ -13,12 +13,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from contrib_support import EXAMPLES, GUNICORN_READY, ServerProcess, Web, gunicorn, raw_upgrade
 
 import ocpp_sync
 from ocpp_sync import security, v16, v201
 from ocpp_sync.contrib.wsgi import CSMSMiddleware
-
-from contrib_support import EXAMPLES, GUNICORN_READY, ServerProcess, Web, gunicorn, raw_upgrade
 
 pytestmark = pytest.mark.usefixtures("no_leftover_threads")
 
@@ -192,3 +191,24 @@ def test_middleware_refuses_a_second_connection_with_409_and_stop_closes_the_fir
         assert gone.wait(WAIT)
     finally:
         cp.close()
+
+
+def test_a_server_that_does_not_expose_its_socket_answers_501() -> None:
+    """wsgiref (and so Django's runserver) has no socket in the environ: a clear refusal, no crash."""
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    csms = ocpp_sync.CSMS(versions=("1.6",))
+    server = make_server("127.0.0.1", 0, CSMSMiddleware(hello, csms), handler_class=Quiet)
+    thread = threading.Thread(target=server.handle_request, name="contrib-wsgiref", daemon=True)
+    thread.start()
+    try:
+        status, _, body = raw_upgrade(server.server_port, "/ocpp/CP_1", ["ocpp1.6"])
+    finally:
+        thread.join(WAIT)
+        server.server_close()
+    assert status == 501
+    assert b"gunicorn" in body

@@ -129,8 +129,9 @@ def refusal_response(refused: Refused) -> tuple[str, list[tuple[str, str]], byte
         phrase = HTTPStatus(status).phrase
     except ValueError:
         phrase = ""
+    # No "Connection: close": WSGI applications may not set hop-by-hop headers (PEP 3333).
     headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
-               ("Connection", "close"), *_REFUSAL_HEADERS.get(status, ())]
+               *_REFUSAL_HEADERS.get(status, ())]
     return f"{status} {phrase}".rstrip(), headers, body
 
 
