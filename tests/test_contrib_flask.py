@@ -204,3 +204,45 @@ def test_stations_connect_and_leave_while_the_page_is_served(server: ServerProce
     for s in stations:
         assert web.json(f"/_test/gone/{s.cp.id}") == (200, {"gone": True})
     assert web.json("/_test/threads") == (200, {"threads": []})
+
+
+# -- mount() in this process: a blueprint, under werkzeug's threaded server -------------------------
+
+def test_mount_on_a_blueprint_in_process() -> None:
+    from flask import Blueprint, Flask
+    from werkzeug.serving import make_server
+
+    from ocpp_sync.contrib.flask import mount
+
+    csms = ocpp_sync.CSMS(versions=("1.6",), timeout=WAIT)
+    app = Flask(__name__)
+    blueprint = Blueprint("stations", __name__, url_prefix="/cs")
+    mount(blueprint, csms, "/ws/<station_id>")
+    app.register_blueprint(blueprint)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="contrib-werkzeug", daemon=True)
+    thread.start()
+    resets: queue.Queue[Any] = queue.Queue()
+    cp = ocpp_sync.ChargePoint("CP_1", f"ws://127.0.0.1:{server.port}/cs/ws", version="1.6", timeout=WAIT,
+                               reconnect=False, ping_interval=None)
+    cp.on(v16.ResetRequest)(lambda request: resets.put(request) or v16.ResetResponse(status="Accepted"))
+    try:
+        cp.connect()
+        station = csms.wait_for_station("CP_1", timeout=WAIT)
+        assert station.send(v16.ResetRequest(type="Hard")).status == "Accepted"
+        assert resets.get(timeout=WAIT).type == "Hard"
+    finally:
+        cp.close()
+        csms.stop()
+        server.shutdown()
+        thread.join(WAIT)
+        server.server_close()
+
+
+def test_mount_needs_a_station_id_in_the_rule() -> None:
+    from flask import Flask
+
+    from ocpp_sync.contrib.flask import mount
+
+    with pytest.raises(ValueError, match="station_id"):
+        mount(Flask(__name__), ocpp_sync.CSMS(versions=("1.6",)), "/ocpp/<name>")

@@ -138,7 +138,8 @@ def hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[b
 def werkzeug_csms() -> Iterator[tuple[ocpp_sync.CSMS, int]]:
     serving = pytest.importorskip("werkzeug.serving", reason="werkzeug is not installed")
     csms = ocpp_sync.CSMS(versions=("1.6", "2.0.1"), timeout=WAIT, on_duplicate="refuse")
-    server = serving.make_server("127.0.0.1", 0, CSMSMiddleware(hello, csms, "/ocpp"), threaded=True)
+    server = serving.make_server("127.0.0.1", 0, CSMSMiddleware(hello, csms, "/ocpp", strict_station_ids=True),
+                                 threaded=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="contrib-werkzeug", daemon=True)
     thread.start()
     try:
@@ -169,7 +170,7 @@ def test_middleware_serves_a_station_and_the_app(werkzeug_csms: tuple[ocpp_sync.
         cp.close()
 
 
-@pytest.mark.parametrize("path", ["/ocpp/a%2Fb", "/ocpp/%C3%BC", "/ocpp/%FF", "/ocpp/" + "x" * 49])
+@pytest.mark.parametrize("path", ["/ocpp/", "/ocpp/a%2Fb", "/ocpp/%C3%BC", "/ocpp/%FF", "/ocpp/" + "x" * 49])
 def test_middleware_refuses_a_malformed_station_id_with_400(werkzeug_csms: tuple[ocpp_sync.CSMS, int],
                                                             path: str) -> None:
     status, _, body = raw_upgrade(werkzeug_csms[1], path, ["ocpp1.6"])

@@ -29,7 +29,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Blueprint, Flask, Response, request
+try:
+    from flask import Blueprint, Flask, Response, request
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("ocpp_sync.contrib.flask needs Flask: pip install 'ocpp_sync[flask]'") from exc
 
 from .. import security
 from .._csms import CSMS
@@ -48,7 +51,7 @@ class _Finished(Response):
 
 def mount(app: Flask | Blueprint, csms: CSMS, rule: str = "/ocpp/<station_id>", *,
           endpoint: str = "ocpp", authenticate: security.Authenticate | None = None,
-          known_stations: security.KnownStations | None = None,
+          known_stations: security.KnownStations | None = None, strict_station_ids: bool = False,
           on_security_event: security.SecurityEventHook | None = None) -> StationEndpoint:
     """Serve ``csms``'s stations on ``rule``, whose ``<station_id>`` variable names the station.
 
@@ -59,6 +62,7 @@ def mount(app: Flask | Blueprint, csms: CSMS, rule: str = "/ocpp/<station_id>", 
     if "station_id>" not in rule:
         raise ValueError("the rule needs a <station_id> variable, e.g. '/ocpp/<station_id>'")
     station_endpoint = StationEndpoint(csms, authenticate=authenticate, known_stations=known_stations,
+                                       strict_station_ids=strict_station_ids,
                                        on_security_event=on_security_event)
 
     def serve_station(station_id: str, **_: Any) -> Response:

@@ -51,7 +51,7 @@ WSGIApplication = Callable[[Environ, StartResponse], Iterable[bytes]]
 # simple-websocket's order: werkzeug first.
 _SOCKET_KEYS = ("werkzeug.socket", "gunicorn.socket")
 _REFUSAL_HEADERS: dict[int, tuple[tuple[str, str], ...]] = {
-    401: (("WWW-Authenticate", 'Basic realm="OCPP"'),),
+    401: (("WWW-Authenticate", 'Basic realm="OCPP", charset="UTF-8"'),),
     426: (("Sec-WebSocket-Version", "13"),),
 }
 
@@ -138,23 +138,25 @@ def refusal_response(refused: Refused) -> tuple[str, list[tuple[str, str]], byte
 class StationEndpoint:
     """Decides on a station's upgrade request before the upgrade, then serves the connection.
 
-    ``authenticate``, ``known_stations`` and ``on_security_event`` are those of
-    :mod:`ocpp_sync.security`: the station id must be well formed (else 400),
-    known (404), and accepted by ``authenticate`` (401); every refusal is
-    reported to ``on_security_event``. The station must offer a subprotocol the
-    CSMS speaks (else 400); it gets the newest one. A station the CSMS would
-    refuse anyway (already connected under ``on_duplicate="refuse"``: 409;
-    ``max_connections`` reached: 503) is refused here too.
+    The options mean what they mean for ``CSMS.start`` (see :mod:`ocpp_sync.security`),
+    and are checked in the same order: a station id (400; with ``strict_station_ids``
+    also the OCPP identity rules), a subprotocol the CSMS speaks (400; the newest in
+    common is chosen), a known station (404), ``authenticate`` (401). Every refusal
+    is reported to ``on_security_event``. A station the CSMS would refuse anyway
+    (already connected under ``on_duplicate="refuse"``: 409; ``max_connections``
+    reached: 503) is refused here too.
 
     Called as a WSGI application, it takes the station id from the last path segment.
     """
 
     def __init__(self, csms: CSMS, *, authenticate: security.Authenticate | None = None,
                  known_stations: security.KnownStations | None = None,
+                 strict_station_ids: bool = False,
                  on_security_event: security.SecurityEventHook | None = None) -> None:
         self.csms = csms
         self.authenticate = authenticate
         self.known_stations = known_stations
+        self.strict_station_ids = strict_station_ids
         self.on_security_event = on_security_event
 
     def check(self, environ: Mapping[str, Any], station_id: str) -> str:
@@ -181,18 +183,23 @@ class StationEndpoint:
         if sock is None:
             raise Refused(501, "this WSGI server does not expose its socket: use gunicorn (gthread) "
                                "or werkzeug", kind=Reason.REFUSED)
+        if not station_id:
+            raise Refused(400, "no station id at the end of the path", kind=Reason.INVALID_STATION_ID)
+        if self.strict_station_ids:
+            security.validate_station_id(station_id)
         offered = [t.strip() for t in environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "").split(",")]
         ours = [f"ocpp{v}" for v in self.csms._preference()]
         chosen = next((p for p in ours if p in offered), None)
         if chosen is None:
             raise Refused(400, f"no common subprotocol: this server speaks {', '.join(ours)}",
                           kind=Reason.NO_COMMON_SUBPROTOCOL)
-        security.check_handshake(station_id, request_headers(environ), _peer_certificate(sock),
-                                 authenticate=self.authenticate, known_stations=self.known_stations)
+        security.check_known_station(station_id, self.known_stations)
+        if self.authenticate is not None:
+            security.check_credentials(station_id, request_headers(environ), _peer_certificate(sock),
+                                       self.authenticate)
         refusal = self.csms._refusal(station_id)
         if refusal is not None:
-            kind = Reason.TOO_MANY_CONNECTIONS if refusal[0] == 503 else Reason.REFUSED
-            raise Refused(refusal[0], refusal[1], kind=kind)
+            raise Refused(refusal[0], refusal[1], kind=Reason.REFUSED)
         return chosen
 
     def serve(self, environ: Mapping[str, Any], station_id: str, subprotocol: str) -> None:
@@ -269,12 +276,14 @@ class CSMSMiddleware:
     def __init__(self, app: WSGIApplication, csms: CSMS, prefix: str = "/ocpp/", *,
                  authenticate: security.Authenticate | None = None,
                  known_stations: security.KnownStations | None = None,
+                 strict_station_ids: bool = False,
                  on_security_event: security.SecurityEventHook | None = None) -> None:
         if not prefix.startswith("/"):
             raise ValueError("prefix must start with '/'")
         self.app = app
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
         self.endpoint = StationEndpoint(csms, authenticate=authenticate, known_stations=known_stations,
+                                        strict_station_ids=strict_station_ids,
                                         on_security_event=on_security_event)
 
     @property
