@@ -5,9 +5,12 @@ The Django server runs examples/django_csms (through tests/contrib_django_wsgi.p
 """
 from __future__ import annotations
 
+import base64
 import importlib.util
+import os
 import queue
 import re
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -161,6 +164,9 @@ def test_middleware_serves_a_station_and_the_app(werkzeug_csms: tuple[ocpp_sync.
         station = csms.wait_for_station("CP 1", timeout=WAIT)
         assert station.version == "2.0.1"
         assert station.remote_address.startswith("127.0.0.1:")
+        assert station.request.path == "/ocpp/CP%201"
+        assert station.request.subprotocols == ("ocpp2.0.1",)
+        assert station.request.headers["sec-websocket-protocol"] == "ocpp2.0.1"
         assert station.send(v201.ResetRequest(type="OnIdle")).status == "Accepted"
         assert resets.get(timeout=WAIT).type == "OnIdle"
         web = Web(f"http://127.0.0.1:{port}")
@@ -192,6 +198,34 @@ def test_middleware_refuses_a_second_connection_with_409_and_stop_closes_the_fir
         assert gone.wait(WAIT)
     finally:
         cp.close()
+
+
+def test_a_station_gone_silent_is_given_up_and_its_thread_released() -> None:
+    """With the CSMS's ping_interval, a station that never answers a ping is dropped: the server
+    thread it held is free again (a gthread pool would otherwise lose it for good)."""
+    serving = pytest.importorskip("werkzeug.serving", reason="werkzeug is not installed")
+    csms = ocpp_sync.CSMS(versions=("1.6",), ping_interval=0.2, pong_timeout=0.3)
+    gone = threading.Event()
+    csms.on_disconnect(lambda station: gone.set())
+    server = serving.make_server("127.0.0.1", 0, CSMSMiddleware(hello, csms), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="contrib-werkzeug", daemon=True)
+    thread.start()
+    silent = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
+    try:
+        # A websocket client that completes the handshake, then never reads again (so never pongs).
+        key = base64.b64encode(os.urandom(16)).decode()
+        silent.sendall((f"GET /ocpp/CP_1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                        f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n").encode())
+        assert silent.recv(4096).startswith(b"HTTP/1.1 101")
+        csms.wait_for_station("CP_1", timeout=WAIT)
+        assert gone.wait(WAIT)
+    finally:
+        silent.close()
+        csms.stop()
+        server.shutdown()
+        thread.join(WAIT)
+        server.server_close()
 
 
 def test_a_server_that_does_not_expose_its_socket_answers_501() -> None:

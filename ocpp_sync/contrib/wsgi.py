@@ -35,8 +35,8 @@ import simple_websocket
 
 from .. import security
 from .._csms import CSMS
-from .._transports.base import Headers
-from .._transports.server import MAX_MESSAGE_SIZE, RECEIVE_BYTES
+from .._transports.base import ConnectionRequest, Headers
+from .._transports.server import MAX_MESSAGE_SIZE, RECEIVE_BYTES, adapt_simple_websocket
 from ..security import Reason, Refused, SecurityEvent
 
 __all__ = ["CSMSMiddleware", "StationEndpoint", "is_websocket_upgrade", "request_headers",
@@ -108,17 +108,28 @@ def _shutdown(sock: Any) -> None:
         pass
 
 
-def _station_id_from_path(environ: Mapping[str, Any]) -> str:
-    """The URL-decoded last segment of the path as the client sent it (``%2F`` stays in the id)."""
+def _raw_path(environ: Mapping[str, Any]) -> str:
+    """The path as the client sent it, still percent-encoded (so ``%2F`` is not a separator)."""
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:
-        path = urlsplit(str(raw)).path
-    else:
-        path = quote((environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1"))
+        return urlsplit(str(raw)).path
+    return quote((environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1"))
+
+
+def _station_id_from_path(environ: Mapping[str, Any]) -> str:
+    """The URL-decoded last segment of the path, as the standalone listener takes it."""
     try:
-        return unquote(path.rsplit("/", 1)[-1], errors="strict")
+        return unquote(_raw_path(environ).rsplit("/", 1)[-1], errors="strict")
     except UnicodeDecodeError:
         raise Refused(400, "station id is not valid UTF-8", kind=Reason.INVALID_STATION_ID) from None
+
+
+def _connection_request(environ: Mapping[str, Any], station_id: str, subprotocol: str,
+                        remote: str) -> ConnectionRequest:
+    offered = tuple(t.strip() for t in environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "").split(",") if t.strip())
+    return ConnectionRequest(path=_raw_path(environ), station_id=station_id, headers=request_headers(environ),
+                             remote_address=remote, subprotocols=offered, subprotocol=subprotocol,
+                             query=str(environ.get("QUERY_STRING", "")))
 
 
 def refusal_response(refused: Refused) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -231,10 +242,16 @@ class StationEndpoint:
             except Exception as exc:
                 log.warning("websocket upgrade for %s (%r) failed: %s", remote, station_id, exc)
                 return
+            transport = adapt_simple_websocket(
+                ws, subprotocol, remote, close_timeout=self.csms.close_timeout,
+                ping_interval=self.csms.ping_interval, pong_timeout=self.csms.pong_timeout)
             thread = threading.current_thread()
             old_name, thread.name = thread.name, f"ocpp-conn-{station_id}"
             try:
-                self.csms.handle(ws, station_id, subprotocol, remote)
+                # What CSMS.handle does, plus the request (Station.request) and the CSMS's keepalive:
+                # without pings, a station gone silent would hold a server thread for good.
+                self.csms._serve(transport, station_id, subprotocol,
+                                 _connection_request(environ, station_id, subprotocol, remote))
             finally:
                 thread.name = old_name
         finally:
