@@ -36,7 +36,7 @@ import simple_websocket
 from .. import security
 from .._csms import CSMS
 from .._transports.base import ConnectionRequest, Headers
-from .._transports.server import MAX_MESSAGE_SIZE, RECEIVE_BYTES, adapt_simple_websocket
+from .._transports.server import MAX_MESSAGE_SIZE, RECEIVE_BYTES, _LockedSocket, adapt_simple_websocket
 from ..security import Reason, Refused, SecurityEvent
 
 __all__ = ["CSMSMiddleware", "StationEndpoint", "is_websocket_upgrade", "request_headers",
@@ -222,9 +222,10 @@ class StationEndpoint:
         sock = _server_socket(environ)
         remote = _remote_address(environ)
         # Only what simple-websocket's handshake reads; no Sec-WebSocket-Extensions, so no
-        # permessage-deflate, as on the standalone listener.
+        # permessage-deflate, as on the standalone listener. Every write, the 101 included, is a
+        # whole sendall under the lock the transport then shares with simple-websocket's thread.
         ws_environ = {
-            "werkzeug.socket": sock,
+            "werkzeug.socket": _LockedSocket(sock),
             "HTTP_HOST": environ.get("HTTP_HOST", ""),
             "HTTP_UPGRADE": "websocket",
             "HTTP_CONNECTION": "Upgrade",
