@@ -137,7 +137,7 @@ class _SimpleWebSocketTransport:
                 ping_due if deadline is None else min(deadline, ping_due)
             remaining = None if wait_until is None else max(0.0, wait_until - time.monotonic())
             try:
-                data = ws.receive(remaining)
+                data: str | bytes | None = ws.receive(remaining)
             except simple_websocket.ConnectionClosed:
                 return None
             if self._closing:
