@@ -13,6 +13,7 @@ import ssl
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import websocket
@@ -49,7 +50,7 @@ def _safe_url(url: str) -> str:
 
 def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
             headers: Mapping[str, str] | None = None, timeout: float = 10.0,
-            sslopt: dict | None = None, close_timeout: float = CLOSE_TIMEOUT,
+            sslopt: dict[str, Any] | None = None, close_timeout: float = CLOSE_TIMEOUT,
             ping_interval: float | None = None, pong_timeout: float = 10.0,
             password: str | bytes | None = None,
             ssl_context: ssl.SSLContext | None = None) -> Transport:
