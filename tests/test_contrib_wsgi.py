@@ -184,6 +184,45 @@ def test_middleware_refuses_a_malformed_station_id_with_400(werkzeug_csms: tuple
     assert b"station id" in body
 
 
+def test_middleware_security_options_and_events() -> None:
+    """known_stations (404), the authenticate hook's own refusal status, and on_security_event."""
+    serving = pytest.importorskip("werkzeug.serving", reason="werkzeug is not installed")
+    events: queue.Queue[security.SecurityEvent] = queue.Queue()
+
+    def authenticate(station_id: str, password: str | None, certificate: Any, headers: Any) -> bool:
+        if station_id == "CP_BANNED":
+            raise security.Refused(403, "banned")
+        return password == "right"
+
+    csms = ocpp_sync.CSMS(versions=("1.6",))
+    app = CSMSMiddleware(hello, csms, authenticate=authenticate, known_stations={"CP_1", "CP_BANNED"},
+                         on_security_event=events.put)
+    server = serving.make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="contrib-werkzeug", daemon=True)
+    thread.start()
+    try:
+        assert raw_upgrade(server.port, "/ocpp/CP_9", ["ocpp1.6"], auth("CP_9", "right"))[0] == 404
+        assert events.get(timeout=WAIT).reason == security.Reason.UNKNOWN_STATION
+        assert raw_upgrade(server.port, "/ocpp/CP_BANNED", ["ocpp1.6"], auth("CP_BANNED", "right"))[0] == 403
+        assert events.get(timeout=WAIT).status == 403
+        assert raw_upgrade(server.port, "/ocpp/CP_1", ["ocpp1.6"], auth("CP_1", "wrong"))[0] == 401
+        event = events.get(timeout=WAIT)
+        assert (event.reason, event.station_id, event.status) == (security.Reason.BAD_CREDENTIALS, "CP_1", 401)
+        assert event.remote_address.startswith("127.0.0.1:")
+        assert raw_upgrade(server.port, "/ocpp/%FF", ["ocpp1.6"])[0] == 400
+        assert events.get(timeout=WAIT).reason == security.Reason.INVALID_STATION_ID
+        cp = charge_point(f"ws://127.0.0.1:{server.port}/ocpp", "CP_1", "1.6", queue.Queue(),
+                          auth("CP_1", "right"))
+        cp.connect()
+        cp.close()
+        assert events.empty()
+    finally:
+        csms.stop()
+        server.shutdown()
+        thread.join(WAIT)
+        server.server_close()
+
+
 def test_middleware_refuses_a_second_connection_with_409_and_stop_closes_the_first(
         werkzeug_csms: tuple[ocpp_sync.CSMS, int]) -> None:
     csms, port = werkzeug_csms

@@ -35,7 +35,7 @@ import simple_websocket
 
 from .. import security
 from .._csms import CSMS
-from .._transports.base import ConnectionRequest, Headers
+from .._transports.base import ConnectionRequest, HandshakeError, Headers
 from .._transports.server import MAX_MESSAGE_SIZE, RECEIVE_BYTES, _LockedSocket, adapt_simple_websocket
 from ..security import Reason, Refused, SecurityEvent
 
@@ -124,11 +124,14 @@ def _station_id_from_path(environ: Mapping[str, Any]) -> str:
         raise Refused(400, "station id is not valid UTF-8", kind=Reason.INVALID_STATION_ID) from None
 
 
+def _offered(environ: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(t.strip() for t in environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "").split(",") if t.strip())
+
+
 def _connection_request(environ: Mapping[str, Any], station_id: str, subprotocol: str,
                         remote: str) -> ConnectionRequest:
-    offered = tuple(t.strip() for t in environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "").split(",") if t.strip())
     return ConnectionRequest(path=_raw_path(environ), station_id=station_id, headers=request_headers(environ),
-                             remote_address=remote, subprotocols=offered, subprotocol=subprotocol,
+                             remote_address=remote, subprotocols=_offered(environ), subprotocol=subprotocol,
                              query=str(environ.get("QUERY_STRING", "")))
 
 
@@ -178,10 +181,17 @@ class StationEndpoint:
         try:
             return self._check(environ, station_id)
         except Refused as refused:
-            security.notify_security_event(self.on_security_event, SecurityEvent(
-                reason=refused.kind, remote_address=_remote_address(environ),
-                station_id=station_id or None, status=refused.status, detail=refused.reason))
+            self._report(environ, station_id, refused)
             raise
+        except HandshakeError as exc:  # from an authenticate hook: its status stands
+            hook_refusal = Refused(exc.status or 400, exc.reason or str(exc), kind=Reason.REFUSED)
+            self._report(environ, station_id, hook_refusal)
+            raise hook_refusal from None
+
+    def _report(self, environ: Mapping[str, Any], station_id: str | None, refused: Refused) -> None:
+        security.notify_security_event(self.on_security_event, SecurityEvent(
+            reason=refused.kind, remote_address=_remote_address(environ),
+            station_id=station_id or None, status=refused.status, detail=refused.reason))
 
     def _check(self, environ: Mapping[str, Any], station_id: str) -> str:
         if not is_websocket_upgrade(environ):
@@ -198,7 +208,7 @@ class StationEndpoint:
             raise Refused(400, "no station id at the end of the path", kind=Reason.INVALID_STATION_ID)
         if self.strict_station_ids:
             security.validate_station_id(station_id)
-        offered = [t.strip() for t in environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "").split(",")]
+        offered = _offered(environ)
         ours = [f"ocpp{v}" for v in self.csms._preference()]
         chosen = next((p for p in ours if p in offered), None)
         if chosen is None:
@@ -260,7 +270,11 @@ class StationEndpoint:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         try:
-            station_id = _station_id_from_path(environ)
+            try:
+                station_id = _station_id_from_path(environ)
+            except Refused as refused:
+                self._report(environ, None, refused)
+                raise
             subprotocol = self.check(environ, station_id)
         except Refused as refused:
             status, headers, body = refusal_response(refused)
