@@ -223,6 +223,52 @@ def test_middleware_security_options_and_events() -> None:
         server.server_close()
 
 
+def test_profile_3_client_certificate_reaches_the_hook(tmp_path: Any) -> None:
+    """Under werkzeug with TLS, the station's verified certificate goes to authenticate."""
+    serving = pytest.importorskip("werkzeug.serving", reason="werkzeug is not installed")
+    trustme = pytest.importorskip("trustme", reason="trustme is not installed")
+    ca = trustme.CA()
+
+    def files(name: str, cert: Any) -> tuple[str, str]:
+        (tmp_path / f"{name}.pem").write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+        (tmp_path / f"{name}.key").write_bytes(cert.private_key_pem.bytes())
+        return str(tmp_path / f"{name}.pem"), str(tmp_path / f"{name}.key")
+
+    (tmp_path / "ca.pem").write_bytes(ca.cert_pem.bytes())
+    server_context = security.server_ssl_context(*files("server", ca.issue_cert("127.0.0.1")),
+                                                 cafile=str(tmp_path / "ca.pem"),
+                                                 require_client_certificate=True)
+    certfile, keyfile = files("cp1", ca.issue_cert("station.invalid", common_name="CP_1"))
+    client_context = security.client_ssl_context(cafile=str(tmp_path / "ca.pem"), certfile=certfile,
+                                                 keyfile=keyfile)
+    csms = ocpp_sync.CSMS(versions=("1.6",))
+    app = CSMSMiddleware(hello, csms, authenticate=security.simple_authenticator(require_certificate=True))
+    server = serving.make_server("127.0.0.1", 0, app, threaded=True, ssl_context=server_context)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="contrib-werkzeug", daemon=True)
+    thread.start()
+    try:
+        url = f"wss://127.0.0.1:{server.port}/ocpp"
+        good = ocpp_sync.ChargePoint("CP_1", url, reconnect=False, ping_interval=None, timeout=WAIT,
+                                     sslopt={"context": client_context})
+        try:
+            good.connect()
+            assert csms.wait_for_station("CP_1", timeout=WAIT).connected
+        finally:
+            good.close()
+        # CP_1's certificate does not open CP_2's connection.
+        other = ocpp_sync.ChargePoint("CP_2", url, reconnect=False, ping_interval=None, timeout=WAIT,
+                                      sslopt={"context": client_context})
+        with pytest.raises(ocpp_sync.HandshakeError) as refused:
+            other.connect()
+        other.close()
+        assert refused.value.status == 401
+    finally:
+        csms.stop()
+        server.shutdown()
+        thread.join(WAIT)
+        server.server_close()
+
+
 def test_middleware_refuses_a_second_connection_with_409_and_stop_closes_the_first(
         werkzeug_csms: tuple[ocpp_sync.CSMS, int]) -> None:
     csms, port = werkzeug_csms
