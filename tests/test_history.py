@@ -221,3 +221,22 @@ def test_an_on_request_callback_that_raises_fails_the_call_and_skips_the_handler
                 cp.send(v16.HeartbeatRequest())
     assert info.value.code == "GenericError"
     assert handled == []
+
+
+def test_a_2_1_send_reaches_expect_and_the_history_unanswered() -> None:
+    from ocpp_sync import v21
+
+    with running_csms(("2.1",), accept_all=False) as csms:
+        @csms.on(v21.NotifyPeriodicEventStreamRequest)
+        def stream(station: Any, request: Any) -> None:
+            return None
+
+        with connected_charge_point(csms, "2.1") as (cp, station):
+            cp.send(v21.NotifyPeriodicEventStreamRequest(
+                id=7, pending=0, basetime=datetime.now(timezone.utc),
+                data=[v21.StreamDataElementType(t=0.5, v="1")]))
+            request = station.expect(v21.NotifyPeriodicEventStreamRequest, timeout=WAIT)
+            assert request.id == 7
+            assert [(e.direction, e.type, e.action) for e in station.history] == [
+                ("in", "SEND", "NotifyPeriodicEventStream")]
+            assert [e.type for e in cp.history] == ["SEND"]
