@@ -53,7 +53,10 @@ class Diagnostics:
             remaining = deadline - time.monotonic()
             if not ours or remaining <= 0:
                 return [t.name for t in ours]
-            ours[0].join(min(0.05, remaining))
+            try:
+                ours[0].join(min(0.05, remaining))
+            except RuntimeError:  # listed while still starting: cannot be joined yet
+                continue
 
     @staticmethod
     def _json(start_response: Callable[..., Any], body: Any) -> list[bytes]:

@@ -132,7 +132,10 @@ class Web:
 
     def json(self, path: str, **kwargs: Any) -> tuple[int, Any]:
         status, body = self.request(path, **kwargs)
-        return status, json.loads(body)
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            raise AssertionError(f"{path}: HTTP {status}, not JSON: {body[:300]!r}") from None
 
 
 def raw_upgrade(port: int, path: str, subprotocols: Sequence[str],
