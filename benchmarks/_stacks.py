@@ -288,7 +288,8 @@ def _serve_ours(conn: Any) -> None:
     def transaction(station: Any, request: Any) -> Any:
         return v201.TransactionEventResponse()
 
-    csms.start(host=HOST, port=0)
+    # Every simulated station connects from 127.0.0.1: lift the per-address cap meant for the wild.
+    csms.start(host=HOST, port=0, max_connections_per_address=None)
     conn.send(csms.port)
     while True:
         command = conn.recv()
