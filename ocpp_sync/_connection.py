@@ -127,12 +127,19 @@ class Connection:
     ``find_handler(request_cls)`` returns the callable that answers a request of
     that class (request -> response), or None. ``on_close`` runs once, in the
     reader thread, when the connection ends for any reason.
+
+    ``max_bad_messages`` malformed frames in a row (None: no limit) close the
+    connection with 1008, after ``on_bad_messages(count)`` has run in the reader:
+    a peer that only sends garbage should not hold a connection and a thread.
     """
 
     def __init__(self, transport: Transport, *, name: str, version: str, role: str,
                  find_handler: Callable[[type], Handler | None], timeout: float = 30.0,
                  lenient: bool = False, on_close: Callable[[], None] | None = None,
-                 history: History | None = None) -> None:
+                 history: History | None = None, max_bad_messages: int | None = None,
+                 on_bad_messages: Callable[[int], None] | None = None) -> None:
+        if max_bad_messages is not None and max_bad_messages < 1:
+            raise ValueError("max_bad_messages must be at least 1 (or None)")
         if role not in (CS, CSMS):
             raise ValueError(f"role must be {CS!r} or {CSMS!r}, not {role!r}")
         self.name = name
@@ -148,6 +155,9 @@ class Connection:
         self._find_handler = find_handler
         self._on_close = on_close
         self._history = history
+        self._max_bad_messages = max_bad_messages
+        self._on_bad_messages = on_bad_messages
+        self._bad_frames = 0  # malformed frames in a row; the reader's alone, so no lock
         # _lock guards _current, _queue, _expired, _handling and _closing.
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified when no call is queued or on the wire
@@ -420,9 +430,9 @@ class Connection:
                 except Exception:
                     log.exception("%s: the on-close callback failed", self.name)
 
-    def _close_transport(self) -> None:
+    def _close_transport(self, code: int = 1000, reason: str = "") -> None:
         try:
-            self._transport.close()
+            self._transport.close(code, reason)
         except Exception:
             log.debug("%s: error closing the transport", self.name, exc_info=True)
 
@@ -432,7 +442,9 @@ class Connection:
             frame = parse(text, self.version)
         except FramingError as exc:
             self._on_bad_frame(exc)
+            self._count_bad_frame()
             return
+        self._bad_frames = 0
         if isinstance(frame, Call):
             self._on_call(frame)
         elif isinstance(frame, CallResult):
@@ -458,6 +470,20 @@ class Connection:
                 message_type = CALLRESULTERROR
         self._send_frame(CallErrorFrame(exc.unique_id, exc.code, exc.description, {},
                                         message_type))
+
+    def _count_bad_frame(self) -> None:
+        """Close the connection once the peer has spent its budget of malformed frames."""
+        self._bad_frames += 1
+        if self._max_bad_messages is None or self._bad_frames < self._max_bad_messages:
+            return
+        count = self._bad_frames
+        log.warning("%s: %d malformed messages in a row: closing the connection", self.name, count)
+        if self._on_bad_messages is not None:
+            try:
+                self._on_bad_messages(count)
+            except Exception:
+                log.exception("%s: the bad-messages callback failed", self.name)
+        self._close_transport(1008, "too many malformed messages")
 
     def _fail_current(self, unique_id: str, exc: Exception) -> None:
         with self._lock:
