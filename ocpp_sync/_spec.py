@@ -14,6 +14,16 @@ import attrs
 METADATA_KEY = "ocpp"
 
 
+class StrEnum(str, enum.Enum):
+    """Base of the generated enums: members are their wire strings, and print as them."""
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, format_spec: str) -> str:
+        return str.__format__(self, format_spec)
+
+
 @attrs.frozen
 class String:
     max_length: int | None = None

@@ -118,7 +118,6 @@ and ``ocpp_sync.from_payload`` read them.{note}
 from __future__ import annotations
 
 import datetime
-import enum
 from typing import Any
 
 import attrs
@@ -336,7 +335,7 @@ def annotation(kind: tuple) -> str:
 
 
 def render_enum(e: EnumDef) -> list[str]:
-    lines = [f"class {e.name}(str, enum.Enum):"]
+    lines = [f"class {e.name}(s.StrEnum):"]
     seen = set()
     for v in e.values:
         m = member_name(v)

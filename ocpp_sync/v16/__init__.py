@@ -14,7 +14,6 @@ prefixed with its action: ``StopTransactionMeterValue``.
 from __future__ import annotations
 
 import datetime
-import enum
 from typing import Any
 
 import attrs
@@ -25,7 +24,7 @@ VERSION = "1.6"
 SUBPROTOCOL = "ocpp1.6"
 
 
-class AuthorizationStatus(str, enum.Enum):
+class AuthorizationStatus(s.StrEnum):
     ACCEPTED = 'Accepted'
     BLOCKED = 'Blocked'
     EXPIRED = 'Expired'
@@ -33,33 +32,33 @@ class AuthorizationStatus(str, enum.Enum):
     CONCURRENT_TX = 'ConcurrentTx'
 
 
-class AvailabilityStatus(str, enum.Enum):
+class AvailabilityStatus(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     SCHEDULED = 'Scheduled'
 
 
-class AvailabilityType(str, enum.Enum):
+class AvailabilityType(s.StrEnum):
     INOPERATIVE = 'Inoperative'
     OPERATIVE = 'Operative'
 
 
-class CancelReservationStatus(str, enum.Enum):
+class CancelReservationStatus(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class CertificateSignedStatusEnumType(str, enum.Enum):
+class CertificateSignedStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class CertificateUseEnumType(str, enum.Enum):
+class CertificateUseEnumType(s.StrEnum):
     CENTRAL_SYSTEM_ROOT_CERTIFICATE = 'CentralSystemRootCertificate'
     MANUFACTURER_ROOT_CERTIFICATE = 'ManufacturerRootCertificate'
 
 
-class ChargePointErrorCode(str, enum.Enum):
+class ChargePointErrorCode(s.StrEnum):
     CONNECTOR_LOCK_FAILURE = 'ConnectorLockFailure'
     EV_COMMUNICATION_ERROR = 'EVCommunicationError'
     GROUND_FAILURE = 'GroundFailure'
@@ -78,7 +77,7 @@ class ChargePointErrorCode(str, enum.Enum):
     WEAK_SIGNAL = 'WeakSignal'
 
 
-class ChargePointStatus(str, enum.Enum):
+class ChargePointStatus(s.StrEnum):
     AVAILABLE = 'Available'
     PREPARING = 'Preparing'
     CHARGING = 'Charging'
@@ -90,67 +89,67 @@ class ChargePointStatus(str, enum.Enum):
     FAULTED = 'Faulted'
 
 
-class ChargingProfileKindType(str, enum.Enum):
+class ChargingProfileKindType(s.StrEnum):
     ABSOLUTE = 'Absolute'
     RECURRING = 'Recurring'
     RELATIVE = 'Relative'
 
 
-class ChargingProfilePurposeType(str, enum.Enum):
+class ChargingProfilePurposeType(s.StrEnum):
     CHARGE_POINT_MAX_PROFILE = 'ChargePointMaxProfile'
     TX_DEFAULT_PROFILE = 'TxDefaultProfile'
     TX_PROFILE = 'TxProfile'
 
 
-class ChargingProfileStatus(str, enum.Enum):
+class ChargingProfileStatus(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_SUPPORTED = 'NotSupported'
 
 
-class ChargingRateUnitType(str, enum.Enum):
+class ChargingRateUnitType(s.StrEnum):
     A = 'A'
     W = 'W'
 
 
-class ClearCacheStatus(str, enum.Enum):
+class ClearCacheStatus(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class ClearChargingProfileStatus(str, enum.Enum):
+class ClearChargingProfileStatus(s.StrEnum):
     ACCEPTED = 'Accepted'
     UNKNOWN = 'Unknown'
 
 
-class ConfigurationStatus(str, enum.Enum):
+class ConfigurationStatus(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     REBOOT_REQUIRED = 'RebootRequired'
     NOT_SUPPORTED = 'NotSupported'
 
 
-class DataTransferStatus(str, enum.Enum):
+class DataTransferStatus(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     UNKNOWN_MESSAGE_ID = 'UnknownMessageId'
     UNKNOWN_VENDOR_ID = 'UnknownVendorId'
 
 
-class DeleteCertificateStatusEnumType(str, enum.Enum):
+class DeleteCertificateStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
     NOT_FOUND = 'NotFound'
 
 
-class DiagnosticsStatus(str, enum.Enum):
+class DiagnosticsStatus(s.StrEnum):
     IDLE = 'Idle'
     UPLOADED = 'Uploaded'
     UPLOAD_FAILED = 'UploadFailed'
     UPLOADING = 'Uploading'
 
 
-class FirmwareStatus(str, enum.Enum):
+class FirmwareStatus(s.StrEnum):
     DOWNLOADED = 'Downloaded'
     DOWNLOAD_FAILED = 'DownloadFailed'
     DOWNLOADING = 'Downloading'
@@ -160,7 +159,7 @@ class FirmwareStatus(str, enum.Enum):
     INSTALLED = 'Installed'
 
 
-class FirmwareStatusEnumType(str, enum.Enum):
+class FirmwareStatusEnumType(s.StrEnum):
     DOWNLOADED = 'Downloaded'
     DOWNLOAD_FAILED = 'DownloadFailed'
     DOWNLOADING = 'Downloading'
@@ -177,34 +176,34 @@ class FirmwareStatusEnumType(str, enum.Enum):
     SIGNATURE_VERIFIED = 'SignatureVerified'
 
 
-class GenericStatusEnumType(str, enum.Enum):
+class GenericStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class GetCompositeScheduleStatus(str, enum.Enum):
+class GetCompositeScheduleStatus(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class GetInstalledCertificateStatusEnumType(str, enum.Enum):
+class GetInstalledCertificateStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     NOT_FOUND = 'NotFound'
 
 
-class HashAlgorithmEnumType(str, enum.Enum):
+class HashAlgorithmEnumType(s.StrEnum):
     SHA256 = 'SHA256'
     SHA384 = 'SHA384'
     SHA512 = 'SHA512'
 
 
-class InstallCertificateStatusEnumType(str, enum.Enum):
+class InstallCertificateStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
     REJECTED = 'Rejected'
 
 
-class Location(str, enum.Enum):
+class Location(s.StrEnum):
     CABLE = 'Cable'
     EV = 'EV'
     INLET = 'Inlet'
@@ -212,18 +211,18 @@ class Location(str, enum.Enum):
     BODY = 'Body'
 
 
-class LogEnumType(str, enum.Enum):
+class LogEnumType(s.StrEnum):
     DIAGNOSTICS_LOG = 'DiagnosticsLog'
     SECURITY_LOG = 'SecurityLog'
 
 
-class LogStatusEnumType(str, enum.Enum):
+class LogStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     ACCEPTED_CANCELED = 'AcceptedCanceled'
 
 
-class Measurand(str, enum.Enum):
+class Measurand(s.StrEnum):
     ENERGY_ACTIVE_EXPORT_REGISTER = 'Energy.Active.Export.Register'
     ENERGY_ACTIVE_IMPORT_REGISTER = 'Energy.Active.Import.Register'
     ENERGY_REACTIVE_EXPORT_REGISTER = 'Energy.Reactive.Export.Register'
@@ -248,7 +247,7 @@ class Measurand(str, enum.Enum):
     RPM = 'RPM'
 
 
-class MessageTrigger(str, enum.Enum):
+class MessageTrigger(s.StrEnum):
     BOOT_NOTIFICATION = 'BootNotification'
     DIAGNOSTICS_STATUS_NOTIFICATION = 'DiagnosticsStatusNotification'
     FIRMWARE_STATUS_NOTIFICATION = 'FirmwareStatusNotification'
@@ -257,7 +256,7 @@ class MessageTrigger(str, enum.Enum):
     STATUS_NOTIFICATION = 'StatusNotification'
 
 
-class MessageTriggerEnumType(str, enum.Enum):
+class MessageTriggerEnumType(s.StrEnum):
     BOOT_NOTIFICATION = 'BootNotification'
     LOG_STATUS_NOTIFICATION = 'LogStatusNotification'
     FIRMWARE_STATUS_NOTIFICATION = 'FirmwareStatusNotification'
@@ -267,7 +266,7 @@ class MessageTriggerEnumType(str, enum.Enum):
     STATUS_NOTIFICATION = 'StatusNotification'
 
 
-class Phase(str, enum.Enum):
+class Phase(s.StrEnum):
     L1 = 'L1'
     L2 = 'L2'
     L3 = 'L3'
@@ -280,7 +279,7 @@ class Phase(str, enum.Enum):
     L3_L1 = 'L3-L1'
 
 
-class ReadingContext(str, enum.Enum):
+class ReadingContext(s.StrEnum):
     INTERRUPTION_BEGIN = 'Interruption.Begin'
     INTERRUPTION_END = 'Interruption.End'
     SAMPLE_CLOCK = 'Sample.Clock'
@@ -291,7 +290,7 @@ class ReadingContext(str, enum.Enum):
     OTHER = 'Other'
 
 
-class Reason(str, enum.Enum):
+class Reason(s.StrEnum):
     EMERGENCY_STOP = 'EmergencyStop'
     EV_DISCONNECTED = 'EVDisconnected'
     HARD_RESET = 'HardReset'
@@ -305,23 +304,23 @@ class Reason(str, enum.Enum):
     DE_AUTHORIZED = 'DeAuthorized'
 
 
-class RecurrencyKindType(str, enum.Enum):
+class RecurrencyKindType(s.StrEnum):
     DAILY = 'Daily'
     WEEKLY = 'Weekly'
 
 
-class RegistrationStatus(str, enum.Enum):
+class RegistrationStatus(s.StrEnum):
     ACCEPTED = 'Accepted'
     PENDING = 'Pending'
     REJECTED = 'Rejected'
 
 
-class RemoteStartStopStatus(str, enum.Enum):
+class RemoteStartStopStatus(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class ReservationStatus(str, enum.Enum):
+class ReservationStatus(s.StrEnum):
     ACCEPTED = 'Accepted'
     FAULTED = 'Faulted'
     OCCUPIED = 'Occupied'
@@ -329,17 +328,17 @@ class ReservationStatus(str, enum.Enum):
     UNAVAILABLE = 'Unavailable'
 
 
-class ResetStatus(str, enum.Enum):
+class ResetStatus(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class ResetType(str, enum.Enum):
+class ResetType(s.StrEnum):
     HARD = 'Hard'
     SOFT = 'Soft'
 
 
-class StopTransactionUnitOfMeasure(str, enum.Enum):
+class StopTransactionUnitOfMeasure(s.StrEnum):
     WH = 'Wh'
     KWH = 'kWh'
     VARH = 'varh'
@@ -359,19 +358,19 @@ class StopTransactionUnitOfMeasure(str, enum.Enum):
     PERCENT = 'Percent'
 
 
-class TriggerMessageStatus(str, enum.Enum):
+class TriggerMessageStatus(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_IMPLEMENTED = 'NotImplemented'
 
 
-class TriggerMessageStatusEnumType(str, enum.Enum):
+class TriggerMessageStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_IMPLEMENTED = 'NotImplemented'
 
 
-class UnitOfMeasure(str, enum.Enum):
+class UnitOfMeasure(s.StrEnum):
     WH = 'Wh'
     KWH = 'kWh'
     VARH = 'varh'
@@ -392,13 +391,13 @@ class UnitOfMeasure(str, enum.Enum):
     HERTZ = 'Hertz'
 
 
-class UnlockStatus(str, enum.Enum):
+class UnlockStatus(s.StrEnum):
     UNLOCKED = 'Unlocked'
     UNLOCK_FAILED = 'UnlockFailed'
     NOT_SUPPORTED = 'NotSupported'
 
 
-class UpdateFirmwareStatusEnumType(str, enum.Enum):
+class UpdateFirmwareStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     ACCEPTED_CANCELED = 'AcceptedCanceled'
@@ -406,19 +405,19 @@ class UpdateFirmwareStatusEnumType(str, enum.Enum):
     REVOKED_CERTIFICATE = 'RevokedCertificate'
 
 
-class UpdateStatus(str, enum.Enum):
+class UpdateStatus(s.StrEnum):
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
     NOT_SUPPORTED = 'NotSupported'
     VERSION_MISMATCH = 'VersionMismatch'
 
 
-class UpdateType(str, enum.Enum):
+class UpdateType(s.StrEnum):
     DIFFERENTIAL = 'Differential'
     FULL = 'Full'
 
 
-class UploadLogStatusEnumType(str, enum.Enum):
+class UploadLogStatusEnumType(s.StrEnum):
     BAD_MESSAGE = 'BadMessage'
     IDLE = 'Idle'
     NOT_SUPPORTED_OPERATION = 'NotSupportedOperation'
@@ -428,7 +427,7 @@ class UploadLogStatusEnumType(str, enum.Enum):
     UPLOADING = 'Uploading'
 
 
-class ValueFormat(str, enum.Enum):
+class ValueFormat(s.StrEnum):
     RAW = 'Raw'
     SIGNED_DATA = 'SignedData'
 

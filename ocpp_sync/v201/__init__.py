@@ -9,7 +9,6 @@ and ``ocpp_sync.from_payload`` read them.
 from __future__ import annotations
 
 import datetime
-import enum
 from typing import Any
 
 import attrs
@@ -20,21 +19,21 @@ VERSION = "2.0.1"
 SUBPROTOCOL = "ocpp2.0.1"
 
 
-class APNAuthenticationEnumType(str, enum.Enum):
+class APNAuthenticationEnumType(s.StrEnum):
     CHAP = 'CHAP'
     NONE = 'NONE'
     PAP = 'PAP'
     AUTO = 'AUTO'
 
 
-class AttributeEnumType(str, enum.Enum):
+class AttributeEnumType(s.StrEnum):
     ACTUAL = 'Actual'
     TARGET = 'Target'
     MIN_SET = 'MinSet'
     MAX_SET = 'MaxSet'
 
 
-class AuthorizationStatusEnumType(str, enum.Enum):
+class AuthorizationStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     BLOCKED = 'Blocked'
     CONCURRENT_TX = 'ConcurrentTx'
@@ -47,7 +46,7 @@ class AuthorizationStatusEnumType(str, enum.Enum):
     UNKNOWN = 'Unknown'
 
 
-class AuthorizeCertificateStatusEnumType(str, enum.Enum):
+class AuthorizeCertificateStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     SIGNATURE_ERROR = 'SignatureError'
     CERTIFICATE_EXPIRED = 'CertificateExpired'
@@ -57,7 +56,7 @@ class AuthorizeCertificateStatusEnumType(str, enum.Enum):
     CONTRACT_CANCELLED = 'ContractCancelled'
 
 
-class BootReasonEnumType(str, enum.Enum):
+class BootReasonEnumType(s.StrEnum):
     APPLICATION_RESET = 'ApplicationReset'
     FIRMWARE_UPDATE = 'FirmwareUpdate'
     LOCAL_RESET = 'LocalReset'
@@ -69,63 +68,63 @@ class BootReasonEnumType(str, enum.Enum):
     WATCHDOG = 'Watchdog'
 
 
-class CancelReservationStatusEnumType(str, enum.Enum):
+class CancelReservationStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class CertificateActionEnumType(str, enum.Enum):
+class CertificateActionEnumType(s.StrEnum):
     INSTALL = 'Install'
     UPDATE = 'Update'
 
 
-class CertificateSignedStatusEnumType(str, enum.Enum):
+class CertificateSignedStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class CertificateSigningUseEnumType(str, enum.Enum):
+class CertificateSigningUseEnumType(s.StrEnum):
     CHARGING_STATION_CERTIFICATE = 'ChargingStationCertificate'
     V2G_CERTIFICATE = 'V2GCertificate'
 
 
-class ChangeAvailabilityStatusEnumType(str, enum.Enum):
+class ChangeAvailabilityStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     SCHEDULED = 'Scheduled'
 
 
-class ChargingLimitSourceEnumType(str, enum.Enum):
+class ChargingLimitSourceEnumType(s.StrEnum):
     EMS = 'EMS'
     OTHER = 'Other'
     SO = 'SO'
     CSO = 'CSO'
 
 
-class ChargingProfileKindEnumType(str, enum.Enum):
+class ChargingProfileKindEnumType(s.StrEnum):
     ABSOLUTE = 'Absolute'
     RECURRING = 'Recurring'
     RELATIVE = 'Relative'
 
 
-class ChargingProfilePurposeEnumType(str, enum.Enum):
+class ChargingProfilePurposeEnumType(s.StrEnum):
     CHARGING_STATION_EXTERNAL_CONSTRAINTS = 'ChargingStationExternalConstraints'
     CHARGING_STATION_MAX_PROFILE = 'ChargingStationMaxProfile'
     TX_DEFAULT_PROFILE = 'TxDefaultProfile'
     TX_PROFILE = 'TxProfile'
 
 
-class ChargingProfileStatusEnumType(str, enum.Enum):
+class ChargingProfileStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class ChargingRateUnitEnumType(str, enum.Enum):
+class ChargingRateUnitEnumType(s.StrEnum):
     W = 'W'
     A = 'A'
 
 
-class ChargingStateEnumType(str, enum.Enum):
+class ChargingStateEnumType(s.StrEnum):
     CHARGING = 'Charging'
     EV_CONNECTED = 'EVConnected'
     SUSPENDED_EV = 'SuspendedEV'
@@ -133,35 +132,35 @@ class ChargingStateEnumType(str, enum.Enum):
     IDLE = 'Idle'
 
 
-class ClearCacheStatusEnumType(str, enum.Enum):
+class ClearCacheStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class ClearChargingProfileStatusEnumType(str, enum.Enum):
+class ClearChargingProfileStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     UNKNOWN = 'Unknown'
 
 
-class ClearMessageStatusEnumType(str, enum.Enum):
+class ClearMessageStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     UNKNOWN = 'Unknown'
 
 
-class ClearMonitoringStatusEnumType(str, enum.Enum):
+class ClearMonitoringStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_FOUND = 'NotFound'
 
 
-class ComponentCriterionEnumType(str, enum.Enum):
+class ComponentCriterionEnumType(s.StrEnum):
     ACTIVE = 'Active'
     AVAILABLE = 'Available'
     ENABLED = 'Enabled'
     PROBLEM = 'Problem'
 
 
-class ConnectorEnumType(str, enum.Enum):
+class ConnectorEnumType(s.StrEnum):
     CCCS1 = 'cCCS1'
     CCCS2 = 'cCCS2'
     CG105 = 'cG105'
@@ -186,7 +185,7 @@ class ConnectorEnumType(str, enum.Enum):
     UNKNOWN = 'Unknown'
 
 
-class ConnectorStatusEnumType(str, enum.Enum):
+class ConnectorStatusEnumType(s.StrEnum):
     AVAILABLE = 'Available'
     OCCUPIED = 'Occupied'
     RESERVED = 'Reserved'
@@ -194,19 +193,19 @@ class ConnectorStatusEnumType(str, enum.Enum):
     FAULTED = 'Faulted'
 
 
-class CostKindEnumType(str, enum.Enum):
+class CostKindEnumType(s.StrEnum):
     CARBON_DIOXIDE_EMISSION = 'CarbonDioxideEmission'
     RELATIVE_PRICE_PERCENTAGE = 'RelativePricePercentage'
     RENEWABLE_GENERATION_PERCENTAGE = 'RenewableGenerationPercentage'
 
 
-class CustomerInformationStatusEnumType(str, enum.Enum):
+class CustomerInformationStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     INVALID = 'Invalid'
 
 
-class DataEnumType(str, enum.Enum):
+class DataEnumType(s.StrEnum):
     STRING = 'string'
     DECIMAL = 'decimal'
     INTEGER = 'integer'
@@ -217,20 +216,20 @@ class DataEnumType(str, enum.Enum):
     MEMBER_LIST = 'MemberList'
 
 
-class DataTransferStatusEnumType(str, enum.Enum):
+class DataTransferStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     UNKNOWN_MESSAGE_ID = 'UnknownMessageId'
     UNKNOWN_VENDOR_ID = 'UnknownVendorId'
 
 
-class DeleteCertificateStatusEnumType(str, enum.Enum):
+class DeleteCertificateStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
     NOT_FOUND = 'NotFound'
 
 
-class DisplayMessageStatusEnumType(str, enum.Enum):
+class DisplayMessageStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     NOT_SUPPORTED_MESSAGE_FORMAT = 'NotSupportedMessageFormat'
     REJECTED = 'Rejected'
@@ -239,27 +238,27 @@ class DisplayMessageStatusEnumType(str, enum.Enum):
     UNKNOWN_TRANSACTION = 'UnknownTransaction'
 
 
-class EnergyTransferModeEnumType(str, enum.Enum):
+class EnergyTransferModeEnumType(s.StrEnum):
     DC = 'DC'
     AC_SINGLE_PHASE = 'AC_single_phase'
     AC_TWO_PHASE = 'AC_two_phase'
     AC_THREE_PHASE = 'AC_three_phase'
 
 
-class EventNotificationEnumType(str, enum.Enum):
+class EventNotificationEnumType(s.StrEnum):
     HARD_WIRED_NOTIFICATION = 'HardWiredNotification'
     HARD_WIRED_MONITOR = 'HardWiredMonitor'
     PRECONFIGURED_MONITOR = 'PreconfiguredMonitor'
     CUSTOM_MONITOR = 'CustomMonitor'
 
 
-class EventTriggerEnumType(str, enum.Enum):
+class EventTriggerEnumType(s.StrEnum):
     ALERTING = 'Alerting'
     DELTA = 'Delta'
     PERIODIC = 'Periodic'
 
 
-class FirmwareStatusEnumType(str, enum.Enum):
+class FirmwareStatusEnumType(s.StrEnum):
     DOWNLOADED = 'Downloaded'
     DOWNLOAD_FAILED = 'DownloadFailed'
     DOWNLOADING = 'Downloading'
@@ -276,19 +275,19 @@ class FirmwareStatusEnumType(str, enum.Enum):
     SIGNATURE_VERIFIED = 'SignatureVerified'
 
 
-class GenericDeviceModelStatusEnumType(str, enum.Enum):
+class GenericDeviceModelStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_SUPPORTED = 'NotSupported'
     EMPTY_RESULT_SET = 'EmptyResultSet'
 
 
-class GenericStatusEnumType(str, enum.Enum):
+class GenericStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class GetCertificateIdUseEnumType(str, enum.Enum):
+class GetCertificateIdUseEnumType(s.StrEnum):
     V2G_ROOT_CERTIFICATE = 'V2GRootCertificate'
     MO_ROOT_CERTIFICATE = 'MORootCertificate'
     CSMS_ROOT_CERTIFICATE = 'CSMSRootCertificate'
@@ -296,27 +295,27 @@ class GetCertificateIdUseEnumType(str, enum.Enum):
     MANUFACTURER_ROOT_CERTIFICATE = 'ManufacturerRootCertificate'
 
 
-class GetCertificateStatusEnumType(str, enum.Enum):
+class GetCertificateStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
 
 
-class GetChargingProfileStatusEnumType(str, enum.Enum):
+class GetChargingProfileStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     NO_PROFILES = 'NoProfiles'
 
 
-class GetDisplayMessagesStatusEnumType(str, enum.Enum):
+class GetDisplayMessagesStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     UNKNOWN = 'Unknown'
 
 
-class GetInstalledCertificateStatusEnumType(str, enum.Enum):
+class GetInstalledCertificateStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     NOT_FOUND = 'NotFound'
 
 
-class GetVariableStatusEnumType(str, enum.Enum):
+class GetVariableStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     UNKNOWN_COMPONENT = 'UnknownComponent'
@@ -324,13 +323,13 @@ class GetVariableStatusEnumType(str, enum.Enum):
     NOT_SUPPORTED_ATTRIBUTE_TYPE = 'NotSupportedAttributeType'
 
 
-class HashAlgorithmEnumType(str, enum.Enum):
+class HashAlgorithmEnumType(s.StrEnum):
     SHA256 = 'SHA256'
     SHA384 = 'SHA384'
     SHA512 = 'SHA512'
 
 
-class IdTokenEnumType(str, enum.Enum):
+class IdTokenEnumType(s.StrEnum):
     CENTRAL = 'Central'
     EMAID = 'eMAID'
     ISO14443 = 'ISO14443'
@@ -341,25 +340,25 @@ class IdTokenEnumType(str, enum.Enum):
     NO_AUTHORIZATION = 'NoAuthorization'
 
 
-class InstallCertificateStatusEnumType(str, enum.Enum):
+class InstallCertificateStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     FAILED = 'Failed'
 
 
-class InstallCertificateUseEnumType(str, enum.Enum):
+class InstallCertificateUseEnumType(s.StrEnum):
     V2G_ROOT_CERTIFICATE = 'V2GRootCertificate'
     MO_ROOT_CERTIFICATE = 'MORootCertificate'
     CSMS_ROOT_CERTIFICATE = 'CSMSRootCertificate'
     MANUFACTURER_ROOT_CERTIFICATE = 'ManufacturerRootCertificate'
 
 
-class Iso15118EVCertificateStatusEnumType(str, enum.Enum):
+class Iso15118EVCertificateStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
 
 
-class LocationEnumType(str, enum.Enum):
+class LocationEnumType(s.StrEnum):
     BODY = 'Body'
     CABLE = 'Cable'
     EV = 'EV'
@@ -367,18 +366,18 @@ class LocationEnumType(str, enum.Enum):
     OUTLET = 'Outlet'
 
 
-class LogEnumType(str, enum.Enum):
+class LogEnumType(s.StrEnum):
     DIAGNOSTICS_LOG = 'DiagnosticsLog'
     SECURITY_LOG = 'SecurityLog'
 
 
-class LogStatusEnumType(str, enum.Enum):
+class LogStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     ACCEPTED_CANCELED = 'AcceptedCanceled'
 
 
-class MeasurandEnumType(str, enum.Enum):
+class MeasurandEnumType(s.StrEnum):
     CURRENT_EXPORT = 'Current.Export'
     CURRENT_IMPORT = 'Current.Import'
     CURRENT_OFFERED = 'Current.Offered'
@@ -406,27 +405,27 @@ class MeasurandEnumType(str, enum.Enum):
     VOLTAGE = 'Voltage'
 
 
-class MessageFormatEnumType(str, enum.Enum):
+class MessageFormatEnumType(s.StrEnum):
     ASCII = 'ASCII'
     HTML = 'HTML'
     URI = 'URI'
     UTF8 = 'UTF8'
 
 
-class MessagePriorityEnumType(str, enum.Enum):
+class MessagePriorityEnumType(s.StrEnum):
     ALWAYS_FRONT = 'AlwaysFront'
     IN_FRONT = 'InFront'
     NORMAL_CYCLE = 'NormalCycle'
 
 
-class MessageStateEnumType(str, enum.Enum):
+class MessageStateEnumType(s.StrEnum):
     CHARGING = 'Charging'
     FAULTED = 'Faulted'
     IDLE = 'Idle'
     UNAVAILABLE = 'Unavailable'
 
 
-class MessageTriggerEnumType(str, enum.Enum):
+class MessageTriggerEnumType(s.StrEnum):
     BOOT_NOTIFICATION = 'BootNotification'
     LOG_STATUS_NOTIFICATION = 'LogStatusNotification'
     FIRMWARE_STATUS_NOTIFICATION = 'FirmwareStatusNotification'
@@ -440,7 +439,7 @@ class MessageTriggerEnumType(str, enum.Enum):
     PUBLISH_FIRMWARE_STATUS_NOTIFICATION = 'PublishFirmwareStatusNotification'
 
 
-class MonitorEnumType(str, enum.Enum):
+class MonitorEnumType(s.StrEnum):
     UPPER_THRESHOLD = 'UpperThreshold'
     LOWER_THRESHOLD = 'LowerThreshold'
     DELTA = 'Delta'
@@ -448,31 +447,31 @@ class MonitorEnumType(str, enum.Enum):
     PERIODIC_CLOCK_ALIGNED = 'PeriodicClockAligned'
 
 
-class MonitoringBaseEnumType(str, enum.Enum):
+class MonitoringBaseEnumType(s.StrEnum):
     ALL = 'All'
     FACTORY_DEFAULT = 'FactoryDefault'
     HARD_WIRED_ONLY = 'HardWiredOnly'
 
 
-class MonitoringCriterionEnumType(str, enum.Enum):
+class MonitoringCriterionEnumType(s.StrEnum):
     THRESHOLD_MONITORING = 'ThresholdMonitoring'
     DELTA_MONITORING = 'DeltaMonitoring'
     PERIODIC_MONITORING = 'PeriodicMonitoring'
 
 
-class MutabilityEnumType(str, enum.Enum):
+class MutabilityEnumType(s.StrEnum):
     READ_ONLY = 'ReadOnly'
     WRITE_ONLY = 'WriteOnly'
     READ_WRITE = 'ReadWrite'
 
 
-class NotifyEVChargingNeedsStatusEnumType(str, enum.Enum):
+class NotifyEVChargingNeedsStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     PROCESSING = 'Processing'
 
 
-class OCPPInterfaceEnumType(str, enum.Enum):
+class OCPPInterfaceEnumType(s.StrEnum):
     WIRED0 = 'Wired0'
     WIRED1 = 'Wired1'
     WIRED2 = 'Wired2'
@@ -483,24 +482,24 @@ class OCPPInterfaceEnumType(str, enum.Enum):
     WIRELESS3 = 'Wireless3'
 
 
-class OCPPTransportEnumType(str, enum.Enum):
+class OCPPTransportEnumType(s.StrEnum):
     JSON = 'JSON'
     SOAP = 'SOAP'
 
 
-class OCPPVersionEnumType(str, enum.Enum):
+class OCPPVersionEnumType(s.StrEnum):
     OCPP12 = 'OCPP12'
     OCPP15 = 'OCPP15'
     OCPP16 = 'OCPP16'
     OCPP20 = 'OCPP20'
 
 
-class OperationalStatusEnumType(str, enum.Enum):
+class OperationalStatusEnumType(s.StrEnum):
     INOPERATIVE = 'Inoperative'
     OPERATIVE = 'Operative'
 
 
-class PhaseEnumType(str, enum.Enum):
+class PhaseEnumType(s.StrEnum):
     L1 = 'L1'
     L2 = 'L2'
     L3 = 'L3'
@@ -513,7 +512,7 @@ class PhaseEnumType(str, enum.Enum):
     L3_L1 = 'L3-L1'
 
 
-class PublishFirmwareStatusEnumType(str, enum.Enum):
+class PublishFirmwareStatusEnumType(s.StrEnum):
     IDLE = 'Idle'
     DOWNLOAD_SCHEDULED = 'DownloadScheduled'
     DOWNLOADING = 'Downloading'
@@ -526,7 +525,7 @@ class PublishFirmwareStatusEnumType(str, enum.Enum):
     PUBLISH_FAILED = 'PublishFailed'
 
 
-class ReadingContextEnumType(str, enum.Enum):
+class ReadingContextEnumType(s.StrEnum):
     INTERRUPTION_BEGIN = 'Interruption.Begin'
     INTERRUPTION_END = 'Interruption.End'
     OTHER = 'Other'
@@ -537,7 +536,7 @@ class ReadingContextEnumType(str, enum.Enum):
     TRIGGER = 'Trigger'
 
 
-class ReasonEnumType(str, enum.Enum):
+class ReasonEnumType(s.StrEnum):
     DE_AUTHORIZED = 'DeAuthorized'
     EMERGENCY_STOP = 'EmergencyStop'
     ENERGY_LIMIT_REACHED = 'EnergyLimitReached'
@@ -559,34 +558,34 @@ class ReasonEnumType(str, enum.Enum):
     TIMEOUT = 'Timeout'
 
 
-class RecurrencyKindEnumType(str, enum.Enum):
+class RecurrencyKindEnumType(s.StrEnum):
     DAILY = 'Daily'
     WEEKLY = 'Weekly'
 
 
-class RegistrationStatusEnumType(str, enum.Enum):
+class RegistrationStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     PENDING = 'Pending'
     REJECTED = 'Rejected'
 
 
-class ReportBaseEnumType(str, enum.Enum):
+class ReportBaseEnumType(s.StrEnum):
     CONFIGURATION_INVENTORY = 'ConfigurationInventory'
     FULL_INVENTORY = 'FullInventory'
     SUMMARY_INVENTORY = 'SummaryInventory'
 
 
-class RequestStartStopStatusEnumType(str, enum.Enum):
+class RequestStartStopStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class ReservationUpdateStatusEnumType(str, enum.Enum):
+class ReservationUpdateStatusEnumType(s.StrEnum):
     EXPIRED = 'Expired'
     REMOVED = 'Removed'
 
 
-class ReserveNowStatusEnumType(str, enum.Enum):
+class ReserveNowStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     FAULTED = 'Faulted'
     OCCUPIED = 'Occupied'
@@ -594,24 +593,24 @@ class ReserveNowStatusEnumType(str, enum.Enum):
     UNAVAILABLE = 'Unavailable'
 
 
-class ResetEnumType(str, enum.Enum):
+class ResetEnumType(s.StrEnum):
     IMMEDIATE = 'Immediate'
     ON_IDLE = 'OnIdle'
 
 
-class ResetStatusEnumType(str, enum.Enum):
+class ResetStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     SCHEDULED = 'Scheduled'
 
 
-class SendLocalListStatusEnumType(str, enum.Enum):
+class SendLocalListStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
     VERSION_MISMATCH = 'VersionMismatch'
 
 
-class SetMonitoringStatusEnumType(str, enum.Enum):
+class SetMonitoringStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     UNKNOWN_COMPONENT = 'UnknownComponent'
     UNKNOWN_VARIABLE = 'UnknownVariable'
@@ -620,13 +619,13 @@ class SetMonitoringStatusEnumType(str, enum.Enum):
     DUPLICATE = 'Duplicate'
 
 
-class SetNetworkProfileStatusEnumType(str, enum.Enum):
+class SetNetworkProfileStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     FAILED = 'Failed'
 
 
-class SetVariableStatusEnumType(str, enum.Enum):
+class SetVariableStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     UNKNOWN_COMPONENT = 'UnknownComponent'
@@ -635,19 +634,19 @@ class SetVariableStatusEnumType(str, enum.Enum):
     REBOOT_REQUIRED = 'RebootRequired'
 
 
-class TransactionEventEnumType(str, enum.Enum):
+class TransactionEventEnumType(s.StrEnum):
     ENDED = 'Ended'
     STARTED = 'Started'
     UPDATED = 'Updated'
 
 
-class TriggerMessageStatusEnumType(str, enum.Enum):
+class TriggerMessageStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_IMPLEMENTED = 'NotImplemented'
 
 
-class TriggerReasonEnumType(str, enum.Enum):
+class TriggerReasonEnumType(s.StrEnum):
     AUTHORIZED = 'Authorized'
     CABLE_PLUGGED_IN = 'CablePluggedIn'
     CHARGING_RATE_CHANGED = 'ChargingRateChanged'
@@ -671,25 +670,25 @@ class TriggerReasonEnumType(str, enum.Enum):
     RESET_COMMAND = 'ResetCommand'
 
 
-class UnlockStatusEnumType(str, enum.Enum):
+class UnlockStatusEnumType(s.StrEnum):
     UNLOCKED = 'Unlocked'
     UNLOCK_FAILED = 'UnlockFailed'
     ONGOING_AUTHORIZED_TRANSACTION = 'OngoingAuthorizedTransaction'
     UNKNOWN_CONNECTOR = 'UnknownConnector'
 
 
-class UnpublishFirmwareStatusEnumType(str, enum.Enum):
+class UnpublishFirmwareStatusEnumType(s.StrEnum):
     DOWNLOAD_ONGOING = 'DownloadOngoing'
     NO_FIRMWARE = 'NoFirmware'
     UNPUBLISHED = 'Unpublished'
 
 
-class UpdateEnumType(str, enum.Enum):
+class UpdateEnumType(s.StrEnum):
     DIFFERENTIAL = 'Differential'
     FULL = 'Full'
 
 
-class UpdateFirmwareStatusEnumType(str, enum.Enum):
+class UpdateFirmwareStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     ACCEPTED_CANCELED = 'AcceptedCanceled'
@@ -697,7 +696,7 @@ class UpdateFirmwareStatusEnumType(str, enum.Enum):
     REVOKED_CERTIFICATE = 'RevokedCertificate'
 
 
-class UploadLogStatusEnumType(str, enum.Enum):
+class UploadLogStatusEnumType(s.StrEnum):
     BAD_MESSAGE = 'BadMessage'
     IDLE = 'Idle'
     NOT_SUPPORTED_OPERATION = 'NotSupportedOperation'
@@ -708,7 +707,7 @@ class UploadLogStatusEnumType(str, enum.Enum):
     ACCEPTED_CANCELED = 'AcceptedCanceled'
 
 
-class VPNEnumType(str, enum.Enum):
+class VPNEnumType(s.StrEnum):
     IK_EV2 = 'IKEv2'
     IP_SEC = 'IPSec'
     L2TP = 'L2TP'

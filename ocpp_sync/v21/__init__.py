@@ -9,7 +9,6 @@ and ``ocpp_sync.from_payload`` read them.
 from __future__ import annotations
 
 import datetime
-import enum
 from typing import Any
 
 import attrs
@@ -20,21 +19,21 @@ VERSION = "2.1"
 SUBPROTOCOL = "ocpp2.1"
 
 
-class APNAuthenticationEnumType(str, enum.Enum):
+class APNAuthenticationEnumType(s.StrEnum):
     PAP = 'PAP'
     CHAP = 'CHAP'
     NONE = 'NONE'
     AUTO = 'AUTO'
 
 
-class AttributeEnumType(str, enum.Enum):
+class AttributeEnumType(s.StrEnum):
     ACTUAL = 'Actual'
     TARGET = 'Target'
     MIN_SET = 'MinSet'
     MAX_SET = 'MaxSet'
 
 
-class AuthorizationStatusEnumType(str, enum.Enum):
+class AuthorizationStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     BLOCKED = 'Blocked'
     CONCURRENT_TX = 'ConcurrentTx'
@@ -47,7 +46,7 @@ class AuthorizationStatusEnumType(str, enum.Enum):
     UNKNOWN = 'Unknown'
 
 
-class AuthorizeCertificateStatusEnumType(str, enum.Enum):
+class AuthorizeCertificateStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     SIGNATURE_ERROR = 'SignatureError'
     CERTIFICATE_EXPIRED = 'CertificateExpired'
@@ -57,13 +56,13 @@ class AuthorizeCertificateStatusEnumType(str, enum.Enum):
     CONTRACT_CANCELLED = 'ContractCancelled'
 
 
-class BatterySwapEventEnumType(str, enum.Enum):
+class BatterySwapEventEnumType(s.StrEnum):
     BATTERY_IN = 'BatteryIn'
     BATTERY_OUT = 'BatteryOut'
     BATTERY_OUT_TIMEOUT = 'BatteryOutTimeout'
 
 
-class BootReasonEnumType(str, enum.Enum):
+class BootReasonEnumType(s.StrEnum):
     APPLICATION_RESET = 'ApplicationReset'
     FIRMWARE_UPDATE = 'FirmwareUpdate'
     LOCAL_RESET = 'LocalReset'
@@ -75,53 +74,53 @@ class BootReasonEnumType(str, enum.Enum):
     WATCHDOG = 'Watchdog'
 
 
-class CancelReservationStatusEnumType(str, enum.Enum):
+class CancelReservationStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class CertificateActionEnumType(str, enum.Enum):
+class CertificateActionEnumType(s.StrEnum):
     INSTALL = 'Install'
     UPDATE = 'Update'
 
 
-class CertificateSignedStatusEnumType(str, enum.Enum):
+class CertificateSignedStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class CertificateSigningUseEnumType(str, enum.Enum):
+class CertificateSigningUseEnumType(s.StrEnum):
     CHARGING_STATION_CERTIFICATE = 'ChargingStationCertificate'
     V2G_CERTIFICATE = 'V2GCertificate'
     V2G20_CERTIFICATE = 'V2G20Certificate'
 
 
-class CertificateStatusEnumType(str, enum.Enum):
+class CertificateStatusEnumType(s.StrEnum):
     GOOD = 'Good'
     REVOKED = 'Revoked'
     UNKNOWN = 'Unknown'
     FAILED = 'Failed'
 
 
-class CertificateStatusSourceEnumType(str, enum.Enum):
+class CertificateStatusSourceEnumType(s.StrEnum):
     CRL = 'CRL'
     OCSP = 'OCSP'
 
 
-class ChangeAvailabilityStatusEnumType(str, enum.Enum):
+class ChangeAvailabilityStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     SCHEDULED = 'Scheduled'
 
 
-class ChargingProfileKindEnumType(str, enum.Enum):
+class ChargingProfileKindEnumType(s.StrEnum):
     ABSOLUTE = 'Absolute'
     RECURRING = 'Recurring'
     RELATIVE = 'Relative'
     DYNAMIC = 'Dynamic'
 
 
-class ChargingProfilePurposeEnumType(str, enum.Enum):
+class ChargingProfilePurposeEnumType(s.StrEnum):
     CHARGING_STATION_EXTERNAL_CONSTRAINTS = 'ChargingStationExternalConstraints'
     CHARGING_STATION_MAX_PROFILE = 'ChargingStationMaxProfile'
     TX_DEFAULT_PROFILE = 'TxDefaultProfile'
@@ -130,17 +129,17 @@ class ChargingProfilePurposeEnumType(str, enum.Enum):
     LOCAL_GENERATION = 'LocalGeneration'
 
 
-class ChargingProfileStatusEnumType(str, enum.Enum):
+class ChargingProfileStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class ChargingRateUnitEnumType(str, enum.Enum):
+class ChargingRateUnitEnumType(s.StrEnum):
     W = 'W'
     A = 'A'
 
 
-class ChargingStateEnumType(str, enum.Enum):
+class ChargingStateEnumType(s.StrEnum):
     EV_CONNECTED = 'EVConnected'
     CHARGING = 'Charging'
     SUSPENDED_EV = 'SuspendedEV'
@@ -148,36 +147,36 @@ class ChargingStateEnumType(str, enum.Enum):
     IDLE = 'Idle'
 
 
-class ClearCacheStatusEnumType(str, enum.Enum):
+class ClearCacheStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class ClearChargingProfileStatusEnumType(str, enum.Enum):
+class ClearChargingProfileStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     UNKNOWN = 'Unknown'
 
 
-class ClearMessageStatusEnumType(str, enum.Enum):
+class ClearMessageStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     UNKNOWN = 'Unknown'
     REJECTED = 'Rejected'
 
 
-class ClearMonitoringStatusEnumType(str, enum.Enum):
+class ClearMonitoringStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_FOUND = 'NotFound'
 
 
-class ComponentCriterionEnumType(str, enum.Enum):
+class ComponentCriterionEnumType(s.StrEnum):
     ACTIVE = 'Active'
     AVAILABLE = 'Available'
     ENABLED = 'Enabled'
     PROBLEM = 'Problem'
 
 
-class ConnectorStatusEnumType(str, enum.Enum):
+class ConnectorStatusEnumType(s.StrEnum):
     AVAILABLE = 'Available'
     OCCUPIED = 'Occupied'
     RESERVED = 'Reserved'
@@ -185,12 +184,12 @@ class ConnectorStatusEnumType(str, enum.Enum):
     FAULTED = 'Faulted'
 
 
-class ControlModeEnumType(str, enum.Enum):
+class ControlModeEnumType(s.StrEnum):
     SCHEDULED_CONTROL = 'ScheduledControl'
     DYNAMIC_CONTROL = 'DynamicControl'
 
 
-class CostDimensionEnumType(str, enum.Enum):
+class CostDimensionEnumType(s.StrEnum):
     ENERGY = 'Energy'
     MAX_CURRENT = 'MaxCurrent'
     MIN_CURRENT = 'MinCurrent'
@@ -200,19 +199,19 @@ class CostDimensionEnumType(str, enum.Enum):
     CHARGING_TIME = 'ChargingTime'
 
 
-class CostKindEnumType(str, enum.Enum):
+class CostKindEnumType(s.StrEnum):
     CARBON_DIOXIDE_EMISSION = 'CarbonDioxideEmission'
     RELATIVE_PRICE_PERCENTAGE = 'RelativePricePercentage'
     RENEWABLE_GENERATION_PERCENTAGE = 'RenewableGenerationPercentage'
 
 
-class CustomerInformationStatusEnumType(str, enum.Enum):
+class CustomerInformationStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     INVALID = 'Invalid'
 
 
-class DERControlEnumType(str, enum.Enum):
+class DERControlEnumType(s.StrEnum):
     ENTER_SERVICE = 'EnterService'
     FREQ_DROOP = 'FreqDroop'
     FREQ_WATT = 'FreqWatt'
@@ -237,14 +236,14 @@ class DERControlEnumType(str, enum.Enum):
     WATT_VAR = 'WattVar'
 
 
-class DERControlStatusEnumType(str, enum.Enum):
+class DERControlStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_SUPPORTED = 'NotSupported'
     NOT_FOUND = 'NotFound'
 
 
-class DERUnitEnumType(str, enum.Enum):
+class DERUnitEnumType(s.StrEnum):
     NOT_APPLICABLE = 'Not_Applicable'
     PCT_MAX_W = 'PctMaxW'
     PCT_MAX_VAR = 'PctMaxVar'
@@ -253,7 +252,7 @@ class DERUnitEnumType(str, enum.Enum):
     PCT_EFFECTIVE_V = 'PctEffectiveV'
 
 
-class DataEnumType(str, enum.Enum):
+class DataEnumType(s.StrEnum):
     STRING = 'string'
     DECIMAL = 'decimal'
     INTEGER = 'integer'
@@ -264,14 +263,14 @@ class DataEnumType(str, enum.Enum):
     MEMBER_LIST = 'MemberList'
 
 
-class DataTransferStatusEnumType(str, enum.Enum):
+class DataTransferStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     UNKNOWN_MESSAGE_ID = 'UnknownMessageId'
     UNKNOWN_VENDOR_ID = 'UnknownVendorId'
 
 
-class DayOfWeekEnumType(str, enum.Enum):
+class DayOfWeekEnumType(s.StrEnum):
     MONDAY = 'Monday'
     TUESDAY = 'Tuesday'
     WEDNESDAY = 'Wednesday'
@@ -281,13 +280,13 @@ class DayOfWeekEnumType(str, enum.Enum):
     SUNDAY = 'Sunday'
 
 
-class DeleteCertificateStatusEnumType(str, enum.Enum):
+class DeleteCertificateStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
     NOT_FOUND = 'NotFound'
 
 
-class DisplayMessageStatusEnumType(str, enum.Enum):
+class DisplayMessageStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     NOT_SUPPORTED_MESSAGE_FORMAT = 'NotSupportedMessageFormat'
     REJECTED = 'Rejected'
@@ -297,7 +296,7 @@ class DisplayMessageStatusEnumType(str, enum.Enum):
     LANGUAGE_NOT_SUPPORTED = 'LanguageNotSupported'
 
 
-class EnergyTransferModeEnumType(str, enum.Enum):
+class EnergyTransferModeEnumType(s.StrEnum):
     AC_SINGLE_PHASE = 'AC_single_phase'
     AC_TWO_PHASE = 'AC_two_phase'
     AC_THREE_PHASE = 'AC_three_phase'
@@ -311,25 +310,25 @@ class EnergyTransferModeEnumType(str, enum.Enum):
     WPT = 'WPT'
 
 
-class EventNotificationEnumType(str, enum.Enum):
+class EventNotificationEnumType(s.StrEnum):
     HARD_WIRED_NOTIFICATION = 'HardWiredNotification'
     HARD_WIRED_MONITOR = 'HardWiredMonitor'
     PRECONFIGURED_MONITOR = 'PreconfiguredMonitor'
     CUSTOM_MONITOR = 'CustomMonitor'
 
 
-class EventTriggerEnumType(str, enum.Enum):
+class EventTriggerEnumType(s.StrEnum):
     ALERTING = 'Alerting'
     DELTA = 'Delta'
     PERIODIC = 'Periodic'
 
 
-class EvseKindEnumType(str, enum.Enum):
+class EvseKindEnumType(s.StrEnum):
     AC = 'AC'
     DC = 'DC'
 
 
-class FirmwareStatusEnumType(str, enum.Enum):
+class FirmwareStatusEnumType(s.StrEnum):
     DOWNLOADED = 'Downloaded'
     DOWNLOAD_FAILED = 'DownloadFailed'
     DOWNLOADING = 'Downloading'
@@ -346,19 +345,19 @@ class FirmwareStatusEnumType(str, enum.Enum):
     SIGNATURE_VERIFIED = 'SignatureVerified'
 
 
-class GenericDeviceModelStatusEnumType(str, enum.Enum):
+class GenericDeviceModelStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_SUPPORTED = 'NotSupported'
     EMPTY_RESULT_SET = 'EmptyResultSet'
 
 
-class GenericStatusEnumType(str, enum.Enum):
+class GenericStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class GetCertificateIdUseEnumType(str, enum.Enum):
+class GetCertificateIdUseEnumType(s.StrEnum):
     V2G_ROOT_CERTIFICATE = 'V2GRootCertificate'
     MO_ROOT_CERTIFICATE = 'MORootCertificate'
     CSMS_ROOT_CERTIFICATE = 'CSMSRootCertificate'
@@ -367,27 +366,27 @@ class GetCertificateIdUseEnumType(str, enum.Enum):
     OEM_ROOT_CERTIFICATE = 'OEMRootCertificate'
 
 
-class GetCertificateStatusEnumType(str, enum.Enum):
+class GetCertificateStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
 
 
-class GetChargingProfileStatusEnumType(str, enum.Enum):
+class GetChargingProfileStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     NO_PROFILES = 'NoProfiles'
 
 
-class GetDisplayMessagesStatusEnumType(str, enum.Enum):
+class GetDisplayMessagesStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     UNKNOWN = 'Unknown'
 
 
-class GetInstalledCertificateStatusEnumType(str, enum.Enum):
+class GetInstalledCertificateStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     NOT_FOUND = 'NotFound'
 
 
-class GetVariableStatusEnumType(str, enum.Enum):
+class GetVariableStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     UNKNOWN_COMPONENT = 'UnknownComponent'
@@ -395,7 +394,7 @@ class GetVariableStatusEnumType(str, enum.Enum):
     NOT_SUPPORTED_ATTRIBUTE_TYPE = 'NotSupportedAttributeType'
 
 
-class GridEventFaultEnumType(str, enum.Enum):
+class GridEventFaultEnumType(s.StrEnum):
     CURRENT_IMBALANCE = 'CurrentImbalance'
     LOCAL_EMERGENCY = 'LocalEmergency'
     LOW_INPUT_POWER = 'LowInputPower'
@@ -409,19 +408,19 @@ class GridEventFaultEnumType(str, enum.Enum):
     VOLTAGE_IMBALANCE = 'VoltageImbalance'
 
 
-class HashAlgorithmEnumType(str, enum.Enum):
+class HashAlgorithmEnumType(s.StrEnum):
     SHA256 = 'SHA256'
     SHA384 = 'SHA384'
     SHA512 = 'SHA512'
 
 
-class InstallCertificateStatusEnumType(str, enum.Enum):
+class InstallCertificateStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     FAILED = 'Failed'
 
 
-class InstallCertificateUseEnumType(str, enum.Enum):
+class InstallCertificateUseEnumType(s.StrEnum):
     V2G_ROOT_CERTIFICATE = 'V2GRootCertificate'
     MO_ROOT_CERTIFICATE = 'MORootCertificate'
     MANUFACTURER_ROOT_CERTIFICATE = 'ManufacturerRootCertificate'
@@ -429,7 +428,7 @@ class InstallCertificateUseEnumType(str, enum.Enum):
     OEM_ROOT_CERTIFICATE = 'OEMRootCertificate'
 
 
-class IslandingDetectionEnumType(str, enum.Enum):
+class IslandingDetectionEnumType(s.StrEnum):
     NO_ANTI_ISLANDING_SUPPORT = 'NoAntiIslandingSupport'
     RO_COF = 'RoCoF'
     UVP_OVP = 'UVP_OVP'
@@ -447,12 +446,12 @@ class IslandingDetectionEnumType(str, enum.Enum):
     OTHER_ACTIVE = 'OtherActive'
 
 
-class Iso15118EVCertificateStatusEnumType(str, enum.Enum):
+class Iso15118EVCertificateStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
 
 
-class LocationEnumType(str, enum.Enum):
+class LocationEnumType(s.StrEnum):
     BODY = 'Body'
     CABLE = 'Cable'
     EV = 'EV'
@@ -461,19 +460,19 @@ class LocationEnumType(str, enum.Enum):
     UPSTREAM = 'Upstream'
 
 
-class LogEnumType(str, enum.Enum):
+class LogEnumType(s.StrEnum):
     DIAGNOSTICS_LOG = 'DiagnosticsLog'
     SECURITY_LOG = 'SecurityLog'
     DATA_COLLECTOR_LOG = 'DataCollectorLog'
 
 
-class LogStatusEnumType(str, enum.Enum):
+class LogStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     ACCEPTED_CANCELED = 'AcceptedCanceled'
 
 
-class MeasurandEnumType(str, enum.Enum):
+class MeasurandEnumType(s.StrEnum):
     CURRENT_EXPORT = 'Current.Export'
     CURRENT_EXPORT_OFFERED = 'Current.Export.Offered'
     CURRENT_EXPORT_MINIMUM = 'Current.Export.Minimum'
@@ -532,7 +531,7 @@ class MeasurandEnumType(str, enum.Enum):
     VOLTAGE_MAXIMUM = 'Voltage.Maximum'
 
 
-class MessageFormatEnumType(str, enum.Enum):
+class MessageFormatEnumType(s.StrEnum):
     ASCII = 'ASCII'
     HTML = 'HTML'
     URI = 'URI'
@@ -540,13 +539,13 @@ class MessageFormatEnumType(str, enum.Enum):
     QRCODE = 'QRCODE'
 
 
-class MessagePriorityEnumType(str, enum.Enum):
+class MessagePriorityEnumType(s.StrEnum):
     ALWAYS_FRONT = 'AlwaysFront'
     IN_FRONT = 'InFront'
     NORMAL_CYCLE = 'NormalCycle'
 
 
-class MessageStateEnumType(str, enum.Enum):
+class MessageStateEnumType(s.StrEnum):
     CHARGING = 'Charging'
     FAULTED = 'Faulted'
     IDLE = 'Idle'
@@ -555,7 +554,7 @@ class MessageStateEnumType(str, enum.Enum):
     DISCHARGING = 'Discharging'
 
 
-class MessageTriggerEnumType(str, enum.Enum):
+class MessageTriggerEnumType(s.StrEnum):
     BOOT_NOTIFICATION = 'BootNotification'
     LOG_STATUS_NOTIFICATION = 'LogStatusNotification'
     FIRMWARE_STATUS_NOTIFICATION = 'FirmwareStatusNotification'
@@ -571,12 +570,12 @@ class MessageTriggerEnumType(str, enum.Enum):
     CUSTOM_TRIGGER = 'CustomTrigger'
 
 
-class MobilityNeedsModeEnumType(str, enum.Enum):
+class MobilityNeedsModeEnumType(s.StrEnum):
     EVCC = 'EVCC'
     EVCC_SECC = 'EVCC_SECC'
 
 
-class MonitorEnumType(str, enum.Enum):
+class MonitorEnumType(s.StrEnum):
     UPPER_THRESHOLD = 'UpperThreshold'
     LOWER_THRESHOLD = 'LowerThreshold'
     DELTA = 'Delta'
@@ -586,37 +585,37 @@ class MonitorEnumType(str, enum.Enum):
     TARGET_DELTA_RELATIVE = 'TargetDeltaRelative'
 
 
-class MonitoringBaseEnumType(str, enum.Enum):
+class MonitoringBaseEnumType(s.StrEnum):
     ALL = 'All'
     FACTORY_DEFAULT = 'FactoryDefault'
     HARD_WIRED_ONLY = 'HardWiredOnly'
 
 
-class MonitoringCriterionEnumType(str, enum.Enum):
+class MonitoringCriterionEnumType(s.StrEnum):
     THRESHOLD_MONITORING = 'ThresholdMonitoring'
     DELTA_MONITORING = 'DeltaMonitoring'
     PERIODIC_MONITORING = 'PeriodicMonitoring'
 
 
-class MutabilityEnumType(str, enum.Enum):
+class MutabilityEnumType(s.StrEnum):
     READ_ONLY = 'ReadOnly'
     WRITE_ONLY = 'WriteOnly'
     READ_WRITE = 'ReadWrite'
 
 
-class NotifyAllowedEnergyTransferStatusEnumType(str, enum.Enum):
+class NotifyAllowedEnergyTransferStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class NotifyEVChargingNeedsStatusEnumType(str, enum.Enum):
+class NotifyEVChargingNeedsStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     PROCESSING = 'Processing'
     NO_CHARGING_PROFILE = 'NoChargingProfile'
 
 
-class OCPPInterfaceEnumType(str, enum.Enum):
+class OCPPInterfaceEnumType(s.StrEnum):
     WIRED0 = 'Wired0'
     WIRED1 = 'Wired1'
     WIRED2 = 'Wired2'
@@ -628,12 +627,12 @@ class OCPPInterfaceEnumType(str, enum.Enum):
     ANY = 'Any'
 
 
-class OCPPTransportEnumType(str, enum.Enum):
+class OCPPTransportEnumType(s.StrEnum):
     SOAP = 'SOAP'
     JSON = 'JSON'
 
 
-class OCPPVersionEnumType(str, enum.Enum):
+class OCPPVersionEnumType(s.StrEnum):
     OCPP12 = 'OCPP12'
     OCPP15 = 'OCPP15'
     OCPP16 = 'OCPP16'
@@ -642,7 +641,7 @@ class OCPPVersionEnumType(str, enum.Enum):
     OCPP21 = 'OCPP21'
 
 
-class OperationModeEnumType(str, enum.Enum):
+class OperationModeEnumType(s.StrEnum):
     IDLE = 'Idle'
     CHARGING_ONLY = 'ChargingOnly'
     CENTRAL_SETPOINT = 'CentralSetpoint'
@@ -653,19 +652,19 @@ class OperationModeEnumType(str, enum.Enum):
     LOCAL_LOAD_BALANCING = 'LocalLoadBalancing'
 
 
-class OperationalStatusEnumType(str, enum.Enum):
+class OperationalStatusEnumType(s.StrEnum):
     INOPERATIVE = 'Inoperative'
     OPERATIVE = 'Operative'
 
 
-class PaymentStatusEnumType(str, enum.Enum):
+class PaymentStatusEnumType(s.StrEnum):
     SETTLED = 'Settled'
     CANCELED = 'Canceled'
     REJECTED = 'Rejected'
     FAILED = 'Failed'
 
 
-class PhaseEnumType(str, enum.Enum):
+class PhaseEnumType(s.StrEnum):
     L1 = 'L1'
     L2 = 'L2'
     L3 = 'L3'
@@ -678,25 +677,25 @@ class PhaseEnumType(str, enum.Enum):
     L3_L1 = 'L3-L1'
 
 
-class PowerDuringCessationEnumType(str, enum.Enum):
+class PowerDuringCessationEnumType(s.StrEnum):
     ACTIVE = 'Active'
     REACTIVE = 'Reactive'
 
 
-class PreconditioningStatusEnumType(str, enum.Enum):
+class PreconditioningStatusEnumType(s.StrEnum):
     UNKNOWN = 'Unknown'
     READY = 'Ready'
     NOT_READY = 'NotReady'
     PRECONDITIONING = 'Preconditioning'
 
 
-class PriorityChargingStatusEnumType(str, enum.Enum):
+class PriorityChargingStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NO_PROFILE = 'NoProfile'
 
 
-class PublishFirmwareStatusEnumType(str, enum.Enum):
+class PublishFirmwareStatusEnumType(s.StrEnum):
     IDLE = 'Idle'
     DOWNLOAD_SCHEDULED = 'DownloadScheduled'
     DOWNLOADING = 'Downloading'
@@ -709,7 +708,7 @@ class PublishFirmwareStatusEnumType(str, enum.Enum):
     PUBLISH_FAILED = 'PublishFailed'
 
 
-class ReadingContextEnumType(str, enum.Enum):
+class ReadingContextEnumType(s.StrEnum):
     INTERRUPTION_BEGIN = 'Interruption.Begin'
     INTERRUPTION_END = 'Interruption.End'
     OTHER = 'Other'
@@ -720,7 +719,7 @@ class ReadingContextEnumType(str, enum.Enum):
     TRIGGER = 'Trigger'
 
 
-class ReasonEnumType(str, enum.Enum):
+class ReasonEnumType(s.StrEnum):
     DE_AUTHORIZED = 'DeAuthorized'
     EMERGENCY_STOP = 'EmergencyStop'
     ENERGY_LIMIT_REACHED = 'EnergyLimitReached'
@@ -743,35 +742,35 @@ class ReasonEnumType(str, enum.Enum):
     REQ_ENERGY_TRANSFER_REJECTED = 'ReqEnergyTransferRejected'
 
 
-class RecurrencyKindEnumType(str, enum.Enum):
+class RecurrencyKindEnumType(s.StrEnum):
     DAILY = 'Daily'
     WEEKLY = 'Weekly'
 
 
-class RegistrationStatusEnumType(str, enum.Enum):
+class RegistrationStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     PENDING = 'Pending'
     REJECTED = 'Rejected'
 
 
-class ReportBaseEnumType(str, enum.Enum):
+class ReportBaseEnumType(s.StrEnum):
     CONFIGURATION_INVENTORY = 'ConfigurationInventory'
     FULL_INVENTORY = 'FullInventory'
     SUMMARY_INVENTORY = 'SummaryInventory'
 
 
-class RequestStartStopStatusEnumType(str, enum.Enum):
+class RequestStartStopStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
-class ReservationUpdateStatusEnumType(str, enum.Enum):
+class ReservationUpdateStatusEnumType(s.StrEnum):
     EXPIRED = 'Expired'
     REMOVED = 'Removed'
     NO_TRANSACTION = 'NoTransaction'
 
 
-class ReserveNowStatusEnumType(str, enum.Enum):
+class ReserveNowStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     FAULTED = 'Faulted'
     OCCUPIED = 'Occupied'
@@ -779,25 +778,25 @@ class ReserveNowStatusEnumType(str, enum.Enum):
     UNAVAILABLE = 'Unavailable'
 
 
-class ResetEnumType(str, enum.Enum):
+class ResetEnumType(s.StrEnum):
     IMMEDIATE = 'Immediate'
     ON_IDLE = 'OnIdle'
     IMMEDIATE_AND_RESUME = 'ImmediateAndResume'
 
 
-class ResetStatusEnumType(str, enum.Enum):
+class ResetStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     SCHEDULED = 'Scheduled'
 
 
-class SendLocalListStatusEnumType(str, enum.Enum):
+class SendLocalListStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
     VERSION_MISMATCH = 'VersionMismatch'
 
 
-class SetMonitoringStatusEnumType(str, enum.Enum):
+class SetMonitoringStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     UNKNOWN_COMPONENT = 'UnknownComponent'
     UNKNOWN_VARIABLE = 'UnknownVariable'
@@ -806,13 +805,13 @@ class SetMonitoringStatusEnumType(str, enum.Enum):
     DUPLICATE = 'Duplicate'
 
 
-class SetNetworkProfileStatusEnumType(str, enum.Enum):
+class SetNetworkProfileStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     FAILED = 'Failed'
 
 
-class SetVariableStatusEnumType(str, enum.Enum):
+class SetVariableStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     UNKNOWN_COMPONENT = 'UnknownComponent'
@@ -821,7 +820,7 @@ class SetVariableStatusEnumType(str, enum.Enum):
     REBOOT_REQUIRED = 'RebootRequired'
 
 
-class TariffChangeStatusEnumType(str, enum.Enum):
+class TariffChangeStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     TOO_MANY_ELEMENTS = 'TooManyElements'
@@ -830,30 +829,30 @@ class TariffChangeStatusEnumType(str, enum.Enum):
     NO_CURRENCY_CHANGE = 'NoCurrencyChange'
 
 
-class TariffClearStatusEnumType(str, enum.Enum):
+class TariffClearStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NO_TARIFF = 'NoTariff'
 
 
-class TariffCostEnumType(str, enum.Enum):
+class TariffCostEnumType(s.StrEnum):
     NORMAL_COST = 'NormalCost'
     MIN_COST = 'MinCost'
     MAX_COST = 'MaxCost'
 
 
-class TariffGetStatusEnumType(str, enum.Enum):
+class TariffGetStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NO_TARIFF = 'NoTariff'
 
 
-class TariffKindEnumType(str, enum.Enum):
+class TariffKindEnumType(s.StrEnum):
     DEFAULT_TARIFF = 'DefaultTariff'
     DRIVER_TARIFF = 'DriverTariff'
 
 
-class TariffSetStatusEnumType(str, enum.Enum):
+class TariffSetStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     TOO_MANY_ELEMENTS = 'TooManyElements'
@@ -861,19 +860,19 @@ class TariffSetStatusEnumType(str, enum.Enum):
     DUPLICATE_TARIFF_ID = 'DuplicateTariffId'
 
 
-class TransactionEventEnumType(str, enum.Enum):
+class TransactionEventEnumType(s.StrEnum):
     ENDED = 'Ended'
     STARTED = 'Started'
     UPDATED = 'Updated'
 
 
-class TriggerMessageStatusEnumType(str, enum.Enum):
+class TriggerMessageStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_IMPLEMENTED = 'NotImplemented'
 
 
-class TriggerReasonEnumType(str, enum.Enum):
+class TriggerReasonEnumType(s.StrEnum):
     ABNORMAL_CONDITION = 'AbnormalCondition'
     AUTHORIZED = 'Authorized'
     CABLE_PLUGGED_IN = 'CablePluggedIn'
@@ -905,25 +904,25 @@ class TriggerReasonEnumType(str, enum.Enum):
     UNLOCK_COMMAND = 'UnlockCommand'
 
 
-class UnlockStatusEnumType(str, enum.Enum):
+class UnlockStatusEnumType(s.StrEnum):
     UNLOCKED = 'Unlocked'
     UNLOCK_FAILED = 'UnlockFailed'
     ONGOING_AUTHORIZED_TRANSACTION = 'OngoingAuthorizedTransaction'
     UNKNOWN_CONNECTOR = 'UnknownConnector'
 
 
-class UnpublishFirmwareStatusEnumType(str, enum.Enum):
+class UnpublishFirmwareStatusEnumType(s.StrEnum):
     DOWNLOAD_ONGOING = 'DownloadOngoing'
     NO_FIRMWARE = 'NoFirmware'
     UNPUBLISHED = 'Unpublished'
 
 
-class UpdateEnumType(str, enum.Enum):
+class UpdateEnumType(s.StrEnum):
     DIFFERENTIAL = 'Differential'
     FULL = 'Full'
 
 
-class UpdateFirmwareStatusEnumType(str, enum.Enum):
+class UpdateFirmwareStatusEnumType(s.StrEnum):
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     ACCEPTED_CANCELED = 'AcceptedCanceled'
@@ -931,7 +930,7 @@ class UpdateFirmwareStatusEnumType(str, enum.Enum):
     REVOKED_CERTIFICATE = 'RevokedCertificate'
 
 
-class UploadLogStatusEnumType(str, enum.Enum):
+class UploadLogStatusEnumType(s.StrEnum):
     BAD_MESSAGE = 'BadMessage'
     IDLE = 'Idle'
     NOT_SUPPORTED_OPERATION = 'NotSupportedOperation'
@@ -942,7 +941,7 @@ class UploadLogStatusEnumType(str, enum.Enum):
     ACCEPTED_CANCELED = 'AcceptedCanceled'
 
 
-class VPNEnumType(str, enum.Enum):
+class VPNEnumType(s.StrEnum):
     IK_EV2 = 'IKEv2'
     IP_SEC = 'IPSec'
     L2TP = 'L2TP'
