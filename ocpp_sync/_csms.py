@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from . import security
 from ._chargepoint import VERSIONS, call_with_dict, check_handler_class, check_version
 from ._connection import CSMS as CSMS_ROLE
 from ._connection import Connection
@@ -133,6 +135,15 @@ class CSMS:
     it (HTTP 503); ``max_message_size`` closes a connection that sends a bigger
     message (1009); ``ping_interval``/``pong_timeout`` give up a silent station.
     ``history_size`` bounds each station's :attr:`Station.history` (None: unbounded).
+
+    Security (see :mod:`ocpp_sync.security`): ``ssl_context`` serves ``wss://``
+    (profiles 2 and 3); ``authenticate`` and ``known_stations`` decide each station
+    before the upgrade (401 / 404); ``strict_station_ids`` refuses ids that break
+    the OCPP identity rules (400); ``on_security_event`` hears of every refusal and
+    of every connection closed for misbehaving. ``handshake_timeout``,
+    ``max_connections_per_address`` (429 beyond) and ``max_pending_handshakes`` (503
+    beyond) bound what one client can hold; ``max_bad_messages`` malformed frames
+    in a row close a connection with 1008. Options given to :meth:`start` win.
     """
 
     on_connect = _Callbacks("connect")
@@ -143,13 +154,23 @@ class CSMS:
                  max_connections: int | None = None, max_message_size: int | None = None,
                  ping_interval: float | None = None, pong_timeout: float = 10.0,
                  close_timeout: float = 5.0,
-                 history_size: int | None = STATION_HISTORY_SIZE) -> None:
+                 history_size: int | None = STATION_HISTORY_SIZE,
+                 ssl_context: ssl.SSLContext | None = None,
+                 authenticate: security.Authenticate | None = None,
+                 known_stations: security.KnownStations | None = None,
+                 on_security_event: security.SecurityEventHook | None = None,
+                 strict_station_ids: bool = True, handshake_timeout: float = 5.0,
+                 max_connections_per_address: int | None = 32,
+                 max_pending_handshakes: int | None = 256,
+                 max_bad_messages: int | None = 10) -> None:
         if not versions:
             raise ValueError("a CSMS needs at least one OCPP version")
         if on_duplicate not in (REPLACE, REFUSE):
             raise ValueError(f"on_duplicate must be {REPLACE!r} or {REFUSE!r}")
         if max_connections is not None and max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        if max_bad_messages is not None and max_bad_messages < 1:
+            raise ValueError("max_bad_messages must be at least 1 (or None)")
         self.on_duplicate = on_duplicate
         self.max_connections = max_connections
         self.max_message_size = max_message_size
@@ -163,6 +184,16 @@ class CSMS:
         self._callbacks: dict[str, list[StationCallback]] = {"connect": [], "disconnect": []}
         self._request_callbacks: list[RequestCallback] = []
         self.history_size = history_size
+        self.ssl_context = ssl_context
+        self.authenticate = authenticate
+        self.known_stations = known_stations
+        self.on_security_event = on_security_event
+        self.strict_station_ids = strict_station_ids
+        self.handshake_timeout = handshake_timeout
+        self.max_connections_per_address = max_connections_per_address
+        self.max_pending_handshakes = max_pending_handshakes
+        self.max_bad_messages = max_bad_messages
+        self._event_hook = on_security_event  # the listener's, once start() may have overridden it
         self._changed = threading.Condition()  # guards _stations and _server
         self._stations: dict[str, Station] = {}
         self._server: Any = None
@@ -209,11 +240,19 @@ class CSMS:
             if self._server is not None:
                 raise RuntimeError("the CSMS is already listening")
             self._stopped = False
-            options: dict[str, Any] = {"ping_interval": self.ping_interval,
-                                       "pong_timeout": self.pong_timeout}
+            options: dict[str, Any] = {
+                "ping_interval": self.ping_interval, "pong_timeout": self.pong_timeout,
+                "ssl_context": self.ssl_context, "authenticate": self.authenticate,
+                "known_stations": self.known_stations,
+                "on_security_event": self.on_security_event,
+                "strict_station_ids": self.strict_station_ids,
+                "handshake_timeout": self.handshake_timeout,
+                "max_connections_per_address": self.max_connections_per_address,
+                "max_pending_handshakes": self.max_pending_handshakes}
             if self.max_message_size is not None:
                 options["max_message_size"] = self.max_message_size
             options.update(server_options)
+            self._event_hook = options["on_security_event"]
             options["check_request"] = functools.partial(self._check_request,
                                                          options.get("check_request"))
             self._server = WebSocketServer(
@@ -331,7 +370,8 @@ class CSMS:
                                 find_handler=functools.partial(self._find_handler, station),
                                 timeout=self.timeout, lenient=self.lenient,
                                 on_close=functools.partial(self._closed, station),
-                                history=station.history)
+                                history=station.history, max_bad_messages=self.max_bad_messages,
+                                on_bad_messages=functools.partial(self._bad_messages, station))
         station._connection = connection
         with self._changed:
             stopped = self._stopped
@@ -355,6 +395,11 @@ class CSMS:
         for callback in list(self._callbacks["connect"]):
             connection.run_in_dispatcher(functools.partial(callback, station))
         connection.run()
+
+    def _bad_messages(self, station: Station, count: int) -> None:
+        security.notify_security_event(self._event_hook, security.SecurityEvent(
+            security.Reason.BAD_MESSAGES, station.remote_address, station.id, close_code=1008,
+            detail=f"{count} malformed messages in a row"))
 
     def _find_handler(self, station: Station, request_cls: type) -> Callable[[Any], Any] | None:
         handler = self._handlers.get(request_cls)
