@@ -180,14 +180,14 @@ class ChargePoint:
             session = self._session
             outbox = self._outbox_locked()
         if self.retry_first_connect:
-            self._start_background(outbox, first=True)
+            self._start_background(outbox, session, first=True)
             if not self._wait_up(session):
                 raise ConnectionClosed(f"{self.id} was closed before it could connect")
             if self._fatal is not None:
                 raise self._fatal
             return
         self._open(session)
-        self._start_background(outbox, first=False)
+        self._start_background(outbox, session, first=False)
 
     def _outbox_locked(self) -> Outbox:
         if self._queue is None or self._queue.closed:
@@ -199,8 +199,10 @@ class ChargePoint:
             self._outbox_started = False
         return self._outbox
 
-    def _start_background(self, outbox: Outbox, *, first: bool) -> None:
+    def _start_background(self, outbox: Outbox, session: int, *, first: bool) -> None:
         with self._lock:
+            if self._session != session or self._outbox is not outbox:
+                return  # close() came first: it owns the cleanup
             start_outbox = not self._outbox_started
             self._outbox_started = True
             self._supervisor = threading.Thread(target=self._supervise,
