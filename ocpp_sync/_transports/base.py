@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from .._errors import OCPPError
 
@@ -86,7 +86,12 @@ class Headers(Mapping[str, str]):
 
 @dataclass(frozen=True)
 class ConnectionRequest:
-    """The HTTP upgrade request a station opened its connection with."""
+    """The HTTP upgrade request a station opened its connection with.
+
+    ``certificate`` is the station's verified TLS client certificate
+    (``ssl.SSLSocket.getpeercert()`` form), None without one: under profile 3
+    the application may need more of it than the CN the handshake checked.
+    """
 
     path: str
     station_id: str
@@ -95,3 +100,4 @@ class ConnectionRequest:
     subprotocols: tuple[str, ...]
     subprotocol: str = ""
     query: str = ""
+    certificate: dict[str, Any] | None = field(default=None, repr=False)

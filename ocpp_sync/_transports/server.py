@@ -734,7 +734,8 @@ class WebSocketServer:
                            kind=_security.Reason.NO_COMMON_SUBPROTOCOL, station_id=station_id)
         request = ConnectionRequest(path=url.path, station_id=station_id, headers=headers,
                                     remote_address=remote, subprotocols=offered,
-                                    subprotocol=chosen, query=url.query)
+                                    subprotocol=chosen, query=url.query,
+                                    certificate=certificate)
         self._check_security(request, certificate)
         if self._check_request is not None:
             try:
