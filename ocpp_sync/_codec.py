@@ -368,23 +368,36 @@ class _Compiler:
             self._call_nested(src, indent, f"{target} = {fn}({var})", path)
         elif isinstance(kind, _spec.Array):
             self._array_shape(src, indent, kind, var, path)
-            item, out, i = src.fresh("item"), src.fresh("out"), src.fresh("i")
-            emit(indent, f"{out} = []")
-            emit(indent, f"{i} = 0")
-            emit(indent, "try:")
             value = src.fresh("value")
-            emit(indent + 1, f"for {i}, {item} in enumerate({var}):")
-            self.structure_value(src, indent + 2, kind.item, item, value, "''")
-            emit(indent + 2, f"{out}.append({value})")
-            emit(indent, "except _VE as e:")
-            emit(indent + 1, f"e.prefix({path} + '[' + str({i}) + ']')")
-            emit(indent + 1, "raise")
-            emit(indent, f"{target} = {out}")
+
+            def convert_item(item_indent: int, item: str) -> str:
+                self.structure_value(src, item_indent, kind.item, item, value, "''")
+                return value
+
+            emit(indent, f"{target} = {self._array_items(src, indent, var, path, convert_item)}")
         elif isinstance(kind, _spec.AnyValue):
             check = src.const(_check_json, "check_json")
             emit(indent, f"{target} = {check}({var}, {path}, {self.codes[TYPE]!r})")
         else:
             raise TypeError(f"unknown field kind {kind!r}")
+
+    def _array_items(self, src: _Source, indent: int, var: str, path: str,
+                     convert_item: Callable[[int, str], str]) -> str:
+        """Emit a loop converting each item; an item's error gets ``path[i]`` prepended.
+
+        Returns the name of the list that holds the converted items.
+        """
+        item, out, i = src.fresh("item"), src.fresh("out"), src.fresh("i")
+        src.emit(indent, f"{out} = []")
+        src.emit(indent, f"{i} = 0")
+        src.emit(indent, "try:")
+        src.emit(indent + 1, f"for {i}, {item} in enumerate({var}):")
+        converted = convert_item(indent + 2, item)
+        src.emit(indent + 2, f"{out}.append({converted})")
+        src.emit(indent, "except _VE as e:")
+        src.emit(indent + 1, f"e.prefix({path} + '[' + str({i}) + ']')")
+        src.emit(indent + 1, "raise")
+        return out
 
     def _call_nested(self, src: _Source, indent: int, call: str, path: str) -> None:
         """A nested object's errors carry their own path; prepend ours on the way out."""
@@ -518,17 +531,12 @@ class _Compiler:
             self._call_nested(src, indent, f"{var} = {fn}({var})", path)
         elif isinstance(kind, _spec.Array):
             self._array_shape(src, indent, kind, var, path, accept_tuple=True)
-            item, out, i = src.fresh("item"), src.fresh("out"), src.fresh("i")
-            emit(indent, f"{out} = []")
-            emit(indent, f"{i} = 0")
-            emit(indent, "try:")
-            emit(indent + 1, f"for {i}, {item} in enumerate({var}):")
-            self.unstructure_value(src, indent + 2, kind.item, item, "''")
-            emit(indent + 2, f"{out}.append({item})")
-            emit(indent, "except _VE as e:")
-            emit(indent + 1, f"e.prefix({path} + '[' + str({i}) + ']')")
-            emit(indent + 1, "raise")
-            emit(indent, f"{var} = {out}")
+
+            def convert_item(item_indent: int, item: str) -> str:
+                self.unstructure_value(src, item_indent, kind.item, item, "''")
+                return item
+
+            emit(indent, f"{var} = {self._array_items(src, indent, var, path, convert_item)}")
         elif isinstance(kind, _spec.AnyValue):
             check = src.const(_check_json, "check_json")
             emit(indent, f"{var} = {check}({var}, {path}, {self.codes[TYPE]!r})")
