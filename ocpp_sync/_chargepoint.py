@@ -5,6 +5,7 @@ import concurrent.futures
 import logging
 import os
 import random
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -82,11 +83,16 @@ class ChargePoint:
     outage or a restart. ``on_disconnect`` / ``on_reconnect`` run in the
     reconnect thread, ``on_message_dropped`` when a queued message is given up.
     ``history`` keeps the last ``history_size`` frames across reconnects.
+
+    Security profiles 1 and 2: ``password`` is sent as HTTP Basic auth with the
+    id as user (it is kept private: never logged, not in the repr). Profiles 2
+    and 3: ``ssl_context`` (see ``security.client_ssl_context``) verifies the
+    CSMS of a ``wss://`` URL and may carry the station's own certificate.
     """
 
     def __init__(self, id: str, url: str, version: str = "1.6", timeout: float = 30.0,
                  headers: Mapping[str, str] | None = None, lenient: bool = False, *,
-                 connect_timeout: float = 10.0, sslopt: dict | None = None,
+                 connect_timeout: float = 10.0, sslopt: dict[str, Any] | None = None,
                  reconnect: bool = True, retry_first_connect: bool = False,
                  backoff: BackOff | None = None, ping_interval: float | None = 30.0,
                  pong_timeout: float = 10.0, close_timeout: float = 5.0,
@@ -95,7 +101,9 @@ class ChargePoint:
                  transaction_retry: TransactionRetry | None = None,
                  on_disconnect: Hook | None = None, on_reconnect: Hook | None = None,
                  on_message_dropped: DroppedHook | None = None,
-                 history_size: int | None = DEFAULT_HISTORY_SIZE) -> None:
+                 history_size: int | None = DEFAULT_HISTORY_SIZE,
+                 password: str | bytes | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         if not id:
             raise ValueError("a charge point needs a non-empty id")
         self.id = id
@@ -106,6 +114,8 @@ class ChargePoint:
         self.lenient = lenient
         self.connect_timeout = connect_timeout
         self.sslopt = sslopt
+        self.ssl_context = ssl_context
+        self._password = password
         self.reconnect = reconnect
         self.retry_first_connect = retry_first_connect
         self.backoff = backoff if backoff is not None else BackOff()
@@ -167,7 +177,10 @@ class ChargePoint:
         Raises HandshakeError if it cannot, unless ``retry_first_connect``: then
         it keeps trying with the back-off until it is open, a refusal is
         permanent (raised), or :meth:`close` is called (ConnectionClosed).
+        ValueError if both ``ssl_context`` and ``sslopt`` are set.
         """
+        if self.ssl_context is not None and self.sslopt is not None:
+            raise ValueError("give ssl_context or sslopt, not both")
         with self._lock:
             if self.connected or (self._supervisor is not None and self._supervisor.is_alive()):
                 raise RuntimeError(f"{self.id} is already connected (or reconnecting)")
@@ -225,7 +238,8 @@ class ChargePoint:
         transport = open_websocket(self.url, self.id, subprotocols=[f"ocpp{self.version}"],
                                    headers=self.headers, timeout=self.connect_timeout,
                                    sslopt=self.sslopt, ping_interval=self.ping_interval,
-                                   pong_timeout=self.pong_timeout)
+                                   pong_timeout=self.pong_timeout, password=self._password,
+                                   ssl_context=self.ssl_context)
         with self._lock:
             if self._session != session or self._closed:
                 current = False
@@ -351,7 +365,7 @@ class ChargePoint:
         except concurrent.futures.TimeoutError:
             return handle
 
-    def send_async(self, message: Any, timeout: float | None = None) -> Future:
+    def send_async(self, message: Any, timeout: float | None = None) -> Future[Any]:
         """Like :meth:`send`, but returns a Future at once (a QueuedCall for a transaction message)."""
         try:
             info = message_info(message)

@@ -94,7 +94,7 @@ def wire_code(code: str, version: str) -> str:
     return code if code in _CODES_2X else "InternalError"
 
 
-def _settle(future: Future, result: Any = None, exc: BaseException | None = None) -> None:
+def _settle(future: Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
     """Resolve a future unless the user cancelled it or it is already resolved."""
     try:
         if exc is not None:
@@ -118,7 +118,7 @@ class _Pending:
         self.response_cls = response_cls
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
-        self.future: Future = Future()
+        self.future: Future[Any] = Future()
 
 
 class Connection:
@@ -272,14 +272,14 @@ class Connection:
             self._expire(pending)
             return future.result(timeout=0)
 
-    def send_async(self, message: Any, timeout: float | None = None) -> Future:
+    def send_async(self, message: Any, timeout: float | None = None) -> Future[Any]:
         """Queue a request; the future gets the response or the error.
 
         Done-callbacks run in the reader thread: keep them short.
         """
         return self._submit(message, timeout)[0]
 
-    def _submit(self, message: Any, timeout: float | None) -> tuple[Future, _Pending | None]:
+    def _submit(self, message: Any, timeout: float | None) -> tuple[Future[Any], _Pending | None]:
         try:
             info = message_info(message)
         except (TypeError, KeyError, AttributeError, ValueError):
@@ -300,7 +300,7 @@ class Connection:
             text = serialise(Send(new_message_id(), info.action, payload))
             self._log_frame(">", text)
             self._transport.send(text)
-            done: Future = Future()
+            done: Future[Any] = Future()
             done.set_result(None)
             return done, None
         unique_id = new_message_id()

@@ -158,7 +158,7 @@ class Enqueued:
 _COLUMNS = "seq, version, action, payload, attempts, created, kind, local_tx"
 
 
-def _row(row: tuple) -> QueuedMessage:
+def _row(row: tuple[Any, ...]) -> QueuedMessage:
     seq, version, action, payload, attempts, created, kind, local_tx = row
     return QueuedMessage(seq, version, action, json.loads(payload), attempts, created, kind, local_tx)
 
@@ -287,7 +287,7 @@ class OfflineQueue:
         return tuple(evicted), True
 
     def _allocate_local_id(self, db: sqlite3.Connection) -> int:
-        local = db.execute("SELECT value FROM meta WHERE key = 'next_local_tx'").fetchone()[0]
+        local = int(db.execute("SELECT value FROM meta WHERE key = 'next_local_tx'").fetchone()[0])
         db.execute("UPDATE meta SET value = ? WHERE key = 'next_local_tx'", (local - 1,))
         db.execute("INSERT INTO transaction_ids (local, real) VALUES (?, NULL)", (local,))
         db.execute("DELETE FROM transaction_ids WHERE local > ? AND real IS NOT NULL "
@@ -334,7 +334,7 @@ class OfflineQueue:
                 row = db.execute("SELECT attempts FROM messages WHERE seq = ?", (seq,)).fetchone()
         if row is None:
             raise KeyError(seq)
-        return row[0]
+        return int(row[0])
 
     def ack(self, seq: int, *, transaction_id: int | None = None) -> bool:
         """The CSMS answered ``seq``: delete it. False if it was no longer there.
@@ -408,7 +408,7 @@ class OfflineQueue:
     # -- inspection and life cycle -----------------------------------------
 
     def _count(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+        return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
 
     def __len__(self) -> int:
         with self._cond:
@@ -449,7 +449,7 @@ class OfflineQueue:
 # -- delivery ---------------------------------------------------------------------------------------
 
 
-def _settle(future: Future, result: Any = None, exc: BaseException | None = None) -> None:
+def _settle(future: Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
     try:
         if exc is not None:
             future.set_exception(exc)
@@ -459,7 +459,7 @@ def _settle(future: Future, result: Any = None, exc: BaseException | None = None
         pass
 
 
-class QueuedCall(Future):
+class QueuedCall(Future[Any]):
     """The handle of a queued message: a Future that gets the CSMS's response once it is delivered.
 
     It fails only when the message is given up: its retries spent (the last
