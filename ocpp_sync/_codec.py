@@ -518,8 +518,11 @@ class _Compiler:
             emit(indent, f"{var} = {fmt}({var}, {path})")
         elif isinstance(kind, _spec.EnumOf):
             values = src.const(frozenset(m.value for m in kind.enum), "values")
+            enum_cls = src.const(kind.enum, "enum")
             src.names["_plain_str"] = _plain_str
-            emit(indent, f"if type({var}) is not str:")
+            emit(indent, f"if type({var}) is {enum_cls}:")
+            emit(indent + 1, f"{var} = {var}._value_")
+            emit(indent, f"elif type({var}) is not str:")
             emit(indent + 1, f"{var} = _plain_str({var})")
             emit(indent + 1, f"if {var} is None:")
             self._raise(src, indent + 2, TYPE, path, "'expected a string or enum member'")
