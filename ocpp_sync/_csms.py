@@ -67,7 +67,7 @@ class Station:
         """Send a request to the station and block for the response object."""
         return self._live().send(message, timeout)
 
-    def send_async(self, message: Any, timeout: float | None = None) -> Future:
+    def send_async(self, message: Any, timeout: float | None = None) -> Future[Any]:
         """Like :meth:`send`, but returns a Future at once."""
         return self._live().send_async(message, timeout)
 

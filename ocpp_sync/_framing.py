@@ -55,7 +55,7 @@ class Call:
     action: str
     payload: Any
 
-    def to_list(self) -> list:
+    def to_list(self) -> list[Any]:
         return [CALL, self.unique_id, self.action, self.payload]
 
 
@@ -65,7 +65,7 @@ class Send:
     action: str
     payload: Any
 
-    def to_list(self) -> list:
+    def to_list(self) -> list[Any]:
         return [SEND, self.unique_id, self.action, self.payload]
 
 
@@ -74,7 +74,7 @@ class CallResult:
     unique_id: str
     payload: Any
 
-    def to_list(self) -> list:
+    def to_list(self) -> list[Any]:
         return [CALLRESULT, self.unique_id, self.payload]
 
 
@@ -88,7 +88,7 @@ class CallErrorFrame:
     details: dict[str, Any] = field(default_factory=dict)
     message_type: int = CALLERROR
 
-    def to_list(self) -> list:
+    def to_list(self) -> list[Any]:
         return [self.message_type, self.unique_id, self.code, self.description, self.details]
 
 
