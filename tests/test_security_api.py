@@ -35,10 +35,15 @@ class Events:
             self.items.append(event)
             self._changed.notify_all()
 
-    def wait_for(self, reason: Reason) -> SecurityEvent:
+    def wait_for(self, reason: Reason, count: int = 1) -> SecurityEvent:
+        """The first event for ``reason`` once there are ``count`` of them.
+
+        The listener reports a refusal after its answer is out, so a client may
+        see the answer before the event exists.
+        """
         with self._changed:
             assert self._changed.wait_for(
-                lambda: any(e.reason is reason for e in self.items), WAIT), self.items
+                lambda: sum(e.reason is reason for e in self.items) >= count, WAIT), self.items
             return next(e for e in self.items if e.reason is reason)
 
     def of(self, reason: Reason) -> list[SecurityEvent]:
@@ -144,6 +149,7 @@ def test_profile1_wrong_password_is_401_and_not_retried(start_csms: Any, events:
     finally:
         eager.close()
         cp.close()
+    events.wait_for(Reason.BAD_CREDENTIALS, count=2)
     assert len(events.of(Reason.BAD_CREDENTIALS)) == 2
     assert all(e.station_id == "CP_P1" and e.status == 401 for e in events.items)
 
