@@ -141,8 +141,9 @@ class CSMS:
     before the upgrade (401 / 404); ``strict_station_ids`` refuses ids that break
     the OCPP identity rules (400); ``on_security_event`` hears of every refusal and
     of every connection closed for misbehaving. ``handshake_timeout``,
-    ``max_connections_per_address`` (429 beyond) and ``max_pending_handshakes`` (503
-    beyond) bound what one client can hold; ``max_bad_messages`` malformed frames
+    ``max_connections_per_address`` (429 beyond; off by default, because the
+    chargers of a site often share one address behind NAT) and
+    ``max_pending_handshakes`` (503 beyond) bound what one client can hold; ``max_bad_messages`` malformed frames
     in a row close a connection with 1008. Options given to :meth:`start` win.
     """
 
@@ -160,7 +161,7 @@ class CSMS:
                  known_stations: security.KnownStations | None = None,
                  on_security_event: security.SecurityEventHook | None = None,
                  strict_station_ids: bool = True, handshake_timeout: float = 5.0,
-                 max_connections_per_address: int | None = 32,
+                 max_connections_per_address: int | None = None,
                  max_pending_handshakes: int | None = 256,
                  max_bad_messages: int | None = 10) -> None:
         if not versions:
