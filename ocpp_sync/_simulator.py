@@ -31,7 +31,7 @@ import ocpp_sync
 from ._codec import message_info, to_payload, version_module
 from ._errors import CallError, OCPPError
 
-__all__ = ["Exchange", "CentralSystem", "StationSimulator", "Command"]
+__all__ = ["Exchange", "CentralSystem", "StationSimulator", "Command", "Connector"]
 
 log = logging.getLogger("ocpp_sync.simulator")
 
@@ -57,7 +57,7 @@ Reporter = Callable[[Exchange], None]
 class Command:
     """Something the CSMS asked for that the driving thread has to carry out."""
 
-    name: str  # "remote_start", "remote_stop", "reset" or "trigger"
+    name: str  # "remote_start", "remote_stop", "reset", "trigger", "availability", "unlock", ...
     argument: Any = None
 
 
@@ -242,51 +242,110 @@ def _energy_2x(meter_values: list[Any] | None) -> int | None:
     return energy
 
 
+@attrs.define
+class Connector:
+    """One connector's state; 2.x maps connector ``n`` to EVSE ``n``, connector 1."""
+
+    id: int
+    status: str = "Available"
+    transaction_id: Any = None
+    id_tag: str | None = None
+    meter_wh: int = 0
+    seq_no: int = 0
+    remote_start_id: int | None = None
+
+
+# 2.x component/variable pairs backed by the same setting as their 1.6 key.
+VARIABLES_2X: dict[tuple[str, str], str] = {
+    ("OCPPCommCtrlr", "HeartbeatInterval"): "HeartbeatInterval",
+    ("SampledDataCtrlr", "TxUpdatedInterval"): "MeterValueSampleInterval",
+    ("AuthCtrlr", "AuthorizeRemoteStart"): "AuthorizeRemoteTxRequests",
+    ("EVSE", "Count"): "NumberOfConnectors",
+    ("ChargingStation", "Model"): "Model",
+}
+
+
 class StationSimulator(_Reporting):
-    """A charge point with one connector that boots, heartbeats and charges on request.
+    """A charge point with ``connectors`` connectors that boots, heartbeats and charges on request.
 
     Drive it step by step (:meth:`boot`, :meth:`authorize`, :meth:`start_transaction`,
-    ...) or let :meth:`run` do a whole life: boot, heartbeats, one transaction,
-    then obey the CSMS until told to stop.
+    ...), let :meth:`run` do a whole life (boot, heartbeats, one transaction,
+    then obey the CSMS until told to stop), or play a scenario with
+    :func:`run_scenario`.
     """
 
     def __init__(self, url: str, station_id: str, version: str = "1.6", *,
                  id_tag: str = "DEMO-TAG-01", power_w: int = 11000, sample_seconds: int = 60,
-                 timeout: float = 10.0, report: Reporter | None = None) -> None:
+                 timeout: float = 10.0, report: Reporter | None = None, connectors: int = 1,
+                 id_tags: list[str] | None = None) -> None:
         super().__init__(report)
+        if connectors < 1:
+            raise ValueError("a station needs at least one connector")
         self.id = station_id
         self.version = version
         self.m = version_module(version)
         self.id_tag = id_tag
+        self.id_tags = list(id_tags or [id_tag])
         self.power_w = power_w
         self.sample_seconds = sample_seconds
         self.cp = ocpp_sync.ChargePoint(station_id, url, version=version, timeout=timeout)
         self.commands: queue.Queue[Command] = queue.Queue()
         self.heartbeat_interval = 0
-        self.meter_wh = 0
-        self.transaction_id: Any = None
         self.transactions_done = 0
-        self._seq_no = 0
-        self._remote_start_id: int | None = None
+        self.connectors = {n: Connector(n) for n in range(1, connectors + 1)}
         self._heartbeat_stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
-        self._lock = threading.Lock()  # guards config, transaction_id as read by handlers
+        self._lock = threading.Lock()  # guards config and connector state as read by handlers
+        self._received = threading.Condition(self._lock)
+        self.received: list[str] = []  # actions of CSMS requests, in arrival order
+        # One store for both versions: 2.x variables are views of these keys (VARIABLES_2X).
+        self.config: dict[str, tuple[str, bool]] = {
+            "HeartbeatInterval": ("300", False),
+            "MeterValueSampleInterval": (str(sample_seconds), False),
+            "NumberOfConnectors": (str(connectors), True),
+            "AuthorizeRemoteTxRequests": ("false", False),
+            "Model": ("Simulator", True),
+        }
         if _is_16(version):
-            self.config: dict[str, tuple[str, bool]] = {
-                "HeartbeatInterval": ("300", False),
-                "MeterValueSampleInterval": (str(sample_seconds), False),
-                "NumberOfConnectors": ("1", True),
-                "AuthorizeRemoteTxRequests": ("false", False),
-            }
             self._install_16()
         else:
-            self.variables: dict[tuple[str, str], str] = {
-                ("OCPPCommCtrlr", "HeartbeatInterval"): "300",
-                ("SampledDataCtrlr", "TxUpdatedInterval"): str(sample_seconds),
-                ("AuthCtrlr", "AuthorizeRemoteStart"): "false",
-                ("ChargingStation", "Model"): "Simulator",
-            }
             self._install_2x()
+
+    def connector(self, connector_id: int = 1) -> Connector:
+        try:
+            return self.connectors[connector_id]
+        except KeyError:
+            raise ValueError(f"{self.id} has no connector {connector_id} "
+                             f"(it has {len(self.connectors)})") from None
+
+    @property
+    def transaction_id(self) -> Any:
+        """Connector 1's running transaction, or None."""
+        return self.connectors[1].transaction_id
+
+    @property
+    def meter_wh(self) -> int:
+        return self.connectors[1].meter_wh
+
+    def setting(self, key: str) -> str | None:
+        with self._lock:
+            entry = self.config.get(key)
+        return None if entry is None else entry[0]
+
+    def _set(self, key: str, value: str) -> str:
+        """Change one setting; the status word both versions use ("Accepted", "Rejected", ...)."""
+        with self._lock:
+            current = self.config.get(key)
+            if current is None:
+                return "NotSupported"
+            if current[1]:
+                return "Rejected"
+            if key == "HeartbeatInterval" and not value.isdigit():
+                return "Rejected"
+            self.config[key] = (value, False)
+        if key == "HeartbeatInterval":
+            self.commands.put(Command("heartbeat_interval", int(value)))
+        return "Accepted"
 
     # -- connection ------------------------------------------------------------
 
@@ -297,6 +356,10 @@ class StationSimulator(_Reporting):
         """Stop heartbeats and close the connection; idempotent."""
         self._heartbeat_stop.set()
         self.cp.close()  # first, so a heartbeat waiting for its answer fails at once
+        self._stop_heartbeat_thread()
+
+    def _stop_heartbeat_thread(self) -> None:
+        self._heartbeat_stop.set()
         thread, self._heartbeat_thread = self._heartbeat_thread, None
         if thread is not None:
             thread.join(timeout=5)
@@ -340,6 +403,17 @@ class StationSimulator(_Reporting):
                 if not self.cp.connected:
                     return
 
+    def wait_for_request(self, action: str, after: int, timeout: float) -> int | None:
+        """Index of the first CSMS request ``action`` at or after ``after`` in :attr:`received`."""
+        def found() -> int | None:
+            for index in range(after, len(self.received)):
+                if self.received[index] == action:
+                    return index
+            return None
+        with self._received:
+            self._received.wait_for(lambda: found() is not None, timeout)
+            return found()
+
     # -- charge-point-initiated messages --------------------------------------
 
     def boot(self) -> Any:
@@ -361,20 +435,21 @@ class StationSimulator(_Reporting):
     def heartbeat(self) -> Any:
         return self.call(self.m.HeartbeatRequest())
 
-    def status(self, status: str) -> Any:
-        """StatusNotification for connector 1, in 1.6 terms ("Available", "Charging", ...).
+    def status(self, status: str, connector: int = 1) -> Any:
+        """StatusNotification for ``connector``, in 1.6 terms ("Available", "Charging", ...).
 
         2.x has fewer connector states: anything but Available/Unavailable/
         Faulted/Reserved is reported as Occupied.
         """
         m = self.m
+        self.connector(connector).status = status
         if _is_16(self.version):
-            return self.call(m.StatusNotificationRequest(connector_id=1, error_code="NoError",
+            return self.call(m.StatusNotificationRequest(connector_id=connector, error_code="NoError",
                                                          status=status, timestamp=_now()))
         if status not in ("Available", "Unavailable", "Faulted", "Reserved"):
             status = "Occupied"
         return self.call(m.StatusNotificationRequest(timestamp=_now(), connector_status=status,
-                                                     evse_id=1, connector_id=1))
+                                                     evse_id=connector, connector_id=1))
 
     def authorize(self, id_tag: str | None = None) -> bool:
         """Authorize; True if the CSMS accepted the tag."""
@@ -386,104 +461,118 @@ class StationSimulator(_Reporting):
         response = self.call(m.AuthorizeRequest(id_token=self._id_token(id_tag)))
         return bool(response.id_token_info.status == "Accepted")
 
-    def start_transaction(self, id_tag: str | None = None) -> Any:
-        """Start charging on connector 1; returns the transaction id."""
+    def start_transaction(self, id_tag: str | None = None, connector: int = 1) -> Any:
+        """Start charging on ``connector``; returns the transaction id."""
         m = self.m
         id_tag = id_tag or self.id_tag
+        state = self.connector(connector)
+        if state.transaction_id is not None:
+            raise ValueError(f"connector {connector} already has transaction {state.transaction_id}")
         if _is_16(self.version):
-            response = self.call(m.StartTransactionRequest(connector_id=1, id_tag=id_tag,
-                                                           meter_start=self.meter_wh,
+            response = self.call(m.StartTransactionRequest(connector_id=connector, id_tag=id_tag,
+                                                           meter_start=state.meter_wh,
                                                            timestamp=_now()))
             transaction_id = response.transaction_id
         else:
             transaction_id = str(uuid.uuid4())
-            self._seq_no = 0
-            trigger = "RemoteStart" if self._remote_start_id is not None else "Authorized"
+            state.seq_no = 0
+            trigger = "RemoteStart" if state.remote_start_id is not None else "Authorized"
             self.call(m.TransactionEventRequest(
                 event_type="Started", timestamp=_now(), trigger_reason=trigger,
-                seq_no=self._next_seq(),
+                seq_no=self._next_seq(state),
                 transaction_info=m.TransactionType(transaction_id=transaction_id,
                                                    charging_state="Charging",
-                                                   remote_start_id=self._remote_start_id),
-                id_token=self._id_token(id_tag), evse=m.EVSEType(id=1, connector_id=1),
-                meter_value=[self._meter_value_2x("Transaction.Begin")]))
-            self._remote_start_id = None
+                                                   remote_start_id=state.remote_start_id),
+                id_token=self._id_token(id_tag), evse=m.EVSEType(id=connector, connector_id=1),
+                meter_value=[self._meter_value_2x(state, "Transaction.Begin")]))
+            state.remote_start_id = None
         with self._lock:
-            self.transaction_id = transaction_id
+            state.transaction_id = transaction_id
+            state.id_tag = id_tag
         return transaction_id
 
-    def meter_values(self) -> Any:
+    def meter_values(self, connector: int = 1) -> Any:
         """One meter sample ``sample_seconds`` of charging at ``power_w`` after the last."""
         m = self.m
-        self.meter_wh += self.power_w * self.sample_seconds // 3600
+        state = self.connector(connector)
+        state.meter_wh += self.power_w * self.sample_seconds // 3600
         if _is_16(self.version):
-            sample = m.SampledValue(value=str(self.meter_wh), context="Sample.Periodic",
+            sample = m.SampledValue(value=str(state.meter_wh), context="Sample.Periodic",
                                     measurand="Energy.Active.Import.Register", unit="Wh")
             return self.call(m.MeterValuesRequest(
-                connector_id=1, transaction_id=self.transaction_id,
+                connector_id=connector, transaction_id=state.transaction_id,
                 meter_value=[m.MeterValue(timestamp=_now(), sampled_value=[sample])]))
+        if state.transaction_id is None:
+            return self.call(m.MeterValuesRequest(
+                evse_id=connector, meter_value=[self._meter_value_2x(state, "Sample.Periodic")]))
         return self.call(m.TransactionEventRequest(
             event_type="Updated", timestamp=_now(), trigger_reason="MeterValuePeriodic",
-            seq_no=self._next_seq(),
-            transaction_info=m.TransactionType(transaction_id=self.transaction_id,
+            seq_no=self._next_seq(state),
+            transaction_info=m.TransactionType(transaction_id=state.transaction_id,
                                                charging_state="Charging"),
-            meter_value=[self._meter_value_2x("Sample.Periodic")]))
+            meter_value=[self._meter_value_2x(state, "Sample.Periodic")]))
 
-    def stop_transaction(self, reason: str = "Local") -> Any:
-        """End the running transaction (``reason`` in 1.6 terms: Local, Remote, SoftReset...)."""
+    def stop_transaction(self, reason: str = "Local", connector: int = 1) -> Any:
+        """End ``connector``'s transaction (``reason`` in 1.6 terms: Local, Remote, SoftReset...)."""
         m = self.m
+        state = self.connector(connector)
         with self._lock:
-            transaction_id, self.transaction_id = self.transaction_id, None
+            transaction_id, state.transaction_id = state.transaction_id, None
         if transaction_id is None:
             return None
         self.transactions_done += 1
         if _is_16(self.version):
             return self.call(m.StopTransactionRequest(
-                transaction_id=transaction_id, meter_stop=self.meter_wh, timestamp=_now(),
-                id_tag=self.id_tag, reason=reason))
+                transaction_id=transaction_id, meter_stop=state.meter_wh, timestamp=_now(),
+                id_tag=state.id_tag or self.id_tag, reason=reason))
         reason_2x = {"SoftReset": "ImmediateReset", "HardReset": "ImmediateReset",
-                     "Remote": "Remote", "Local": "Local"}.get(reason, "Other")
+                     "Remote": "Remote", "Local": "Local", "EVDisconnected": "EVDisconnected",
+                     "UnlockCommand": "Other"}.get(reason, "Other")
         trigger = "RemoteStop" if reason == "Remote" else (
             "ResetCommand" if reason_2x == "ImmediateReset" else "StopAuthorized")
         return self.call(m.TransactionEventRequest(
-            event_type="Ended", timestamp=_now(), trigger_reason=trigger, seq_no=self._next_seq(),
+            event_type="Ended", timestamp=_now(), trigger_reason=trigger,
+            seq_no=self._next_seq(state),
             transaction_info=m.TransactionType(transaction_id=transaction_id,
                                                charging_state="Idle", stopped_reason=reason_2x),
-            meter_value=[self._meter_value_2x("Transaction.End")]))
+            evse=m.EVSEType(id=connector, connector_id=1),
+            meter_value=[self._meter_value_2x(state, "Transaction.End")]))
 
     def _id_token(self, id_tag: str) -> Any:
         return self.m.IdTokenType(id_token=id_tag, type="ISO14443")
 
-    def _next_seq(self) -> int:
-        seq_no, self._seq_no = self._seq_no, self._seq_no + 1
+    @staticmethod
+    def _next_seq(state: Connector) -> int:
+        seq_no, state.seq_no = state.seq_no, state.seq_no + 1
         return seq_no
 
-    def _meter_value_2x(self, context: str) -> Any:
+    def _meter_value_2x(self, state: Connector, context: str) -> Any:
         m = self.m
         return m.MeterValueType(timestamp=_now(), sampled_value=[m.SampledValueType(
-            value=self.meter_wh, context=context, measurand="Energy.Active.Import.Register")])
+            value=state.meter_wh, context=context, measurand="Energy.Active.Import.Register")])
 
     # -- driving a whole session ----------------------------------------------
 
-    def charge(self, samples: int, interval: float = 0.0) -> str:
+    def charge(self, samples: int, interval: float = 0.0, connector: int = 1) -> str:
         """Authorize, start, send ``samples`` meter values ``interval`` s apart, stop.
 
         A remote stop ends the charge early; returns the stop reason.
         """
+        state = self.connector(connector)
         if not self.authorize():
             return "NotAuthorized"
-        self.start_transaction()
-        self.status("Charging")
+        self.start_transaction(connector=connector)
+        self.status("Charging", connector)
         reason = None
         for _ in range(samples):
-            reason = self._charging_for(interval)
+            reason = self.charging_for(interval, connector)
             if reason is not None:
                 break
-            self.meter_values()
+            self.meter_values(connector)
         reason = reason or "Local"
-        if self.transaction_id is not None:
-            self.stop_transaction(reason)
-        self.status("Available")
+        if state.transaction_id is not None:
+            self.stop_transaction(reason, connector)
+        self.status("Available", connector)
         return reason
 
     def run(self, stop: threading.Event, *, once: bool = False, samples: int = 3,
@@ -497,7 +586,8 @@ class StationSimulator(_Reporting):
         if stop.is_set():
             return
         self.start_heartbeats()
-        self.status("Available")
+        for number in self.connectors:
+            self.status("Available", number)
         self.charge(samples, interval)
         if once:
             return
@@ -508,20 +598,23 @@ class StationSimulator(_Reporting):
                 continue
             self.carry_out(command, samples=samples, interval=interval)
 
-    def _charging_for(self, seconds: float) -> str | None:
+    def charging_for(self, seconds: float, connector: int = 1) -> str | None:
         """Obey the CSMS for ``seconds`` of charging; the stop reason if a command ends the charge."""
+        state = self.connector(connector)
         deadline = time.monotonic() + seconds
         while True:
             try:
                 command = self.commands.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 return None
-            if command.name == "remote_stop":
+            if command.name == "remote_stop" and command.argument == state.transaction_id:
                 return "Remote"
             if command.name == "reset":
                 self.commands.put(command)  # reboot once the transaction has ended
                 return str(command.argument)
-            self.carry_out(command)
+            self.carry_out(command, charge=False)
+            if state.transaction_id is None:
+                return "Other"
 
     def wait_for_command(self, timeout: float) -> Command | None:
         """The next command the CSMS queued, or None after ``timeout`` s."""
@@ -530,33 +623,76 @@ class StationSimulator(_Reporting):
         except queue.Empty:
             return None
 
-    def carry_out(self, command: Command, *, samples: int = 3, interval: float = 1.0) -> None:
-        """Do what an accepted CSMS command promised."""
-        if command.name == "remote_stop":
-            if self.transaction_id is not None:
-                self.stop_transaction("Remote")
-                self.status("Available")
-        elif command.name == "remote_start":
-            if self.transaction_id is None:
-                self.id_tag = command.argument
-                self.charge(samples, interval)
-        elif command.name == "reset":
-            if self.transaction_id is not None:
-                self.stop_transaction(command.argument)
-            self.boot()
-            self.status("Available")
-        elif command.name == "trigger":
-            self._triggered(command.argument)
+    def carry_out_pending(self) -> None:
+        """Do every command queued so far, without charging sessions of our own."""
+        while True:
+            try:
+                command = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            self.carry_out(command, charge=False)
 
-    def _triggered(self, what: str) -> None:
+    def _holding(self, transaction_id: Any) -> Connector | None:
+        for state in self.connectors.values():
+            if state.transaction_id is not None and state.transaction_id == transaction_id:
+                return state
+        return None
+
+    def carry_out(self, command: Command, *, samples: int = 3, interval: float = 1.0,
+                  charge: bool = True) -> None:
+        """Do what an accepted CSMS command promised.
+
+        ``charge`` False (scenarios): a remote start only starts the transaction;
+        the scenario decides about meter values and the stop.
+        """
+        if command.name == "remote_stop":
+            state = self._holding(command.argument)
+            if state is not None:
+                self.stop_transaction("Remote", state.id)
+                self.status("Available", state.id)
+        elif command.name == "remote_start":
+            id_tag, number = command.argument
+            state = self.connector(number)
+            if state.transaction_id is None:
+                self.id_tag = id_tag
+                if charge:
+                    self.charge(samples, interval, number)
+                else:
+                    self.start_transaction(id_tag, number)
+                    self.status("Charging", number)
+        elif command.name == "reset":
+            for state in self.connectors.values():
+                if state.transaction_id is not None:
+                    self.stop_transaction(command.argument, state.id)
+            self.boot()
+            for number in self.connectors:
+                self.status("Available", number)
+        elif command.name == "trigger":
+            self._triggered(*command.argument)
+        elif command.name == "availability":
+            number, status = command.argument
+            self.status(status, number)
+        elif command.name == "unlock":
+            state = self.connector(command.argument)
+            if state.transaction_id is not None:
+                self.stop_transaction("UnlockCommand", state.id)
+                self.status("Available", state.id)
+        elif command.name == "heartbeat_interval" and self._heartbeat_thread is not None:
+            self._stop_heartbeat_thread()
+            self.start_heartbeats(command.argument)
+
+    def _triggered(self, what: str, number: int | None) -> None:
+        numbers = [number] if number else list(self.connectors)
         if what == "BootNotification":
             self.boot()
         elif what == "Heartbeat":
             self.heartbeat()
         elif what == "StatusNotification":
-            self.status("Charging" if self.transaction_id is not None else "Available")
-        elif what == "MeterValues" and self.transaction_id is not None:
-            self.meter_values()
+            for n in numbers:
+                self.status(self.connectors[n].status, n)
+        elif what == "MeterValues":
+            for n in numbers:
+                self.meter_values(n)
 
     # -- answering the CSMS ----------------------------------------------------
 
@@ -567,11 +703,43 @@ class StationSimulator(_Reporting):
             self._emit(self.id, CSMS, action, "request", request)
             response = handler(request)
             self._emit(self.id, STATION, action, "result", response)
+            with self._received:
+                self.received.append(action)
+                self._received.notify_all()
             return response
 
         self.cp.on(request_cls)(answer)
 
-    def _install_common(self, m: Any, reset_reason: Callable[[Any], str]) -> None:
+    def _pick_connector(self, requested: int | None) -> int | None:
+        """The connector a remote start goes to: the one asked for, else the first idle one."""
+        with self._lock:
+            if requested:
+                state = self.connectors.get(requested)
+                ok = (state is not None and state.transaction_id is None
+                      and state.status != "Unavailable")
+                return requested if ok else None
+            for state in self.connectors.values():
+                if state.transaction_id is None and state.status != "Unavailable":
+                    return state.id
+        return None
+
+    def _availability(self, number: int, operative: bool) -> str:
+        """Queue the status change; Scheduled while a transaction runs, Rejected for no connector."""
+        numbers = list(self.connectors) if number == 0 else [number]
+        if any(n not in self.connectors for n in numbers):
+            return "Rejected"
+        status = "Available" if operative else "Unavailable"
+        with self._lock:
+            busy = any(self.connectors[n].transaction_id is not None for n in numbers)
+        if busy:
+            return "Scheduled"
+        for n in numbers:
+            self.commands.put(Command("availability", (n, status)))
+        return "Accepted"
+
+    def _install_common(self, m: Any, reset_reason: Callable[[Any], str],
+                        trigger_connector: Callable[[Any], int | None],
+                        unlock_connector: Callable[[Any], int]) -> None:
         def reset(request: Any) -> Any:
             self.commands.put(Command("reset", reset_reason(request)))
             return m.ResetResponse(status="Accepted")
@@ -580,13 +748,23 @@ class StationSimulator(_Reporting):
             what = _text(request.requested_message)
             if what not in ("BootNotification", "Heartbeat", "StatusNotification", "MeterValues"):
                 return m.TriggerMessageResponse(status="NotImplemented")
-            self.commands.put(Command("trigger", what))
+            number = trigger_connector(request)
+            if number and number not in self.connectors:
+                return m.TriggerMessageResponse(status="Rejected")
+            self.commands.put(Command("trigger", (what, number)))
             return m.TriggerMessageResponse(status="Accepted")
+
+        def unlock(request: Any) -> Any:
+            number = unlock_connector(request)
+            if number not in self.connectors:
+                return m.UnlockConnectorResponse(
+                    status="NotSupported" if _is_16(self.version) else "UnknownConnector")
+            self.commands.put(Command("unlock", number))
+            return m.UnlockConnectorResponse(status="Unlocked")
 
         self._handle(m.ResetRequest, reset)
         self._handle(m.TriggerMessageRequest, trigger)
-        self._handle(m.ChangeAvailabilityRequest,
-                     lambda request: m.ChangeAvailabilityResponse(status="Accepted"))
+        self._handle(m.UnlockConnectorRequest, unlock)
         self._handle(m.ClearCacheRequest, lambda request: m.ClearCacheResponse(status="Accepted"))
         self._handle(m.DataTransferRequest,
                      lambda request: m.DataTransferResponse(status="UnknownVendorId"))
@@ -595,16 +773,15 @@ class StationSimulator(_Reporting):
         m = self.m
 
         def remote_start(request: Any) -> Any:
-            with self._lock:
-                busy = self.transaction_id is not None
-            if busy:
+            number = self._pick_connector(request.connector_id)
+            if number is None:
                 return m.RemoteStartTransactionResponse(status="Rejected")
-            self.commands.put(Command("remote_start", request.id_tag))
+            self.commands.put(Command("remote_start", (request.id_tag, number)))
             return m.RemoteStartTransactionResponse(status="Accepted")
 
         def remote_stop(request: Any) -> Any:
             with self._lock:
-                ours = request.transaction_id == self.transaction_id
+                ours = self._holding(request.transaction_id) is not None
             if not ours:
                 return m.RemoteStopTransactionResponse(status="Rejected")
             self.commands.put(Command("remote_stop", request.transaction_id))
@@ -619,38 +796,34 @@ class StationSimulator(_Reporting):
             return m.GetConfigurationResponse(configuration_key=known or None,
                                               unknown_key=unknown or None)
 
-        def change_configuration(request: Any) -> Any:
-            with self._lock:
-                current = self.config.get(request.key)
-                if current is None:
-                    return m.ChangeConfigurationResponse(status="NotSupported")
-                if current[1]:
-                    return m.ChangeConfigurationResponse(status="Rejected")
-                self.config[request.key] = (request.value, False)
-            return m.ChangeConfigurationResponse(status="Accepted")
+        def change_availability(request: Any) -> Any:
+            return m.ChangeAvailabilityResponse(status=self._availability(
+                request.connector_id, _text(request.type) == "Operative"))
 
-        self._install_common(m, lambda request: f"{_text(request.type)}Reset")
+        self._install_common(m, lambda request: f"{_text(request.type)}Reset",
+                             lambda request: request.connector_id,
+                             lambda request: request.connector_id)
         self._handle(m.RemoteStartTransactionRequest, remote_start)
         self._handle(m.RemoteStopTransactionRequest, remote_stop)
         self._handle(m.GetConfigurationRequest, get_configuration)
-        self._handle(m.ChangeConfigurationRequest, change_configuration)
-        self._handle(m.UnlockConnectorRequest, lambda request: m.UnlockConnectorResponse(status="Unlocked"))
+        self._handle(m.ChangeConfigurationRequest, lambda request: m.ChangeConfigurationResponse(
+            status=self._set(request.key, request.value)))
+        self._handle(m.ChangeAvailabilityRequest, change_availability)
 
     def _install_2x(self) -> None:
         m = self.m
 
         def request_start(request: Any) -> Any:
-            with self._lock:
-                busy = self.transaction_id is not None
-            if busy:
+            number = self._pick_connector(request.evse_id)
+            if number is None:
                 return m.RequestStartTransactionResponse(status="Rejected")
-            self._remote_start_id = request.remote_start_id
-            self.commands.put(Command("remote_start", request.id_token.id_token))
+            self.connectors[number].remote_start_id = request.remote_start_id
+            self.commands.put(Command("remote_start", (request.id_token.id_token, number)))
             return m.RequestStartTransactionResponse(status="Accepted")
 
         def request_stop(request: Any) -> Any:
             with self._lock:
-                ours = request.transaction_id == self.transaction_id
+                ours = self._holding(request.transaction_id) is not None
             if not ours:
                 return m.RequestStopTransactionResponse(status="Rejected")
             self.commands.put(Command("remote_stop", request.transaction_id))
@@ -658,33 +831,39 @@ class StationSimulator(_Reporting):
 
         def get_variables(request: Any) -> Any:
             results = []
-            with self._lock:
-                for item in request.get_variable_data:
-                    value = self.variables.get((item.component.name, item.variable.name))
-                    results.append(m.GetVariableResultType(
-                        attribute_status="Accepted" if value is not None else "UnknownVariable",
-                        attribute_value=value, component=item.component, variable=item.variable))
+            for item in request.get_variable_data:
+                key = VARIABLES_2X.get((item.component.name, item.variable.name))
+                value = self.setting(key) if key is not None else None
+                results.append(m.GetVariableResultType(
+                    attribute_status="Accepted" if value is not None else "UnknownVariable",
+                    attribute_value=value, component=item.component, variable=item.variable))
             return m.GetVariablesResponse(get_variable_result=results)
 
         def set_variables(request: Any) -> Any:
             results = []
-            with self._lock:
-                for item in request.set_variable_data:
-                    key = (item.component.name, item.variable.name)
-                    known = key in self.variables
-                    if known:
-                        self.variables[key] = item.attribute_value
-                    results.append(m.SetVariableResultType(
-                        attribute_status="Accepted" if known else "UnknownVariable",
-                        component=item.component, variable=item.variable))
+            for item in request.set_variable_data:
+                key = VARIABLES_2X.get((item.component.name, item.variable.name))
+                status = self._set(key, item.attribute_value) if key is not None else "NotSupported"
+                results.append(m.SetVariableResultType(
+                    attribute_status={"NotSupported": "UnknownVariable"}.get(status, status),
+                    component=item.component, variable=item.variable))
             return m.SetVariablesResponse(set_variable_result=results)
 
-        self._install_common(m, lambda request: "HardReset")
+        def change_availability(request: Any) -> Any:
+            number = request.evse.id if request.evse is not None else 0
+            return m.ChangeAvailabilityResponse(status=self._availability(
+                number, _text(request.operational_status) == "Operative"))
+
+        def trigger_connector(request: Any) -> int | None:
+            return request.evse.id if request.evse is not None else None
+
+        self._install_common(m, lambda request: "HardReset", trigger_connector,
+                             lambda request: request.evse_id)
         self._handle(m.RequestStartTransactionRequest, request_start)
         self._handle(m.RequestStopTransactionRequest, request_stop)
         self._handle(m.GetVariablesRequest, get_variables)
         self._handle(m.SetVariablesRequest, set_variables)
-        self._handle(m.UnlockConnectorRequest, lambda request: m.UnlockConnectorResponse(status="Unlocked"))
+        self._handle(m.ChangeAvailabilityRequest, change_availability)
 
 
 def ocpp_sync_version() -> str:
