@@ -21,7 +21,8 @@ import ocpp_sync
 from ._codec import version_module
 from ._errors import OCPPError
 from ._simulator import CSMS as CSMS_SIDE
-from ._simulator import CentralSystem, Exchange, StationSimulator
+from ._simulator import (CentralSystem, Exchange, ScenarioError, StationSimulator, StepResult,
+                         load_scenario, run_scenario)
 
 VERSIONS = ("1.6", "2.0.1", "2.1")
 DEMO_STATION = "DEMO_CP"
@@ -170,12 +171,15 @@ def run_csms(host: str, port: int, versions: Sequence[str], heartbeat_interval: 
 # -- station ------------------------------------------------------------------
 
 def run_station(url: str, station_id: str, version: str, *, once: bool, samples: int,
-                interval: float, id_tag: str, stop: threading.Event) -> int:
-    sim = StationSimulator(url, station_id, version, id_tag=id_tag,
-                           report=_printer(show_station=False))
+                interval: float, id_tag: str | list[str], stop: threading.Event,
+                connectors: int = 1, quiet: bool = False) -> int:
+    tags = [id_tag] if isinstance(id_tag, str) else id_tag
+    sim = StationSimulator(url, station_id, version, id_tag=tags[0], id_tags=tags,
+                           connectors=connectors,
+                           report=None if quiet else _printer(show_station=False))
     try:
         sim.connect()
-        say(f"{station_id} connected to {url} (OCPP {version})")
+        say(f"{station_id} connected to {url} (OCPP {version}, {connectors} connector(s))")
         sim.run(stop, once=once, samples=samples, interval=interval)
     except KeyboardInterrupt:
         stop.set()
@@ -189,7 +193,56 @@ def run_station(url: str, station_id: str, version: str, *, once: bool, samples:
     return 0
 
 
+def progress_line(result: StepResult) -> str:
+    """One line per scenario step: where we are, what, how it went, how long it took."""
+    width = len(str(result.total))
+    outcome = "ok    " if result.ok else "FAILED"
+    return (f"[{result.number:>{width}}/{result.total}] {result.step.describe():<40} "
+            f"{outcome} {result.result} ({result.seconds:.2f} s)")
+
+
+def _show_step(result: StepResult, quiet: bool) -> None:
+    """Every step on stdout; with ``quiet`` only a failed one, on stderr."""
+    if not quiet:
+        say(progress_line(result))
+    elif not result.ok:
+        print(progress_line(result), file=sys.stderr)
+
+
+def run_scenario_file(url: str, station_id: str, version: str, path: str, *, id_tags: list[str],
+                      connectors: int, quiet: bool) -> int:
+    """Play a scenario file; 2 if the file is bad (before connecting), 1 if a step fails."""
+    try:
+        steps = load_scenario(path)
+    except ScenarioError as exc:
+        print(f"bad scenario: {exc}", file=sys.stderr)
+        return 2
+    sim = StationSimulator(url, station_id, version, id_tag=id_tags[0], id_tags=id_tags,
+                           connectors=connectors)
+    started = time.monotonic()
+    try:
+        sim.connect()
+        if not quiet:
+            say(f"{station_id} connected to {url} (OCPP {version}); {len(steps)} steps from {path}")
+        ok = run_scenario(sim, steps, lambda result: _show_step(result, quiet))
+    finally:
+        sim.close()
+    if not ok:
+        print(f"scenario {path} failed", file=sys.stderr)
+        return 1
+    if not quiet:
+        say(f"scenario {path} passed: {len(steps)} steps in {time.monotonic() - started:.2f} s")
+    return 0
+
+
 # -- entry point ----------------------------------------------------------------
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -198,7 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  ocpp-sync demo --version 2.0.1\n"
                "  ocpp-sync csms --port 9000\n"
-               "  ocpp-sync station ws://127.0.0.1:9000/ocpp --id CP_1 --version 1.6")
+               "  ocpp-sync station ws://127.0.0.1:9000/ocpp --id CP_1 --version 1.6\n"
+               "  ocpp-sync station ws://127.0.0.1:9000/ocpp --id CP_2 --version 2.0.1 \\\n"
+               "      --connectors 2 --scenario examples/scenario_v201.json")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log the library's activity (twice: every frame)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -222,7 +277,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="exit after the first transaction instead of staying connected")
     station.add_argument("--samples", type=int, default=3, help="meter values per transaction")
     station.add_argument("--interval", type=float, default=1.0, help="seconds between meter values")
-    station.add_argument("--id-tag", default="DEMO-TAG-01")
+    station.add_argument("--id-tag", action="append", dest="id_tags", metavar="TAG",
+                         help="a tag the station presents (repeatable; connector n uses the "
+                              "n-th; default DEMO-TAG-01)")
+    station.add_argument("--connectors", type=_positive, default=1,
+                         help="connectors, each with its own status and transaction")
+    station.add_argument("--scenario", metavar="FILE",
+                         help="play the steps of this JSON (or YAML) file instead of the "
+                              "built-in session")
+    station.add_argument("-q", "--quiet", action="store_true",
+                         help="print no messages or step progress, only the outcome")
     return parser
 
 
@@ -241,8 +305,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "csms":
             run_csms(args.host, args.port, args.version or VERSIONS, args.heartbeat_interval, stop)
             return 0
+        tags = args.id_tags or ["DEMO-TAG-01"]
+        if args.scenario:
+            return run_scenario_file(args.url, args.id, args.version, args.scenario,
+                                     id_tags=tags, connectors=args.connectors, quiet=args.quiet)
         return run_station(args.url, args.id, args.version, once=args.once, samples=args.samples,
-                           interval=args.interval, id_tag=args.id_tag, stop=stop)
+                           interval=args.interval, id_tag=tags, stop=stop,
+                           connectors=args.connectors, quiet=args.quiet)
     except DemoFailed as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
     except (OCPPError, ConnectionError, TimeoutError, OSError) as exc:
