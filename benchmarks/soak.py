@@ -11,13 +11,30 @@ fault proxies (tests/faultproxy.py), ``--per-proxy`` stations each; every
 the stations reconnect with the back-off. At the end the proxies forward
 again, every queue is drained, and the CSMS's tally is compared with what was
 sent: lost messages (must be 0) and duplicates (delivery is at least once: an
-answer lost with the link makes the message go again). Thread count and
-memory (RSS) are taken before anything starts and after each round, once
-everything has stopped: the live library objects must be none, and RSS after
-the last round no higher than after the first (Python keeps freed memory, so
-the first round's figure is the plateau, not the start-up figure).
+answer lost with the link makes the message go again).
+
+Memory is measured before the first round and after each round, once everything
+is closed and gc.collect() has run. RSS alone cannot tell a leak from the
+allocator's high-water mark (CPython and glibc keep freed memory), so the
+verdict rests on figures that can: threads; Python memory traced by
+tracemalloc (started before anything else is imported); and the census of live
+ocpp_sync objects by type, counted over the baseline census (enum members,
+module tables and the codec's per-class caches live as long as the modules).
+The baseline is taken after a short warm-up round of a few stations, so that
+one-time costs (lazy imports, the codec's compiled converters) are not counted
+as growth; the start-up figures are reported too. RSS is reported too, after
+malloc_trim(0) hands freed arenas back to the OS. Back to baseline means:
+threads equal, no live ocpp_sync objects over the baseline census, and
+traced memory no more than max(2 MiB, 10 %) over the baseline. When traced
+memory is over, the top 10 allocation sites by growth (snapshot diff by
+traceback) are printed and saved.
 """
 from __future__ import annotations
+
+import tracemalloc
+
+if __name__ == "__main__":
+    tracemalloc.start(8)  # first of all, so the baseline covers the imports
 
 import argparse
 import ctypes
@@ -60,17 +77,41 @@ def release_free_memory() -> None:
         pass
 
 
-def live_library_objects() -> dict[str, int]:
-    """Objects of the library's connection-bearing classes still alive: a leak if any."""
-    from ocpp_sync._connection import Connection
-    from ocpp_sync._offline_queue import OfflineQueue, Outbox
-    from ocpp_sync._transports.client import _ClientTransport
-    from ocpp_sync._transports.server import _SimpleWebSocketTransport
+def library_census() -> Counter[str]:
+    """Live objects whose class the library defines, by qualified class name."""
+    counts: Counter[str] = Counter()
+    for o in gc.get_objects():
+        kind = type(o)
+        module = getattr(kind, "__module__", "") or ""
+        if module == "ocpp_sync" or module.startswith("ocpp_sync."):
+            counts[f"{module}.{kind.__qualname__}"] += 1
+    return counts
 
-    kinds = (ocpp_sync.ChargePoint, ocpp_sync.Station, Connection, OfflineQueue, Outbox,
-             _ClientTransport, _SimpleWebSocketTransport)
-    counts = Counter(type(o).__name__ for o in gc.get_objects() if isinstance(o, kinds))
-    return {kind.__name__: counts.get(kind.__name__, 0) for kind in kinds}
+
+def over(after: Counter[str], baseline: Counter[str]) -> dict[str, int]:
+    return {kind: n - baseline.get(kind, 0) for kind, n in sorted(after.items()) if n > baseline.get(kind, 0)}
+
+
+def traced_mib() -> float:
+    return tracemalloc.get_traced_memory()[0] / 2**20
+
+
+def top_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, n: int = 10) -> list[dict]:
+    """Allocation sites that grew most since the baseline, with their innermost frames."""
+    keep = (tracemalloc.Filter(False, tracemalloc.__file__),)
+    stats = after.filter_traces(keep).compare_to(before.filter_traces(keep), "traceback")
+    return [{"size_diff_kib": round(s.size_diff / 1024, 1), "count_diff": s.count_diff,
+             "traceback": [f"{f.filename}:{f.lineno}" for f in s.traceback][-4:]}
+            for s in stats[:n]]
+
+
+def memory_figures() -> dict:
+    """Threads, traced memory, library census and trimmed RSS, once everything is collected."""
+    gc.collect()
+    untrimmed = rss_mib()
+    release_free_memory()
+    return {"threads": threading.active_count(), "traced_mib": round(traced_mib(), 2),
+            "rss_mib_untrimmed": round(untrimmed, 1), "rss_mib_trimmed": round(rss_mib(), 1)}
 
 
 def raise_fd_limit() -> None:
@@ -104,6 +145,8 @@ def main() -> None:
                         help="rounds, each with fresh stations (default 2): memory after the last "
                              "round against after the first tells a leak from the allocator's high water")
     parser.add_argument("--stations", type=int, default=200)
+    parser.add_argument("--warmup-stations", type=int, default=5,
+                        help="stations in the short warm-up round before the baseline (default 5)")
     parser.add_argument("--per-proxy", type=int, default=10, help="stations behind each fault proxy")
     parser.add_argument("--rate", type=float, default=2.0, help="messages per second per station")
     parser.add_argument("--drop-every", type=float, default=0.5, help="seconds between two link drops")
@@ -116,9 +159,17 @@ def main() -> None:
     raise_fd_limit()
     rng = random.Random(args.seed)
 
-    gc.collect()
-    release_free_memory()
-    threads_before, rss_before = threading.active_count(), rss_mib()
+    startup = memory_figures()
+    print("start-up " + json.dumps(startup), flush=True)
+    print("warm-up round (fills the codec's per-class caches and the lazy imports)", flush=True)
+    with tempfile.TemporaryDirectory(prefix="ocpp-soak-") as tmp:
+        warmup = run_round(args, rng, None if args.queue_dir == "memory" else Path(tmp),
+                           stations=args.warmup_stations, minutes=0.05)
+    baseline = memory_figures()
+    baseline_census = library_census()
+    baseline_snapshot = tracemalloc.take_snapshot()
+    margin_mib = max(2.0, 0.10 * baseline["traced_mib"])
+    print("baseline " + json.dumps(baseline), flush=True)
     rounds = []
     for number in range(1, args.rounds + 1):
         print(f"round {number} of {args.rounds}", flush=True)
@@ -126,13 +177,14 @@ def main() -> None:
             queue_dir = None if args.queue_dir == "memory" else Path(args.queue_dir or tmp) / f"round{number}"
             if queue_dir is not None:
                 queue_dir.mkdir(parents=True, exist_ok=True)
-            figures = run_round(args, rng, queue_dir)
-        gc.collect()
-        figures["rss_mib_after_untrimmed"] = round(rss_mib(), 1)
-        release_free_memory()
-        figures["threads_after"] = threading.active_count()
-        figures["rss_mib_after"] = round(rss_mib(), 1)
-        figures["live_library_objects_after"] = live_library_objects()
+            figures = run_round(args, rng, queue_dir, stations=args.stations, minutes=args.minutes)
+        after = memory_figures()
+        figures["memory_after"] = after
+        figures["live_library_objects_after"] = over(library_census(), baseline_census)
+        figures["traced_within_margin"] = after["traced_mib"] <= baseline["traced_mib"] + margin_mib
+        figures["back_to_baseline"] = (after["threads"] == baseline["threads"] and figures["traced_within_margin"]
+                                       and not figures["live_library_objects_after"])
+        figures["top_growth"] = top_growth(baseline_snapshot, tracemalloc.take_snapshot())
         print(json.dumps(figures, indent=2), flush=True)
         rounds.append(figures)
 
@@ -144,22 +196,46 @@ def main() -> None:
         "lost": sum(r["lost"] for r in rounds), "duplicates": sum(r["duplicates"] for r in rounds),
         "unexpected": sum(r["unexpected"] for r in rounds),
         "link_drops": sum(r["link_drops"] for r in rounds), "reconnects": sum(r["reconnects"] for r in rounds),
-        "threads_before": threads_before, "threads_peak": max(r["threads_peak"] for r in rounds),
-        "threads_after": rounds[-1]["threads_after"],
-        "rss_mib_before": round(rss_before, 1),
-        "rss_mib_after_each_round": [r["rss_mib_after"] for r in rounds],
+        "threads_peak": max(r["threads_peak"] for r in rounds),
+        "baseline_definition": ("threads equal, no live ocpp_sync objects over the baseline census, "
+                                f"traced memory <= baseline + max(2 MiB, 10 %) = +{margin_mib:.2f} MiB"),
+        "memory_at_startup": startup,
+        "warmup": {"stations": args.warmup_stations, "lost": warmup["lost"], "sent": warmup["sent"]},
+        "memory_before": baseline,
+        "memory_after_each_round": [r["memory_after"] for r in rounds],
+        "live_library_objects_after_each_round": [r["live_library_objects_after"] for r in rounds],
+        "back_to_baseline": all(r["back_to_baseline"] for r in rounds),
         "per_round": rounds,
     }
     print(json.dumps({k: v for k, v in summary.items() if k != "per_round"}, indent=2))
+    print_table(summary)
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
-    ok = all(r["lost"] == 0 and r["unexpected"] == 0 and r["drained"] and not any(
-        r["live_library_objects_after"].values()) for r in rounds) and summary["threads_after"] == threads_before
+    ok = summary["back_to_baseline"] and all(
+        r["lost"] == 0 and r["unexpected"] == 0 and r["drained"] for r in rounds)
     print("OK" if ok else "FAILED", flush=True)
     sys.exit(0 if ok else 1)
 
 
-def run_round(args: argparse.Namespace, rng: random.Random, queue_dir: Path | None) -> dict:
+def print_table(summary: dict) -> None:
+    rounds = summary["per_round"]
+    memory = [summary["memory_at_startup"], summary["memory_before"], *summary["memory_after_each_round"]]
+    columns = ["start-up", "baseline"] + [f"after round {n + 1}" for n in range(len(rounds))]
+    rows = [("lost", ["", ""] + [r["lost"] for r in rounds]),
+            ("duplicates", ["", ""] + [r["duplicates"] for r in rounds]),
+            ("threads", [m["threads"] for m in memory]),
+            ("traced MiB", [m["traced_mib"] for m in memory]),
+            ("live ocpp_sync objects", ["", 0] + [sum(c.values()) for c in summary["live_library_objects_after_each_round"]]),
+            ("RSS MiB untrimmed", [m["rss_mib_untrimmed"] for m in memory]),
+            ("RSS MiB after malloc_trim", [m["rss_mib_trimmed"] for m in memory])]
+    print(f"{'':26}" + "".join(f"{c:>15}" for c in columns))
+    for name, values in rows:
+        print(f"{name:26}" + "".join(f"{v!s:>15}" for v in values))
+    print(f"back to baseline ({summary['baseline_definition']}): {summary['back_to_baseline']}", flush=True)
+
+
+def run_round(args: argparse.Namespace, rng: random.Random, queue_dir: Path | None, *,
+              stations: int, minutes: float) -> dict:
     """One soak: fresh CSMS, proxies and stations; everything is closed before it returns."""
     tally = Tally()
     csms = ocpp_sync.CSMS(versions=("2.0.1",), timeout=30.0, ping_interval=10.0, pong_timeout=10.0)
@@ -172,10 +248,10 @@ def run_round(args: argparse.Namespace, rng: random.Random, queue_dir: Path | No
     # Every station comes from 127.0.0.1 here: lift the per-address caps meant for the internet.
     csms.start(max_connections_per_address=None, max_pending_handshakes=None)
     proxies = [FaultProxy(csms.port, name=f"proxy{n}").start()
-               for n in range((args.stations + args.per_proxy - 1) // args.per_proxy)]
+               for n in range((stations + args.per_proxy - 1) // args.per_proxy)]
     reconnects = Counter()
-    stations = []
-    for n in range(args.stations):
+    count, stations = stations, []
+    for n in range(count):
         station_id = f"SOAK{n:04d}"
         cp = ocpp_sync.ChargePoint(
             station_id, proxies[n // args.per_proxy].url("/ocpp"), version="2.0.1", timeout=30.0,
@@ -186,7 +262,7 @@ def run_round(args: argparse.Namespace, rng: random.Random, queue_dir: Path | No
         cp.connect()
         stations.append(cp)
     print(f"{len(stations)} stations connected through {len(proxies)} proxies; "
-          f"faults for {args.minutes:g} min", flush=True)
+          f"faults for {minutes:g} min", flush=True)
 
     sent: Counter[str] = Counter()
     refused = 0
@@ -231,7 +307,7 @@ def run_round(args: argparse.Namespace, rng: random.Random, queue_dir: Path | No
     for worker in workers:
         worker.start()
     peak_threads = 0
-    end = started + args.minutes * 60
+    end = started + minutes * 60
     while time.monotonic() < end:
         time.sleep(min(10.0, max(0.0, end - time.monotonic())))
         peak_threads = max(peak_threads, threading.active_count())
