@@ -21,8 +21,15 @@ import ocpp_sync
 from ._codec import version_module
 from ._errors import OCPPError
 from ._simulator import CSMS as CSMS_SIDE
-from ._simulator import (CentralSystem, Exchange, ScenarioError, StationSimulator, StepResult,
-                         load_scenario, run_scenario)
+from ._simulator import (
+    CentralSystem,
+    Exchange,
+    ScenarioError,
+    StationSimulator,
+    StepResult,
+    load_scenario,
+    run_scenario,
+)
 
 VERSIONS = ("1.6", "2.0.1", "2.1")
 DEMO_STATION = "DEMO_CP"

@@ -14,8 +14,16 @@ import pytest
 
 import ocpp_sync
 from ocpp_sync import v16, v201
-from ocpp_sync._simulator import (CentralSystem, Exchange, ScenarioError, StationSimulator,
-                                  StepResult, parse_scenario, run_scenario)
+from ocpp_sync._simulator import (
+    CentralSystem,
+    Exchange,
+    ScenarioError,
+    StationSimulator,
+    StepResult,
+    load_scenario,
+    parse_scenario,
+    run_scenario,
+)
 
 WAIT = 20.0
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -207,7 +215,6 @@ def test_a_bad_scenario_file_exits_2_with_a_clear_message(
 
 
 def test_a_missing_scenario_file_is_a_scenario_error(tmp_path: Path) -> None:
-    from ocpp_sync._simulator import load_scenario
     with pytest.raises(ScenarioError, match="cannot read"):
         load_scenario(str(tmp_path / "absent.json"))
     assert [s.name for s in parse_scenario(json.loads('{"steps": ["boot", {"heartbeat": null}]}'))] \
