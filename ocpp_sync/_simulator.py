@@ -279,7 +279,7 @@ class StationSimulator(_Reporting):
     def __init__(self, url: str, station_id: str, version: str = "1.6", *,
                  id_tag: str = "DEMO-TAG-01", power_w: int = 11000, sample_seconds: int = 60,
                  timeout: float = 10.0, report: Reporter | None = None, connectors: int = 1,
-                 id_tags: list[str] | None = None) -> None:
+                 id_tags: list[str] | None = None, meter_interval: float = 1.0) -> None:
         super().__init__(report)
         if connectors < 1:
             raise ValueError("a station needs at least one connector")
@@ -290,6 +290,7 @@ class StationSimulator(_Reporting):
         self.id_tags = list(id_tags or [id_tag])
         self.power_w = power_w
         self.sample_seconds = sample_seconds
+        self.meter_interval = meter_interval  # real seconds between a scenario's meter values
         self.cp = ocpp_sync.ChargePoint(station_id, url, version=version, timeout=timeout)
         self.commands: queue.Queue[Command] = queue.Queue()
         self.heartbeat_interval = 0
@@ -1024,8 +1025,9 @@ def _play(sim: StationSimulator, step: Step, seen: int) -> tuple[str, int]:
     if step.name == "meter":
         state = sim.connector(connector)
         samples, sent = int(args.get("samples", 1)), 0
+        interval = float(args.get("interval", sim.meter_interval))
         for _ in range(samples):
-            if sim.charging_for(float(args.get("interval", 0)), connector) is not None:
+            if sim.charging_for(interval, connector) is not None:
                 break
             sim.meter_values(connector)
             sent += 1

@@ -217,7 +217,7 @@ def _show_step(result: StepResult, quiet: bool) -> None:
 
 
 def run_scenario_file(url: str, station_id: str, version: str, path: str, *, id_tags: list[str],
-                      connectors: int, quiet: bool) -> int:
+                      connectors: int, quiet: bool, interval: float = 1.0) -> int:
     """Play a scenario file; 2 if the file is bad (before connecting), 1 if a step fails."""
     try:
         steps = load_scenario(path)
@@ -225,7 +225,7 @@ def run_scenario_file(url: str, station_id: str, version: str, path: str, *, id_
         print(f"bad scenario: {exc}", file=sys.stderr)
         return 2
     sim = StationSimulator(url, station_id, version, id_tag=id_tags[0], id_tags=id_tags,
-                           connectors=connectors)
+                           connectors=connectors, meter_interval=interval)
     started = time.monotonic()
     try:
         sim.connect()
@@ -283,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     station.add_argument("--once", action="store_true",
                          help="exit after the first transaction instead of staying connected")
     station.add_argument("--samples", type=int, default=3, help="meter values per transaction")
-    station.add_argument("--interval", type=float, default=1.0, help="seconds between meter values")
+    station.add_argument("--interval", type=float, default=1.0,
+                         help="seconds between meter values (a scenario's meter steps too)")
     station.add_argument("--id-tag", action="append", dest="id_tags", metavar="TAG",
                          help="a tag the station presents (repeatable; connector n uses the "
                               "n-th; default DEMO-TAG-01)")
@@ -315,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         tags = args.id_tags or ["DEMO-TAG-01"]
         if args.scenario:
             return run_scenario_file(args.url, args.id, args.version, args.scenario,
-                                     id_tags=tags, connectors=args.connectors, quiet=args.quiet)
+                                     id_tags=tags, connectors=args.connectors, quiet=args.quiet,
+                                     interval=args.interval)
         return run_station(args.url, args.id, args.version, once=args.once, samples=args.samples,
                            interval=args.interval, id_tag=tags, stop=stop,
                            connectors=args.connectors, quiet=args.quiet)

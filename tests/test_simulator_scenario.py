@@ -230,6 +230,8 @@ def test_connectors_are_independent(version: str, csms: tuple[Any, CentralSystem
         sim.boot()
         first = sim.start_transaction("T1", connector=1)
         second = sim.start_transaction("T2", connector=2)
+        sim.status("Charging", connector=1)
+        sim.status("Charging", connector=2)
         assert first != second
         station = server.wait_for_station("TWIN", timeout=WAIT)
         runner = threading.Thread(target=_obey, args=(sim, stop_flag), name="test-obey",
@@ -252,14 +254,14 @@ def test_connectors_are_independent(version: str, csms: tuple[Any, CentralSystem
         # Connector 2 is busy: no availability change yet, and no second transaction there.
         assert station.send(inoperative).status == "Scheduled"
         assert station.send(stop_second).status == "Accepted"
-        seen.wait_until(lambda: sim.connector(2).transaction_id is None
-                        and sim.connector(2).status == "Available")
+        seen.wait_until(lambda: _wire(seen.requests()[-1]) == "Status:2:Available")
+        assert sim.connector(2).transaction_id is None
         assert sim.connector(1).transaction_id == first
-        assert sim.connector(1).status == "Available"  # never reported otherwise here
+        assert sim.connector(1).status == "Charging"
 
         assert station.send(inoperative).status == "Accepted"
-        seen.wait_until(lambda: sim.connector(2).status == "Unavailable")
-        assert sim.connector(1).status == "Available"
+        seen.wait_until(lambda: _wire(seen.requests()[-1]) == "Status:2:Unavailable")
+        assert sim.connector(1).status == "Charging"
         assert station.send(start_on_2).status == "Rejected"
         assert station.send(start_any).status == "Rejected"  # 1 is charging, 2 is unavailable
     finally:
@@ -307,3 +309,41 @@ def test_settings_are_one_store(version: str, csms: tuple[Any, CentralSystem, Se
     finally:
         sim.close()
     assert sim.setting("HeartbeatInterval") == "42"
+
+
+def test_trigger_and_unlock_act_on_the_connector_named(
+        version: str, csms: tuple[Any, CentralSystem, Seen]) -> None:
+    server, central, seen = csms
+    m = v16 if version == "1.6" else v201
+    sim = _simulator(server, version, "TRIGGERED", connectors=2)
+    stop_flag = threading.Event()
+    runner = threading.Thread(target=_obey, args=(sim, stop_flag), name="test-obey", daemon=True)
+    try:
+        sim.boot()
+        sim.status("Faulted", connector=2)
+        sim.start_transaction("T1", connector=1)
+        sim.status("Charging", connector=1)
+        station = server.wait_for_station("TRIGGERED", timeout=WAIT)
+        runner.start()
+        if version == "1.6":
+            trigger = m.TriggerMessageRequest(requested_message="StatusNotification", connector_id=2)
+            unlock = m.UnlockConnectorRequest(connector_id=1)
+            unknown = m.UnlockConnectorRequest(connector_id=3)
+        else:
+            trigger = m.TriggerMessageRequest(requested_message="StatusNotification",
+                                              evse=m.EVSEType(id=2))
+            unlock = m.UnlockConnectorRequest(evse_id=1, connector_id=1)
+            unknown = m.UnlockConnectorRequest(evse_id=3, connector_id=1)
+        assert station.send(trigger).status == "Accepted"
+        seen.wait_until(lambda: sum(_wire(e) == "Status:2:Faulted" for e in seen.requests()) == 2)
+        assert station.send(unknown).status in ("NotSupported", "UnknownConnector")
+        assert station.send(unlock).status == "Unlocked"
+        seen.wait_until(lambda: _wire(seen.requests()[-1]) == "Status:1:Available")
+        assert sim.connector(1).transaction_id is None
+    finally:
+        stop_flag.set()
+        sim.close()
+    runner.join(WAIT)
+    assert sim.connector(2).status == "Faulted"
+    (record,) = [t for (sid, _), t in central.transactions.items() if sid == "TRIGGERED"]
+    assert record["reason"] == ("UnlockCommand" if version == "1.6" else "Other")
