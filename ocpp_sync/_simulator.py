@@ -33,7 +33,7 @@ from ._codec import message_info, to_payload, version_module
 from ._errors import CallError, OCPPError
 
 __all__ = ["Exchange", "CentralSystem", "StationSimulator", "Command", "Connector",
-           "ScenarioError", "Step", "StepResult", "load_scenario", "parse_scenario", "run_scenario"]
+           "ScenarioError", "Step", "StepResult", "check_connectors", "load_scenario", "parse_scenario", "run_scenario"]
 
 log = logging.getLogger("ocpp_sync.simulator")
 
@@ -940,6 +940,15 @@ def parse_scenario(data: Any) -> list[Step]:
                 raise ScenarioError(f"{where} ({name}): {key!r} is required")
         steps.append(Step(name, dict(args)))
     return steps
+
+
+def check_connectors(steps: list[Step], connectors: int) -> None:
+    """A step naming a connector the station lacks is a mistake in the file, found up front."""
+    for number, step in enumerate(steps, 1):
+        connector = step.args.get("connector", 1)
+        if not 1 <= connector <= connectors:
+            raise ScenarioError(f"step {number} ({step.name}): connector {connector}, but the "
+                                f"station has {connectors} (see --connectors)")
 
 
 def load_scenario(path: str) -> list[Step]:

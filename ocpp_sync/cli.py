@@ -27,6 +27,7 @@ from ._simulator import (
     ScenarioError,
     StationSimulator,
     StepResult,
+    check_connectors,
     load_scenario,
     run_scenario,
 )
@@ -221,6 +222,7 @@ def run_scenario_file(url: str, station_id: str, version: str, path: str, *, id_
     """Play a scenario file; 2 if the file is bad (before connecting), 1 if a step fails."""
     try:
         steps = load_scenario(path)
+        check_connectors(steps, connectors)
     except ScenarioError as exc:
         print(f"bad scenario: {exc}", file=sys.stderr)
         return 2

@@ -194,6 +194,7 @@ def test_expect_step_fails_when_the_csms_stays_silent(
 
 
 @pytest.mark.parametrize("content, message", [
+    ('[{"start": {"connector": 2}}]', "connector 2, but the station has 1"),
     ('[{"boot": {}}, {"strat": {}}]', "step 2: unknown step 'strat'"),
     ('[{"boot"', "not valid JSON"),
     ('{"boot": {}}', "non-empty list of steps"),
@@ -212,6 +213,18 @@ def test_a_bad_scenario_file_exits_2_with_a_clear_message(
     assert done.returncode == 2, done.stderr
     assert "bad scenario:" in done.stderr and message in done.stderr, done.stderr
     assert done.stdout == ""
+
+
+def test_a_yaml_scenario_needs_pyyaml(tmp_path: Path) -> None:
+    path = tmp_path / "scenario.yaml"
+    path.write_text("- boot: {}\n- heartbeat: {}\n- stop: {connector: 1, reason: Local}\n")
+    try:
+        import yaml  # noqa: F401
+    except ImportError:
+        with pytest.raises(ScenarioError, match="need PyYAML"):
+            load_scenario(str(path))
+    else:
+        assert [s.name for s in load_scenario(str(path))] == ["boot", "heartbeat", "stop"]
 
 
 def test_a_missing_scenario_file_is_a_scenario_error(tmp_path: Path) -> None:
