@@ -446,7 +446,9 @@ class StationSimulator(_Reporting):
         Faulted/Reserved is reported as Occupied.
         """
         m = self.m
-        self.connector(connector).status = status
+        state = self.connector(connector)
+        with self._lock:
+            state.status = status
         if _is_16(self.version):
             return self.call(m.StatusNotificationRequest(connector_id=connector, error_code="NoError",
                                                          status=status, timestamp=_now()))
