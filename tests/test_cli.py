@@ -1,10 +1,6 @@
 """The ``ocpp-sync`` command and the simulator behind it, over real loopback sockets."""
 from __future__ import annotations
 
-import os
-import queue
-import re
-import signal
 import socket
 import subprocess
 import sys
@@ -15,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from background import ENV, Background
 
 import ocpp_sync
 from ocpp_sync import cli, v16, v201
 from ocpp_sync._simulator import CentralSystem, Exchange, StationSimulator
 
 WAIT = 30.0
-ENV = dict(os.environ, PYTHONUNBUFFERED="1")
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -29,52 +25,8 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, env=ENV)
 
 
-class Background:
-    """A CLI process whose output is read line by line as it comes, with deadlines."""
-
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "ocpp_sync.cli", *args],
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, env=ENV)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.output: list[str] = []
-        self.reader = threading.Thread(target=self._pump, name="test-cli-reader", daemon=True)
-        self.reader.start()
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def expect(self, pattern: str, timeout: float = WAIT) -> re.Match[str]:
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout)
-            except queue.Empty:
-                pytest.fail(f"no line matching {pattern!r} within {timeout} s:\n{self.text}")
-            if line is None:
-                pytest.fail(f"the process ended without printing {pattern!r}:\n{self.text}")
-            found = re.search(pattern, line)
-            if found:
-                return found
-
-    def interrupt(self, timeout: float = WAIT) -> int:
-        """Ctrl-C, then the exit status."""
-        self.process.send_signal(signal.SIGINT)
-        code = self.process.wait(timeout)
-        self.reader.join(timeout)
-        return code
-
-    @property
-    def text(self) -> str:
-        return "".join(self.output)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(WAIT)
+def cli_process(*args: str) -> Background:
+    return Background([sys.executable, "-m", "ocpp_sync.cli", *args], wait=WAIT)
 
 
 @pytest.mark.parametrize("version, transaction_messages, command", [
@@ -111,7 +63,7 @@ def test_demo_in_process_returns_zero_and_leaves_no_threads(capsys: Any) -> None
 
 
 def start_csms_command(*options: str) -> tuple[Background, str]:
-    csms = Background("csms", "--port", "0", "--heartbeat-interval", "1", *options)
+    csms = cli_process("csms", "--port", "0", "--heartbeat-interval", "1", *options)
     port = csms.expect(r"listening on ws://127\.0\.0\.1:(\d+)/").group(1)
     return csms, f"ws://127.0.0.1:{port}/ocpp"
 
@@ -146,7 +98,7 @@ def test_station_command_runs_once_against_the_csms_command(
 
 def test_station_command_stays_connected_until_ctrl_c(csms_command: tuple[Background, str]) -> None:
     csms, url = csms_command
-    stays = Background("station", url, "--id", "STAYS", "--samples", "1", "--interval", "0")
+    stays = cli_process("station", url, "--id", "STAYS", "--samples", "1", "--interval", "0")
     try:
         stays.expect(r"StopTransaction \(result\)")
         assert stays.process.poll() is None
@@ -160,7 +112,7 @@ def test_station_command_stays_connected_until_ctrl_c(csms_command: tuple[Backgr
 def test_csms_command_stops_on_ctrl_c_and_its_stations_notice() -> None:
     csms, url = start_csms_command()
     try:
-        orphan = Background("station", url, "--id", "ORPHAN", "--samples", "1", "--interval", "0")
+        orphan = cli_process("station", url, "--id", "ORPHAN", "--samples", "1", "--interval", "0")
         try:
             orphan.expect(r"StopTransaction \(result\)")
             orphan.expect(r"StatusNotification \(result\)")  # now idle, just connected

@@ -1,66 +1,21 @@
 """Each example central system and charge point, run as is against each other."""
 from __future__ import annotations
 
-import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
+from background import ENV, Background
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 WAIT = 60.0
-ENV = dict(os.environ, PYTHONUNBUFFERED="1")
 
 
-class Script:
-    """An example script in the background, its output read line by line with deadlines."""
-
-    def __init__(self, name: str, *args: str) -> None:
-        self.process = subprocess.Popen([sys.executable, str(EXAMPLES / name), *args],
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, env=ENV, cwd=EXAMPLES.parent)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.output: list[str] = []
-        self.reader = threading.Thread(target=self._pump, name="test-example-reader", daemon=True)
-        self.reader.start()
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def expect(self, pattern: str, timeout: float = WAIT) -> re.Match[str]:
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout)
-            except queue.Empty:
-                pytest.fail(f"no line matching {pattern!r} within {timeout} s:\n{self.text}")
-            if line is None:
-                pytest.fail(f"the script ended without printing {pattern!r}:\n{self.text}")
-            found = re.search(pattern, line)
-            if found:
-                return found
-
-    def wait(self, timeout: float = WAIT) -> int:
-        code = self.process.wait(timeout)
-        self.reader.join(timeout)
-        return code
-
-    @property
-    def text(self) -> str:
-        return "".join(self.output)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(WAIT)
+def example_process(name: str, *args: str) -> Background:
+    return Background([sys.executable, str(EXAMPLES / name), *args], wait=WAIT, cwd=EXAMPLES.parent)
 
 
 @pytest.mark.parametrize("central_system, charge_point, station_says, csms_says", [
@@ -76,7 +31,7 @@ class Script:
 def test_example_pair_runs_against_each_other(central_system: str, charge_point: str,
                                               station_says: list[str],
                                               csms_says: list[str]) -> None:
-    csms = Script(central_system, "--port", "0")
+    csms = example_process(central_system, "--port", "0")
     try:
         port = csms.expect(r"listening on ws://127\.0\.0\.1:(\d+)/").group(1)
         station = subprocess.run([sys.executable, str(EXAMPLES / charge_point), "--port", port],
