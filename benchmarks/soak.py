@@ -225,7 +225,8 @@ def print_table(summary: dict) -> None:
             ("duplicates", ["", ""] + [r["duplicates"] for r in rounds]),
             ("threads", [m["threads"] for m in memory]),
             ("traced MiB", [m["traced_mib"] for m in memory]),
-            ("live ocpp_sync objects", ["", 0] + [sum(c.values()) for c in summary["live_library_objects_after_each_round"]]),
+            ("live ocpp_sync objects",
+             ["", 0] + [sum(c.values()) for c in summary["live_library_objects_after_each_round"]]),
             ("RSS MiB untrimmed", [m["rss_mib_untrimmed"] for m in memory]),
             ("RSS MiB after malloc_trim", [m["rss_mib_trimmed"] for m in memory])]
     print(f"{'':26}" + "".join(f"{c:>15}" for c in columns))
