@@ -328,13 +328,7 @@ class _Compiler:
             self._max_length(src, indent, kind, var, path)
             emit(indent, f"{target} = {var}")
         elif isinstance(kind, _spec.Integer):
-            src.names["_plain_int"] = _plain_int
-            emit(indent, f"if type({var}) is not int:")
-            emit(indent + 1, f"w = _plain_int({var})")
-            emit(indent + 1, "if w is None:")
-            self._type_error(src, indent + 2, path, "integer", var)
-            emit(indent + 1, f"{var} = w")
-            self._range(src, indent, kind, var, path)
+            self._integer(src, indent, kind, var, path)
             emit(indent, f"{target} = {var}")
         elif isinstance(kind, _spec.Number):
             emit(indent, f"if type({var}) is not float and type({var}) is not int or {var} - {var} != 0:")
@@ -409,6 +403,16 @@ class _Compiler:
         src.emit(indent, "except _VE as e:")
         src.emit(indent + 1, f"e.prefix({path})")
         src.emit(indent + 1, "raise")
+
+    def _integer(self, src: _Source, indent: int, kind: _spec.Integer, var: str, path: str) -> None:
+        """Both directions alike: an int, or an integral number read as one, within range."""
+        src.names["_plain_int"] = _plain_int
+        src.emit(indent, f"if type({var}) is not int:")
+        src.emit(indent + 1, f"w = _plain_int({var})")
+        src.emit(indent + 1, "if w is None:")
+        self._type_error(src, indent + 2, path, "integer", var)
+        src.emit(indent + 1, f"{var} = w")
+        self._range(src, indent, kind, var, path)
 
     def _max_length(self, src: _Source, indent: int, kind: _spec.String, var: str, path: str) -> None:
         if kind.max_length is None:
@@ -493,13 +497,7 @@ class _Compiler:
             self._raise(src, indent + 2, TYPE, path, "'expected a string'")
             self._max_length(src, indent, kind, var, path)
         elif isinstance(kind, _spec.Integer):
-            src.names["_plain_int"] = _plain_int
-            emit(indent, f"if type({var}) is not int:")
-            emit(indent + 1, f"w = _plain_int({var})")
-            emit(indent + 1, "if w is None:")
-            self._type_error(src, indent + 2, path, "integer", var)
-            emit(indent + 1, f"{var} = w")
-            self._range(src, indent, kind, var, path)
+            self._integer(src, indent, kind, var, path)
         elif isinstance(kind, _spec.Number):
             src.names["_plain_number"] = _plain_number
             emit(indent, f"if type({var}) is not float and type({var}) is not int:")
