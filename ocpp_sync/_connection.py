@@ -9,6 +9,9 @@ handlers one at a time, in arrival order, as OCPP expects.
 OCPP allows one outstanding CALL per direction, so our calls form a FIFO queue
 and the next one is written only when the current one is answered, has timed
 out or the connection is gone.
+
+The reader never wakes up on a timer: a blocking send() times its own call
+out, and the shared timer of ``_deadlines`` times out send_async() calls.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from ._codec import from_payload, message_info, to_payload, version_module
+from ._deadlines import TIMER
 from ._errors import CallError, CallTimeout, ConnectionClosed, OCPPError, ProtocolError, ValidationError
 from ._framing import (
     CALLERROR,
@@ -51,9 +55,6 @@ CSMS = "csms"  # we are the central system
 
 Handler = Callable[[Any], Any]
 
-# How long the reader sleeps at most before looking for calls past their
-# deadline; blocking send() expires its own call on time regardless.
-_POLL = 0.5
 _JOIN_TIMEOUT = 5.0
 _MAX_DESCRIPTION = 255
 _REMEMBERED_EXPIRED = 64
@@ -227,6 +228,7 @@ class Connection:
                     lambda: (self._current is None and not self._queue) or self._reader_done.is_set(),
                     drain)
         self._fail_all(ConnectionClosed("the connection was closed"))
+        TIMER.stop_if_idle()
         try:
             self._transport.close(code, reason)
         except Exception:  # the transport may already be gone; we are closing anyway
@@ -275,9 +277,14 @@ class Connection:
     def send_async(self, message: Any, timeout: float | None = None) -> Future[Any]:
         """Queue a request; the future gets the response or the error.
 
-        Done-callbacks run in the reader thread: keep them short.
+        Done-callbacks run in the reader thread (or the timer thread, for a
+        timeout): keep them short.
         """
-        return self._submit(message, timeout)[0]
+        future, pending = self._submit(message, timeout)
+        if pending is not None:
+            deadline = TIMER.schedule(pending.deadline, lambda: self._expire(pending))
+            future.add_done_callback(lambda _: TIMER.cancel(deadline))
+        return future
 
     def _submit(self, message: Any, timeout: float | None) -> tuple[Future[Any], _Pending | None]:
         try:
@@ -348,24 +355,6 @@ class Connection:
         if start is not None:
             self._write_call(start)
 
-    def _expire_due(self) -> None:
-        now = time.monotonic()
-        with self._lock:
-            due = [p for p in self._queue if p.deadline <= now]
-            if self._current is not None and self._current.deadline <= now:
-                due.append(self._current)
-        for pending in due:
-            self._expire(pending)
-
-    def _next_wakeup(self) -> float:
-        with self._lock:
-            deadlines = [p.deadline for p in self._queue]
-            if self._current is not None:
-                deadlines.append(self._current.deadline)
-        if not deadlines:
-            return _POLL
-        return max(0.0, min(_POLL, min(deadlines) - time.monotonic()))
-
     def _take_current(self, unique_id: str) -> tuple[_Pending | None, _Pending | None]:
         """Detach the current call if it has this id; also return the call to write next."""
         with self._lock:
@@ -404,10 +393,7 @@ class Connection:
         try:
             while True:
                 try:
-                    text = self._transport.receive(timeout=self._next_wakeup())
-                except TimeoutError:
-                    self._expire_due()
-                    continue
+                    text = self._transport.receive()
                 except Exception as exc:
                     log.debug("%s: receive failed: %s", self.name, exc)
                     break
@@ -417,9 +403,9 @@ class Connection:
                     self._on_text(text)
                 except Exception:
                     log.exception("%s: failed to process a message", self.name)
-                self._expire_due()
         finally:
             self._fail_all(ConnectionClosed("the connection was lost"))
+            TIMER.stop_if_idle()
             self._close_transport()
             self._inbox.put(None)
             self._reader_done.set()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-import uuid
+import threading
 
 import pytest
 
@@ -112,8 +112,19 @@ def test_round_trip(frame):
     assert parse(serialise(frame), "2.0.1") == frame
 
 
-def test_message_ids_are_unique_and_at_most_36_characters():
-    ids = {new_message_id() for _ in range(10000)}
-    assert len(ids) == 10000
-    assert all(len(i) <= 36 for i in ids)
-    uuid.UUID(next(iter(ids)))
+def test_message_ids_are_unique_across_threads_and_at_most_36_characters():
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def make() -> None:
+        mine = [new_message_id() for _ in range(5000)]
+        with lock:
+            ids.extend(mine)
+
+    threads = [threading.Thread(target=make) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(ids) == len(set(ids)) == 20000
+    assert all(0 < len(i) <= 36 and i.isascii() for i in ids)
