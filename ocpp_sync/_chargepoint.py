@@ -7,6 +7,7 @@ import os
 import random
 import ssl
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from types import TracebackType
@@ -77,10 +78,15 @@ class ChargePoint:
     after the ``backoff`` delays, unless ``reconnect`` is False or the server
     refused us in a way a retry cannot heal (HandshakeError.permanent).
     Transaction messages (1.6 StartTransaction, StopTransaction, MeterValues;
-    2.x TransactionEvent; SecurityEventNotification) go through a durable
-    queue (sqlite at ``queue_path``, in memory if None) delivered one at a
-    time, oldest first, whenever a connection is up, so none is lost to an
-    outage or a restart. ``on_disconnect`` / ``on_reconnect`` run in the
+    2.x TransactionEvent; SecurityEventNotification) keep the order of a
+    durable queue (sqlite at ``queue_path``, in memory if None) delivered one
+    at a time, oldest first, whenever a connection is up, so none is lost to
+    an outage or a restart. While connected with nothing queued, :meth:`send`
+    sends one straight from the caller's thread like any other message; it is
+    stored only if that fails. With ``queue_path`` it is written to the file
+    first all the same (and deleted once answered): a crash while it is on
+    the wire must not lose it, and one row costs far less than the round
+    trip. ``on_disconnect`` / ``on_reconnect`` run in the
     reconnect thread, ``on_message_dropped`` when a queued message is given up.
     ``history`` keeps the last ``history_size`` frames across reconnects.
 
@@ -164,10 +170,13 @@ class ChargePoint:
 
     @property
     def queued(self) -> int:
-        """How many transaction messages wait in the offline queue (the one in flight included)."""
+        """How many transaction messages wait in the offline queue (the one in flight included,
+        even when it was sent straight from the caller's thread)."""
         with self._lock:
-            queue = self._queue
-        return 0 if queue is None or queue.closed else len(queue)
+            queue, outbox = self._queue, self._outbox
+        if queue is None or queue.closed:
+            return 0
+        return len(outbox) if outbox is not None and outbox.queue is queue else len(queue)
 
     # -- connecting ---------------------------------------------------------
 
@@ -333,10 +342,14 @@ class ChargePoint:
 
     def _deliver(self, message: QueuedMessage) -> Any:
         """Send one queued message (outbox thread); a lost link is ConnectionClosed, not a failure."""
+        return self._send_now(from_payload(version_module(self.version).REQUESTS[message.action],
+                                           message.payload))
+
+    def _send_now(self, request: Any) -> Any:
+        """One attempt at a transaction message, with the charge point's timeout (the outbox's retry rules count it)."""
         connection = self._connection
         if connection is None or connection.closed:
             raise ConnectionClosed("offline")
-        request = from_payload(version_module(self.version).REQUESTS[message.action], message.payload)
         try:
             return connection.send(request, self.timeout)  # a new message id every attempt
         except CallTimeout:
@@ -349,40 +362,72 @@ class ChargePoint:
 
         Raises CallError, CallTimeout, ConnectionClosed, or ValidationError
         (before sending) for an invalid request. ``timeout`` covers waiting for
-        our turn as well as for the answer. A transaction message is queued
-        instead: its response if it is answered within ``timeout``, else (when
-        offline, at once) its :class:`QueuedCall`, which delivery completes later.
+        our turn as well as for the answer.
+
+        A transaction message keeps the offline queue's order: it is sent from
+        this thread when connected with nothing queued or in flight, else
+        queued. Its response comes back if it is answered within ``timeout``;
+        else its :class:`QueuedCall`, which delivery completes later: at once
+        when offline or when the link is lost before the answer (it is then
+        queued, and sent again after the reconnect), after ``timeout`` while a
+        retry is pending. The CallError or CallTimeout that made it give up
+        (the retries spent) is raised if that happens within ``timeout``.
+        A ``timeout`` shorter than the charge point's always goes through the
+        queue, so that it bounds the wait without cutting the call short.
         """
-        if not is_queued(self.version, message_info(message).action):
+        try:
+            info = message_info(message)
+        except (TypeError, KeyError, AttributeError, ValueError):
+            raise TypeError(f"not an OCPP message: {message!r}") from None
+        if not is_queued(self.version, info.action):
             return self._live().send(message, timeout)
-        handle = self.send_async(message)
-        if handle.done() and handle.exception() is not None:
-            raise handle.exception()  # type: ignore[misc]
-        if not self.connected:
+        wait = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        handle, outbox = self._transaction_message(message, info.action, info.version, info.is_request,
+                                                   now=wait >= self.timeout)
+        if handle.done():
+            return handle.result()  # answered, or given up: raises why
+        if not self.connected or not outbox.is_online:
             return handle
         try:
-            return handle.result(self.timeout if timeout is None else timeout)
+            return handle.result(max(0.0, deadline - time.monotonic()))
         except concurrent.futures.TimeoutError:
             return handle
 
     def send_async(self, message: Any, timeout: float | None = None) -> Future[Any]:
-        """Like :meth:`send`, but returns a Future at once (a QueuedCall for a transaction message)."""
+        """Like :meth:`send`, but returns a Future at once (a QueuedCall for a transaction message,
+        which is always queued: its send does not block this thread)."""
         try:
             info = message_info(message)
         except (TypeError, KeyError, AttributeError, ValueError):
             raise TypeError(f"not an OCPP message: {message!r}") from None
         if not is_queued(self.version, info.action):
             return self._live().send_async(message, timeout)
-        if info.version != self.version or not info.is_request:
+        return self._transaction_message(message, info.action, info.version, info.is_request, now=False)[0]
+
+    def _transaction_message(self, message: Any, action: str, version: str, is_request: bool, *,
+                             now: bool) -> tuple[QueuedCall, Outbox]:
+        """Queue a transaction message, or with ``now`` let the outbox send it from this thread."""
+        if version != self.version or not is_request:
             raise ValueError(f"{type(message).__name__} is not an OCPP {self.version} request")
         payload = to_payload(message)  # ValidationError before anything is queued
-        if info.action == "TransactionEvent" and not self.connected:
-            payload.setdefault("offline", True)  # 2.x: the event happened while offline
+        sendable = message  # the object whose wire form is ``payload``
+        if action == "TransactionEvent" and not self.connected and "offline" not in payload:
+            payload["offline"] = True  # 2.x: the event happened while offline
+            sendable = None
         with self._lock:
             if self._closed:
                 raise ConnectionClosed(f"{self.id} is closed")
             outbox = self._outbox_locked()
-        return outbox.submit(info.action, payload)
+        if not now:
+            return outbox.submit(action, payload), outbox
+
+        def call(final: dict[str, Any]) -> Any:
+            request = sendable if final is payload and sendable is not None else \
+                from_payload(version_module(self.version).REQUESTS[action], final)
+            return self._send_now(request)
+
+        return outbox.send(action, payload, call), outbox
 
     def call(self, action: str, payload: Mapping[str, Any],
              timeout: float | None = None) -> dict[str, Any] | QueuedCall | None:

@@ -182,9 +182,10 @@ class OfflineQueue:
         self.path = ":memory:" if path is None else os.fspath(path)
         self.max_messages = max_messages
         self._clock = clock
-        # _cond's lock guards _db and _closed; waiters in wait() are woken by put() and close().
+        # _cond's lock guards _db, _size and _closed; waiters in wait() are woken by put() and close().
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
+        self._size = 0  # rows in the table, kept in step with every commit: len() needs no SQL
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             self._setup()
@@ -206,6 +207,7 @@ class OfflineQueue:
                 db.execute(statement)
             db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('next_local_tx', -1)")
+        self._size = self._count()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -225,8 +227,12 @@ class OfflineQueue:
 
     # -- adding -------------------------------------------------------------
 
-    def put(self, version: str, action: str, payload: dict[str, Any]) -> Enqueued:
-        """Store a message at the tail; committed to disk before this returns.
+    def put(self, version: str, action: str, payload: dict[str, Any], *, head: bool = False) -> Enqueued:
+        """Store a message at the tail (``head``: before every stored one); committed before this returns.
+
+        ``head`` is for a message that was already on its way when later ones
+        were queued behind it (its send failed): it keeps its place in line.
+        A full queue then treats it as the oldest message of its kind.
 
         Raises ValueError for an action that is not queued in this version, or a
         payload that is not JSON.
@@ -240,30 +246,42 @@ class OfflineQueue:
         with self._cond:
             self._check_open()
             with self._transaction() as db:
-                evicted, accepted = self._make_room(db, kind)
-                if not accepted:
-                    log.warning("offline queue full (%d messages): dropped the new %s", self.max_messages, action)
-                    return Enqueued(None, None, evicted)
-                local_tx = None
-                if version == "1.6" and action == "StartTransaction":
-                    local_tx = self._allocate_local_id(db)
-                elif version == "1.6" and action in ("StopTransaction", "MeterValues"):
-                    local_tx = self._fix_up(db, payload)
-                seq = db.execute(
-                    "INSERT INTO messages (version, action, payload, attempts, created, kind, local_tx) "
-                    "VALUES (?, ?, ?, 0, ?, ?, ?)",
-                    (version, action, _dumps(payload), self._clock(), kind, local_tx)).lastrowid
+                evicted, accepted = self._make_room(db, kind, oldest=head)
+                seq: int | None = None
+                local_tx: int | None = None
+                if accepted:
+                    if version == "1.6" and action == "StartTransaction":
+                        local_tx = self._allocate_local_id(db)
+                    elif version == "1.6" and action in ("StopTransaction", "MeterValues"):
+                        local_tx = self._fix_up(db, payload)
+                    first = db.execute("SELECT MIN(seq) FROM messages").fetchone()[0] if head else None
+                    seq = db.execute(
+                        "INSERT INTO messages (seq, version, action, payload, attempts, created, kind, local_tx) "
+                        "VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+                        (None if first is None else first - 1, version, action, _dumps(payload), self._clock(),
+                         kind, local_tx)).lastrowid
+            self._size -= len(evicted)
+            if seq is None:
+                log.warning("offline queue full (%d messages): dropped the new %s", self.max_messages, action)
+                return Enqueued(None, None, evicted)
+            self._size += 1
             self._cond.notify_all()
         return Enqueued(seq, local_tx if action == "StartTransaction" else None, evicted)
 
-    def _make_room(self, db: sqlite3.Connection, kind: str) -> tuple[tuple[QueuedMessage, ...], bool]:
-        """Drop what the policy says until the newcomer fits; False if the newcomer is the one to drop."""
+    def _make_room(self, db: sqlite3.Connection, kind: str,
+                   oldest: bool = False) -> tuple[tuple[QueuedMessage, ...], bool]:
+        """Drop what the policy says until the newcomer fits; False if the newcomer is the one to drop.
+
+        ``oldest``: the newcomer goes to the head, so it is the oldest of its kind.
+        """
         evicted: list[QueuedMessage] = []
         count = db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
         while count >= self.max_messages:
             victim = None
             for candidate_kind in _EVICTION_ORDER:
                 if candidate_kind == kind:
+                    if oldest:
+                        return tuple(evicted), False
                     # The newcomer is the newest of its kind; an older one of the same kind goes first.
                     victim = db.execute(f"SELECT {_COLUMNS} FROM messages WHERE kind = ? ORDER BY seq LIMIT 1",
                                         (kind,)).fetchone()
@@ -307,7 +325,41 @@ class OfflineQueue:
             payload["transactionId"] = row[0]
         return tx
 
+    def fix_up(self, version: str, action: str, payload: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+        """The payload a message about to be sent without being stored must carry, and its 1.6 placeholder.
+
+        A 1.6 StopTransaction or MeterValues carrying a placeholder whose real
+        id is known gets a copy with the real id; anything else comes back as
+        is, without touching the database.
+        """
+        tx = payload.get("transactionId")
+        if (version != "1.6" or action not in ("StopTransaction", "MeterValues") or isinstance(tx, bool)
+                or not isinstance(tx, int) or tx >= 0):
+            return payload, None
+        real = self.real_transaction_id(tx)
+        if real is None:
+            return payload, tx
+        return {**payload, "transactionId": real}, tx
+
+    def forget_transaction_id(self, local_id: int) -> None:
+        """A transaction's StopTransaction was answered without being stored: its placeholder is done with."""
+        with self._cond:
+            self._check_open()
+            with self._transaction() as db:
+                self._forget(db, local_id)
+
+    def _forget(self, db: sqlite3.Connection, local_id: int) -> None:
+        db.execute("DELETE FROM transaction_ids WHERE local = ? AND local NOT IN "
+                   "(SELECT local_tx FROM messages WHERE local_tx IS NOT NULL)", (local_id,))
+
     # -- taking -------------------------------------------------------------
+
+    def get(self, seq: int) -> QueuedMessage | None:
+        """The stored message ``seq``, or None if it is gone."""
+        with self._cond:
+            self._check_open()
+            row = self._db.execute(f"SELECT {_COLUMNS} FROM messages WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else _row(row)
 
     def peek(self) -> QueuedMessage | None:
         """The oldest message, left in place; None when empty."""
@@ -319,7 +371,7 @@ class OfflineQueue:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the queue holds a message (True) or the timeout passes or it closes (False)."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._closed or self._count() > 0, timeout) and not self._closed
+            return self._cond.wait_for(lambda: self._closed or self._size > 0, timeout) and not self._closed
 
     def record_attempt(self, seq: int) -> int:
         """Count one failed delivery of ``seq`` (CALLERROR or no answer); returns the count so far.
@@ -362,8 +414,8 @@ class OfflineQueue:
                 if local is not None and message.action == "StartTransaction" and transaction_id is not None:
                     self._resolve(db, local, transaction_id)
                 elif local is not None and message.action == "StopTransaction":
-                    db.execute("DELETE FROM transaction_ids WHERE local = ? AND local NOT IN "
-                               "(SELECT local_tx FROM messages WHERE local_tx IS NOT NULL)", (local,))
+                    self._forget(db, local)
+            self._size -= 1
         return True
 
     # -- 1.6 transaction ids ------------------------------------------------
@@ -413,7 +465,7 @@ class OfflineQueue:
     def __len__(self) -> int:
         with self._cond:
             self._check_open()
-            return self._count()
+            return self._size
 
     def messages(self) -> list[QueuedMessage]:
         """Every stored message, oldest first (a snapshot)."""
@@ -504,6 +556,19 @@ class Outbox:
     failed to process it. The owner calls :meth:`online` each time a
     connection opens and :meth:`offline` when it ends.
 
+    :meth:`send` is the fast way in: while a connection is up and nothing is
+    queued, waiting for a retry or on the wire, the caller's thread sends the
+    message itself, with no hand-off to the outbox thread; what cannot go now
+    is queued, and a message whose send fails is stored at the head and then
+    follows the same rules as a queued one. The outbox's lock decides who
+    sends: at most one transaction message is on the wire at a time (the
+    outbox thread's or a caller's), and a caller sends only when nothing is
+    ahead of it, so messages go out in the order of the send/submit calls.
+    With a file-backed queue (``write_ahead``) the message is stored before it
+    is sent and deleted once answered, as a queued one is, so a crash in
+    between sends it again; in memory, storing it would protect nothing, so a
+    row is written only if the send fails.
+
     Delivery is at least once: a message whose answer is lost with the link is
     sent again on the next connection (with a new message id).
     """
@@ -515,14 +580,20 @@ class Outbox:
         self.version = version
         self.name = name
         self.retry = retry if retry is not None else TransactionRetry()
+        self.write_ahead = queue.path != ":memory:"
         self._deliver = deliver
         self._on_dropped = on_dropped
-        # _lock guards _handles, _online and _generation; _wake is set by put, online() and stop().
+        # _lock guards _handles, _online, _generation, _sender, _unstored and _hold_until;
+        # _wake is set by put, online(), stop() and whenever the wire is free again.
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified when _sender goes back to None
         self._handles: dict[int, QueuedCall] = {}
         self._online = False
         # Counts online() calls, so a loss seen on an old connection cannot mark a newer one offline.
         self._generation = 0
+        self._sender: int | None = None  # the thread with a transaction message on the wire
+        self._unstored = 0  # 1 while that message is a caller's and has no row (in-memory queue)
+        self._hold_until = 0.0  # monotonic time before which nothing is sent: a failed head's retry wait
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{name}-outbox", daemon=True)
@@ -534,7 +605,9 @@ class Outbox:
         """Stop delivering; a call in flight ends when its connection closes.
 
         The queue keeps what is left for the next run; the handles still
-        waiting fail with ConnectionClosed, so no caller waits forever.
+        waiting fail with ConnectionClosed, so no caller waits forever. A
+        caller's send in flight is waited for (bounded), so its message is
+        stored or answered before the owner closes the queue.
         """
         self._stop.set()
         self._wake.set()
@@ -542,7 +615,10 @@ class Outbox:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.warning("%s: the outbox did not stop within %.0f s", self.name, timeout)
-        with self._lock:
+        me = threading.get_ident()
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._sender in (None, me), timeout):
+                log.warning("%s: a send in flight did not end within %.0f s", self.name, timeout)
             handles = list(self._handles.values())
             self._handles.clear()
         for handle in handles:
@@ -561,35 +637,145 @@ class Outbox:
         with self._lock:
             self._online = False
 
+    @property
+    def is_online(self) -> bool:
+        """Whether messages go out: between online() and offline() or a lost send."""
+        return self._online
+
     def submit(self, action: str, payload: dict[str, Any]) -> QueuedCall:
         """Queue a wire payload; the handle fails at once if a full queue refused it."""
         if self._stop.is_set():
             raise ConnectionClosed("the outbox is stopped")
         with self._lock:
-            result = self.queue.put(self.version, action, payload)
-            handle = QueuedCall(result.seq, action, result.local_transaction_id)
-            if result.seq is not None:
-                self._handles[result.seq] = handle
-            evicted = [self._handles.pop(m.seq, None) for m in result.evicted]
+            queued = self._put_locked(action, payload)
+        return self._after_put(*queued)
+
+    def send(self, action: str, payload: dict[str, Any], call: Callable[[dict[str, Any]], Any]) -> QueuedCall:
+        """Send a wire payload from this thread if nothing is ahead of it, else queue it like :meth:`submit`.
+
+        ``call(payload)`` sends on the current connection and returns the
+        response, raising as ``deliver`` does; the payload it gets may differ
+        from the one given (a 1.6 placeholder replaced by the real id). The
+        handle comes back done when the message was answered or given up, not
+        done when it is queued: it could not go now, or its send failed (lost
+        link: not an attempt; CallError / CallTimeout: a failed attempt, retried
+        by the outbox as for any queued message).
+        """
+        if self._stop.is_set():
+            raise ConnectionClosed("the outbox is stopped")
+        with self._lock:
+            if (not self._online or self._sender is not None or len(self.queue) > 0
+                    or self._hold_until > time.monotonic()):
+                queued = self._put_locked(action, payload)
+            else:
+                queued = None
+                self._sender = threading.get_ident()
+                generation = self._generation
+                try:
+                    payload, local = self.queue.fix_up(self.version, action, payload)
+                    if self.write_ahead:  # the queue is empty: this put never evicts nor refuses
+                        handle = self._put_locked(action, payload)[0]
+                    else:
+                        handle = QueuedCall(None, action)
+                        self._unstored = 1
+                except BaseException:
+                    self._sender = None
+                    self._unstored = 0
+                    self._idle.notify_all()
+                    raise
+        if queued is not None:
+            return self._after_put(*queued)
+        try:
+            try:
+                response = call(payload)
+            except BaseException as exc:
+                handle = self._keep(action, payload, handle, generation, exc)
+                if not isinstance(exc, Exception):
+                    raise  # KeyboardInterrupt and the like: the message is kept all the same
+                return handle
+            self._answered(action, local, handle, response)
+            return handle
+        finally:
+            self._release()
+
+    def _put_locked(self, action: str, payload: dict[str, Any],
+                    head: bool = False) -> tuple[QueuedCall, Enqueued, list[QueuedCall | None]]:
+        result = self.queue.put(self.version, action, payload, head=head)
+        handle = QueuedCall(result.seq, action, result.local_transaction_id)
+        if result.seq is not None:
+            self._handles[result.seq] = handle
+        return handle, result, [self._handles.pop(m.seq, None) for m in result.evicted]
+
+    def _after_put(self, handle: QueuedCall, result: Enqueued, evicted: list[QueuedCall | None]) -> QueuedCall:
+        """Outside the lock: fail the handles of what a full queue dropped, wake the outbox thread."""
         for message, old in zip(result.evicted, evicted, strict=True):
             self._give_up(message, old, _dropped(f"{message.action} dropped from the full offline queue"))
         if result.seq is None:
-            self._give_up(None, handle, _dropped(f"{action} refused: the offline queue is full"))
+            self._give_up(None, handle, _dropped(f"{handle.action} refused: the offline queue is full"))
         else:
             self._wake.set()
         return handle
 
+    def _answered(self, action: str, local: int | None, handle: QueuedCall, response: Any) -> None:
+        """A caller's send was answered: forget its row (if any) and its 1.6 placeholder if it ended one."""
+        transaction_id = None
+        if action == "StartTransaction" and self.version == "1.6":
+            transaction_id = _started_transaction_id(response)
+        if handle.seq is not None:
+            self.queue.ack(handle.seq, transaction_id=transaction_id)
+            with self._lock:
+                self._handles.pop(handle.seq, None)
+        if local is not None and action == "StopTransaction":
+            self.queue.forget_transaction_id(local)
+        handle.real_transaction_id = transaction_id
+        _settle(handle, response)
+
+    def _keep(self, action: str, payload: dict[str, Any], handle: QueuedCall, generation: int,
+              exc: BaseException) -> QueuedCall:
+        """A caller's send failed: store the message at the head (if it has no row yet), then
+        apply the outbox thread's rules to the failure. Runs before the wire is released, so
+        nothing queued meanwhile can overtake it."""
+        if handle.seq is None:
+            with self._lock:
+                queued = self._put_locked(action, payload, head=True)
+            handle = self._after_put(*queued)
+            if handle.seq is None:
+                return handle  # a full queue refused it: the handle has failed
+        message = self.queue.get(handle.seq)
+        if message is None:
+            return handle  # dropped from a full queue while in flight: the handle has failed
+        if not isinstance(exc, Exception) or not self._failure(message, generation, exc):
+            log.warning("%s: sending %s failed (%r); it stays in the offline queue", self.name, action, exc)
+        return handle
+
+    def _release(self) -> None:
+        with self._lock:
+            self._sender = None
+            self._unstored = 0
+            self._idle.notify_all()
+        self._wake.set()
+
     def __len__(self) -> int:
-        return len(self.queue)
+        """Messages not yet answered nor given up: the queue's, plus a caller's send in flight without a row."""
+        return len(self.queue) + self._unstored
 
     def _run(self) -> None:
+        me = threading.get_ident()
         while True:
             self._wake.clear()
             if self._stop.is_set():
                 return
+            head = None
             with self._lock:
-                online, generation = self._online, self._generation
-            head = self.queue.peek() if online and not self.queue.closed else None
+                hold = self._hold_until - time.monotonic()
+                generation = self._generation
+                if hold <= 0 and self._online and self._sender is None and not self.queue.closed:
+                    head = self.queue.peek()
+                    if head is not None:
+                        self._sender = me
+            if hold > 0:
+                self._stop.wait(hold)
+                continue
             if head is None:
                 self._wake.wait()
                 continue
@@ -598,6 +784,8 @@ class Outbox:
             except Exception:  # a bug here must not end delivery for good
                 log.exception("%s: delivering %s #%d failed", self.name, head.action, head.seq)
                 self._stop.wait(1.0)
+            finally:
+                self._release()
 
     def _deliver_one(self, message: QueuedMessage, generation: int) -> None:
         if message.version != self.version:
@@ -606,16 +794,8 @@ class Outbox:
             return
         try:
             response = self._deliver(message)
-        except ConnectionClosed:
-            with self._lock:
-                if self._generation == generation:
-                    self._online = False
-            return
-        except ValidationError as exc:
-            self._discard(message, exc)
-            return
-        except (CallError, CallTimeout) as exc:
-            self._failed(message, exc)
+        except (ConnectionClosed, ValidationError, CallError, CallTimeout) as exc:
+            self._failure(message, generation, exc)
             return
         transaction_id = None
         if message.action == "StartTransaction" and message.version == "1.6":
@@ -629,6 +809,20 @@ class Outbox:
         handle.real_transaction_id = transaction_id
         _settle(handle, response)
 
+    def _failure(self, message: QueuedMessage, generation: int, exc: Exception) -> bool:
+        """Apply the delivery rules to a failed send of the stored ``message``; False for an unknown error."""
+        if isinstance(exc, ConnectionClosed):  # not an attempt: it waits for the next connection
+            with self._lock:
+                if self._generation == generation:
+                    self._online = False
+        elif isinstance(exc, ValidationError):
+            self._discard(message, exc)
+        elif isinstance(exc, (CallError, CallTimeout)):
+            self._failed(message, exc)
+        else:
+            return False
+        return True
+
     def _failed(self, message: QueuedMessage, exc: OCPPError) -> None:
         attempts = self.queue.record_attempt(message.seq)
         delay = self.retry.delay_after(attempts)
@@ -640,7 +834,8 @@ class Outbox:
         log.warning("%s: %s #%d failed (%s); attempt %d of %d in %g s", self.name, message.action, message.seq,
                     exc, attempts + 1, self.retry.attempts, delay)
         # Strict order: nothing behind it goes first, so the whole queue waits.
-        self._stop.wait(delay)
+        with self._lock:
+            self._hold_until = time.monotonic() + delay
 
     def _discard(self, message: QueuedMessage, exc: BaseException) -> None:
         self.queue.discard(message.seq)
