@@ -565,3 +565,251 @@ def test_stop_fails_waiting_handles_and_keeps_their_messages(link, make_outbox):
     assert len(outbox.queue) == 1
     with pytest.raises(ConnectionClosed):
         outbox.submit("TransactionEvent", event201("Ended", 1))
+
+
+# -- the queue's own support for sending without a row ------------------------------------
+
+
+def test_len_follows_every_change_without_sql(queue):
+    queue.max_messages = 3
+    for n in range(5):  # two samples evicted on the way
+        queue.put("2.0.1", "TransactionEvent", event201("Updated", n))
+    assert len(queue) == len(queue.messages()) == 3
+    queue.discard(queue.peek().seq)
+    queue.ack(queue.peek().seq)
+    assert not queue.ack(12345)
+    assert len(queue) == len(queue.messages()) == 1
+    before = queue._db.total_changes
+    assert len(queue) == 1 and queue._db.total_changes == before
+
+
+def test_head_put_goes_before_every_stored_message(queue):
+    queue.put("2.0.1", "TransactionEvent", event201("Updated", 2))
+    queue.put("2.0.1", "TransactionEvent", event201("Updated", 3))
+    queue.put("2.0.1", "TransactionEvent", event201("Updated", 1), head=True)
+    queue.put("2.0.1", "TransactionEvent", event201("Updated", 0), head=True)
+    queue.put("2.0.1", "TransactionEvent", event201("Updated", 4))
+    assert [m.payload["seqNo"] for m in drain(queue)] == [0, 1, 2, 3, 4]
+    queue.put("2.0.1", "TransactionEvent", event201("Updated", 5), head=True)  # empty: a plain put
+    assert queue.get(queue.peek().seq).payload["seqNo"] == 5 and queue.get(-99) is None
+
+
+def test_a_full_queue_refuses_a_head_sample_instead_of_dropping_a_newer_one():
+    q = OfflineQueue(max_messages=2)
+    q.put("2.0.1", "TransactionEvent", event201("Updated", 1))
+    q.put("2.0.1", "TransactionEvent", event201("Updated", 2))
+    refused = q.put("2.0.1", "TransactionEvent", event201("Updated", 0), head=True)
+    assert refused.seq is None and refused.evicted == ()
+    kept = q.put("2.0.1", "TransactionEvent", event201("Started", 0), head=True)  # a start evicts a sample
+    assert [m.payload["seqNo"] for m in kept.evicted] == [1]
+    assert [(m.payload["eventType"], m.payload["seqNo"]) for m in q.messages()] == [("Started", 0), ("Updated", 2)]
+    q.close()
+
+
+def test_fix_up_for_a_message_sent_without_a_row(queue):
+    placeholder = queue.put("1.6", "StartTransaction", start16()).local_transaction_id
+    stop = stop16(placeholder)
+    assert queue.fix_up("1.6", "StopTransaction", stop) == (stop, placeholder)  # not known yet
+    queue.ack(queue.peek().seq, transaction_id=77)
+    fixed, local = queue.fix_up("1.6", "StopTransaction", stop)
+    assert fixed["transactionId"] == 77 and local == placeholder and stop["transactionId"] == placeholder
+    before = queue._db.total_changes
+    for action, payload in [("StopTransaction", stop16(5)), ("MeterValues", meter16(None)),
+                            ("TransactionEvent", event201("Updated", 0))]:
+        assert queue.fix_up("1.6", action, payload) == (payload, None)
+    assert queue._db.total_changes == before
+    queue.forget_transaction_id(placeholder)
+    assert queue.real_transaction_id(placeholder) is None
+
+
+# -- the outbox's direct path: the caller's thread sends when nothing is ahead ----------------
+
+
+class DirectLink(FakeLink):
+    """A FakeLink whose direct calls can be held on the wire until the test releases them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list = []  # the thread of every call, direct or not
+        self.hold = threading.Event()
+        self.hold.set()
+        self.on_wire = threading.Event()
+
+    def deliver(self, message):
+        self.threads.append(threading.get_ident())
+        return super().deliver(message)
+
+    def direct(self, action):
+        def call(payload):
+            self.on_wire.set()
+            assert self.hold.wait(10)
+            self.threads.append(threading.get_ident())
+            return FakeLink.deliver(self, _Message(action, payload))
+        return call
+
+
+class _Message:
+    def __init__(self, action, payload) -> None:
+        self.action, self.payload = action, payload
+
+
+def send_in_thread(outbox, link, action, payload):
+    box: dict = {}
+
+    def run():
+        box["handle"] = outbox.send(action, payload, link.direct(action))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert link.on_wire.wait(10)
+    return thread, box
+
+
+def test_outbox_send_goes_from_the_callers_thread_without_touching_the_queue(make_outbox):
+    link = DirectLink()
+    outbox = make_outbox(link)
+    offline = outbox.send("TransactionEvent", event201("Started", 0), link.direct("TransactionEvent"))
+    assert not offline.done() and link.calls == [] and len(outbox) == 1  # not connected: queued
+    outbox.online()
+    assert offline.result(10) == {}
+    before = outbox.queue._db.total_changes
+    handles = [outbox.send("TransactionEvent", event201("Updated", n), link.direct("TransactionEvent"))
+               for n in range(1, 6)]
+    assert all(h.done() and h.result() == {} for h in handles)
+    assert outbox.queue._db.total_changes == before and len(outbox) == 0
+    assert link.threads[1:] == [threading.get_ident()] * 5
+    assert [payload["seqNo"] for _, payload in link.accepted] == [0, 1, 2, 3, 4, 5]
+
+
+def test_what_comes_during_a_direct_send_waits_behind_it(make_outbox):
+    link = DirectLink()
+    outbox = make_outbox(link)
+    outbox.online()
+    link.hold.clear()
+    thread, box = send_in_thread(outbox, link, "TransactionEvent", event201("Started", 0))
+    assert len(outbox) == 1 and len(outbox.queue) == 0  # in flight without a row, still counted
+    later = [outbox.submit("TransactionEvent", event201("Updated", 1)),
+             outbox.send("TransactionEvent", event201("Updated", 2), link.direct("TransactionEvent"))]
+    assert not any(h.done() for h in later) and len(link.calls) == 0  # neither overtakes the one on the wire
+    link.hold.set()
+    thread.join(10)
+    assert box["handle"].result(0) == {} and [h.result(10) for h in later] == [{}, {}]
+    assert [payload["seqNo"] for _, payload in link.accepted] == [0, 1, 2]
+
+
+def test_a_direct_send_lost_with_the_link_goes_back_to_the_head(make_outbox):
+    from ocpp_sync._errors import ConnectionClosed
+    link = DirectLink()
+    outbox = make_outbox(link)
+    outbox.online()
+    link.hold.clear()
+    link.script = {0: ConnectionClosed("lost")}
+    thread, box = send_in_thread(outbox, link, "TransactionEvent", event201("Started", 0))
+    behind = outbox.submit("TransactionEvent", event201("Updated", 1))
+    link.hold.set()
+    thread.join(10)
+    handle = box["handle"]
+    assert not handle.done() and handle.seq is not None and not outbox.is_online
+    assert [(m.payload["seqNo"], m.attempts) for m in outbox.queue.messages()] == [(0, 0), (1, 0)]
+    outbox.online()
+    assert handle.result(10) == {} and behind.result(10) == {}
+    assert [payload["seqNo"] for _, payload in link.calls] == [0, 0, 1]
+    assert [payload["seqNo"] for _, payload in link.accepted] == [0, 1]
+
+
+def test_a_refused_direct_send_follows_the_retry_rules(make_outbox):
+    from ocpp_sync._backoff import TransactionRetry
+    from ocpp_sync._errors import CallError, CallTimeout
+    link = DirectLink()
+    dropped = []
+    outbox = make_outbox(link, retry=TransactionRetry(attempts=2, interval=0.01),
+                         on_dropped=lambda message, exc: dropped.append((message.payload["seqNo"], exc.code)))
+    outbox.online()
+    link.script = {0: CallError("InternalError"), 2: CallTimeout("slow"), 3: CallError("GenericError", "last")}
+    retried = outbox.send("TransactionEvent", event201("Started", 0), link.direct("TransactionEvent"))
+    assert not retried.done()  # its second attempt is the outbox's
+    assert retried.result(10) == {} and dropped == []
+    given_up = outbox.send("TransactionEvent", event201("Ended", 1), link.direct("TransactionEvent"))
+    with pytest.raises(CallError) as failed:
+        given_up.result(10)
+    assert failed.value.description == "last" and dropped == [(1, "GenericError")]
+    assert [payload["seqNo"] for _, payload in link.calls] == [0, 0, 1, 1]
+    assert len(outbox) == 0
+
+    once = make_outbox(link, retry=TransactionRetry(attempts=1, interval=0.01))
+    once.online()
+    link.script = {4: CallError("InternalError", "no retry")}
+    at_once = once.send("TransactionEvent", event201("Started", 2), link.direct("TransactionEvent"))
+    assert at_once.done() and at_once.exception().description == "no retry" and len(once) == 0
+
+
+def test_a_file_backed_outbox_writes_a_direct_message_ahead(tmp_path, make_outbox):
+    from ocpp_sync._errors import ConnectionClosed
+    link = DirectLink()
+    outbox = make_outbox(link, queue=OfflineQueue(tmp_path / "q.sqlite"))
+    assert outbox.write_ahead
+    outbox.online()
+    link.hold.clear()
+    link.script = {0: ConnectionClosed("lost")}
+    thread, box = send_in_thread(outbox, link, "TransactionEvent", event201("Started", 0))
+    assert [m.payload["seqNo"] for m in outbox.queue.messages()] == [0]  # on disk while on the wire
+    with OfflineQueue(tmp_path / "q.sqlite") as reader:  # what a crash now would leave
+        assert [m.payload["seqNo"] for m in reader.messages()] == [0]
+    link.hold.set()
+    thread.join(10)
+    assert not box["handle"].done()
+    outbox.online()
+    assert box["handle"].result(10) == {}
+    assert outbox.send("TransactionEvent", event201("Ended", 1), link.direct("TransactionEvent")).result(0) == {}
+    assert [payload["seqNo"] for _, payload in link.accepted] == [0, 1] and len(outbox.queue) == 0
+
+
+def test_direct_sends_fix_up_and_forget_1_6_placeholders(make_outbox):
+    link = DirectLink()
+    link.answers = {"StartTransaction": {"transactionId": 4242, "idTagInfo": {"status": "Accepted"}}}
+    outbox = make_outbox(link, version="1.6")
+    start = outbox.submit("StartTransaction", start16())  # offline: queued with a placeholder
+    placeholder = start.transaction_id
+    outbox.online()
+    assert start.result(10)["transactionId"] == 4242
+    meter = outbox.send("MeterValues", meter16(placeholder), link.direct("MeterValues"))
+    stop = outbox.send("StopTransaction", stop16(placeholder), link.direct("StopTransaction"))
+    assert meter.result(0) == {} and stop.result(0) == {}
+    assert [(action, payload.get("transactionId")) for action, payload in link.accepted] == [
+        ("StartTransaction", None), ("MeterValues", 4242), ("StopTransaction", 4242)]
+    assert link.threads[1:] == [threading.get_ident()] * 2
+    assert outbox.queue.real_transaction_id(placeholder) is None  # forgotten once the transaction ended
+
+
+def test_a_direct_start_lost_with_the_link_gets_a_placeholder_its_followers_share(make_outbox):
+    from ocpp_sync._errors import ConnectionClosed
+    link = DirectLink()
+    link.answers = {"StartTransaction": {"transactionId": 99, "idTagInfo": {"status": "Accepted"}}}
+    link.script = {0: ConnectionClosed("lost")}
+    outbox = make_outbox(link, version="1.6")
+    outbox.online()
+    start = outbox.send("StartTransaction", start16(), link.direct("StartTransaction"))
+    assert not start.done() and start.transaction_id < 0
+    stop = outbox.send("StopTransaction", stop16(start.transaction_id), link.direct("StopTransaction"))
+    outbox.online()
+    assert stop.result(10) == {} and start.transaction_id == 99
+    assert [(action, payload.get("transactionId")) for action, payload in link.calls] == [
+        ("StartTransaction", None), ("StartTransaction", None), ("StopTransaction", 99)]
+
+
+def test_a_direct_send_never_overtakes_what_is_queued():
+    from ocpp_sync._offline_queue import Outbox
+    link = DirectLink()
+    outbox = Outbox(OfflineQueue(), link.deliver, version="2.0.1", name="test")
+    try:
+        first = outbox.submit("TransactionEvent", event201("Started", 0))  # offline: queued
+        outbox.online()  # the outbox thread has not picked it up yet (not even started)
+        second = outbox.send("TransactionEvent", event201("Ended", 1), link.direct("TransactionEvent"))
+        assert not second.done() and link.calls == [] and len(outbox) == 2
+        outbox.start()
+        assert first.result(10) == {} and second.result(10) == {}
+        assert [payload["seqNo"] for _, payload in link.accepted] == [0, 1]
+        assert len(link.threads) == 2 and threading.get_ident() not in link.threads
+    finally:
+        outbox.stop()
+        outbox.queue.close()
