@@ -349,7 +349,7 @@ class CSMS:
         call it from the route with the station id taken from the URL.
         ``subprotocol`` defaults to the one the websocket negotiated.
         """
-        from ._transports.server import adapt_simple_websocket
+        from ._transports.simple import adapt_simple_websocket
 
         chosen = subprotocol or getattr(ws, "subprotocol", None) or ""
         transport = adapt_simple_websocket(ws, chosen, remote_address)

@@ -326,13 +326,13 @@ def test_eight_threads_sending_over_the_server_transport(make_server):
         for thread in threads:
             thread.start()
         go.set()
+        transport.receive(timeout=WAIT)     # answers pings until the client closes
         for thread in threads:
             thread.join(WAIT)
-        transport.receive(timeout=WAIT)     # until the client closes
 
     server = make_server(Recorder(blast))
-    # A raw websocket-client peer that pings all the time, so simple-websocket's own thread writes
-    # pongs while the eight senders write messages.
+    # A raw websocket-client peer that pings all the time, so the reading thread writes pongs
+    # while the eight senders write messages.
     ws = websocket.create_connection(url(server, "/ocpp/CP_1"), subprotocols=["ocpp1.6"],
                                      timeout=WAIT, skip_utf8_validation=True)
     try:
@@ -432,16 +432,20 @@ def test_local_close_unblocks_receive_on_the_same_side(make_server):
         silent.shutdown()
 
     # Client side: a server that never reads and never answers.
-    silent_server = make_server(Recorder(lambda t, s, r: t._ws.thread.join(WAIT)))
+    released = threading.Event()
+    silent_server = make_server(Recorder(lambda t, s, r: released.wait(WAIT)))
     client = connect(url(silent_server), "CP_1", subprotocols=["ocpp1.6"], close_timeout=0.3)
     client_got = []
     reader = threading.Thread(target=lambda: client_got.append(client.receive()))
     reader.start()
-    started = time.monotonic()
-    client.close()
-    reader.join(WAIT)
-    assert client_got == [None]
-    assert time.monotonic() - started < 2.0
+    try:
+        started = time.monotonic()
+        client.close()
+        reader.join(WAIT)
+        assert client_got == [None]
+        assert time.monotonic() - started < 2.0
+    finally:
+        released.set()
 
 
 def test_close_with_a_silent_peer_is_bounded_and_leaves_no_thread(make_server):
@@ -565,7 +569,8 @@ def test_stop_closes_live_connections_and_is_idempotent():
     for recorder in recorders:
         assert recorder.connected.wait(WAIT)
     names = set(ocpp_threads())
-    assert {"ocpp-conn-CP_0", "ocpp-ws-CP_0", "ocpp-server-accept"} <= names
+    # One thread per connection (it reads the frames too), none of the library's own besides.
+    assert names == {"ocpp-conn-CP_0", "ocpp-conn-CP_1", "ocpp-conn-CP_2", "ocpp-server-accept"}
     idle = socket.create_connection(("127.0.0.1", server.port))   # still in its handshake
     try:
         started = time.monotonic()

@@ -6,6 +6,7 @@ and a close() that wakes that reader and returns in bounded time.
 """
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,6 +17,22 @@ __all__ = ["Transport", "HandshakeError", "ConnectionRequest", "Headers"]
 
 # HTTP answers to an upgrade that the same request will get again.
 PERMANENT_STATUS = frozenset({400, 401, 403, 404})
+
+# Defaults shared by the CSMS-side transports.
+CLOSE_TIMEOUT = 2.0
+PONG_TIMEOUT = 10.0
+MAX_MESSAGE_SIZE = 4 * 1024 * 1024
+
+
+def abort_socket(sock: Any) -> None:
+    """Wake every thread blocked on ``sock``; the fd stays for its owner to close."""
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except (OSError, TypeError):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 class Transport(Protocol):

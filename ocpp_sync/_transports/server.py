@@ -1,9 +1,13 @@
 """The CSMS side: a standalone listener that speaks just enough HTTP to vet an upgrade.
 
-simple-websocket answers 101 to anything it is handed, so every refusal (not
-an upgrade, no station id, no common subprotocol, a failed check) is made here,
-with a plain HTTP response, before the socket goes to ``simple_websocket.Server``.
-Each connection runs in its own thread, for as long as ``on_connection`` runs.
+Every refusal (not an upgrade, no station id, no common subprotocol, a failed
+check) is made here, with a plain HTTP response; an accepted request gets its
+101 from here too. Each connection runs in its own thread, for as long as
+``on_connection`` runs, and that thread also reads the websocket's frames: the
+listener uses only the inline transport (inline.py), never simple-websocket,
+whose own reader thread per connection would cost one more thread per station
+and a thread hand-off per message (simple.py keeps it for websockets that
+another server accepted).
 
 Security (see ``ocpp_sync.security``): the TLS handshake, when there is an
 SSL context, runs in the connection's thread under the same deadline as the
@@ -15,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import logging
 import selectors
 import socket
@@ -27,21 +30,25 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import simple_websocket
-from wsproto.events import Ping
-from wsproto.utilities import LocalProtocolError
-
 from .. import security as _security
 from .._backoff import Keepalive
-from .._errors import ConnectionClosed
-from .base import ConnectionRequest, HandshakeError, Headers, Transport
+from .base import (
+    CLOSE_TIMEOUT,
+    MAX_MESSAGE_SIZE,
+    PONG_TIMEOUT,
+    ConnectionRequest,
+    HandshakeError,
+    Headers,
+    Transport,
+    abort_socket,
+)
+from .inline import InlineTransport, accept_response
+from .simple import adapt_simple_websocket
 
 __all__ = ["WebSocketServer", "adapt_simple_websocket"]
 
 log = logging.getLogger("ocpp_sync.transport")
 
-CLOSE_TIMEOUT = 2.0
-PONG_TIMEOUT = 10.0
 HANDSHAKE_TIMEOUT = 5.0
 MAX_REQUEST_BYTES = 16 * 1024
 MAX_REQUEST_LINE = 8 * 1024
@@ -51,201 +58,6 @@ MAX_PENDING_HANDSHAKES = 256
 # A connection over the per-address cap gets its 429 at once; its request is read and dropped
 # (so closing does not reset the connection before the client reads the answer) for this long.
 _TURN_AWAY_LINGER = 1.0
-# Large reads: with TLS and a ping interval, simple-websocket only notices a message bigger than
-# one read at the next ping tick.
-RECEIVE_BYTES = 64 * 1024
-MAX_MESSAGE_SIZE = 4 * 1024 * 1024
-
-_WS_ERRORS = (simple_websocket.ConnectionClosed, simple_websocket.ConnectionError, OSError,
-              LocalProtocolError)
-
-
-class _LockedSocket:
-    """The socket simple-websocket writes through, with one lock for every write.
-
-    simple-websocket 1.1.0 writes with ``socket.send`` (which may write part of a frame) from the
-    caller's thread (messages, close) and from its own thread (pongs, pings, close replies), with
-    no lock; here each write is a whole ``sendall`` under one lock, so frames never interleave.
-    """
-
-    def __init__(self, sock: Any) -> None:
-        self.raw = sock
-        self.lock = threading.RLock()
-
-    def send(self, data: bytes) -> int:
-        with self.lock:
-            self.raw.sendall(data)
-        return len(data)
-
-    def sendall(self, data: bytes) -> None:
-        self.send(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.raw, name)
-
-
-def _abort(sock: Any) -> None:
-    """Wake every thread blocked on ``sock``; the fd stays for its owner to close."""
-    try:
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except (OSError, TypeError):
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-class _SimpleWebSocketTransport:
-    """Transport over an accepted ``simple_websocket.Server``."""
-
-    def __init__(self, ws: simple_websocket.Server, subprotocol: str, remote_address: str,
-                 close_timeout: float = CLOSE_TIMEOUT, keepalive: Keepalive | None = None) -> None:
-        self.subprotocol = subprotocol
-        self.remote_address = remote_address
-        if not isinstance(ws.sock, _LockedSocket):
-            ws.sock = _LockedSocket(ws.sock)
-        self._ws = ws
-        self._sock: _LockedSocket = ws.sock
-        self._close_timeout = close_timeout
-        # The reader's own; simple-websocket's ping would use the interval as the pong timeout.
-        self._keepalive = keepalive if keepalive is not None else Keepalive(None, PONG_TIMEOUT)
-        self._state_lock = threading.Lock()
-        self._closing = False
-        self._closed = False
-
-    def send(self, text: str) -> None:
-        ws = self._ws
-        try:
-            with self._sock.lock:
-                if self._closing or not ws.connected:
-                    raise ConnectionClosed("connection is closed")
-                ws.send(str(text))
-        except _WS_ERRORS as exc:
-            # A frame may be half written: the stream is unusable.
-            ws.connected = False
-            _abort(self._sock.raw)
-            raise ConnectionClosed(f"send failed: {exc or type(exc).__name__}") from exc
-
-    def receive(self, timeout: float | None = None) -> str | None:
-        ws = self._ws
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if not self._keep_alive():
-                return None
-            ping_due = self._keepalive.deadline()
-            wait_until = deadline if ping_due is None else \
-                ping_due if deadline is None else min(deadline, ping_due)
-            remaining = None if wait_until is None else max(0.0, wait_until - time.monotonic())
-            try:
-                data: str | bytes | None = ws.receive(remaining)
-            except simple_websocket.ConnectionClosed:
-                return None
-            if self._closing:
-                return None
-            if data is None:
-                if not ws.connected and not ws.input_buffer:
-                    return None
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError("no message within the timeout")
-                continue
-            self._keepalive.seen()
-            if isinstance(data, (bytes, bytearray)):
-                log.warning("ignored a binary message from %s (%d bytes): OCPP-J is text only",
-                            self.remote_address, len(data))
-                continue
-            return data
-
-    def _keep_alive(self) -> bool:
-        """Ping a quiet station; False once it is declared dead (the socket is then aborted)."""
-        ws = self._ws
-        if ws.pong_received:  # set by simple-websocket's thread; a pong does not wake receive()
-            self._keepalive.seen()
-            ws.pong_received = False
-        action = self._keepalive.check()
-        if action == Keepalive.PING:
-            try:
-                with self._sock.lock:
-                    if not self._closing and ws.connected:
-                        self._sock.raw.sendall(ws.ws.send(Ping()))
-            except _WS_ERRORS:
-                ws.connected = False
-                _abort(self._sock.raw)
-                return False
-        elif action == Keepalive.DEAD:
-            log.warning("%s did not answer a ping within %g s: connection given up",
-                        self.remote_address, self._keepalive.pong_timeout)
-            ws.connected = False
-            _abort(self._sock.raw)
-            return False
-        return True
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        self._begin_close(code, reason)
-        self._finish_close()
-
-    def _begin_close(self, code: int, reason: str) -> bool:
-        """Send our close frame and wake the reader; False if closing had already begun."""
-        with self._state_lock:
-            if self._closing:
-                return False
-            self._closing = True
-        ws = self._ws
-        if self._sock.lock.acquire(timeout=self._close_timeout):
-            try:
-                if ws.connected:
-                    ws.close(code, reason.encode("utf-8")[:123].decode("utf-8", "ignore") or None)
-            except _WS_ERRORS:
-                pass
-            finally:
-                self._sock.lock.release()
-        else:
-            # A write is stuck on a peer that does not read: no clean close is possible.
-            _abort(self._sock.raw)
-        ws.connected = False
-        ws.event.set()
-        return True
-
-    def _finish_close(self) -> None:
-        """Wait (bounded) for the peer's close frame to end simple-websocket's thread."""
-        thread = self._ws.thread
-        if thread is not threading.current_thread():
-            thread.join(self._close_timeout)
-            if thread.is_alive():
-                _abort(self._sock.raw)
-                thread.join(self._close_timeout)
-            if thread.is_alive():
-                log.warning("websocket thread %s did not end", thread.name)
-        try:
-            self._sock.raw.close()
-        except OSError:
-            pass
-        with self._state_lock:
-            first = not self._closed
-            self._closed = True
-        if first:
-            log.info("connection from %s closed", self.remote_address)
-
-    def _abort(self) -> None:
-        _abort(self._sock.raw)
-
-    @property
-    def message_too_large(self) -> bool:
-        """True once simple-websocket closed the connection (1009) for a message over the limit."""
-        ws = self._ws
-        return bool(ws.max_message_size) and ws.incoming_message_len > ws.max_message_size
-
-
-def adapt_simple_websocket(ws: simple_websocket.Server, subprotocol: str, remote_address: str,
-                           *, close_timeout: float = CLOSE_TIMEOUT,
-                           ping_interval: float | None = None,
-                           pong_timeout: float = PONG_TIMEOUT) -> Transport:
-    """Serve a websocket some other server accepted (e.g. a flask-sock route) as a Transport.
-
-    Its socket is wrapped so that every write, including those of its own thread, shares one lock.
-    Accept it with simple-websocket's own ``ping_interval`` off when passing one here.
-    """
-    return _SimpleWebSocketTransport(ws, subprotocol, remote_address, close_timeout,
-                                     Keepalive(ping_interval, pong_timeout))
 
 
 class _Refused(Exception):
@@ -357,7 +169,7 @@ class WebSocketServer:
         self._accept_done = threading.Event()
         self._threads: set[threading.Thread] = set()
         self._pending: set[socket.socket] = set()
-        self._transports: set[_SimpleWebSocketTransport] = set()
+        self._transports: set[InlineTransport] = set()
 
     def start(self) -> None:
         """Accept connections in a background thread ("ocpp-server-accept")."""
@@ -393,7 +205,7 @@ class WebSocketServer:
         if not self._started:
             self._close_listener()
         for sock in pending:
-            _abort(sock)
+            abort_socket(sock)
         if first:
             for transport in transports:
                 transport._begin_close(1001, "server stopping")
@@ -405,7 +217,7 @@ class WebSocketServer:
         for transport in transports:
             transport._abort()
         for sock in pending:
-            _abort(sock)
+            abort_socket(sock)
         left = self._join_threads(deadline)
         if left:
             log.warning("server stop: %d connection thread(s) still running: %s", len(left),
@@ -545,7 +357,7 @@ class WebSocketServer:
         return None
 
     def _serve(self, conn: socket.socket, remote: str, host: str) -> None:
-        transport: _SimpleWebSocketTransport | None = None
+        transport: InlineTransport | None = None
         deadline = time.monotonic() + self._handshake_timeout
         try:
             try:
@@ -782,35 +594,15 @@ class WebSocketServer:
                 return
             left -= len(chunk)
 
-    def _upgrade(self, conn: socket.socket, request: ConnectionRequest
-                 ) -> _SimpleWebSocketTransport | None:
-        conn.settimeout(None)
-        headers = request.headers
-        # Only what simple-websocket's handshake reads; no Sec-WebSocket-Extensions, so no
-        # permessage-deflate: OCPP frames are small and compression state is one more shared thing.
-        environ = {
-            "werkzeug.socket": _LockedSocket(conn),
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": request.path,
-            "QUERY_STRING": request.query,
-            "REMOTE_ADDR": request.remote_address,
-            "HTTP_HOST": headers["Host"],
-            "HTTP_UPGRADE": "websocket",
-            "HTTP_CONNECTION": "Upgrade",
-            "HTTP_SEC_WEBSOCKET_KEY": headers["Sec-WebSocket-Key"],
-            "HTTP_SEC_WEBSOCKET_VERSION": "13",
-            "HTTP_SEC_WEBSOCKET_PROTOCOL": request.subprotocol,
-        }
-        thread_class = functools.partial(threading.Thread, name=f"ocpp-ws-{request.station_id}",
-                                         daemon=True)
+    def _upgrade(self, conn: socket.socket, request: ConnectionRequest) -> InlineTransport | None:
         try:
-            ws = simple_websocket.Server.accept(
-                environ, subprotocols=[request.subprotocol], receive_bytes=RECEIVE_BYTES,
-                ping_interval=None, max_message_size=self._max_message_size,
-                thread_class=thread_class)
-        except Exception as exc:
+            conn.settimeout(self._handshake_timeout)
+            conn.sendall(accept_response(request.headers["Sec-WebSocket-Key"], request.subprotocol))
+            conn.settimeout(None)
+        except OSError as exc:
             log.warning("websocket upgrade for %s failed: %s", request.remote_address, exc)
             return None
-        return _SimpleWebSocketTransport(ws, request.subprotocol, request.remote_address,
-                                         self._close_timeout,
-                                         Keepalive(self._ping_interval, self._pong_timeout))
+        return InlineTransport(conn, request.subprotocol, request.remote_address,
+                               close_timeout=self._close_timeout,
+                               keepalive=Keepalive(self._ping_interval, self._pong_timeout),
+                               max_message_size=self._max_message_size)

@@ -36,7 +36,7 @@ import simple_websocket
 from .. import security
 from .._csms import CSMS
 from .._transports.base import ConnectionRequest, HandshakeError, Headers
-from .._transports.server import MAX_MESSAGE_SIZE, RECEIVE_BYTES, _LockedSocket, adapt_simple_websocket
+from .._transports.simple import MAX_MESSAGE_SIZE, RECEIVE_BYTES, _LockedSocket, adapt_simple_websocket
 from ..security import Reason, Refused, SecurityEvent
 
 __all__ = ["CSMSMiddleware", "StationEndpoint", "is_websocket_upgrade", "request_headers",

@@ -1,0 +1,333 @@
+"""The standalone CSMS's websocket: frames read by the thread that calls receive(), no thread of its own.
+
+wsproto parses what arrives (unmasking, fragments, UTF-8, control frame rules);
+it is only ever touched by the one thread holding the read lock. The frames we
+send are serialised here instead: a server's frames are unmasked, so that is a
+header and the payload, and keeping wsproto's state out of the send path means
+writers on other threads share nothing with the reader but the socket and the
+write lock.
+"""
+from __future__ import annotations
+
+import base64
+import collections
+import hashlib
+import logging
+import select
+import ssl
+import struct
+import threading
+import time
+from typing import Any
+
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+
+from .._backoff import Keepalive
+from .._errors import ConnectionClosed
+from .base import CLOSE_TIMEOUT, PONG_TIMEOUT, abort_socket
+
+__all__ = ["accept_response"]
+
+log = logging.getLogger("ocpp_sync.transport")
+
+RECEIVE_BYTES = 64 * 1024
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_TEXT, _CLOSE, _PING, _PONG = 0x1, 0x8, 0x9, 0xA
+_READ_EVENTS = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP | select.POLLNVAL
+
+
+def accept_response(key: str, subprotocol: str) -> bytes:
+    """The 101 answer to an upgrade request already vetted; no extensions (no compression)."""
+    accept = base64.b64encode(hashlib.sha1(key.encode("ascii") + _GUID).digest()).decode("ascii")
+    return ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: {subprotocol}\r\n\r\n"
+            ).encode("latin-1")
+
+
+def _frame(opcode: int, payload: bytes) -> bytes:
+    """One final, unmasked frame (the server never masks)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x80 | opcode, size)) + payload
+    if size < 0x10000:
+        return struct.pack("!BBH", 0x80 | opcode, 126, size) + payload
+    return struct.pack("!BBQ", 0x80 | opcode, 127, size) + payload
+
+
+def _close_frame(code: int, reason: str = "") -> bytes:
+    if code in (1005, 1006, 1015):   # reserved for "no code" / "no close frame": never sent
+        return _frame(_CLOSE, b"")
+    data = reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+    return _frame(_CLOSE, struct.pack("!H", code) + data)
+
+
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+class InlineTransport:
+    """Transport over an upgraded server socket, read inline by the thread in receive().
+
+    Locks: ``_read_lock`` is held by whichever thread reads the socket (receive(), or
+    close() when nobody else reads), so close() knows when the fd can go; ``_write_lock``
+    makes every frame one whole ``sendall``; ``_state_lock`` guards the closing flags.
+    """
+
+    def __init__(self, sock: Any, subprotocol: str, remote_address: str, *,
+                 close_timeout: float = CLOSE_TIMEOUT, keepalive: Keepalive | None = None,
+                 max_message_size: int | None = None) -> None:
+        self.subprotocol = subprotocol
+        self.remote_address = remote_address
+        self._sock = sock
+        self._tls = isinstance(sock, ssl.SSLSocket)
+        self._close_timeout = close_timeout
+        self._keepalive = keepalive if keepalive is not None else Keepalive(None, PONG_TIMEOUT)
+        self._max_size = max_message_size or None
+        self._proto = Connection(ConnectionType.SERVER)
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+        self._read_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._ready: collections.deque[str] = collections.deque()
+        self._parts: list[str] = []
+        self._size = 0
+        self._binary = False              # the message being assembled is binary (dropped)
+        self._closing = False             # our close frame went out (ours, or our answer)
+        self._close_called = False
+        self._gave_up = False             # the reader closed (1009, bad frames): receive() ends
+        self._too_large = False
+        self._finished = threading.Event()   # the peer's close came, or the stream ended
+        self._fd_closed = False
+
+    # -- sending (any thread) --------------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        data = _frame(_TEXT, text.encode("utf-8"))
+        with self._write_lock:
+            if self._closing or self._finished.is_set():
+                raise ConnectionClosed("connection is closed")
+            try:
+                self._sock.sendall(data)
+            except OSError as exc:
+                # A frame may be half written: the stream is unusable, so end it and wake the reader.
+                self._finished.set()
+                abort_socket(self._sock)
+                raise ConnectionClosed(f"send failed: {exc or type(exc).__name__}") from exc
+
+    def _send_control(self, data: bytes) -> bool:
+        """A pong, ping or close frame from the reading thread; False if the stream broke."""
+        try:
+            with self._write_lock:
+                self._sock.sendall(data)
+            return True
+        except OSError:
+            self._finished.set()
+            abort_socket(self._sock)
+            return False
+
+    # -- reading (one thread at a time) -----------------------------------------------------
+
+    def receive(self, timeout: float | None = None) -> str | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._read_lock:
+            while True:
+                if self._ready:
+                    return self._ready.popleft()
+                if self._finished.is_set() or self._gave_up:
+                    return None
+                if not self._keep_alive():
+                    return None
+                ping_due = self._keepalive.deadline()
+                wait_until = deadline if ping_due is None else \
+                    ping_due if deadline is None else min(deadline, ping_due)
+                if wait_until is not None and not self._readable(wait_until):
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise TimeoutError("no message within the timeout")
+                    continue
+                self._read_some()
+
+    def _readable(self, deadline: float) -> bool:
+        """Wait until the socket has data or ``deadline``; poll, so writers keep a blocking socket."""
+        if self._tls and self._sock.pending():
+            return True   # decrypted bytes already in the SSL object: poll cannot see them
+        # A timeout of 0 still polls, so data already here is returned rather than a timeout.
+        millis = max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
+        return bool(self._poll.poll(millis))
+
+    def _read_some(self) -> None:
+        """One read (blocking), fed to wsproto, its events handled."""
+        try:
+            data: bytes | None = self._sock.recv(RECEIVE_BYTES)
+        except OSError as exc:
+            if not (self._closing or self._finished.is_set()):
+                log.warning("connection from %s lost: %s", self.remote_address,
+                            exc or type(exc).__name__)
+            self._finished.set()
+            return
+        if not data:
+            data = None   # end of stream: wsproto reports it as close 1006
+        else:
+            self._keepalive.seen()
+        if self._proto.state in (ConnectionState.CLOSED, ConnectionState.REMOTE_CLOSING):
+            self._finished.set()
+            return
+        self._proto.receive_data(data)
+        for event in self._proto.events():
+            if isinstance(event, TextMessage):
+                self._on_data(event.data, event.message_finished)
+            elif isinstance(event, BytesMessage):
+                self._on_data(bytes(event.data), event.message_finished)
+            elif isinstance(event, Ping):
+                if not self._closing:
+                    self._send_control(_frame(_PONG, bytes(event.payload)))
+            elif isinstance(event, CloseConnection):
+                self._on_close(event)
+                return
+
+    def _on_data(self, data: str | bytes, finished: bool) -> None:
+        if self._closing:
+            return   # after a close frame went out, messages are dropped, not assembled
+        if isinstance(data, str):
+            self._size += _utf8_len(data)
+            self._parts.append(data)
+        else:
+            self._size += len(data)
+            self._binary = True
+        if self._max_size is not None and self._size > self._max_size:
+            log.warning("%s sent a message over %d bytes: closing (1009)", self.remote_address,
+                        self._max_size)
+            self._too_large = True
+            self._parts = []
+            self._give_up(1009, "message too big")
+            return
+        if not finished:
+            return
+        if self._binary:
+            log.warning("ignored a binary message from %s (%d bytes): OCPP-J is text only",
+                        self.remote_address, self._size)
+        else:
+            parts = self._parts
+            self._ready.append(parts[0] if len(parts) == 1 else "".join(parts))
+        self._parts = []
+        self._size = 0
+        self._binary = False
+
+    def _on_close(self, event: CloseConnection) -> None:
+        state = self._proto.state
+        if state is ConnectionState.REMOTE_CLOSING:
+            # The peer's close frame: answer it once, unless ours already went out.
+            with self._state_lock:
+                answer = not self._closing
+                self._closing = True
+            if answer:
+                log.info("%s closed the connection (%s)", self.remote_address, event.code)
+                self._send_control(_close_frame(int(event.code)))
+            self._finished.set()
+        elif state is ConnectionState.CLOSED:
+            # End of stream without a close frame.
+            if not (self._closing or self._finished.is_set()):
+                log.warning("connection from %s lost: closed without a close frame",
+                            self.remote_address)
+            self._finished.set()
+        else:
+            # wsproto could not parse what came (its code says why: 1002, 1007...).
+            log.warning("closing the connection from %s (%s): %s", self.remote_address,
+                        event.code, event.reason)
+            self._give_up(int(event.code), "protocol error")
+            self._finished.set()   # nothing after a bad frame can be parsed
+
+    def _give_up(self, code: int, reason: str) -> None:
+        """Close from the reader's side: receive() ends; close() then waits for the peer's answer."""
+        self._gave_up = True
+        with self._state_lock:
+            send = not self._closing
+            self._closing = True
+        if send:
+            self._send_control(_close_frame(code, reason))
+
+    def _keep_alive(self) -> bool:
+        """Ping a quiet station; False once it is declared dead (the socket is then aborted)."""
+        action = self._keepalive.check()
+        if action == Keepalive.PING:
+            if not self._closing:
+                return self._send_control(_frame(_PING, b""))
+        elif action == Keepalive.DEAD:
+            log.warning("%s did not answer a ping within %g s: connection given up",
+                        self.remote_address, self._keepalive.pong_timeout)
+            self._finished.set()
+            abort_socket(self._sock)
+            return False
+        return True
+
+    # -- closing (any thread) ---------------------------------------------------------------
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self._begin_close(code, reason)
+        self._finish_close()
+
+    def _begin_close(self, code: int, reason: str) -> bool:
+        """Send our close frame; False if close() had already been called."""
+        with self._state_lock:
+            if self._close_called:
+                return False
+            self._close_called = True
+            send = not self._closing
+            self._closing = True
+        if send and not self._finished.is_set():
+            if self._write_lock.acquire(timeout=self._close_timeout):
+                try:
+                    self._sock.sendall(_close_frame(code, reason))
+                except OSError:
+                    self._finished.set()
+                finally:
+                    self._write_lock.release()
+            else:
+                # A write is stuck on a peer that does not read: no clean close is possible.
+                self._abort()
+        return True
+
+    def _finish_close(self) -> None:
+        """Wait (bounded) for the peer's close frame, then drop the connection and the fd."""
+        deadline = time.monotonic() + self._close_timeout
+        if self._read_lock.acquire(blocking=False):
+            # Nobody reads: read the peer's answer here. No frame is written any more, so a
+            # socket timeout is safe now; it bounds a TLS record that arrives only in part.
+            try:
+                while not self._finished.is_set() and self._readable(deadline):
+                    self._sock.settimeout(max(0.001, deadline - time.monotonic()))
+                    self._read_some()
+            finally:
+                self._read_lock.release()
+        else:
+            self._finished.wait(self._close_timeout)
+        if not self._finished.is_set():
+            self._abort()
+        # A reader woken by the shutdown leaves receive() promptly; the fd goes once it has,
+        # and once no write is in progress, so that no thread uses a reused fd number.
+        if not self._read_lock.acquire(timeout=self._close_timeout):
+            log.warning("connection from %s: a reader did not leave; its socket stays open",
+                        self.remote_address)
+            return
+        try:
+            with self._state_lock:
+                first = not self._fd_closed
+                self._fd_closed = True
+            if first:
+                if self._write_lock.acquire(timeout=self._close_timeout):
+                    self._write_lock.release()
+                self._sock.close()
+                log.info("connection from %s closed", self.remote_address)
+        finally:
+            self._read_lock.release()
+
+    def _abort(self) -> None:
+        """Wake every thread blocked on the socket; the stream is over."""
+        self._finished.set()
+        abort_socket(self._sock)
+
+    @property
+    def message_too_large(self) -> bool:
+        """True once the connection was closed (1009) for a message over the limit."""
+        return self._too_large
