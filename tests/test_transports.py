@@ -653,3 +653,247 @@ def test_adapt_simple_websocket():
         client.close()
     assert not ws.thread.is_alive()
     assert wait_until(lambda: threading.active_count() == baseline)
+
+
+# --- the listener's inline transport: frames read by the thread in receive() -------------------
+
+class RawPeer:
+    """A station speaking websocket frames by hand over a plain socket, so it can stay silent."""
+
+    def __init__(self, port: int, path: str = "/ocpp/CP_1") -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(upgrade_request(path, Sec_WebSocket_Key=key))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(1)
+            assert chunk, head
+            head += chunk
+        accept = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        assert f"Sec-WebSocket-Accept: {accept}\r\n".encode() in head
+        assert b"Sec-WebSocket-Protocol: ocpp1.6\r\n" in head
+        assert b"Sec-WebSocket-Extensions" not in head
+        self.buf = b""
+
+    def send(self, opcode: int, payload: bytes, fin: bool = True) -> None:
+        """One masked frame, as a client must send it."""
+        mask = os.urandom(4)
+        size = len(payload)
+        head = bytes([(0x80 if fin else 0) | opcode])
+        if size < 126:
+            head += bytes([0x80 | size])
+        elif size < 65536:
+            head += bytes([0x80 | 126]) + size.to_bytes(2, "big")
+        else:
+            head += bytes([0x80 | 127]) + size.to_bytes(8, "big")
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def _read(self, count: int) -> bytes:
+        while len(self.buf) < count:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("the server closed the connection")
+            self.buf += chunk
+        data, self.buf = self.buf[:count], self.buf[count:]
+        return data
+
+    def frame(self) -> tuple[int, bytes]:
+        """(opcode, payload) of the server's next frame (never masked, always final here)."""
+        first, second = self._read(2)
+        assert first & 0x80 and not second & 0x80, (first, second)
+        size = second & 0x7F
+        if size == 126:
+            size = int.from_bytes(self._read(2), "big")
+        elif size == 127:
+            size = int.from_bytes(self._read(8), "big")
+        return first & 0x0F, self._read(size)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+TEXT, CONT, BINARY, CLOSE, PING, PONG = 0x1, 0x0, 0x2, 0x8, 0x9, 0xA
+
+
+def test_fragmented_text_is_reassembled_with_control_frames_between(make_server):
+    server = make_server(Recorder())
+    peer = RawPeer(server.port)
+    try:
+        text = '[2,"1","DataTransfer",{"data":"grüße €"}]'.encode()
+        cut = text.index("€".encode()) + 1            # inside the 3-byte euro sign
+        peer.send(TEXT, text[:10], fin=False)
+        peer.send(PING, b"between")                     # control frames may come between fragments
+        peer.send(CONT, text[10:cut], fin=False)
+        peer.send(CONT, text[cut:])
+        assert peer.frame() == (PONG, b"between")
+        assert peer.frame() == (TEXT, text)              # echoed as one message
+        peer.send(BINARY, b"\x00\x01", fin=False)        # binary, fragmented: ignored
+        peer.send(CONT, b"\x02")
+        peer.send(TEXT, b"after")
+        assert peer.frame() == (TEXT, b"after")
+    finally:
+        peer.close()
+
+
+def test_station_ping_is_answered_while_the_reader_blocks_without_timeout(make_server):
+    server = make_server(Recorder())   # echo: receive() with no timeout, nothing pending
+    peer = RawPeer(server.port)
+    try:
+        for n in range(3):
+            peer.send(PING, f"p{n}".encode())
+            assert peer.frame() == (PONG, f"p{n}".encode())
+    finally:
+        peer.close()
+
+
+def test_close_from_another_thread_wakes_the_reader_with_a_silent_peer(make_server):
+    got: list[str | None] = []
+    recorder = Recorder(lambda t, s, r: got.append(t.receive()))   # blocks: no timeout
+    server = make_server(recorder, close_timeout=0.3)
+    peer = RawPeer(server.port)    # never answers the close frame
+    try:
+        assert recorder.connected.wait(WAIT)
+        started = time.monotonic()
+        recorder.transport.close(1001, "going away")
+        elapsed = time.monotonic() - started
+        assert elapsed < 0.3 + 1.0, elapsed
+        assert recorder.finished.wait(WAIT)
+        assert got == [None]
+        opcode, payload = peer.frame()
+        assert (opcode, payload[:2]) == (CLOSE, (1001).to_bytes(2, "big"))
+        assert peer.sock.recv(1) == b""                   # then the server dropped the connection
+        assert recorder.transport._sock.fileno() == -1    # and its fd is closed
+        with pytest.raises(ConnectionClosed):
+            recorder.transport.send("late")
+    finally:
+        peer.close()
+
+
+def test_close_with_no_reader_reads_the_answer_itself(make_server):
+    released = threading.Event()
+    recorder = Recorder(lambda t, s, r: released.wait(WAIT))    # never calls receive()
+    server = make_server(recorder, close_timeout=5.0)
+    client = connect(url(server), "CP_1", subprotocols=["ocpp1.6"])
+    got = []
+    reader = threading.Thread(target=lambda: got.append(client.receive(timeout=WAIT)))
+    reader.start()
+    try:
+        assert recorder.connected.wait(WAIT)
+        client.send("unread")                     # dropped: the server is closing
+        started = time.monotonic()
+        recorder.transport.close()
+        # Well before close_timeout: the answer was read by close() itself, not waited out.
+        assert time.monotonic() - started < 4.0
+        reader.join(WAIT)
+        assert got == [None]
+        assert recorder.transport._sock.fileno() == -1
+        recorder.transport.close()                # idempotent
+    finally:
+        released.set()
+        client.close()
+
+    # And with a peer that never answers: bounded by close_timeout.
+    released2 = threading.Event()
+    silent_recorder = Recorder(lambda t, s, r: released2.wait(WAIT))
+    silent_server = make_server(silent_recorder, close_timeout=0.3)
+    peer = RawPeer(silent_server.port)
+    try:
+        assert silent_recorder.connected.wait(WAIT)
+        started = time.monotonic()
+        silent_recorder.transport.close()
+        assert time.monotonic() - started < 0.3 + 1.0
+        assert peer.frame()[0] == CLOSE
+    finally:
+        released2.set()
+        peer.close()
+
+
+def test_message_over_the_limit_across_fragments_is_closed_with_1009(make_server):
+    got: list[str | None] = []
+
+    def body(transport, station_id, request) -> None:
+        while (text := transport.receive()) is not None:
+            got.append(text)
+
+    recorder = Recorder(body)
+    server = make_server(recorder, max_message_size=100)
+    peer = RawPeer(server.port)
+    try:
+        peer.send(TEXT, b"a" * 100)                        # at the limit: fine
+        peer.send(TEXT, "é".encode() * 30, fin=False)      # 60 bytes (30 characters)
+        peer.send(CONT, "é".encode() * 30)                 # 120 bytes in all: over
+        opcode, payload = peer.frame()
+        assert (opcode, int.from_bytes(payload[:2], "big")) == (CLOSE, 1009)
+        peer.send(CLOSE, payload[:2])                      # answer the close
+        assert recorder.finished.wait(WAIT)
+        assert got == ["a" * 100]
+        assert recorder.transport.message_too_large
+    finally:
+        peer.close()
+
+
+def test_bad_frames_are_closed_with_a_protocol_error(make_server):
+    recorder = Recorder()
+    server = make_server(recorder)
+    peer = RawPeer(server.port)
+    try:
+        peer.send(TEXT, b"\xff\xfe")                       # not UTF-8
+        opcode, payload = peer.frame()
+        assert (opcode, int.from_bytes(payload[:2], "big")) == (CLOSE, 1007)
+        assert recorder.finished.wait(WAIT)
+        assert not recorder.transport.message_too_large
+    finally:
+        peer.close()
+
+
+def test_keepalive_gives_up_a_silent_station(make_server):
+    recorder = Recorder()
+    server = make_server(recorder, ping_interval=0.1, pong_timeout=0.2)
+    peer = RawPeer(server.port)
+    try:
+        assert peer.frame()[0] == PING                    # after 0.1 s of quiet
+        peer.send(PONG, b"")
+        assert peer.frame()[0] == PING                    # the pong counted: pinged again later
+        assert recorder.finished.wait(WAIT)               # no pong this time: given up
+        with pytest.raises((EOFError, OSError)):
+            while True:
+                peer.frame()
+    finally:
+        peer.close()
+
+
+def test_a_station_costs_the_csms_two_threads_and_stop_leaves_none():
+    import ocpp_sync
+
+    before = set(threading.enumerate())
+    csms = ocpp_sync.CSMS(versions=("1.6",), timeout=WAIT)
+    connected = threading.Event()
+    csms.on_connect(lambda station: connected.set())   # runs in the station's dispatcher
+    csms.start("127.0.0.1", 0)
+    try:
+        listening = set(threading.enumerate())
+        # websocket-client starts no thread: every new thread below is the CSMS's.
+        ws = websocket.create_connection(f"ws://127.0.0.1:{csms.port}/ocpp/CP_1",
+                                         subprotocols=["ocpp1.6"], timeout=WAIT)
+        try:
+            assert connected.wait(WAIT)
+            ws.send('[2,"1","Heartbeat",{}]')
+            assert json.loads(ws.recv())[0] in (3, 4)
+            new = [t.name for t in threading.enumerate() if t not in listening]
+            assert len(new) == 2, new                    # the connection's reader + its dispatcher
+            # Stop with the station still connected; it answers the CSMS's close frame.
+            closed = []
+            station_reader = threading.Thread(target=lambda: closed.append(
+                ws.recv_data_frame(True)[0]))
+            station_reader.start()
+            csms.stop()
+            station_reader.join(WAIT)
+            assert closed == [websocket.ABNF.OPCODE_CLOSE]
+        finally:
+            ws.close()
+    finally:
+        csms.stop()
+    assert wait_until(lambda: set(threading.enumerate()) <= before), \
+        [t.name for t in threading.enumerate() if t not in before]
