@@ -411,14 +411,17 @@ class ChargePoint:
         if version != self.version or not is_request:
             raise ValueError(f"{type(message).__name__} is not an OCPP {self.version} request")
         payload = to_payload(message)  # ValidationError before anything is queued
-        sendable = message  # the object whose wire form is ``payload``
-        if action == "TransactionEvent" and not self.connected and "offline" not in payload:
-            payload["offline"] = True  # 2.x: the event happened while offline
-            sendable = None
         with self._lock:
             if self._closed:
                 raise ConnectionClosed(f"{self.id} is closed")
             outbox = self._outbox_locked()
+        sendable = message  # the object whose wire form is ``payload``
+        # 2.x: the event happened while offline. The outbox knows of a lost link (a send that
+        # failed) a moment before the connection's reader has ended.
+        if action == "TransactionEvent" and "offline" not in payload and \
+                not (self.connected and outbox.is_online):
+            payload["offline"] = True
+            sendable = None
         if not now:
             return outbox.submit(action, payload), outbox
 

@@ -5,6 +5,7 @@ and breaks the link on demand: drop, stall, cut mid-frame, refuse.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -576,3 +577,237 @@ def test_thread_count_back_to_baseline_after_outages(csms):
     for thread in set(threading.enumerate()) - baseline:
         thread.join(WAIT)
     assert set(threading.enumerate()) == baseline
+
+
+# -- transaction messages sent straight from the caller's thread while online ----------------
+
+
+def queue_changes(cp: ocpp_sync.ChargePoint) -> int:
+    """Rows the charge point's queue has inserted, updated or deleted so far (SQLite's own counter)."""
+    return cp._queue._db.total_changes
+
+
+def test_online_transaction_messages_never_touch_an_in_memory_queue(csms, seen):
+    cp16 = Watched("CPFAST16", f"ws://127.0.0.1:{csms.port}/ocpp", version="1.6")
+    cp201 = Watched("CPFAST201", f"ws://127.0.0.1:{csms.port}/ocpp", version="2.0.1")
+    cp16.connect()
+    cp201.connect()
+    try:
+        before = queue_changes(cp16), queue_changes(cp201)
+        started = cp16.send(start16(1000))
+        assert isinstance(started, v16.StartTransactionResponse)
+        for n in range(1, 4):
+            assert isinstance(cp16.send(meter16(started.transaction_id, 1000 + n)), v16.MeterValuesResponse)
+        assert isinstance(cp16.send(stop16(started.transaction_id, 1004)), v16.StopTransactionResponse)
+        events = [event201("Started", 0)] + [event201("Updated", n) for n in range(1, 20)] + [event201("Ended", 20)]
+        assert all(isinstance(cp201.send(e), v201.TransactionEventResponse) for e in events)
+        assert (queue_changes(cp16), queue_changes(cp201)) == before
+        assert cp16.queued == cp201.queued == 0
+        tid = started.transaction_id
+        assert seen.snapshot() == [("Start", 1000, tid)] + [("Meter", str(1000 + n), tid) for n in range(1, 4)] + \
+            [("Stop", 1004, tid), ("Started", 0, "T1", False)] + \
+            [("Updated", n, "T1", False) for n in range(1, 20)] + [("Ended", 20, "T1", False)]
+    finally:
+        cp16.close()
+        cp201.close()
+
+
+def test_a_file_backed_queue_writes_each_online_message_ahead(csms, seen, tmp_path):
+    cp = Watched("CPFILE", f"ws://127.0.0.1:{csms.port}/ocpp", version="2.0.1", queue_path=tmp_path / "q.sqlite")
+    cp.connect()
+    try:
+        before = queue_changes(cp)
+        for n in range(5):
+            assert isinstance(cp.send(event201("Updated", n)), v201.TransactionEventResponse)
+        assert queue_changes(cp) == before + 2 * 5  # one insert before the send, one delete after the answer
+        assert cp.queued == 0 and [i[1] for i in seen.snapshot()] == [0, 1, 2, 3, 4]
+    finally:
+        cp.close()
+
+
+def test_direct_and_queued_messages_keep_their_order_across_link_losses(proxy, seen):
+    count = 150
+    cp = Watched("CPORDER", proxy.url("/ocpp"), version="2.0.1")
+    cp.connect()
+    results: list[Any] = []
+
+    def sender() -> None:
+        for n in range(count):
+            results.append(cp.send(event201("Updated", n)))
+
+    thread = threading.Thread(target=sender, name="test-sender")
+    try:
+        thread.start()
+        for after in (40, 90):  # two losses while the sender keeps sending
+            assert seen.wait_for(lambda items, after=after: len(items) >= after)
+            cp.up.clear()
+            assert proxy.drop() == 1
+            assert cp.up.wait(WAIT), "no reconnect"
+        thread.join(WAIT)
+        assert not thread.is_alive()
+        for result in results:
+            if isinstance(result, QueuedCall):
+                assert isinstance(result.result(WAIT), v201.TransactionEventResponse)
+        assert seen.wait_for(lambda items: {i[1] for i in items} == set(range(count)))
+        received = [i[1] for i in seen.snapshot()]
+        assert received == sorted(received), "a message overtook an older one"
+        assert len(received) - count <= 2, "more than one resend per lost link"  # at least once: answer lost
+        assert any(isinstance(r, QueuedCall) for r in results)  # both paths were taken
+        assert any(isinstance(r, v201.TransactionEventResponse) for r in results)
+        assert cp.queued == 0
+    finally:
+        thread.join(WAIT)
+        cp.close()
+
+
+def test_v16_stop_sent_direct_gets_the_id_of_a_start_queued_offline(proxy, seen):
+    cp = Watched("CPMIX1", proxy.url("/ocpp"), version="1.6")
+    cp.connect()
+    try:
+        go_offline(proxy, cp)
+        start = cp.send(start16(1000))
+        assert isinstance(start, QueuedCall) and start.transaction_id < 0
+        placeholder = start.transaction_id
+        proxy.resume()
+        real = start.result(WAIT).transaction_id
+        before = queue_changes(cp)
+        assert isinstance(cp.send(meter16(placeholder, 1001)), v16.MeterValuesResponse)
+        assert isinstance(cp.send(stop16(placeholder, 1002)), v16.StopTransactionResponse)
+        assert queue_changes(cp) == before + 1  # no message row: only the finished placeholder forgotten
+        assert seen.snapshot() == [("Start", 1000, real), ("Meter", "1001", real), ("Stop", 1002, real)]
+    finally:
+        cp.close()
+
+
+def test_v16_start_lost_mid_call_is_resent_and_the_queued_followers_get_its_id(proxy, seen):
+    cp = Watched("CPMIX2", proxy.url("/ocpp"), version="1.6")
+    cp.connect()
+    try:
+        proxy.refuse()  # no reconnect until the followers are queued
+        proxy.cut(DOWN)  # the CSMS gets the Start, its answer is lost with the link
+        start = cp.send(start16(1000))
+        assert isinstance(start, QueuedCall) and start.transaction_id < 0
+        handles = [cp.send(meter16(start.transaction_id, 1001)), cp.send(stop16(start.transaction_id, 1002))]
+        assert all(isinstance(h, QueuedCall) for h in handles) and cp.queued == 3
+        proxy.resume()
+        assert isinstance(handles[-1].result(WAIT), v16.StopTransactionResponse)
+        first, real = seen.snapshot()[0][2], start.transaction_id
+        # The Start is sent twice (its first answer was lost: at least once); the rest once, with its real id.
+        assert seen.snapshot() == [("Start", 1000, first), ("Start", 1000, real), ("Meter", "1001", real),
+                                   ("Stop", 1002, real)]
+    finally:
+        cp.close()
+
+
+def test_v201_event_lost_mid_call_is_resent_as_an_online_event(proxy, seen):
+    cp = Watched("CPMIX3", proxy.url("/ocpp"), version="2.0.1")
+    cp.connect()
+    try:
+        proxy.refuse()
+        proxy.cut(DOWN)
+        started = cp.send(event201("Started", 0))
+        assert isinstance(started, QueuedCall)
+        updated = cp.send(event201("Updated", 1))  # offline now
+        proxy.resume()
+        assert isinstance(updated.result(WAIT), v201.TransactionEventResponse) and started.done()
+        assert isinstance(cp.send(event201("Ended", 2)), v201.TransactionEventResponse)
+        assert seen.snapshot() == [("Started", 0, "T1", False), ("Started", 0, "T1", False),
+                                   ("Updated", 1, "T1", True), ("Ended", 2, "T1", False)]
+    finally:
+        cp.close()
+
+
+def test_two_threads_sending_at_once_keep_their_order(csms, seen):
+    per_thread = 60
+    cp = Watched("CPTWO", f"ws://127.0.0.1:{csms.port}/ocpp", version="2.0.1")
+    cp.connect()
+    handles: list[Any] = []
+    errors: list[BaseException] = []
+
+    def sender(transaction_id: str) -> None:
+        try:
+            for n in range(per_thread):
+                message = event201("Updated", n, transaction_id)
+                handles.append(cp.send_async(message) if n % 4 == 3 else cp.send(message))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sender, args=(t,), name=f"test-sender-{t}") for t in ("A", "B")]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT * 3)
+        assert errors == [] and not any(t.is_alive() for t in threads)
+        for handle in handles:
+            if isinstance(handle, concurrent.futures.Future):
+                handle.result(WAIT)
+        assert seen.wait_for(lambda items: len(items) >= 2 * per_thread)
+        for transaction_id in ("A", "B"):
+            assert [i[1] for i in seen.snapshot() if i[2] == transaction_id] == list(range(per_thread))
+        assert len(seen.snapshot()) == 2 * per_thread
+    finally:
+        for thread in threads:
+            thread.join(WAIT)
+        cp.close()
+
+
+def test_one_order_across_threads_for_direct_and_queued_sends(csms, seen):
+    total = 90
+    cp = Watched("CPSHARED", f"ws://127.0.0.1:{csms.port}/ocpp", version="2.0.1")
+    cp.connect()
+    order = threading.Lock()  # the application's own order: whoever takes a number sends it
+    numbers = iter(range(total))
+    handles: list[Any] = []
+    errors: list[BaseException] = []
+
+    def sender() -> None:
+        try:
+            while True:
+                with order:
+                    n = next(numbers, None)
+                    if n is None:
+                        return
+                    message = event201("Updated", n)
+                    # send_async always queues; the next send() must not overtake it.
+                    handles.append(cp.send_async(message) if n % 3 == 0 else cp.send(message))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sender, name=f"test-sender-{t}") for t in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT * 3)
+        assert errors == [] and not any(t.is_alive() for t in threads)
+        assert seen.wait_for(lambda items: len(items) >= total)
+        assert [i[1] for i in seen.snapshot()] == list(range(total))
+    finally:
+        for thread in threads:
+            thread.join(WAIT)
+        cp.close()
+
+
+def test_a_direct_message_refused_once_is_retried_and_answered(csms, seen):
+    failures = []
+
+    @csms.on(v201.TransactionEventRequest)
+    def refuse_once(station, request):
+        if not failures:
+            failures.append(request.seq_no)
+            raise ocpp_sync.OCPPError("not now", code="InternalError")
+        seen.add((request.event_type, request.seq_no))
+        return v201.TransactionEventResponse()
+
+    cp = Watched("CPONCE", f"ws://127.0.0.1:{csms.port}/ocpp", version="2.0.1",
+                 transaction_retry=TransactionRetry(attempts=2, interval=0.01))
+    cp.connect()
+    try:
+        assert isinstance(cp.send(event201("Started", 0)), v201.TransactionEventResponse)  # on its 2nd attempt
+        before = queue_changes(cp)
+        assert isinstance(cp.send(event201("Ended", 1)), v201.TransactionEventResponse)
+        assert queue_changes(cp) == before  # the queue is empty again: straight out
+        assert failures == [0] and seen.snapshot() == [("Started", 0), ("Ended", 1)]
+    finally:
+        cp.close()
