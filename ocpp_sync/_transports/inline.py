@@ -83,6 +83,7 @@ class InlineTransport:
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._close_timeout = close_timeout
         self._keepalive = keepalive if keepalive is not None else Keepalive(None, PONG_TIMEOUT)
+        self._pinging = self._keepalive.enabled
         self._max_size = max_message_size or None
         self._proto = Connection(ConnectionType.SERVER)
         self._poll = select.poll()
@@ -137,11 +138,13 @@ class InlineTransport:
                     return self._ready.popleft()
                 if self._finished.is_set() or self._gave_up:
                     return None
-                if not self._keep_alive():
-                    return None
-                ping_due = self._keepalive.deadline()
-                wait_until = deadline if ping_due is None else \
-                    ping_due if deadline is None else min(deadline, ping_due)
+                wait_until = deadline
+                if self._pinging:
+                    if not self._keep_alive():
+                        return None
+                    ping_due = self._keepalive.deadline()
+                    if ping_due is not None and (deadline is None or ping_due < deadline):
+                        wait_until = ping_due
                 if wait_until is not None and not self._readable(wait_until):
                     if deadline is not None and time.monotonic() >= deadline:
                         raise TimeoutError("no message within the timeout")
@@ -168,7 +171,7 @@ class InlineTransport:
             return
         if not data:
             data = None   # end of stream: wsproto reports it as close 1006
-        else:
+        elif self._pinging:
             self._keepalive.seen()
         if self._proto.state in (ConnectionState.CLOSED, ConnectionState.REMOTE_CLOSING):
             self._finished.set()
