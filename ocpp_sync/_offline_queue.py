@@ -749,11 +749,17 @@ class Outbox:
         return handle
 
     def _release(self) -> None:
+        """Free the wire; the outbox thread is woken only if something queued is waiting for it."""
         with self._lock:
             self._sender = None
             self._unstored = 0
             self._idle.notify_all()
-        self._wake.set()
+            waiting = self._has_queued_locked()
+        if waiting:
+            self._wake.set()
+
+    def _has_queued_locked(self) -> bool:
+        return not self.queue.closed and len(self.queue) > 0
 
     def __len__(self) -> int:
         """Messages not yet answered nor given up: the queue's, plus a caller's send in flight without a row."""
@@ -769,7 +775,7 @@ class Outbox:
             with self._lock:
                 hold = self._hold_until - time.monotonic()
                 generation = self._generation
-                if hold <= 0 and self._online and self._sender is None and not self.queue.closed:
+                if hold <= 0 and self._online and self._sender is None and self._has_queued_locked():
                     head = self.queue.peek()
                     if head is not None:
                         self._sender = me
