@@ -811,3 +811,18 @@ def test_a_direct_message_refused_once_is_retried_and_answered(csms, seen):
         assert failures == [0] and seen.snapshot() == [("Started", 0), ("Ended", 1)]
     finally:
         cp.close()
+
+
+def test_a_timeout_shorter_than_the_charge_points_goes_through_the_queue(csms, seen):
+    cp = Watched("CPSHORT", f"ws://127.0.0.1:{csms.port}/ocpp", version="2.0.1")
+    cp.connect()
+    try:
+        before = queue_changes(cp)
+        # The call keeps the charge point's own timeout (the retry rules count it); the caller waits less.
+        assert isinstance(cp.send(event201("Started", 0), timeout=WAIT / 2), v201.TransactionEventResponse)
+        assert queue_changes(cp) == before + 2  # stored, then deleted once answered
+        assert isinstance(cp.send(event201("Ended", 1), timeout=WAIT), v201.TransactionEventResponse)
+        assert queue_changes(cp) == before + 2
+        assert [i[1] for i in seen.snapshot()] == [0, 1]
+    finally:
+        cp.close()
