@@ -657,6 +657,25 @@ def test_adapt_simple_websocket():
 
 # --- the listener's inline transport: frames read by the thread in receive() -------------------
 
+def client_frame(opcode: int, payload: bytes, fin: bool = True, *, masked: bool = True,
+                 rsv: int = 0, length_bytes: int | None = None) -> bytes:
+    """One frame as a client sends it (masked), or broken in one of the ways given."""
+    size = len(payload)
+    if length_bytes is None:
+        length_bytes = 0 if size < 126 else 2 if size < 65536 else 8
+    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
+    mask_bit = 0x80 if masked else 0
+    if length_bytes == 0:
+        head += bytes([mask_bit | size])
+    else:
+        head += bytes([mask_bit | (126 if length_bytes == 2 else 127)])
+        head += size.to_bytes(length_bytes, "big")
+    if not masked:
+        return head + payload
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
 class RawPeer:
     """A station speaking websocket frames by hand over a plain socket, so it can stay silent."""
 
@@ -678,17 +697,7 @@ class RawPeer:
         self.buf = b""
 
     def send(self, opcode: int, payload: bytes, fin: bool = True) -> None:
-        """One masked frame, as a client must send it."""
-        mask = os.urandom(4)
-        size = len(payload)
-        head = bytes([(0x80 if fin else 0) | opcode])
-        if size < 126:
-            head += bytes([0x80 | size])
-        elif size < 65536:
-            head += bytes([0x80 | 126]) + size.to_bytes(2, "big")
-        else:
-            head += bytes([0x80 | 127]) + size.to_bytes(8, "big")
-        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        self.sock.sendall(client_frame(opcode, payload, fin))
 
     def _read(self, count: int) -> bytes:
         while len(self.buf) < count:
@@ -897,3 +906,54 @@ def test_a_station_costs_the_csms_two_threads_and_stop_leaves_none():
         csms.stop()
     assert wait_until(lambda: set(threading.enumerate()) <= before), \
         [t.name for t in threading.enumerate() if t not in before]
+
+
+def test_frames_split_and_batched_any_way_arrive_whole(make_server):
+    server = make_server(Recorder())
+    peer = RawPeer(server.port)
+    try:
+        texts = [b"", b"short", b"m" * 300, b"l" * 70000, "\u00fc\u20ac".encode() * 50]
+        stream = b"".join(client_frame(TEXT, t) for t in texts) + client_frame(PING, b"!")
+        # The pong goes out while reading; the echoes once the reader returns: any order between.
+        expected = sorted([(TEXT, t) for t in texts] + [(PONG, b"!")])
+        peer.sock.sendall(stream)                       # all in one write
+        assert sorted(peer.frame() for _ in expected) == expected
+        for cut in (1, 2, 5, 7):                        # then in pieces of a few bytes
+            for i in range(0, len(stream) - 70010, cut):
+                peer.sock.sendall(stream[i:i + cut])
+            peer.sock.sendall(stream[i + cut:])
+            frames = [peer.frame() for _ in expected]
+            assert [f for f in frames if f[0] == TEXT] == [(TEXT, t) for t in texts]
+            assert sorted(frames) == expected
+    finally:
+        peer.close()
+
+
+@pytest.mark.parametrize("frame, code", [
+    (client_frame(TEXT, b"unmasked", masked=False), 1002),
+    (client_frame(TEXT, b"rsv", rsv=4), 1002),
+    (client_frame(TEXT, b"long form for 5 bytes", length_bytes=2), 1002),
+    (client_frame(PING, b"p" * 126), 1002),            # control frames carry 125 bytes at most
+    (client_frame(0x3, b"reserved opcode"), 1002),
+    (client_frame(CONT, b"continuation of nothing"), 1002),
+    (client_frame(TEXT, b"ok\xc3"), 1007),              # cut inside a UTF-8 sequence
+])
+def test_malformed_frames_after_good_ones_close_with_the_right_code(make_server, frame, code):
+    recorder = Recorder()
+    server = make_server(recorder)
+    peer = RawPeer(server.port)
+    try:
+        peer.send(TEXT, b"first")
+        assert peer.frame() == (TEXT, b"first")
+        # In one read: the good message is handed out, but its echo may lose the race with the
+        # close frame the bad one causes. Nothing after the bad frame is read.
+        peer.sock.sendall(client_frame(TEXT, b"before") + frame + client_frame(TEXT, b"after"))
+        frames = [peer.frame()]
+        while frames[-1][0] != CLOSE:
+            frames.append(peer.frame())
+        assert frames[:-1] in ([], [(TEXT, b"before")])
+        opcode, payload = frames[-1]
+        assert int.from_bytes(payload[:2], "big") == code
+        assert recorder.finished.wait(WAIT)
+    finally:
+        peer.close()

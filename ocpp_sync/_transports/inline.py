@@ -1,7 +1,10 @@
 """The standalone CSMS's websocket: frames read by the thread that calls receive(), no thread of its own.
 
 wsproto parses what arrives (unmasking, fragments, UTF-8, control frame rules);
-it is only ever touched by the one thread holding the read lock. The frames we
+it is only ever touched by the one thread holding the read lock. The frames a
+station sends nearly always (one whole masked text frame per message, pings)
+are parsed here until anything else comes: wsproto's general parser was the
+largest cost left per message once its thread was gone. The frames we
 send are serialised here instead: a server's frames are unmasked, so that is a
 header and the payload, and keeping wsproto's state out of the send path means
 writers on other threads share nothing with the reader but the socket and the
@@ -62,6 +65,13 @@ def _close_frame(code: int, reason: str = "") -> bytes:
     return _frame(_CLOSE, struct.pack("!H", code) + data)
 
 
+def _unmask(payload: bytes, mask: bytes) -> bytes:
+    size = len(payload)
+    key = (mask * ((size >> 2) + 1))[:size]
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(
+        size, "little")
+
+
 def _utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
@@ -100,6 +110,9 @@ class InlineTransport:
         self._gave_up = False             # the reader closed (1009, bad frames): receive() ends
         self._too_large = False
         self._finished = threading.Event()   # the peer's close came, or the stream ended
+        self._fast = True                 # frames parsed here until wsproto is needed
+        self._partial = b""               # the start of a frame not yet complete (fast mode)
+        self._fast_limit = min(0xFFFF, self._max_size or 0xFFFF)
         self._fd_closed = False
 
     # -- sending (any thread) --------------------------------------------------------------
@@ -171,8 +184,13 @@ class InlineTransport:
             return
         if not data:
             data = None   # end of stream: wsproto reports it as close 1006
-        elif self._pinging:
-            self._keepalive.seen()
+        else:
+            if self._pinging:
+                self._keepalive.seen()
+            if self._fast:
+                data = self._fast_frames(data)
+                if data is None:
+                    return
         if self._proto.state in (ConnectionState.CLOSED, ConnectionState.REMOTE_CLOSING):
             self._finished.set()
             return
@@ -188,6 +206,51 @@ class InlineTransport:
             elif isinstance(event, CloseConnection):
                 self._on_close(event)
                 return
+
+    def _fast_frames(self, data: bytes) -> bytes | None:
+        """Handle the frames a station sends nearly always (whole, final, masked text up to
+        64 KiB; pings, pongs) without wsproto; None when all of ``data`` was used up.
+
+        At the first other frame (fragment, binary, close, anything malformed or large)
+        wsproto takes over the stream for good, from that frame's first byte on, so its
+        parser always starts at a frame boundary and reports every error itself.
+        """
+        buf = self._partial + data if self._partial else data
+        pos, end = 0, len(buf)
+        while end - pos >= 2:
+            first, second = buf[pos], buf[pos + 1]
+            opcode, size, start = first & 0x0F, second & 0x7F, pos + 6
+            if size == 127:
+                return self._hand_over(buf, pos)           # over 64 KiB
+            if size == 126:
+                if end - pos < 4:
+                    break
+                size, start = (buf[pos + 2] << 8) | buf[pos + 3], pos + 8
+                if size < 126:
+                    return self._hand_over(buf, pos)   # not the shortest length encoding
+            if (first & 0xF0) != 0x80 or not second & 0x80 or size > self._fast_limit or \
+                    (opcode != _TEXT and (opcode not in (_PING, _PONG) or size > 125)):
+                return self._hand_over(buf, pos)
+            if end < start + size:
+                break
+            payload = _unmask(buf[start:start + size], buf[start - 4:start])
+            if opcode == _TEXT:
+                try:
+                    text = payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    return self._hand_over(buf, pos)
+                if not self._closing:
+                    self._ready.append(text)
+            elif opcode == _PING and not self._closing:
+                self._send_control(_frame(_PONG, payload))
+            pos = start + size
+        self._partial = buf[pos:]
+        return None
+
+    def _hand_over(self, buf: bytes, pos: int) -> bytes:
+        self._fast = False
+        self._partial = b""
+        return buf[pos:]
 
     def _on_data(self, data: str | bytes, finished: bool) -> None:
         if self._closing:
