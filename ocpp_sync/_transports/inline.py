@@ -37,7 +37,6 @@ log = logging.getLogger("ocpp_sync.transport")
 RECEIVE_BYTES = 64 * 1024
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _TEXT, _CLOSE, _PING, _PONG = 0x1, 0x8, 0x9, 0xA
-_READ_EVENTS = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP | select.POLLNVAL
 
 
 def accept_response(key: str, subprotocol: str) -> bytes:
