@@ -688,8 +688,8 @@ def test_what_comes_during_a_direct_send_waits_behind_it(make_outbox):
     link.hold.clear()
     thread, box = send_in_thread(outbox, link, "TransactionEvent", event201("Started", 0))
     assert len(outbox) == 1 and len(outbox.queue) == 0  # in flight without a row, still counted
-    later = [outbox.submit("TransactionEvent", event201("Updated", 1)),
-             outbox.send("TransactionEvent", event201("Updated", 2), link.direct("TransactionEvent"))]
+    later = [outbox.send("TransactionEvent", event201("Updated", 1), link.direct("TransactionEvent")),
+             outbox.submit("TransactionEvent", event201("Updated", 2))]
     assert not any(h.done() for h in later) and len(link.calls) == 0  # neither overtakes the one on the wire
     link.hold.set()
     thread.join(10)
@@ -813,3 +813,39 @@ def test_a_direct_send_never_overtakes_what_is_queued():
     finally:
         outbox.stop()
         outbox.queue.close()
+
+
+def test_a_failed_direct_send_holds_everything_for_its_retry_wait(make_outbox):
+    from ocpp_sync._backoff import TransactionRetry
+    from ocpp_sync._errors import CallError, ConnectionClosed
+    link = DirectLink()
+    outbox = make_outbox(link, retry=TransactionRetry(attempts=3, interval=60))
+    outbox.online()
+    link.script = {0: CallError("InternalError")}
+    failed = outbox.send("TransactionEvent", event201("Started", 0), link.direct("TransactionEvent"))
+    behind = outbox.send("TransactionEvent", event201("Updated", 1), link.direct("TransactionEvent"))
+    assert not failed.done() and not behind.done() and len(outbox) == 2
+    assert not link.wait(lambda: len(link.calls) > 1, 0.3)  # neither it nor the one behind goes before 60 s
+    assert [(m.payload["seqNo"], m.attempts) for m in outbox.queue.messages()] == [(0, 1), (1, 0)]
+    outbox.stop()  # ends the wait at once
+    assert isinstance(failed.exception(0), ConnectionClosed) and len(outbox.queue) == 2
+
+
+def test_stop_waits_for_a_direct_send_to_be_stored_or_answered(make_outbox):
+    from ocpp_sync._errors import ConnectionClosed
+    link = DirectLink()
+    outbox = make_outbox(link)
+    outbox.online()
+    link.hold.clear()
+    link.script = {0: ConnectionClosed("lost")}
+    thread, box = send_in_thread(outbox, link, "TransactionEvent", event201("Started", 0))
+    stopped = threading.Event()
+    stopper = threading.Thread(target=lambda: (outbox.stop(), stopped.set()))
+    stopper.start()
+    assert not stopped.wait(0.3)  # the owner may close the queue after stop(): not while this is unsettled
+    link.hold.set()
+    assert stopped.wait(10)
+    thread.join(10)
+    stopper.join(10)
+    assert isinstance(box["handle"].exception(0), ConnectionClosed)
+    assert [m.payload["seqNo"] for m in outbox.queue.messages()] == [0]  # kept for the next run

@@ -826,3 +826,48 @@ def test_a_timeout_shorter_than_the_charge_points_goes_through_the_queue(csms, s
         assert [i[1] for i in seen.snapshot()] == [0, 1]
     finally:
         cp.close()
+
+
+def test_close_during_a_direct_send_keeps_the_message_in_the_file(csms, seen, tmp_path):
+    entered, release = threading.Event(), threading.Event()
+
+    @csms.on(v201.TransactionEventRequest)
+    def slow_first(station, request):
+        seen.add((request.event_type, request.seq_no, bool(request.offline)))
+        if not entered.is_set():
+            entered.set()
+            release.wait(WAIT)
+        return v201.TransactionEventResponse()
+
+    path = tmp_path / "q.sqlite"
+    url = f"ws://127.0.0.1:{csms.port}/ocpp"
+    cp = Watched("CPCLOSE", url, version="2.0.1", queue_path=path, close_timeout=0.1)
+    cp.connect()
+    outcome: list[Any] = []
+
+    def sender() -> None:
+        try:
+            outcome.append(cp.send(event201("Started", 0)))
+        except ocpp_sync.ConnectionClosed as exc:  # the handle failed by close() while still waiting
+            outcome.append(exc)
+
+    thread = threading.Thread(target=sender, name="test-sender")
+    thread.start()
+    try:
+        assert entered.wait(WAIT)
+        cp.close()  # its answer never comes in time: the row written ahead must stay
+        thread.join(WAIT)
+        assert not thread.is_alive() and len(outcome) == 1
+        assert isinstance(outcome[0], (QueuedCall, ocpp_sync.ConnectionClosed))
+    finally:
+        release.set()
+        thread.join(WAIT)
+    again = Watched("CPCLOSE", url, version="2.0.1", queue_path=path)
+    again.connect()
+    try:
+        assert seen.wait_for(lambda items: len(items) >= 2)
+        assert again.send(event201("Ended", 1)).__class__ is v201.TransactionEventResponse
+        assert seen.snapshot() == [("Started", 0, False), ("Started", 0, False), ("Ended", 1, False)]
+        assert again.queued == 0
+    finally:
+        again.close()
