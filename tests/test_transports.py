@@ -957,3 +957,31 @@ def test_malformed_frames_after_good_ones_close_with_the_right_code(make_server,
         assert recorder.finished.wait(WAIT)
     finally:
         peer.close()
+
+
+def test_tls_messages_of_every_size_with_keepalive_polling(make_server):
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    # The ping interval makes the reader wait with poll() between TLS reads, both ways.
+    recorder = Recorder()
+    server = make_server(recorder, ssl_context=server_context, ping_interval=0.05)
+    client = connect(f"wss://127.0.0.1:{server.port}/ocpp", "CP_1", subprotocols=["ocpp1.6"],
+                     ssl_context=client_context, ping_interval=0.05)
+    try:
+        for size in (0, 1, 125, 126, 65535, 65536, 300_000):
+            text = ("é" if size % 2 else "x") * size
+            client.send(text)
+            assert client.receive(timeout=WAIT) == text
+        burst = [f"m{n}" * 500 for n in range(50)]     # many records in flight at once
+        for text in burst:
+            client.send(text)
+        assert [client.receive(timeout=WAIT) for _ in burst] == burst
+    finally:
+        client.close()
+    assert recorder.finished.wait(WAIT)
