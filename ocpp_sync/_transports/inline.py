@@ -110,7 +110,8 @@ class InlineTransport:
         self._too_large = False
         self._finished = threading.Event()   # the peer's close came, or the stream ended
         self._fast = True                 # frames parsed here until wsproto is needed
-        self._partial = b""               # the start of a frame not yet complete (fast mode)
+        self._partial = bytearray()       # the start of a frame not yet complete (fast mode)
+        self._need = 0                    # how long _partial must be before it is parsed again
         self._fast_limit = min(0xFFFF, self._max_size or 0xFFFF)
         self._fd_closed = False
 
@@ -214,8 +215,16 @@ class InlineTransport:
         wsproto takes over the stream for good, from that frame's first byte on, so its
         parser always starts at a frame boundary and reports every error itself.
         """
-        buf = self._partial + data if self._partial else data
-        pos, end = 0, len(buf)
+        if self._partial:
+            # Appended until the frame is whole: a frame trickling in byte by byte costs
+            # linear time, not a copy of everything so far at each read.
+            self._partial += data
+            if len(self._partial) < self._need:
+                return None
+            buf = bytes(self._partial)
+        else:
+            buf = data
+        pos, end, need = 0, len(buf), 2
         while end - pos >= 2:
             first, second = buf[pos], buf[pos + 1]
             opcode, size, start = first & 0x0F, second & 0x7F, pos + 6
@@ -223,14 +232,16 @@ class InlineTransport:
                 return self._hand_over(buf, pos)           # over 64 KiB
             if size == 126:
                 if end - pos < 4:
+                    need = 4
                     break
                 size, start = (buf[pos + 2] << 8) | buf[pos + 3], pos + 8
                 if size < 126:
-                    return self._hand_over(buf, pos)   # not the shortest length encoding
+                    return self._hand_over(buf, pos)       # not the shortest length encoding
             if (first & 0xF0) != 0x80 or not second & 0x80 or size > self._fast_limit or \
                     (opcode != _TEXT and (opcode not in (_PING, _PONG) or size > 125)):
                 return self._hand_over(buf, pos)
             if end < start + size:
+                need = start + size - pos
                 break
             payload = _unmask(buf[start:start + size], buf[start - 4:start])
             if opcode == _TEXT:
@@ -243,12 +254,13 @@ class InlineTransport:
             elif opcode == _PING and not self._closing:
                 self._send_control(_frame(_PONG, payload))
             pos = start + size
-        self._partial = buf[pos:]
+        self._partial = bytearray(buf[pos:]) if pos < end else bytearray()
+        self._need = need
         return None
 
     def _hand_over(self, buf: bytes, pos: int) -> bytes:
         self._fast = False
-        self._partial = b""
+        self._partial = bytearray()
         return buf[pos:]
 
     def _on_data(self, data: str | bytes, finished: bool) -> None:
