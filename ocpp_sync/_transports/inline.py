@@ -1,14 +1,13 @@
 """The standalone CSMS's websocket: frames read by the thread that calls receive(), no thread of its own.
 
 wsproto parses what arrives (unmasking, fragments, UTF-8, control frame rules);
-it is only ever touched by the one thread holding the read lock. The frames a
-station sends nearly always (one whole masked text frame per message, pings)
-are parsed here until anything else comes: wsproto's general parser was the
-largest cost left per message once its thread was gone. The frames we
-send are serialised here instead: a server's frames are unmasked, so that is a
-header and the payload, and keeping wsproto's state out of the send path means
-writers on other threads share nothing with the reader but the socket and the
-write lock.
+only the one thread holding the read lock ever touches it. The frames a station
+sends nearly always (one whole masked text frame per message, pings) are parsed
+here until anything else comes: wsproto's general parser was the largest cost
+left per message once simple-websocket's thread was gone. The frames we send are
+serialised here too: a server's frames are unmasked, so that is a header and the
+payload, and keeping wsproto's state out of the send path means writers on other
+threads share nothing with the reader but the socket and the write lock.
 """
 from __future__ import annotations
 
@@ -30,7 +29,7 @@ from .._backoff import Keepalive
 from .._errors import ConnectionClosed
 from .base import CLOSE_TIMEOUT, PONG_TIMEOUT, abort_socket
 
-__all__ = ["accept_response"]
+__all__ = ["InlineTransport", "accept_response"]
 
 log = logging.getLogger("ocpp_sync.transport")
 
