@@ -1,13 +1,19 @@
-"""The standalone CSMS's websocket: frames read by the thread that calls receive(), no thread of its own.
+"""Websocket frames read by the thread that calls receive(), no thread of its own.
+
+Two users: the standalone CSMS's connections (server mode), and the charge point's
+once websocket-client has opened it (client mode: see client.py). The modes differ
+only where RFC 6455 makes them: a client's frames are masked, a server's are not.
 
 wsproto parses what arrives (unmasking, fragments, UTF-8, control frame rules);
-only the one thread holding the read lock ever touches it. The frames a station
-sends nearly always (one whole masked text frame per message, pings) are parsed
-here until anything else comes: wsproto's general parser was the largest cost
-left per message once simple-websocket's thread was gone. The frames we send are
-serialised here too: a server's frames are unmasked, so that is a header and the
-payload, and keeping wsproto's state out of the send path means writers on other
-threads share nothing with the reader but the socket and the write lock.
+only the one thread holding the read lock ever touches it. The frames that nearly
+always come (one whole text frame per message, pings) are parsed here until
+anything else comes: wsproto's general parser was the largest cost left per
+message once simple-websocket's thread was gone, and websocket-client's frame
+reader (a select, two or three reads and an ABNF object per frame) was as costly
+on the charge point's side. The frames we send are serialised here too (a header,
+the mask key in client mode, the payload), and keeping wsproto's state out of the
+send path means writers on other threads share nothing with the reader but the
+socket and the write lock.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import base64
 import collections
 import hashlib
 import logging
+import os
 import select
 import ssl
 import struct
@@ -46,24 +53,35 @@ def accept_response(key: str, subprotocol: str) -> bytes:
             ).encode("latin-1")
 
 
-def _frame(opcode: int, payload: bytes) -> bytes:
-    """One final, unmasked frame (the server never masks)."""
+def _frame(opcode: int, payload: bytes, masked: bool = False) -> bytes:
+    """One final frame: unmasked from a server, masked from a client.
+
+    A client masks every frame with a fresh key from a strong random source (RFC 6455
+    5.3: a predictable key would let a script steer the bytes an intermediary sees).
+    """
     size = len(payload)
+    mask_bit = 0x80 if masked else 0
     if size < 126:
-        return bytes((0x80 | opcode, size)) + payload
-    if size < 0x10000:
-        return struct.pack("!BBH", 0x80 | opcode, 126, size) + payload
-    return struct.pack("!BBQ", 0x80 | opcode, 127, size) + payload
+        head = bytes((0x80 | opcode, mask_bit | size))
+    elif size < 0x10000:
+        head = struct.pack("!BBH", 0x80 | opcode, mask_bit | 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, mask_bit | 127, size)
+    if not masked:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + _apply_mask(payload, key)
 
 
-def _close_frame(code: int, reason: str = "") -> bytes:
+def _close_frame(code: int, reason: str = "", masked: bool = False) -> bytes:
     if code in (1005, 1006, 1015):   # reserved for "no code" / "no close frame": never sent
-        return _frame(_CLOSE, b"")
+        return _frame(_CLOSE, b"", masked)
     data = reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
-    return _frame(_CLOSE, struct.pack("!H", code) + data)
+    return _frame(_CLOSE, struct.pack("!H", code) + data, masked)
 
 
-def _unmask(payload: bytes, mask: bytes) -> bytes:
+def _apply_mask(payload: bytes, mask: bytes) -> bytes:
+    """``payload`` XOR the repeated 4-byte ``mask``: masks and unmasks alike."""
     size = len(payload)
     key = (mask * ((size >> 2) + 1))[:size]
     return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(
@@ -75,7 +93,11 @@ def _utf8_len(text: str) -> int:
 
 
 class InlineTransport:
-    """Transport over an upgraded server socket, read inline by the thread in receive().
+    """Transport over an upgraded socket, read inline by the thread in receive().
+
+    ``client`` says which end of the websocket this is: a client masks what it sends
+    and expects unmasked frames (anything else is a protocol error, 1002). The socket
+    must be blocking: waits with a deadline use poll, so writers never see a timeout.
 
     Locks: ``_read_lock`` is held by whichever thread reads the socket (receive(), or
     close() when nobody else reads), so close() knows when the fd can go; ``_write_lock``
@@ -83,17 +105,23 @@ class InlineTransport:
     """
 
     def __init__(self, sock: Any, subprotocol: str, remote_address: str, *,
-                 close_timeout: float = CLOSE_TIMEOUT, keepalive: Keepalive | None = None,
+                 client: bool = False, close_timeout: float = CLOSE_TIMEOUT,
+                 keepalive: Keepalive | None = None,
                  max_message_size: int | None = None) -> None:
         self.subprotocol = subprotocol
         self.remote_address = remote_address
+        self._client = client
+        self._name = ("connection to " if client else "connection from ") + remote_address
+        # The mask bit the peer's frames must carry, and where the payload of a short frame
+        # starts (after the 4-byte mask key if there is one).
+        self._peer_mask_bit, self._head = (0, 2) if client else (0x80, 6)
         self._sock = sock
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._close_timeout = close_timeout
         self._keepalive = keepalive if keepalive is not None else Keepalive(None, PONG_TIMEOUT)
         self._pinging = self._keepalive.enabled
         self._max_size = max_message_size or None
-        self._proto = Connection(ConnectionType.SERVER)
+        self._proto = Connection(ConnectionType.CLIENT if client else ConnectionType.SERVER)
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN | select.POLLPRI)
         self._read_lock = threading.Lock()
@@ -117,7 +145,7 @@ class InlineTransport:
     # -- sending (any thread) --------------------------------------------------------------
 
     def send(self, text: str) -> None:
-        data = _frame(_TEXT, text.encode("utf-8"))
+        data = _frame(_TEXT, text.encode("utf-8"), self._client)
         with self._write_lock:
             if self._closing or self._finished.is_set():
                 raise ConnectionClosed("connection is closed")
@@ -177,8 +205,7 @@ class InlineTransport:
             data: bytes | None = self._sock.recv(RECEIVE_BYTES)
         except OSError as exc:
             if not (self._closing or self._finished.is_set()):
-                log.warning("connection from %s lost: %s", self.remote_address,
-                            exc or type(exc).__name__)
+                log.warning("%s lost: %s", self._name, exc or type(exc).__name__)
             self._finished.set()
             return
         if not data:
@@ -201,14 +228,15 @@ class InlineTransport:
                 self._on_data(bytes(event.data), event.message_finished)
             elif isinstance(event, Ping):
                 if not self._closing:
-                    self._send_control(_frame(_PONG, bytes(event.payload)))
+                    self._send_control(_frame(_PONG, bytes(event.payload), self._client))
             elif isinstance(event, CloseConnection):
                 self._on_close(event)
                 return
 
     def _fast_frames(self, data: bytes) -> bytes | None:
-        """Handle the frames a station sends nearly always (whole, final, masked text up to
-        64 KiB; pings, pongs) without wsproto; None when all of ``data`` was used up.
+        """Handle the frames that nearly always come (whole, final text up to 64 KiB, masked
+        if the peer is a client; pings, pongs) without wsproto; None when all of ``data``
+        was used up.
 
         At the first other frame (fragment, binary, close, anything malformed or large)
         wsproto takes over the stream for good, from that frame's first byte on, so its
@@ -224,25 +252,27 @@ class InlineTransport:
         else:
             buf = data
         pos, end, need = 0, len(buf), 2
+        mask_bit, head = self._peer_mask_bit, self._head
         while end - pos >= 2:
             first, second = buf[pos], buf[pos + 1]
-            opcode, size, start = first & 0x0F, second & 0x7F, pos + 6
+            opcode, size, start = first & 0x0F, second & 0x7F, pos + head
             if size == 127:
                 return self._hand_over(buf, pos)           # over 64 KiB
             if size == 126:
                 if end - pos < 4:
                     need = 4
                     break
-                size, start = (buf[pos + 2] << 8) | buf[pos + 3], pos + 8
+                size, start = (buf[pos + 2] << 8) | buf[pos + 3], start + 2
                 if size < 126:
                     return self._hand_over(buf, pos)       # not the shortest length encoding
-            if (first & 0xF0) != 0x80 or not second & 0x80 or size > self._fast_limit or \
+            if (first & 0xF0) != 0x80 or (second & 0x80) != mask_bit or size > self._fast_limit or \
                     (opcode != _TEXT and (opcode not in (_PING, _PONG) or size > 125)):
                 return self._hand_over(buf, pos)
             if end < start + size:
                 need = start + size - pos
                 break
-            payload = _unmask(buf[start:start + size], buf[start - 4:start])
+            payload = _apply_mask(buf[start:start + size], buf[start - 4:start]) if mask_bit \
+                else buf[start:start + size]
             if opcode == _TEXT:
                 try:
                     text = payload.decode("utf-8")
@@ -251,7 +281,7 @@ class InlineTransport:
                 if not self._closing:
                     self._ready.append(text)
             elif opcode == _PING and not self._closing:
-                self._send_control(_frame(_PONG, payload))
+                self._send_control(_frame(_PONG, payload, self._client))
             pos = start + size
         self._partial = bytearray(buf[pos:]) if pos < end else bytearray()
         self._need = need
@@ -299,18 +329,16 @@ class InlineTransport:
                 self._closing = True
             if answer:
                 log.info("%s closed the connection (%s)", self.remote_address, event.code)
-                self._send_control(_close_frame(int(event.code)))
+                self._send_control(_close_frame(int(event.code), masked=self._client))
             self._finished.set()
         elif state is ConnectionState.CLOSED:
             # End of stream without a close frame.
             if not (self._closing or self._finished.is_set()):
-                log.warning("connection from %s lost: closed without a close frame",
-                            self.remote_address)
+                log.warning("%s lost: closed without a close frame", self._name)
             self._finished.set()
         else:
             # wsproto could not parse what came (its code says why: 1002, 1007...).
-            log.warning("closing the connection from %s (%s): %s", self.remote_address,
-                        event.code, event.reason)
+            log.warning("closing the %s (%s): %s", self._name, event.code, event.reason)
             self._give_up(int(event.code), "protocol error")
             self._finished.set()   # nothing after a bad frame can be parsed
 
@@ -321,14 +349,14 @@ class InlineTransport:
             send = not self._closing
             self._closing = True
         if send:
-            self._send_control(_close_frame(code, reason))
+            self._send_control(_close_frame(code, reason, self._client))
 
     def _keep_alive(self) -> bool:
-        """Ping a quiet station; False once it is declared dead (the socket is then aborted)."""
+        """Ping a quiet peer; False once it is declared dead (the socket is then aborted)."""
         action = self._keepalive.check()
         if action == Keepalive.PING:
             if not self._closing:
-                return self._send_control(_frame(_PING, b""))
+                return self._send_control(_frame(_PING, b"", self._client))
         elif action == Keepalive.DEAD:
             log.warning("%s did not answer a ping within %g s: connection given up",
                         self.remote_address, self._keepalive.pong_timeout)
@@ -354,7 +382,7 @@ class InlineTransport:
         if send and not self._finished.is_set():
             if self._write_lock.acquire(timeout=self._close_timeout):
                 try:
-                    self._sock.sendall(_close_frame(code, reason))
+                    self._sock.sendall(_close_frame(code, reason, self._client))
                 except OSError:
                     self._finished.set()
                 finally:
@@ -383,8 +411,7 @@ class InlineTransport:
         # A reader woken by the shutdown leaves receive() promptly; the fd goes once it has,
         # and once no write is in progress, so that no thread uses a reused fd number.
         if not self._read_lock.acquire(timeout=self._close_timeout):
-            log.warning("connection from %s: a reader did not leave; its socket stays open",
-                        self.remote_address)
+            log.warning("%s: a reader did not leave; its socket stays open", self._name)
             return
         try:
             with self._state_lock:
@@ -394,7 +421,7 @@ class InlineTransport:
                 if self._write_lock.acquire(timeout=self._close_timeout):
                     self._write_lock.release()
                 self._sock.close()
-                log.info("connection from %s closed", self.remote_address)
+                log.info("%s closed", self._name)
         finally:
             self._read_lock.release()
 
