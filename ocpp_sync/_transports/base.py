@@ -18,7 +18,7 @@ __all__ = ["Transport", "HandshakeError", "ConnectionRequest", "Headers"]
 # HTTP answers to an upgrade that the same request will get again.
 PERMANENT_STATUS = frozenset({400, 401, 403, 404})
 
-# Defaults shared by the CSMS-side transports.
+# Defaults shared by the transports (the charge point's and the CSMS's).
 CLOSE_TIMEOUT = 2.0
 PONG_TIMEOUT = 10.0
 MAX_MESSAGE_SIZE = 4 * 1024 * 1024
