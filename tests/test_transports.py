@@ -985,3 +985,219 @@ def test_tls_messages_of_every_size_with_keepalive_polling(make_server):
     finally:
         client.close()
     assert recorder.finished.wait(WAIT)
+
+
+# --- the charge point's transport: websocket-client's handshake, then frames read inline --------
+
+class RawServer:
+    """A CSMS answering the upgrade and speaking frames by hand, to see the charge point's wire.
+
+    ``after_101`` goes out in the same write as the 101 (with TLS: the same record), so a frame
+    can sit right behind the handshake response.
+    """
+
+    def __init__(self, after_101: bytes = b"", tls=None) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted = threading.Event()
+        self.conn: socket.socket | None = None
+        self.buf = b""
+        self.keys: list[bytes] = []
+        self.thread = threading.Thread(target=self._accept, args=(after_101, tls),
+                                       name="test-raw-csms", daemon=True)
+        self.thread.start()
+
+    def _accept(self, after_101: bytes, tls) -> None:
+        conn, _ = self.listener.accept()
+        conn.settimeout(WAIT)
+        if tls is not None:
+            conn = tls.wrap_socket(conn, server_side=True)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            head += chunk
+        key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"sec-websocket-key:"))
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+                                  .digest())
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept +
+                     b"\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n" + after_101)
+        self.conn = conn
+        self.accepted.set()
+
+    def url(self, scheme: str = "ws") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}/ocpp"
+
+    def send(self, opcode: int, payload: bytes, fin: bool = True) -> None:
+        assert self.conn is not None
+        self.conn.sendall(client_frame(opcode, payload, fin, masked=False))
+
+    def _read(self, count: int) -> bytes:
+        assert self.conn is not None
+        while len(self.buf) < count:
+            chunk = self.conn.recv(65536)
+            if not chunk:
+                raise EOFError("the charge point closed the connection")
+            self.buf += chunk
+        data, self.buf = self.buf[:count], self.buf[count:]
+        return data
+
+    def frame(self) -> tuple[int, bytes]:
+        """(opcode, unmasked payload) of the charge point's next frame: final, masked (key kept)."""
+        first, second = self._read(2)
+        assert first & 0x80 and second & 0x80, (first, second)
+        size = second & 0x7F
+        if size == 126:
+            size = int.from_bytes(self._read(2), "big")
+        elif size == 127:
+            size = int.from_bytes(self._read(8), "big")
+        key = self._read(4)
+        self.keys.append(key)
+        masked = self._read(size)
+        return first & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(masked))
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.listener.close()
+        self.thread.join(WAIT)
+
+
+@pytest.fixture
+def raw_server():
+    servers: list[RawServer] = []
+
+    def make(after_101: bytes = b"", tls=None) -> RawServer:
+        servers.append(RawServer(after_101, tls))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def _close_in_background(client) -> threading.Thread:
+    thread = threading.Thread(target=client.close, name="test-close", daemon=True)
+    thread.start()
+    return thread
+
+
+def test_charge_point_masks_every_frame_with_a_fresh_key(raw_server):
+    server = raw_server()
+    client = connect(server.url(), "CP_1", subprotocols=["ocpp1.6"], close_timeout=WAIT)
+    assert server.accepted.wait(WAIT)
+    texts = ["", "short", "x" * 125, "y" * 126, "é" * 35_000, '[2,"1","Heartbeat",{}]']
+    for text in texts:                                  # lengths in 7, 16 and 64 bits
+        client.send(text)
+        assert server.frame() == (TEXT, text.encode())
+    server.send(PING, b"are you there")
+    server.send(TEXT, b"done")
+    assert client.receive(timeout=WAIT) == "done"      # the ping was read (and answered) first
+    assert server.frame() == (PONG, b"are you there")
+    closing = _close_in_background(client)
+    assert server.frame() == (CLOSE, (1000).to_bytes(2, "big"))
+    server.send(CLOSE, (1000).to_bytes(2, "big"))
+    closing.join(WAIT)
+    assert not closing.is_alive()
+    assert len(server.keys) == len(texts) + 2
+    assert len(set(server.keys)) == len(server.keys), server.keys   # never the same key twice
+
+
+def test_charge_point_reads_unmasked_frames_fragments_and_pings(raw_server):
+    # A frame in the same write as the 101: websocket-client's handshake must not swallow it.
+    server = raw_server(after_101=client_frame(TEXT, b"right behind the 101", masked=False))
+    client = connect(server.url(), "CP_1", subprotocols=["ocpp1.6"])
+    try:
+        assert server.accepted.wait(WAIT)
+        assert client.receive(timeout=WAIT) == "right behind the 101"
+        text = '[2,"1","DataTransfer",{"data":"grüße €"}]'.encode()
+        cut = text.index("€".encode()) + 1            # inside the 3-byte euro sign
+        server.send(TEXT, text[:10], fin=False)
+        server.send(PING, b"between")                   # control frames may come between fragments
+        server.send(CONT, text[10:cut], fin=False)
+        server.send(CONT, text[cut:])
+        assert client.receive(timeout=WAIT) == text.decode()
+        assert server.frame() == (PONG, b"between")
+        server.send(BINARY, b"\x00\x01", fin=False)     # binary, fragmented: ignored
+        server.send(CONT, b"\x02")
+        server.send(TEXT, b"l" * 70_000)                # over 64 KiB: a 64-bit length
+        assert client.receive(timeout=WAIT) == "l" * 70_000
+        # The server closes: answered once, with its code; the reader sees the end.
+        server.send(CLOSE, (1001).to_bytes(2, "big") + b"going away")
+        assert client.receive(timeout=WAIT) is None
+        assert server.frame() == (CLOSE, (1001).to_bytes(2, "big"))
+        with pytest.raises(ConnectionClosed):
+            client.send("late")
+    finally:
+        client.close()
+    with pytest.raises(EOFError):                       # close() sent no second close frame
+        server.frame()
+
+
+@pytest.mark.parametrize("frame, code", [
+    (client_frame(TEXT, b"masked by the server"), 1002),
+    (client_frame(PING, b"masked ping"), 1002),
+    (client_frame(TEXT, b"ok\xc3", masked=False), 1007),    # cut inside a UTF-8 sequence
+])
+def test_charge_point_closes_on_a_bad_frame_from_the_server(raw_server, frame, code):
+    server = raw_server()
+    client = connect(server.url(), "CP_1", subprotocols=["ocpp1.6"], close_timeout=WAIT)
+    assert server.accepted.wait(WAIT)
+    assert server.conn is not None
+    server.conn.sendall(client_frame(TEXT, b"first", masked=False) + frame)
+    assert client.receive(timeout=WAIT) == "first"
+    assert client.receive(timeout=WAIT) is None
+    opcode, payload = server.frame()
+    assert (opcode, int.from_bytes(payload[:2], "big")) == (CLOSE, code)
+    server.send(CLOSE, payload[:2])                     # answer it: close() returns at once
+    started = time.monotonic()
+    client.close()
+    assert time.monotonic() - started < WAIT / 2
+
+
+def test_charge_point_keepalive_pings_a_quiet_server_and_gives_it_up(raw_server):
+    server = raw_server()
+    client = connect(server.url(), "CP_1", subprotocols=["ocpp1.6"], ping_interval=0.1,
+                     pong_timeout=0.2)
+    got: list[str | None] = []
+    reader = threading.Thread(target=lambda: got.append(client.receive()), name="test-reader",
+                              daemon=True)
+    reader.start()
+    try:
+        assert server.accepted.wait(WAIT)
+        assert server.frame()[0] == PING                # after 0.1 s of quiet
+        server.send(PONG, b"")
+        assert server.frame()[0] == PING                # the pong counted: pinged again later
+        reader.join(WAIT)                               # no pong this time: given up
+        assert got == [None]
+    finally:
+        client.close()
+
+
+def test_charge_point_over_tls_reads_a_frame_in_the_handshake_record(raw_server):
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    # Decrypted along with the 101, so it waits in the SSL object where poll cannot see it.
+    server = raw_server(after_101=client_frame(TEXT, b"in the same record", masked=False),
+                        tls=server_context)
+    client = connect(server.url("wss"), "CP_1", subprotocols=["ocpp1.6"],
+                     ssl_context=client_context, close_timeout=0.5)
+    try:
+        assert server.accepted.wait(WAIT)
+        assert client.receive(timeout=WAIT) == "in the same record"
+        for size in (0, 125, 126, 65536):
+            client.send("t" * size)
+            assert server.frame() == (TEXT, b"t" * size)
+            server.send(TEXT, b"r" * size)
+            assert client.receive() == "r" * size
+    finally:
+        client.close()
