@@ -12,6 +12,15 @@ out or the connection is gone.
 
 The reader never wakes up on a timer: a blocking send() times its own call
 out, and the shared timer of ``_deadlines`` times out send_async() calls.
+
+Reading is a role, not a thread. A blocking send() that finds nobody reading
+reads the socket itself until its answer comes (dispatching whatever else
+arrives as the reader would), so a sequential caller gets its answer without
+a hand-off between threads, which cost about a quarter of a round trip. The
+reader thread steps back after handing an answer to a blocking caller and
+takes the role again once no such caller has read for ``_LAZY_READER``
+seconds, or at once when someone needs it (an async call in flight, a caller
+waiting behind another, the end of the stream).
 """
 from __future__ import annotations
 
@@ -56,6 +65,9 @@ CSMS = "csms"  # we are the central system
 Handler = Callable[[Any], Any]
 
 _JOIN_TIMEOUT = 5.0
+# How long the reader leaves the socket to blocking callers after one has read: the
+# longest a frame nobody asked for waits when a run of calls ends.
+_LAZY_READER = 0.005
 _MAX_DESCRIPTION = 255
 _REMEMBERED_EXPIRED = 64
 
@@ -109,10 +121,12 @@ def _settle(future: Future[Any], result: Any = None, exc: BaseException | None =
 class _Pending:
     """One of our calls: queued, then on the wire, then answered."""
 
-    __slots__ = ("unique_id", "action", "text", "response_cls", "future", "deadline", "timeout")
+    __slots__ = ("unique_id", "action", "text", "response_cls", "future", "deadline", "timeout",
+                 "blocking")
 
     def __init__(self, unique_id: str, action: str, text: str, response_cls: type,
-                 timeout: float) -> None:
+                 timeout: float, blocking: bool) -> None:
+        self.blocking = blocking   # a send() caller waits for it and reads its answer if it can
         self.unique_id = unique_id
         self.action = action
         self.text = text
@@ -159,9 +173,15 @@ class Connection:
         self._max_bad_messages = max_bad_messages
         self._on_bad_messages = on_bad_messages
         self._bad_frames = 0  # malformed frames in a row; the reader's alone, so no lock
-        # _lock guards _current, _queue, _expired, _handling and _closing.
+        # _lock guards _current, _queue, _expired, _handling, _closing and the reading role
+        # (_reading_thread, _waiting_callers, _lazy_until, _stream_ended).
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified when no call is queued or on the wire
+        self._role_free = threading.Condition(self._lock)  # the reader thread waits here for the role
+        self._reading_thread: int | None = None   # the thread reading the socket now, if any
+        self._waiting_callers = 0                 # blocking callers waiting for another to read
+        self._lazy_until = 0.0                    # the reader leaves the role to callers until then
+        self._stream_ended = False                # a caller saw the end: only the reader reads now
         self._current: _Pending | None = None
         self._queue: collections.deque[_Pending] = collections.deque()
         self._expired: collections.deque[str] = collections.deque(maxlen=_REMEMBERED_EXPIRED)
@@ -259,34 +279,82 @@ class Connection:
 
     def send(self, message: Any, timeout: float | None = None) -> Any:
         """Send a request and block for its response (None for a 2.1 SEND)."""
-        if threading.get_ident() == self._reader_ident:
+        me = threading.get_ident()
+        if me == self._reader_ident or me == self._reading_thread:
             # The answer could never be read: this thread is the one that reads it.
             raise RuntimeError("send() blocks the reader thread that would read its answer "
                                "(from a future's done-callback, say); use send_async()")
-        future, pending = self._submit(message, timeout)
+        future, pending = self._submit(message, timeout, blocking=True)
         if pending is None:
             return future.result()
+        while not future.done():
+            remaining = pending.deadline - time.monotonic()
+            if remaining <= 0:
+                self._expire(pending)
+                break
+            with self._lock:
+                read = self._reading_thread is None and not (self._closing or self._stream_ended)
+                if read:
+                    self._reading_thread = me
+                else:
+                    self._waiting_callers += 1
+            if read:
+                self._read_until_answered(pending)
+                continue
+            try:
+                future.exception(timeout=remaining)
+            except FutureTimeout:
+                pass
+            finally:
+                with self._lock:
+                    self._waiting_callers -= 1
+        return future.result(timeout=0)
+
+    def _read_until_answered(self, pending: _Pending) -> None:
+        """Hold the reading role until ``pending`` is settled, its deadline passes or the stream ends."""
+        ended = False
         try:
-            return future.result(timeout=max(0.0, pending.deadline - time.monotonic()))
-        except CallTimeout:
-            raise
-        except FutureTimeout:
-            self._expire(pending)
-            return future.result(timeout=0)
+            while not pending.future.done():
+                remaining = pending.deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    text = self._transport.receive(remaining)
+                except TimeoutError:
+                    break
+                except Exception as exc:
+                    log.debug("%s: receive failed: %s", self.name, exc)
+                    text = None
+                if text is None:
+                    ended = True
+                    break
+                try:
+                    self._on_text(text)
+                except Exception:
+                    log.exception("%s: failed to process a message", self.name)
+        finally:
+            with self._lock:
+                self._reading_thread = None
+                self._lazy_until = time.monotonic() + _LAZY_READER
+                if ended:
+                    self._stream_ended = True
+                if ended or self._closing or self._unread_call_locked():
+                    self._role_free.notify()
 
     def send_async(self, message: Any, timeout: float | None = None) -> Future[Any]:
         """Queue a request; the future gets the response or the error.
 
-        Done-callbacks run in the reader thread (or the timer thread, for a
-        timeout): keep them short.
+        Done-callbacks run in the thread that read the answer (the reader, or a
+        thread blocked in send()), or the timer thread for a timeout: keep them short.
         """
-        future, pending = self._submit(message, timeout)
+        future, pending = self._submit(message, timeout, blocking=False)
         if pending is not None:
             deadline = TIMER.schedule(pending.deadline, lambda: self._expire(pending))
             future.add_done_callback(lambda _: TIMER.cancel(deadline))
         return future
 
-    def _submit(self, message: Any, timeout: float | None) -> tuple[Future[Any], _Pending | None]:
+    def _submit(self, message: Any, timeout: float | None,
+                blocking: bool) -> tuple[Future[Any], _Pending | None]:
         try:
             info = message_info(message)
         except (TypeError, KeyError, AttributeError, ValueError):
@@ -312,7 +380,7 @@ class Connection:
             return done, None
         unique_id = new_message_id()
         pending = _Pending(unique_id, info.action, serialise(Call(unique_id, info.action, payload)),
-                           response_cls, seconds)
+                           response_cls, seconds, blocking)
         with self._lock:
             if self._closing:
                 raise ConnectionClosed("the connection is closed")
@@ -328,6 +396,8 @@ class Connection:
             pending = self._queue.popleft()
             if pending.future.set_running_or_notify_cancel():
                 self._current = pending
+                if self._reading_thread is None and self._unread_call_locked():
+                    self._role_free.notify()
                 return pending
         self._idle.notify_all()
         return None
@@ -365,6 +435,11 @@ class Connection:
             else:
                 self._current = None
             start = self._next_locked() if pending is not None else None
+            if pending is not None and pending.blocking and start is None and \
+                    self._reading_thread == self._reader_ident and not self._closing:
+                # Step back before the caller wakes: it reads its own next answer.
+                self._reading_thread = None
+                self._lazy_until = time.monotonic() + _LAZY_READER
         if pending is None:
             if late:
                 log.warning("%s: dropped a late response to %s (its call had timed out)",
@@ -383,6 +458,7 @@ class Connection:
                 failed.append(self._current)
                 self._current = None
             self._idle.notify_all()
+            self._role_free.notify_all()
         for pending in failed:
             _settle(pending.future, exc=exc)
 
@@ -392,6 +468,7 @@ class Connection:
         self._reader_ident = threading.get_ident()
         try:
             while True:
+                self._take_reading_role()
                 try:
                     text = self._transport.receive()
                 except Exception as exc:
@@ -416,6 +493,28 @@ class Connection:
                 except Exception:
                     log.exception("%s: the on-close callback failed", self.name)
 
+    def _take_reading_role(self) -> None:
+        """Wait until the reader should read: see the module docstring."""
+        me = threading.get_ident()
+        if self._reading_thread == me:
+            return   # only this thread takes the role from itself, so no lock is needed to see it
+        with self._lock:
+            while self._reading_thread != me:
+                if self._reading_thread is None:
+                    wait = self._lazy_until - time.monotonic()
+                    if wait <= 0 or self._closing or self._stream_ended or \
+                            self._unread_call_locked():
+                        self._reading_thread = me
+                        return
+                else:
+                    wait = _LAZY_READER
+                self._role_free.wait(wait)
+
+    def _unread_call_locked(self) -> bool:
+        """A call is on the wire and no caller of its own will read its answer."""
+        current = self._current
+        return current is not None and (not current.blocking or self._waiting_callers > 0)
+
     def _close_transport(self, code: int = 1000, reason: str = "") -> None:
         try:
             self._transport.close(code, reason)
@@ -431,10 +530,10 @@ class Connection:
             self._count_bad_frame()
             return
         self._bad_frames = 0
-        if isinstance(frame, Call):
-            self._on_call(frame)
-        elif isinstance(frame, CallResult):
+        if isinstance(frame, CallResult):
             self._on_result(frame)
+        elif isinstance(frame, Call):
+            self._on_call(frame)
         elif isinstance(frame, Send):
             self._on_send(frame)
         elif frame.message_type == CALLRESULTERROR:

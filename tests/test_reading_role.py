@@ -1,0 +1,152 @@
+"""Reading is a role: a blocking send() reads its own answer when nobody else reads.
+
+These tests pin what that must not break: frames nobody asked for still get
+read when a run of calls ends, a peer's call that arrives while a caller reads
+is handled, and close() ends a caller that is reading.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from conftest import WAIT
+
+from ocpp_sync._chargepoint import ChargePoint
+from ocpp_sync._errors import ConnectionClosed
+
+pytestmark = pytest.mark.usefixtures("no_leftover_threads")
+
+
+@pytest.fixture
+def linked(raw_server, version):
+    cp = ChargePoint("CP_1", raw_server.url, version=version, timeout=WAIT)
+    cp.connect()
+    peer = raw_server.accept()
+    yield cp, peer
+    cp.close()
+
+
+def answer_heartbeats(peer, count):
+    """Answer ``count`` Heartbeat calls from a thread of its own; returns that thread."""
+    def run():
+        for _ in range(count):
+            call = peer.receive()
+            peer.send([3, call[1], {"currentTime": "2030-01-01T00:00:00Z"}])
+
+    thread = threading.Thread(target=run, name="test-peer", daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_sequential_caller_reads_its_own_answers(linked, m):
+    cp, peer = linked
+    transport = cp._live()._transport
+    readers = []
+    receive = transport.receive
+
+    def recording_receive(timeout=None):
+        text = receive(timeout)
+        if text is not None:
+            readers.append(threading.current_thread().name)
+        return text
+
+    transport.receive = recording_receive
+    peer_thread = answer_heartbeats(peer, 20)
+    for _ in range(20):
+        cp.send(m.HeartbeatRequest())
+    peer_thread.join(WAIT)
+    # The first answer is read by the reader thread, blocked in receive() already; after
+    # it the caller should find the socket free. A heavily loaded machine can delay the
+    # caller past the reader's grace period now and then, hence not all 19.
+    assert readers.count(threading.current_thread().name) >= 5, readers
+
+
+def test_a_peer_call_after_a_run_of_calls_is_still_answered(linked, m):
+    cp, peer = linked
+
+    @cp.on(m.ClearCacheRequest)
+    def clear_cache(request):
+        return m.ClearCacheResponse(status="Accepted")
+
+    peer_thread = answer_heartbeats(peer, 10)
+    for _ in range(10):
+        cp.send(m.HeartbeatRequest())
+    peer_thread.join(WAIT)
+    # Nobody calls any more: the reader thread must take the socket back by itself.
+    peer.send([2, "after", "ClearCache", {}])
+    assert peer.receive() == [3, "after", {"status": "Accepted"}]
+
+
+def test_a_peer_call_that_comes_while_a_caller_reads_is_handled(linked, m):
+    cp, peer = linked
+
+    @cp.on(m.ClearCacheRequest)
+    def clear_cache(request):
+        return m.ClearCacheResponse(status="Accepted")
+
+    peer_thread = answer_heartbeats(peer, 5)
+    for _ in range(5):
+        cp.send(m.HeartbeatRequest())
+    peer_thread.join(WAIT)
+    result = []
+    caller = threading.Thread(target=lambda: result.append(cp.send(m.HeartbeatRequest())),
+                              name="test-caller")
+    caller.start()
+    call = peer.receive()
+    # The station's call waits for its answer until the station has answered ours.
+    peer.send([2, "meanwhile", "ClearCache", {}])
+    assert peer.receive() == [3, "meanwhile", {"status": "Accepted"}]
+    peer.send([3, call[1], {"currentTime": "2030-01-01T00:00:00Z"}])
+    caller.join(WAIT)
+    assert result and result[0].current_time.year == 2030
+
+
+def test_close_ends_a_caller_that_is_reading(linked, m):
+    cp, peer = linked
+    peer_thread = answer_heartbeats(peer, 3)
+    for _ in range(3):
+        cp.send(m.HeartbeatRequest())
+    peer_thread.join(WAIT)
+    errors = []
+
+    def unanswered():
+        try:
+            cp.send(m.HeartbeatRequest(), timeout=60)
+        except Exception as exc:
+            errors.append(exc)
+
+    connection = cp._live()
+    caller = threading.Thread(target=unanswered, name="test-caller")
+    caller.start()
+    peer.receive()   # the call is out; its caller (or the reader) waits for the answer
+    started = time.monotonic()
+    connection.close()   # not cp.close(), which would give the call a while to be answered
+    caller.join(WAIT)
+    assert not caller.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], ConnectionClosed)
+    assert time.monotonic() - started < WAIT
+
+
+def test_the_peer_closing_ends_a_caller_that_is_reading(linked, m):
+    cp, peer = linked
+    peer_thread = answer_heartbeats(peer, 3)
+    for _ in range(3):
+        cp.send(m.HeartbeatRequest())
+    peer_thread.join(WAIT)
+    errors = []
+
+    def unanswered():
+        try:
+            cp.send(m.HeartbeatRequest(), timeout=60)
+        except Exception as exc:
+            errors.append(exc)
+
+    caller = threading.Thread(target=unanswered, name="test-caller")
+    caller.start()
+    peer.receive()
+    peer.close()
+    caller.join(WAIT)
+    assert not caller.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], ConnectionClosed)
+    assert cp._connection.wait_closed(WAIT)
