@@ -343,15 +343,16 @@ class ChargePoint:
     def _deliver(self, message: QueuedMessage) -> Any:
         """Send one queued message (outbox thread); a lost link is ConnectionClosed, not a failure."""
         return self._send_now(from_payload(version_module(self.version).REQUESTS[message.action],
-                                           message.payload))
+                                           message.payload), message.payload)
 
-    def _send_now(self, request: Any) -> Any:
+    def _send_now(self, request: Any, payload: dict[str, Any]) -> Any:
         """One attempt at a transaction message, with the charge point's timeout (the outbox's retry rules count it)."""
         connection = self._connection
         if connection is None or connection.closed:
             raise ConnectionClosed("offline")
         try:
-            return connection.send(request, self.timeout)  # a new message id every attempt
+            # A new message id every attempt; ``payload`` is ``request`` validated already.
+            return connection.send(request, self.timeout, payload=payload)
         except CallTimeout:
             if connection.closed:  # the answer died with the link
                 raise ConnectionClosed("the connection was lost while waiting") from None
@@ -428,7 +429,7 @@ class ChargePoint:
         def call(final: dict[str, Any]) -> Any:
             request = sendable if final is payload and sendable is not None else \
                 from_payload(version_module(self.version).REQUESTS[action], final)
-            return self._send_now(request)
+            return self._send_now(request, final)
 
         return outbox.send(action, payload, call), outbox
 

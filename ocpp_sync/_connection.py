@@ -277,14 +277,20 @@ class Connection:
 
     # -- our calls ----------------------------------------------------------
 
-    def send(self, message: Any, timeout: float | None = None) -> Any:
-        """Send a request and block for its response (None for a 2.1 SEND)."""
+    def send(self, message: Any, timeout: float | None = None, *,
+             payload: dict[str, Any] | None = None) -> Any:
+        """Send a request and block for its response (None for a 2.1 SEND).
+
+        ``payload`` is the message's wire form when the caller has built it
+        already (validated, by ``to_payload`` or ``from_payload``), so the
+        message is not converted twice.
+        """
         me = threading.get_ident()
         if me == self._reader_ident or me == self._reading_thread:
             # The answer could never be read: this thread is the one that reads it.
             raise RuntimeError("send() blocks the reader thread that would read its answer "
                                "(from a future's done-callback, say); use send_async()")
-        future, pending = self._submit(message, timeout, blocking=True)
+        future, pending = self._submit(message, timeout, blocking=True, payload=payload)
         if pending is None:
             return future.result()
         while not future.done():
@@ -353,8 +359,8 @@ class Connection:
             future.add_done_callback(lambda _: TIMER.cancel(deadline))
         return future
 
-    def _submit(self, message: Any, timeout: float | None,
-                blocking: bool) -> tuple[Future[Any], _Pending | None]:
+    def _submit(self, message: Any, timeout: float | None, blocking: bool,
+                payload: dict[str, Any] | None = None) -> tuple[Future[Any], _Pending | None]:
         try:
             info = message_info(message)
         except (TypeError, KeyError, AttributeError, ValueError):
@@ -366,7 +372,8 @@ class Connection:
             raise ValueError(f"{type(message).__name__} is a response; send requests")
         if info.action not in self._outgoing:
             raise ValueError(f"{info.action} is not sent in this direction in OCPP {self.version}")
-        payload = to_payload(message)
+        if payload is None:
+            payload = to_payload(message)
         seconds = self.timeout if timeout is None else timeout
         response_cls = self._module.RESPONSES.get(info.action)
         if response_cls is None:  # a 2.1 SEND: written at once, never answered
