@@ -643,7 +643,9 @@ class Connection:
 
     def _on_call(self, frame: Call) -> None:
         with self._lock:
+            # Checked and claimed in one lock round: this runs for every call the peer makes.
             duplicate = frame.unique_id in self._handling
+            self._handling.add(frame.unique_id)
         if duplicate:
             code = "FormationViolation" if self.version == "1.6" else "RpcFrameworkError"
             log.warning("%s: a call reused the id %s of one still being handled",
@@ -653,9 +655,9 @@ class Connection:
             return
         found = self._check_request(frame.unique_id, frame.action, frame.payload, answer=True)
         if found is None:
+            with self._lock:
+                self._handling.discard(frame.unique_id)
             return
-        with self._lock:
-            self._handling.add(frame.unique_id)
         self._inbox.put((frame.unique_id, frame.action, found[0], found[1], True))
 
     def _on_send(self, frame: Send) -> None:
