@@ -1201,3 +1201,65 @@ def test_charge_point_over_tls_reads_a_frame_in_the_handshake_record(raw_server)
             assert client.receive() == "r" * size
     finally:
         client.close()
+
+
+# --- a peer that stops reading: writes give up after write_timeout, not never ---------------
+
+def _write_until_refused(transport, message: str) -> float:
+    """Send ``message`` until the transport refuses; the seconds that took."""
+    started = time.monotonic()
+    with pytest.raises(ConnectionClosed):
+        while time.monotonic() - started < WAIT:
+            transport.send(message)
+    return time.monotonic() - started
+
+
+def test_a_charge_point_write_to_a_csms_that_stopped_reading_gives_up(raw_server):
+    server = raw_server()
+    client = connect(server.url(), "CP_1", subprotocols=["ocpp1.6"], timeout=0.5,
+                     close_timeout=0.5)
+    try:
+        assert server.accepted.wait(WAIT)
+        # The kernel buffers take a few MB, then every write waits for a reader that never comes.
+        assert _write_until_refused(client, "x" * 1_000_000) < WAIT
+        assert client.receive(timeout=WAIT) is None   # the connection is over for the reader too
+    finally:
+        client.close()
+
+
+def test_a_csms_write_to_a_station_that_stopped_reading_gives_up(make_server):
+    outcome: list[float] = []
+    done = threading.Event()
+
+    def flood(transport, station_id, request) -> None:
+        try:
+            outcome.append(_write_until_refused(transport, "y" * 1_000_000))
+        finally:
+            done.set()
+
+    server = make_server(flood, write_timeout=0.5, close_timeout=0.5)
+    peer = RawPeer(server.port)   # never reads again after the handshake
+    try:
+        assert done.wait(WAIT * 2)
+        assert outcome and outcome[0] < WAIT
+    finally:
+        peer.close()
+
+
+def test_a_charge_point_write_over_tls_to_a_csms_that_stopped_reading_gives_up(raw_server):
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    server = raw_server(tls=server_context)
+    client = connect(server.url("wss"), "CP_1", subprotocols=["ocpp1.6"],
+                     ssl_context=client_context, timeout=0.5, close_timeout=0.5)
+    try:
+        assert server.accepted.wait(WAIT)
+        assert _write_until_refused(client, "z" * 1_000_000) < WAIT
+    finally:
+        client.close()

@@ -21,6 +21,8 @@ PERMANENT_STATUS = frozenset({400, 401, 403, 404})
 # Defaults shared by the transports (the charge point's and the CSMS's).
 CLOSE_TIMEOUT = 2.0
 PONG_TIMEOUT = 10.0
+# A write that makes no progress for this long (the peer stopped reading) ends the connection.
+WRITE_TIMEOUT = 10.0
 MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 
 

@@ -56,10 +56,10 @@ def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
 
     Raises HandshakeError for every way the connection can fail to open; its
     ``status`` is the HTTP status when the server refused the upgrade.
-    ``timeout`` bounds the TCP connect and the handshake. With ``ping_interval``
-    a quiet server is pinged, and given up ``pong_timeout`` later if still silent;
-    ``close_timeout`` bounds close(), a write stuck on a server that reads nothing
-    included (the socket is then dropped).
+    ``timeout`` bounds the TCP connect and the handshake, and later any write
+    that makes no progress (a server that stopped reading: the connection is then
+    given up). With ``ping_interval`` a quiet server is pinged, and given up
+    ``pong_timeout`` later if still silent; ``close_timeout`` bounds close().
 
     ``password`` sends ``Authorization: Basic`` with the station id as user
     (security profiles 1 and 2). ``ssl_context`` is the TLS context for a
@@ -118,7 +118,7 @@ def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
         raise HandshakeError(f"{shown}: could not open the websocket: {_describe(exc)}") from exc
     log.info("connected to %s as %r (%s)", shown, station_id, match)
     return InlineTransport(sock, match, f"{host}:{port}", client=True,
-                           close_timeout=close_timeout,
+                           close_timeout=close_timeout, write_timeout=timeout,
                            keepalive=Keepalive(ping_interval, pong_timeout))
 
 

@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import select
+import socket
 import ssl
 import struct
 import threading
@@ -33,8 +34,9 @@ from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 
 from .._backoff import Keepalive
+from .._deadlines import TIMER
 from .._errors import ConnectionClosed
-from .base import CLOSE_TIMEOUT, PONG_TIMEOUT, abort_socket
+from .base import CLOSE_TIMEOUT, PONG_TIMEOUT, WRITE_TIMEOUT, abort_socket
 
 __all__ = ["InlineTransport", "accept_response"]
 
@@ -97,17 +99,20 @@ class InlineTransport:
 
     ``client`` says which end of the websocket this is: a client masks what it sends
     and expects unmasked frames (anything else is a protocol error, 1002). The socket
-    must be blocking: waits with a deadline use poll, so writers never see a timeout.
+    must be blocking: reads with a deadline wait in poll first, and writes go out
+    without blocking (poll between tries) to give up on a peer that stopped reading
+    after ``write_timeout`` seconds without progress.
 
     Locks: ``_read_lock`` is held by whichever thread reads the socket (receive(), or
     close() when nobody else reads), so close() knows when the fd can go; ``_write_lock``
-    makes every frame one whole ``sendall``; ``_state_lock`` guards the closing flags.
+    makes every frame one whole write; ``_state_lock`` guards the closing flags.
     """
 
     def __init__(self, sock: Any, subprotocol: str, remote_address: str, *,
                  client: bool = False, close_timeout: float = CLOSE_TIMEOUT,
                  keepalive: Keepalive | None = None,
-                 max_message_size: int | None = None) -> None:
+                 max_message_size: int | None = None,
+                 write_timeout: float = WRITE_TIMEOUT) -> None:
         self.subprotocol = subprotocol
         self.remote_address = remote_address
         self._client = client
@@ -118,6 +123,9 @@ class InlineTransport:
         self._sock = sock
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._close_timeout = close_timeout
+        self._write_timeout = write_timeout
+        self._write_poll = select.poll()
+        self._write_poll.register(sock.fileno(), select.POLLOUT)
         self._keepalive = keepalive if keepalive is not None else Keepalive(None, PONG_TIMEOUT)
         self._pinging = self._keepalive.enabled
         self._max_size = max_message_size or None
@@ -150,18 +158,55 @@ class InlineTransport:
             if self._closing or self._finished.is_set():
                 raise ConnectionClosed("connection is closed")
             try:
-                self._sock.sendall(data)
+                self._write(data)
             except OSError as exc:
                 # A frame may be half written: the stream is unusable, so end it and wake the reader.
                 self._finished.set()
                 abort_socket(self._sock)
                 raise ConnectionClosed(f"send failed: {exc or type(exc).__name__}") from exc
 
+    def _write(self, data: bytes) -> None:
+        """All of ``data``, the write lock held; a peer that stops reading fails the write after
+        ``write_timeout`` seconds without progress instead of holding every writer forever."""
+        if self._tls:
+            # An SSL socket cannot be written without blocking while another thread reads it
+            # blocking, so a timer cuts the connection if the write hangs.
+            watchdog = TIMER.schedule(time.monotonic() + self._write_timeout, self._write_timed_out)
+            try:
+                self._sock.sendall(data)
+            finally:
+                TIMER.cancel(watchdog)
+            return
+        try:
+            sent = self._sock.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return   # the usual case: the kernel took it all at once
+        rest = memoryview(data)[sent:]
+        deadline = time.monotonic() + self._write_timeout
+        while rest:
+            millis = int((deadline - time.monotonic()) * 1000 + 0.999)
+            if millis <= 0:
+                raise TimeoutError(f"the peer read nothing for {self._write_timeout:g} s")
+            if self._write_poll.poll(millis):
+                try:
+                    sent = self._sock.send(rest, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    continue
+                rest = rest[sent:]
+                deadline = time.monotonic() + self._write_timeout
+
+    def _write_timed_out(self) -> None:
+        log.warning("%s: the peer read nothing for %g s: connection given up", self._name,
+                    self._write_timeout)
+        self._abort()
+
     def _send_control(self, data: bytes) -> bool:
         """A pong, ping or close frame from the reading thread; False if the stream broke."""
         try:
             with self._write_lock:
-                self._sock.sendall(data)
+                self._write(data)
             return True
         except OSError:
             self._finished.set()
@@ -382,7 +427,7 @@ class InlineTransport:
         if send and not self._finished.is_set():
             if self._write_lock.acquire(timeout=self._close_timeout):
                 try:
-                    self._sock.sendall(_close_frame(code, reason, self._client))
+                    self._write(_close_frame(code, reason, self._client))
                 except OSError:
                     self._finished.set()
                 finally:

@@ -36,6 +36,7 @@ from .base import (
     CLOSE_TIMEOUT,
     MAX_MESSAGE_SIZE,
     PONG_TIMEOUT,
+    WRITE_TIMEOUT,
     ConnectionRequest,
     HandshakeError,
     Headers,
@@ -103,7 +104,9 @@ class WebSocketServer:
     and refuses it by raising ``HandshakeError(status=..., reason=...)``, e.g.
     401 for bad credentials or 404 for an unknown station. With ``ping_interval``
     a quiet station is pinged and given up ``pong_timeout`` later if still silent;
-    a message over ``max_message_size`` bytes closes the connection with 1009.
+    a message over ``max_message_size`` bytes closes the connection with 1009; a
+    station that stops reading is given up once a write to it has made no
+    progress for ``write_timeout`` seconds.
 
     Security options (``ocpp_sync.security`` documents their semantics):
     ``ssl_context`` serves TLS (profiles 2 and 3); ``authenticate`` and
@@ -125,6 +128,7 @@ class WebSocketServer:
                  ping_interval: float | None = None,
                  pong_timeout: float = PONG_TIMEOUT,
                  close_timeout: float = CLOSE_TIMEOUT,
+                 write_timeout: float = WRITE_TIMEOUT,
                  backlog: int = 128,
                  ssl_context: ssl.SSLContext | None = None,
                  authenticate: _security.Authenticate | None = None,
@@ -156,6 +160,7 @@ class WebSocketServer:
         self._ping_interval = ping_interval
         self._pong_timeout = pong_timeout
         self._close_timeout = close_timeout
+        self._write_timeout = write_timeout
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server((host, port), family=family, backlog=backlog)
         self._listener.setblocking(False)
@@ -604,5 +609,6 @@ class WebSocketServer:
             return None
         return InlineTransport(conn, request.subprotocol, request.remote_address,
                                close_timeout=self._close_timeout,
+                               write_timeout=self._write_timeout,
                                keepalive=Keepalive(self._ping_interval, self._pong_timeout),
                                max_message_size=self._max_message_size)
