@@ -1,5 +1,7 @@
-"""Websocket transports: websocket-client for stations; for the CSMS, frames read inline with
-wsproto by the standalone listener, simple-websocket for websockets another server accepted."""
+"""Websocket transports. Both ends of our own connections read and write frames inline
+(``inline``; wsproto for the rare frames): websocket-client only opens a station's
+connection, our listener accepts the CSMS's. simple-websocket carries the websockets
+another server accepted (``CSMS.handle`` under Flask and the like)."""
 from __future__ import annotations
 
 from .base import ConnectionRequest, HandshakeError, Headers, Transport
