@@ -109,26 +109,28 @@ def wire_code(code: str, version: str) -> str:
     return code if code in _CODES_2X else "InternalError"
 
 
-def _settle(future: Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
-    """Resolve a future unless the user cancelled it or it is already resolved."""
+def _settle(pending: _Pending, result: Any = None, exc: BaseException | None = None) -> None:
+    """Resolve a call's future unless the user cancelled it or it is already resolved."""
     try:
         if exc is not None:
-            future.set_exception(exc)
+            pending.future.set_exception(exc)
         else:
-            future.set_result(result)
+            pending.future.set_result(result)
     except InvalidStateError:
         pass
+    pending.settled = True   # after the future: whoever sees the flag finds the outcome there
 
 
 class _Pending:
     """One of our calls: queued, then on the wire, then answered."""
 
     __slots__ = ("unique_id", "action", "text", "response_cls", "future", "deadline", "timeout",
-                 "blocking")
+                 "blocking", "settled")
 
     def __init__(self, unique_id: str, action: str, text: str, response_cls: type,
                  timeout: float, blocking: bool) -> None:
         self.blocking = blocking   # a send() caller waits for it and reads its answer if it can
+        self.settled = False       # its future has its outcome: cheaper to test than Future.done()
         self.unique_id = unique_id
         self.action = action
         self.text = text
@@ -295,7 +297,7 @@ class Connection:
         future, pending = self._submit(message, timeout, blocking=True, payload=payload)
         if pending is None:
             return future.result()
-        while not future.done():
+        while not pending.settled:
             remaining = pending.deadline - time.monotonic()
             if remaining <= 0:
                 self._expire(pending)
@@ -322,7 +324,7 @@ class Connection:
         """Hold the reading role until ``pending`` is settled, its deadline passes or the stream ends."""
         ended = False
         try:
-            while not pending.future.done():
+            while not pending.settled:
                 remaining = pending.deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -429,7 +431,7 @@ class Connection:
                 start = self._next_locked()
             elif pending in self._queue:
                 self._queue.remove(pending)
-        _settle(pending.future, exc=CallTimeout(
+        _settle(pending, exc=CallTimeout(
             f"no answer to {pending.action} within {pending.timeout:g} s"))
         if start is not None:
             self._write_call(start)
@@ -469,7 +471,7 @@ class Connection:
             self._idle.notify_all()
             self._role_free.notify_all()
         for pending in failed:
-            _settle(pending.future, exc=exc)
+            _settle(pending, exc=exc)
 
     # -- reading ----------------------------------------------------------
 
@@ -585,7 +587,7 @@ class Connection:
                 return
         pending, start = self._take_current(unique_id)
         if pending is not None:
-            _settle(pending.future, exc=exc)
+            _settle(pending, exc=exc)
         if start is not None:
             self._write_call(start)
 
@@ -599,19 +601,19 @@ class Connection:
             response: Any = from_payload(pending.response_cls, frame.payload, lenient=self.lenient)
         except ValidationError as exc:
             log.warning("%s: invalid %s response: %s", self.name, pending.action, exc)
-            _settle(pending.future, exc=exc)
+            _settle(pending, exc=exc)
             if self.version == "2.1":
                 self._send_frame(CallErrorFrame(frame.unique_id, exc.code, _short(str(exc)), {},
                                                 CALLRESULTERROR))
             return
-        _settle(pending.future, response)
+        _settle(pending, response)
 
     def _on_error(self, frame: CallErrorFrame) -> None:
         pending, start = self._take_current(frame.unique_id)
         if start is not None:
             self._write_call(start)
         if pending is not None:
-            _settle(pending.future, exc=CallError(frame.code, frame.description, frame.details))
+            _settle(pending, exc=CallError(frame.code, frame.description, frame.details))
 
     def _check_request(self, unique_id: str, action: str, payload: Any,
                        answer: bool) -> tuple[Handler, Any] | None:

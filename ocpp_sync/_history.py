@@ -80,7 +80,7 @@ class History:
         if maxlen is not None and maxlen < 1:
             raise ValueError("maxlen must be at least 1 (or None for no bound)")
         self.maxlen = maxlen
-        # _changed guards _frames, _requests and _closed.
+        # _changed guards _requests and _closed; _frames only takes appends (see frame()).
         self._changed = threading.Condition()
         self._frames: collections.deque[_Raw] = collections.deque(maxlen=maxlen)
         self._requests: collections.deque[Any] = collections.deque(maxlen=maxlen)
@@ -90,9 +90,9 @@ class History:
 
     def frame(self, direction: str, text: str) -> None:
         """A frame was written (">") or read ("<")."""
-        raw = _Raw(direction, text)
-        with self._changed:
-            self._frames.append(raw)
+        # No lock: deque.append is atomic, and list(deque) in entries() runs without
+        # releasing the GIL, so it never sees an append half done. Twice per call, it adds up.
+        self._frames.append(_Raw(direction, text))
 
     def handled(self, request: Any) -> None:
         """The handler has answered ``request``: wake ``expect``."""
