@@ -1263,3 +1263,21 @@ def test_a_charge_point_write_over_tls_to_a_csms_that_stopped_reading_gives_up(r
         assert _write_until_refused(client, "z" * 1_000_000) < WAIT
     finally:
         client.close()
+
+
+def test_mask_keys_are_never_repeated_nor_shared_with_a_forked_child():
+    from ocpp_sync._transports import inline
+
+    keys = [inline._MASK_KEYS.take() for _ in range(3000)]   # spans several os.urandom batches
+    assert len(set(keys)) > 2990   # 4 random bytes: a chance collision or two at most
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write_end, b"".join(inline._MASK_KEYS.take() for _ in range(16)))
+        os._exit(0)
+    os.close(write_end)
+    child = os.read(read_end, 64)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    parent = b"".join(inline._MASK_KEYS.take() for _ in range(16))
+    assert len(child) == 64 and child != parent

@@ -55,6 +55,35 @@ def accept_response(key: str, subprotocol: str) -> bytes:
             ).encode("latin-1")
 
 
+class _MaskKeys:
+    """Masking keys cut from os.urandom 4 KiB at a time: one system call (which also lets
+    the GIL go) per 1,024 frames instead of one per frame. A forked child starts afresh,
+    so it never repeats its parent's keys."""
+
+    _BATCH = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = b""
+        self._next = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def take(self) -> bytes:
+        with self._lock:
+            start = self._next
+            if start >= len(self._pool):
+                self._pool, start = os.urandom(self._BATCH), 0
+            self._next = start + 4
+            return self._pool[start:start + 4]
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._pool, self._next = b"", 0
+
+
+_MASK_KEYS = _MaskKeys()
+
+
 def _frame(opcode: int, payload: bytes, masked: bool = False) -> bytes:
     """One final frame: unmasked from a server, masked from a client.
 
@@ -71,7 +100,7 @@ def _frame(opcode: int, payload: bytes, masked: bool = False) -> bytes:
         head = struct.pack("!BBQ", 0x80 | opcode, mask_bit | 127, size)
     if not masked:
         return head + payload
-    key = os.urandom(4)
+    key = _MASK_KEYS.take()
     return head + key + _apply_mask(payload, key)
 
 
