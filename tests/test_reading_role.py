@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 from conftest import WAIT
@@ -150,3 +151,64 @@ def test_the_peer_closing_ends_a_caller_that_is_reading(linked, m):
     assert not caller.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], ConnectionClosed)
     assert cp._connection.wait_closed(WAIT)
+
+
+def test_calls_both_ways_from_many_threads_are_all_answered(csms, m, version):
+    """Blocking callers, async callers and the CSMS's own calls, all at once on one connection:
+    whoever holds the reading role, every call gets its own answer and nothing hangs."""
+
+    @csms.on(m.HeartbeatRequest)
+    def heartbeat(station, request):
+        return m.HeartbeatResponse(current_time=datetime.now(timezone.utc))
+
+    @csms.on(m.DataTransferRequest)
+    def data_transfer(station, request):
+        return m.DataTransferResponse(status="Accepted", data=request.data)
+
+    cp = ChargePoint("CP_1", f"ws://127.0.0.1:{csms.port}/ocpp", version=version, timeout=WAIT)
+
+    @cp.on(m.DataTransferRequest)
+    def station_data_transfer(request):
+        return m.DataTransferResponse(status="Accepted", data="cp " + request.data)
+
+    errors: list[BaseException] = []
+    rounds = 200
+
+    def blocking(n):
+        try:
+            for i in range(rounds):
+                reply = cp.send(m.DataTransferRequest(vendor_id="v", data=f"{n}-{i}"))
+                assert reply.data == f"{n}-{i}"
+        except BaseException as exc:
+            errors.append(exc)
+
+    def asynchronous(n):
+        try:
+            futures = [(i, cp.send_async(m.DataTransferRequest(vendor_id="v", data=f"a{n}-{i}")))
+                       for i in range(rounds)]
+            for i, future in futures:
+                assert future.result(WAIT).data == f"a{n}-{i}"
+        except BaseException as exc:
+            errors.append(exc)
+
+    def from_the_csms(station):
+        try:
+            for i in range(rounds):
+                reply = station.send(m.DataTransferRequest(vendor_id="v", data=f"c{i}"))
+                assert reply.data == f"cp c{i}"
+        except BaseException as exc:
+            errors.append(exc)
+
+    with cp:
+        station = csms.wait_for_station("CP_1", timeout=WAIT)
+        threads = [threading.Thread(target=blocking, args=(n,), name=f"test-blocking-{n}")
+                   for n in range(4)]
+        threads += [threading.Thread(target=asynchronous, args=(n,), name=f"test-async-{n}")
+                    for n in range(2)]
+        threads.append(threading.Thread(target=from_the_csms, args=(station,), name="test-csms"))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT * 6)
+        assert not [t.name for t in threads if t.is_alive()]
+    assert not errors, errors[:3]
