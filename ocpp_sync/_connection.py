@@ -329,19 +329,11 @@ class Connection:
                 if remaining <= 0:
                     break
                 try:
-                    text = self._transport.receive(remaining)
+                    if not self._read_and_handle(remaining):
+                        ended = True
+                        break
                 except TimeoutError:
                     break
-                except Exception as exc:
-                    log.debug("%s: receive failed: %s", self.name, exc)
-                    text = None
-                if text is None:
-                    ended = True
-                    break
-                try:
-                    self._on_text(text)
-                except Exception:
-                    log.exception("%s: failed to process a message", self.name)
         finally:
             with self._lock:
                 self._reading_thread = None
@@ -480,17 +472,8 @@ class Connection:
         try:
             while True:
                 self._take_reading_role()
-                try:
-                    text = self._transport.receive()
-                except Exception as exc:
-                    log.debug("%s: receive failed: %s", self.name, exc)
+                if not self._read_and_handle():
                     break
-                if text is None:
-                    break
-                try:
-                    self._on_text(text)
-                except Exception:
-                    log.exception("%s: failed to process a message", self.name)
         finally:
             self._fail_all(ConnectionClosed("the connection was lost"))
             TIMER.stop_if_idle()
@@ -503,6 +486,26 @@ class Connection:
                     self._on_close()
                 except Exception:
                     log.exception("%s: the on-close callback failed", self.name)
+
+    def _read_and_handle(self, timeout: float | None = None) -> bool:
+        """Read one message and handle it; False once the stream has ended.
+
+        With a ``timeout``, TimeoutError says that nothing came in time.
+        """
+        try:
+            text = self._transport.receive(timeout)
+        except Exception as exc:
+            if timeout is not None and isinstance(exc, TimeoutError):
+                raise
+            log.debug("%s: receive failed: %s", self.name, exc)
+            return False
+        if text is None:
+            return False
+        try:
+            self._on_text(text)
+        except Exception:
+            log.exception("%s: failed to process a message", self.name)
+        return True
 
     def _take_reading_role(self) -> None:
         """Wait until the reader should read: see the module docstring."""
