@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import websocket
 
+from ocpp_sync._chargepoint import ChargePoint
 from ocpp_sync._codec import version_module
 from ocpp_sync._csms import CSMS
 from ocpp_sync._transports.server import WebSocketServer
@@ -100,6 +101,16 @@ def raw_server(version: str) -> Iterator[RawServer]:
     server = RawServer(version)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def linked(raw_server: RawServer, version: str) -> Iterator[tuple[Any, RawPeer]]:
+    """Our ChargePoint connected to a raw server: (charge point, the server's end)."""
+    cp = ChargePoint("CP_1", raw_server.url, version=version, timeout=WAIT)
+    cp.connect()
+    peer = raw_server.accept()
+    yield cp, peer
+    cp.close()
 
 
 class RawClient:

@@ -238,15 +238,6 @@ def test_send_frame_in_2_1(csms, version, m):
 # -- our ChargePoint against a raw server ----------------------------------------------
 
 
-@pytest.fixture
-def linked(raw_server, version):
-    cp = ChargePoint("CP_1", raw_server.url, version=version, timeout=WAIT)
-    cp.connect()
-    peer = raw_server.accept()
-    yield cp, peer
-    cp.close()
-
-
 def test_call_error_from_peer_raises_call_error(linked, m):
     cp, peer = linked
     future = cp.send_async(m.HeartbeatRequest())

@@ -19,15 +19,6 @@ from ocpp_sync._errors import ConnectionClosed
 pytestmark = pytest.mark.usefixtures("no_leftover_threads")
 
 
-@pytest.fixture
-def linked(raw_server, version):
-    cp = ChargePoint("CP_1", raw_server.url, version=version, timeout=WAIT)
-    cp.connect()
-    peer = raw_server.accept()
-    yield cp, peer
-    cp.close()
-
-
 def answer_heartbeats(peer, count):
     """Answer ``count`` Heartbeat calls from a thread of its own; returns that thread."""
     def run():
@@ -38,6 +29,33 @@ def answer_heartbeats(peer, count):
     thread = threading.Thread(target=run, name="test-peer", daemon=True)
     thread.start()
     return thread
+
+
+def run_of_calls(cp, peer, m, count):
+    """``count`` sequential Heartbeats, each answered by the peer."""
+    peer_thread = answer_heartbeats(peer, count)
+    for _ in range(count):
+        cp.send(m.HeartbeatRequest())
+    peer_thread.join(WAIT)
+
+
+def start_unanswered_call(cp, peer, m):
+    """A blocking call from a thread of its own, on the wire and never answered.
+
+    Returns the thread and the list its exception lands in.
+    """
+    errors = []
+
+    def unanswered():
+        try:
+            cp.send(m.HeartbeatRequest(), timeout=60)
+        except Exception as exc:
+            errors.append(exc)
+
+    caller = threading.Thread(target=unanswered, name="test-caller")
+    caller.start()
+    peer.receive()   # the call is out; its caller (or the reader) waits for the answer
+    return caller, errors
 
 
 def test_a_sequential_caller_reads_its_own_answers(linked, m):
@@ -53,10 +71,7 @@ def test_a_sequential_caller_reads_its_own_answers(linked, m):
         return text
 
     transport.receive = recording_receive
-    peer_thread = answer_heartbeats(peer, 20)
-    for _ in range(20):
-        cp.send(m.HeartbeatRequest())
-    peer_thread.join(WAIT)
+    run_of_calls(cp, peer, m, 20)
     # The first answer is read by the reader thread, blocked in receive() already; after
     # it the caller should find the socket free. A heavily loaded machine can delay the
     # caller past the reader's grace period now and then, hence not all 19.
@@ -70,10 +85,7 @@ def test_a_peer_call_after_a_run_of_calls_is_still_answered(linked, m):
     def clear_cache(request):
         return m.ClearCacheResponse(status="Accepted")
 
-    peer_thread = answer_heartbeats(peer, 10)
-    for _ in range(10):
-        cp.send(m.HeartbeatRequest())
-    peer_thread.join(WAIT)
+    run_of_calls(cp, peer, m, 10)
     # Nobody calls any more: the reader thread must take the socket back by itself.
     peer.send([2, "after", "ClearCache", {}])
     assert peer.receive() == [3, "after", {"status": "Accepted"}]
@@ -86,10 +98,7 @@ def test_a_peer_call_that_comes_while_a_caller_reads_is_handled(linked, m):
     def clear_cache(request):
         return m.ClearCacheResponse(status="Accepted")
 
-    peer_thread = answer_heartbeats(peer, 5)
-    for _ in range(5):
-        cp.send(m.HeartbeatRequest())
-    peer_thread.join(WAIT)
+    run_of_calls(cp, peer, m, 5)
     result = []
     caller = threading.Thread(target=lambda: result.append(cp.send(m.HeartbeatRequest())),
                               name="test-caller")
@@ -105,22 +114,9 @@ def test_a_peer_call_that_comes_while_a_caller_reads_is_handled(linked, m):
 
 def test_close_ends_a_caller_that_is_reading(linked, m):
     cp, peer = linked
-    peer_thread = answer_heartbeats(peer, 3)
-    for _ in range(3):
-        cp.send(m.HeartbeatRequest())
-    peer_thread.join(WAIT)
-    errors = []
-
-    def unanswered():
-        try:
-            cp.send(m.HeartbeatRequest(), timeout=60)
-        except Exception as exc:
-            errors.append(exc)
-
+    run_of_calls(cp, peer, m, 3)
     connection = cp._live()
-    caller = threading.Thread(target=unanswered, name="test-caller")
-    caller.start()
-    peer.receive()   # the call is out; its caller (or the reader) waits for the answer
+    caller, errors = start_unanswered_call(cp, peer, m)
     started = time.monotonic()
     connection.close()   # not cp.close(), which would give the call a while to be answered
     caller.join(WAIT)
@@ -131,21 +127,8 @@ def test_close_ends_a_caller_that_is_reading(linked, m):
 
 def test_the_peer_closing_ends_a_caller_that_is_reading(linked, m):
     cp, peer = linked
-    peer_thread = answer_heartbeats(peer, 3)
-    for _ in range(3):
-        cp.send(m.HeartbeatRequest())
-    peer_thread.join(WAIT)
-    errors = []
-
-    def unanswered():
-        try:
-            cp.send(m.HeartbeatRequest(), timeout=60)
-        except Exception as exc:
-            errors.append(exc)
-
-    caller = threading.Thread(target=unanswered, name="test-caller")
-    caller.start()
-    peer.receive()
+    run_of_calls(cp, peer, m, 3)
+    caller, errors = start_unanswered_call(cp, peer, m)
     peer.close()
     caller.join(WAIT)
     assert not caller.is_alive()

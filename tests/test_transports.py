@@ -88,6 +88,20 @@ def make_server():
         server.stop()
 
 
+@pytest.fixture
+def tls_contexts():
+    """(server context, client context) for 127.0.0.1, from a throwaway CA."""
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    return server_context, client_context
+
+
 def url(server: WebSocketServer, path: str = "/ocpp") -> str:
     return f"ws://127.0.0.1:{server.port}{path}"
 
@@ -959,15 +973,8 @@ def test_malformed_frames_after_good_ones_close_with_the_right_code(make_server,
         peer.close()
 
 
-def test_tls_messages_of_every_size_with_keepalive_polling(make_server):
-    trustme = pytest.importorskip("trustme")
-    import ssl
-
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
+def test_tls_messages_of_every_size_with_keepalive_polling(make_server, tls_contexts):
+    server_context, client_context = tls_contexts
     # The ping interval makes the reader wait with poll() between TLS reads, both ways.
     recorder = Recorder()
     server = make_server(recorder, ssl_context=server_context, ping_interval=0.05)
@@ -1177,15 +1184,8 @@ def test_charge_point_keepalive_pings_a_quiet_server_and_gives_it_up(raw_server)
         client.close()
 
 
-def test_charge_point_over_tls_reads_a_frame_in_the_handshake_record(raw_server):
-    trustme = pytest.importorskip("trustme")
-    import ssl
-
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
+def test_charge_point_over_tls_reads_a_frame_in_the_handshake_record(raw_server, tls_contexts):
+    server_context, client_context = tls_contexts
     # Decrypted along with the 101, so it waits in the SSL object where poll cannot see it.
     server = raw_server(after_101=client_frame(TEXT, b"in the same record", masked=False),
                         tls=server_context)
@@ -1246,15 +1246,8 @@ def test_a_csms_write_to_a_station_that_stopped_reading_gives_up(make_server):
         peer.close()
 
 
-def test_a_charge_point_write_over_tls_to_a_csms_that_stopped_reading_gives_up(raw_server):
-    trustme = pytest.importorskip("trustme")
-    import ssl
-
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
+def test_a_charge_point_write_over_tls_to_a_csms_that_stopped_reading_gives_up(raw_server, tls_contexts):
+    server_context, client_context = tls_contexts
     server = raw_server(tls=server_context)
     client = connect(server.url("wss"), "CP_1", subprotocols=["ocpp1.6"],
                      ssl_context=client_context, timeout=0.5, close_timeout=0.5)
