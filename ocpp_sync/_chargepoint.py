@@ -72,7 +72,7 @@ class ChargePoint:
     """A charge point's connection to its CSMS, with blocking calls.
 
     Handlers for the CSMS's calls run one at a time in this connection's
-    dispatcher thread and may call :meth:`send` themselves.
+    worker thread and may call :meth:`send` themselves.
 
     A lost connection is reopened in the background ("ocpp-<id>-reconnect")
     after the ``backoff`` delays, unless ``reconnect`` is False or the server
@@ -418,7 +418,7 @@ class ChargePoint:
             outbox = self._outbox_locked()
         sendable = message  # the object whose wire form is ``payload``
         # 2.x: the event happened while offline. The outbox knows of a lost link (a send that
-        # failed) a moment before the connection's reader has ended.
+        # failed) a moment before the connection's workers have ended.
         if action == "TransactionEvent" and "offline" not in payload and \
                 not (self.connected and outbox.is_online):
             payload["offline"] = True

@@ -1,10 +1,14 @@
-"""One OCPP-J connection: a transport, a reader thread and a dispatcher thread.
+"""One OCPP-J connection: a transport served by two worker threads.
 
-The reader only reads: it resolves the futures of our own calls and queues
-the peer's calls, so a slow handler never delays the answer to a call we made,
-and a handler may itself call :meth:`Connection.send` without deadlock (the
-answer it waits for is read by a different thread). The dispatcher runs the
-handlers one at a time, in arrival order, as OCPP expects.
+Two roles move between the workers. Reading: one thread at a time reads the
+socket, resolves the futures of our own calls and takes in the peer's calls.
+Handling: one thread at a time runs the peer's calls' handlers, in arrival
+order, as OCPP expects. A worker that reads a peer's call leaves the socket
+and runs the handler itself, so the answer goes out without a hand-off
+between threads (leader/follower); the other worker reads while it runs,
+whenever something needs reading, so a slow handler never delays the answer
+to a call we made, and a handler may itself call :meth:`Connection.send`
+without deadlock. Calls that come while a handler runs queue behind it.
 
 OCPP allows one outstanding CALL per direction, so our calls form a FIFO queue
 and the next one is written only when the current one is answered, has timed
@@ -13,20 +17,23 @@ out or the connection is gone.
 The reader never wakes up on a timer: a blocking send() times its own call
 out, and the shared timer of ``_deadlines`` times out send_async() calls.
 
-Reading is a role, not a thread. A blocking send() that finds nobody reading
-reads the socket itself until its answer comes (dispatching whatever else
-arrives as the reader would), so a sequential caller gets its answer without
-a hand-off between threads, which cost about a quarter of a round trip. The
-reader thread steps back after handing an answer to a blocking caller and
-takes the role again once no such caller has read for ``_LAZY_READER``
-seconds, or at once when someone needs it (an async call in flight, a caller
-waiting behind another, the end of the stream).
+A blocking send() that finds nobody reading reads the socket itself until
+its answer comes (queueing the peer's calls for the workers), so a sequential
+caller gets its answer without a hand-off between threads either. A worker
+steps back after handing an answer to a blocking caller and takes the socket
+again once no such caller has read for ``_LAZY_READER`` seconds, or at once
+when someone needs it (an async call in flight, a caller waiting behind
+another, the end of the stream).
+
+Nobody is woken per message: the worker that leaves the socket for a handler
+wakes the other only when it sleeps, and a worker wakes up every ``_WATCH``
+seconds while handlers run, in case one runs long with nobody reading (the
+peer's pings and close would wait). An idle connection's workers sleep.
 """
 from __future__ import annotations
 
 import collections
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -70,6 +77,11 @@ _JOIN_TIMEOUT = 5.0
 # the socket the reader wakes this often to look, once per station: at 5 ms, 100
 # stations calling from one process cost 20,000 wake-ups a second and a longer p99.
 _LAZY_READER = 0.05
+# How often a worker looks at a socket nobody reads while handlers run: only pings and the
+# peer's close wait that long (our calls' answers wake a worker at once).
+_WATCH = 1.0
+_READ = "read"
+_HANDLE = "handle"
 _MAX_DESCRIPTION = 255
 _REMEMBERED_EXPIRED = 64
 
@@ -145,10 +157,10 @@ class Connection:
 
     ``find_handler(request_cls)`` returns the callable that answers a request of
     that class (request -> response), or None. ``on_close`` runs once, in the
-    reader thread, when the connection ends for any reason.
+    worker that read the end, when the connection ends for any reason.
 
     ``max_bad_messages`` malformed frames in a row (None: no limit) close the
-    connection with 1008, after ``on_bad_messages(count)`` has run in the reader:
+    connection with 1008, after ``on_bad_messages(count)`` has run in the reading thread:
     a peer that only sends garbage should not hold a connection and a thread.
     """
 
@@ -176,27 +188,30 @@ class Connection:
         self._history = history
         self._max_bad_messages = max_bad_messages
         self._on_bad_messages = on_bad_messages
-        self._bad_frames = 0  # malformed frames in a row; the reader's alone, so no lock
-        # _lock guards _current, _queue, _expired, _handling, _closing and the reading role
-        # (_reading_thread, _waiting_callers, _lazy_until, _stream_ended).
+        self._bad_frames = 0  # malformed frames in a row; only the reading thread counts them
+        # _lock guards _current, _queue, _expired, _handling, _closing, the reading role
+        # (_reading_thread, _waiting_callers, _lazy_until, _stream_ended) and the handling
+        # role (_work, _handler_running, _handlers_run, _worker_asleep, _ended, _workers).
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified when no call is queued or on the wire
-        self._role_free = threading.Condition(self._lock)  # the reader thread waits here for the role
+        self._wake = threading.Condition(self._lock)  # workers wait here for a role
         self._reading_thread: int | None = None   # the thread reading the socket now, if any
         self._waiting_callers = 0                 # blocking callers waiting for another to read
-        self._lazy_until = 0.0                    # the reader leaves the role to callers until then
-        self._stream_ended = False                # a caller saw the end: only the reader reads now
+        self._lazy_until = 0.0                    # workers leave the socket to callers until then
+        self._stream_ended = False                # a caller saw the end: only workers read now
+        self._work: collections.deque[tuple[Any, ...]] = collections.deque()  # for the handler
+        self._handler_running = False             # a worker holds the handling role
+        self._handlers_run = 0                    # tells a watching worker whether handlers run
+        self._worker_asleep = False               # a worker waits without a timeout
+        self._ended = False                       # the end was dealt with: workers leave
+        self._workers: set[int] = set()
+        self._threads: list[threading.Thread] = []
         self._current: _Pending | None = None
         self._queue: collections.deque[_Pending] = collections.deque()
         self._expired: collections.deque[str] = collections.deque(maxlen=_REMEMBERED_EXPIRED)
         self._handling: set[str] = set()
         self._closing = False
-        self._inbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
-        self._reader_done = threading.Event()
-        self._reader: threading.Thread | None = None
-        self._reader_ident: int | None = None
-        self._dispatcher = threading.Thread(target=self._dispatch_loop, name=f"{name}-dispatch",
-                                            daemon=True)
+        self._finished = threading.Event()
 
     @property
     def remote_address(self) -> str:
@@ -204,41 +219,46 @@ class Connection:
 
     @property
     def closed(self) -> bool:
-        return self._reader_done.is_set()
+        return self._finished.is_set()
 
     def wait_closed(self, timeout: float | None = None) -> bool:
-        return self._reader_done.wait(timeout)
+        return self._finished.wait(timeout)
 
     # -- life cycle -------------------------------------------------------
 
     def start(self) -> None:
         """Serve the connection from two new threads; returns at once."""
-        self._dispatcher.start()
-        self._reader = threading.Thread(target=self._read_loop, name=f"{self.name}-reader",
-                                        daemon=True)
-        self._reader.start()
+        for number in (1, 2):
+            self._start_worker(number)
 
     def run(self) -> None:
-        """Serve the connection with the calling thread as the reader, until it ends.
+        """Serve the connection with the calling thread as one of its two workers, until it ends.
 
         For servers that give each connection its own thread already.
         """
-        self._dispatcher.start()
+        other = self._start_worker(2)
         thread = threading.current_thread()
-        old_name, thread.name = thread.name, f"{self.name}-reader"
+        old_name, thread.name = thread.name, f"{self.name}-worker1"
         try:
-            self._read_loop()
-            self._join(self._dispatcher, "dispatcher")
+            self._work_loop()
+            self._join(other)
         finally:
             thread.name = old_name
 
-    def run_in_dispatcher(self, task: Callable[[], None]) -> None:
-        """Run ``task`` in the dispatcher, after handlers already queued and before later ones.
+    def _start_worker(self, number: int) -> threading.Thread:
+        thread = threading.Thread(target=self._work_loop, name=f"{self.name}-worker{number}",
+                                  daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        return thread
+
+    def run_task(self, task: Callable[[], None]) -> None:
+        """Run ``task`` in a worker, after the peer's calls already in and before later ones.
 
         A server's on-connect callback goes here: it may then call send(),
-        which needs the reader free to read the answer.
+        and the station's first calls wait until it is done.
         """
-        self._inbox.put((task,))
+        self._queue_work((task,))
 
     def close(self, code: int = 1000, reason: str = "", *, drain: float = 0.0) -> None:
         """Close the websocket, fail every pending call, stop both threads. Idempotent.
@@ -246,10 +266,13 @@ class Connection:
         ``drain`` seconds at most are given to calls already queued or on the wire
         to be answered first, so a clean shutdown does not lose an answer in flight.
         """
-        if drain > 0 and threading.get_ident() != self._reader_ident:
+        # The thread reading now (a done-callback closing, say) sees the end itself once
+        # this returns: waiting for it here would wait for ourselves.
+        reading = threading.get_ident() == self._reading_thread
+        if drain > 0 and not reading:
             with self._idle:
                 self._idle.wait_for(
-                    lambda: (self._current is None and not self._queue) or self._reader_done.is_set(),
+                    lambda: (self._current is None and not self._queue) or self._finished.is_set(),
                     drain)
         self._fail_all(ConnectionClosed("the connection was closed"))
         TIMER.stop_if_idle()
@@ -257,20 +280,19 @@ class Connection:
             self._transport.close(code, reason)
         except Exception:  # the transport may already be gone; we are closing anyway
             log.debug("%s: error closing the transport", self.name, exc_info=True)
-        self._inbox.put(None)
-        if threading.get_ident() != self._reader_ident:
-            if not self._reader_done.wait(_JOIN_TIMEOUT):
-                log.warning("%s: the reader did not stop within %.0f s", self.name, _JOIN_TIMEOUT)
-            if self._reader is not None:
-                self._join(self._reader, "reader")
-        self._join(self._dispatcher, "dispatcher")
+        if reading:
+            return
+        if not self._finished.wait(_JOIN_TIMEOUT):
+            log.warning("%s: the connection did not end within %.0f s", self.name, _JOIN_TIMEOUT)
+        for thread in self._threads:
+            self._join(thread)
 
-    def _join(self, thread: threading.Thread, what: str) -> None:
+    def _join(self, thread: threading.Thread) -> None:
         if thread is threading.current_thread() or thread.ident is None:
             return
         thread.join(_JOIN_TIMEOUT)
         if thread.is_alive():
-            log.warning("%s: the %s did not stop within %.0f s", self.name, what, _JOIN_TIMEOUT)
+            log.warning("%s: %s did not stop within %.0f s", self.name, thread.name, _JOIN_TIMEOUT)
 
     def _log_frame(self, direction: str, text: str) -> None:
         if self._history is not None:
@@ -290,9 +312,9 @@ class Connection:
         message is not converted twice.
         """
         me = threading.get_ident()
-        if me == self._reader_ident or me == self._reading_thread:
+        if me == self._reading_thread:
             # The answer could never be read: this thread is the one that reads it.
-            raise RuntimeError("send() blocks the reader thread that would read its answer "
+            raise RuntimeError("send() blocks the reading thread that would read its answer "
                                "(from a future's done-callback, say); use send_async()")
         future, pending = self._submit(message, timeout, blocking=True, payload=payload)
         if pending is None:
@@ -341,12 +363,12 @@ class Connection:
                 if ended:
                     self._stream_ended = True
                 if ended or self._closing or self._unread_call_locked():
-                    self._role_free.notify()
+                    self._wake.notify()
 
     def send_async(self, message: Any, timeout: float | None = None) -> Future[Any]:
         """Queue a request; the future gets the response or the error.
 
-        Done-callbacks run in the thread that read the answer (the reader, or a
+        Done-callbacks run in the thread that read the answer (a worker, or a
         thread blocked in send()), or the timer thread for a timeout: keep them short.
         """
         future, pending = self._submit(message, timeout, blocking=False)
@@ -400,7 +422,7 @@ class Connection:
             if pending.future.set_running_or_notify_cancel():
                 self._current = pending
                 if self._reading_thread is None and self._unread_call_locked():
-                    self._role_free.notify()
+                    self._wake.notify()
                 return pending
         self._idle.notify_all()
         return None
@@ -439,7 +461,7 @@ class Connection:
                 self._current = None
             start = self._next_locked() if pending is not None else None
             if pending is not None and pending.blocking and start is None and \
-                    self._reading_thread == self._reader_ident and not self._closing:
+                    self._reading_thread in self._workers and not self._closing:
                 # Step back before the caller wakes: it reads its own next answer.
                 self._reading_thread = None
                 self._lazy_until = time.monotonic() + _LAZY_READER
@@ -461,31 +483,79 @@ class Connection:
                 failed.append(self._current)
                 self._current = None
             self._idle.notify_all()
-            self._role_free.notify_all()
+            self._wake.notify_all()
         for pending in failed:
             _settle(pending, exc=exc)
 
     # -- reading ----------------------------------------------------------
 
-    def _read_loop(self) -> None:
-        self._reader_ident = threading.get_ident()
-        try:
+    def _work_loop(self) -> None:
+        me = threading.get_ident()
+        with self._lock:
+            self._workers.add(me)
+        while True:
+            job = self._next_job(me)
+            if job is None:
+                return
+            if job is _HANDLE:
+                self._handle_queued()
+            elif not self._read_and_handle():
+                self._end()
+
+    def _next_job(self, me: int) -> str | None:
+        """Wait for a role: the handling one if work waits, else reading; None: leave."""
+        if self._reading_thread == me:
+            return _READ   # only this thread takes the role from itself, so no lock is needed
+        seen = -1
+        with self._lock:
             while True:
-                self._take_reading_role()
-                if not self._read_and_handle():
-                    break
-        finally:
-            self._fail_all(ConnectionClosed("the connection was lost"))
-            TIMER.stop_if_idle()
-            self._close_transport()
-            self._inbox.put(None)
-            self._reader_done.set()
-            log.debug("%s: connection ended", self.name)
-            if self._on_close is not None:
-                try:
-                    self._on_close()
-                except Exception:
-                    log.exception("%s: the on-close callback failed", self.name)
+                if self._work and not self._handler_running:
+                    self._handler_running = True
+                    return _HANDLE
+                if self._ended:
+                    return None
+                holder = self._reading_thread
+                if self._may_read_locked():
+                    self._reading_thread = me
+                    return _READ
+                if holder is None:
+                    wait: float | None = self._lazy_until - time.monotonic()
+                elif holder in self._workers:
+                    if self._closing:
+                        return None   # the other worker reads the end
+                    if seen != self._handlers_run:   # handlers run: look again in a while
+                        seen = self._handlers_run
+                        wait = _WATCH
+                    else:
+                        wait = None
+                        self._worker_asleep = True
+                else:
+                    wait = _LAZY_READER   # a caller reads: look again soon
+                self._wake.wait(wait)
+                self._worker_asleep = False
+
+    def _may_read_locked(self) -> bool:
+        """Nobody reads, and a worker should: no caller is about to, or someone needs it now."""
+        return self._reading_thread is None and not self._ended and (
+            time.monotonic() >= self._lazy_until or self._closing or self._stream_ended
+            or self._unread_call_locked())
+
+    def _end(self) -> None:
+        """The stream ended, read by this worker: fail what waits, let the workers go, report."""
+        self._fail_all(ConnectionClosed("the connection was lost"))
+        TIMER.stop_if_idle()
+        self._close_transport()
+        with self._lock:
+            self._ended = True
+            self._reading_thread = None
+            self._wake.notify_all()
+        self._finished.set()
+        log.debug("%s: connection ended", self.name)
+        if self._on_close is not None:
+            try:
+                self._on_close()
+            except Exception:
+                log.exception("%s: the on-close callback failed", self.name)
 
     def _read_and_handle(self, timeout: float | None = None) -> bool:
         """Read one message and handle it; False once the stream has ended.
@@ -506,23 +576,6 @@ class Connection:
         except Exception:
             log.exception("%s: failed to process a message", self.name)
         return True
-
-    def _take_reading_role(self) -> None:
-        """Wait until the reader should read: see the module docstring."""
-        me = threading.get_ident()
-        if self._reading_thread == me:
-            return   # only this thread takes the role from itself, so no lock is needed to see it
-        with self._lock:
-            while self._reading_thread != me:
-                if self._reading_thread is None:
-                    wait = self._lazy_until - time.monotonic()
-                    if wait <= 0 or self._closing or self._stream_ended or \
-                            self._unread_call_locked():
-                        self._reading_thread = me
-                        return
-                else:
-                    wait = _LAZY_READER
-                self._role_free.wait(wait)
 
     def _unread_call_locked(self) -> bool:
         """A call is on the wire and no caller of its own will read its answer."""
@@ -663,12 +716,42 @@ class Connection:
             with self._lock:
                 self._handling.discard(frame.unique_id)
             return
-        self._inbox.put((frame.unique_id, frame.action, found[0], found[1], True))
+        self._take_in((frame.unique_id, frame.action, found[0], found[1], True))
 
     def _on_send(self, frame: Send) -> None:
         found = self._check_request(frame.unique_id, frame.action, frame.payload, answer=False)
         if found is not None:
-            self._inbox.put((frame.unique_id, frame.action, found[0], found[1], False))
+            self._take_in((frame.unique_id, frame.action, found[0], found[1], False))
+
+    def _take_in(self, item: tuple[Any, ...]) -> None:
+        """Handle the peer's call in this thread, or queue it for a worker.
+
+        A worker that just read it and finds no handler running leaves the
+        socket and runs it at once; anything else queues in arrival order.
+        """
+        me = threading.get_ident()
+        with self._lock:
+            now = not self._handler_running and not self._work and self._reading_thread == me \
+                and me in self._workers
+            if now:
+                self._handler_running = True
+                self._reading_thread = None
+                self._handlers_run += 1
+                if self._worker_asleep or self._unread_call_locked():
+                    self._wake.notify()
+            else:
+                self._work.append(item)
+                if not self._handler_running:
+                    self._wake.notify()
+        if now:
+            self._run_item(item)
+            self._handle_queued()
+
+    def _queue_work(self, item: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._work.append(item)
+            if not self._handler_running:
+                self._wake.notify()
 
     def _send_frame(self, frame: Frame) -> None:
         """Write a frame we owe the peer; if the connection is gone there is no one to tell."""
@@ -691,41 +774,51 @@ class Connection:
 
     # -- the peer's calls -----------------------------------------------
 
-    def _dispatch_loop(self) -> None:
+    def _handle_queued(self) -> None:
+        """Run the queued work in order, holding the handling role; then read again if free."""
+        me = threading.get_ident()
         while True:
-            item = self._inbox.get()
-            if item is None:
-                return
-            if len(item) == 1:
-                try:
-                    item[0]()
-                except Exception:
-                    log.exception("%s: a callback failed", self.name)
-                continue
-            unique_id, action, handler, request, answer = item
-            if self._closing:
-                continue  # nobody is left to answer
-            if not answer:
-                try:
-                    handler(request)
-                except Exception:
-                    log.exception("%s: the %s handler raised", self.name, action)
-                if self._history is not None:
-                    self._history.handled(request)
-                continue
-            try:
-                reply = self._run_handler(unique_id, action, handler, request)
-            except Exception:  # never let one message end the dispatcher
-                log.exception("%s: failed to answer %s", self.name, unique_id)
-                reply = CallErrorFrame(unique_id, "InternalError", "the handler failed")
             with self._lock:
-                self._handling.discard(unique_id)
+                if not self._work:
+                    self._handler_running = False
+                    if self._may_read_locked():
+                        self._reading_thread = me
+                    return
+                item = self._work.popleft()
+                self._handlers_run += 1
+            self._run_item(item)
+
+    def _run_item(self, item: tuple[Any, ...]) -> None:
+        if len(item) == 1:
             try:
-                self._send_frame(reply)
-            except Exception:  # never let one message end the dispatcher
-                log.exception("%s: failed to answer %s", self.name, unique_id)
+                item[0]()
+            except Exception:
+                log.exception("%s: a callback failed", self.name)
+            return
+        unique_id, action, handler, request, answer = item
+        if self._closing:
+            return  # nobody is left to answer
+        if not answer:
+            try:
+                handler(request)
+            except Exception:
+                log.exception("%s: the %s handler raised", self.name, action)
             if self._history is not None:
                 self._history.handled(request)
+            return
+        try:
+            reply = self._run_handler(unique_id, action, handler, request)
+        except Exception:  # never let one message end the worker
+            log.exception("%s: failed to answer %s", self.name, unique_id)
+            reply = CallErrorFrame(unique_id, "InternalError", "the handler failed")
+        with self._lock:
+            self._handling.discard(unique_id)
+        try:
+            self._send_frame(reply)
+        except Exception:  # never let one message end the worker
+            log.exception("%s: failed to answer %s", self.name, unique_id)
+        if self._history is not None:
+            self._history.handled(request)
 
     def _run_handler(self, unique_id: str, action: str, handler: Handler,
                      request: Any) -> Frame:

@@ -125,7 +125,7 @@ class CSMS:
     Handlers are registered per request class; each version's classes are
     distinct, so one CSMS serving 1.6 and 2.0.1 registers a handler for each.
     A handler gets ``(station, request)`` and returns the response object.
-    ``on_connect`` callbacks run in the station's dispatcher before its first
+    ``on_connect`` callbacks run in a station's worker before its first
     call is handled (so they may call ``station.send``); ``on_disconnect``
     callbacks run once its connection has ended.
 
@@ -213,7 +213,7 @@ class CSMS:
     def on_request(self, callback: RequestCallback) -> RequestCallback:
         """Call ``callback(station, request)`` for every validated request that has a handler.
 
-        It runs in the station's dispatcher just before the handler, so it sees
+        It runs in the thread that runs the handler, just before it, so it sees
         requests in order; if it raises, the handler does not run and the
         station gets the error (InternalError, or an OCPPError's own code), so
         a callback that must record every request can make the station retry.
@@ -394,7 +394,7 @@ class CSMS:
         log.info("station %r connected from %s (OCPP %s)", station_id, station.remote_address,
                  version)
         for callback in list(self._callbacks["connect"]):
-            connection.run_in_dispatcher(functools.partial(callback, station))
+            connection.run_task(functools.partial(callback, station))
         connection.run()
 
     def _bad_messages(self, station: Station, count: int) -> None:

@@ -1,8 +1,10 @@
-"""Reading is a role: a blocking send() reads its own answer when nobody else reads.
+"""Reading is a role: a blocking send() reads its own answer when nobody else reads,
+and a worker that reads a peer's call runs its handler itself.
 
 These tests pin what that must not break: frames nobody asked for still get
 read when a run of calls ends, a peer's call that arrives while a caller reads
-is handled, and close() ends a caller that is reading.
+is handled, the socket is still read while a handler runs long, and close()
+ends a caller that is reading.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+import websocket
 from conftest import WAIT
 
 from ocpp_sync._chargepoint import ChargePoint
@@ -110,6 +113,54 @@ def test_a_peer_call_that_comes_while_a_caller_reads_is_handled(linked, m):
     peer.send([3, call[1], {"currentTime": "2030-01-01T00:00:00Z"}])
     caller.join(WAIT)
     assert result and result[0].current_time.year == 2030
+
+
+def test_a_peer_call_is_handled_by_the_thread_that_read_it(linked, m):
+    cp, peer = linked
+    transport = cp._live()._transport
+    readers, handlers = [], []
+    receive = transport.receive
+
+    def recording_receive(timeout=None):
+        text = receive(timeout)
+        if text is not None:
+            readers.append(threading.current_thread().name)
+        return text
+
+    transport.receive = recording_receive
+
+    @cp.on(m.ClearCacheRequest)
+    def clear_cache(request):
+        handlers.append(threading.current_thread().name)
+        return m.ClearCacheResponse(status="Accepted")
+
+    for n in range(10):
+        peer.send([2, f"c{n}", "ClearCache", {}])
+        assert peer.receive() == [3, f"c{n}", {"status": "Accepted"}]
+    # No hand-off to another thread between reading a call and answering it. The first
+    # call was read by a receive() that began before the recording did.
+    assert len(handlers) == 10 and handlers[1:] == readers, (readers, handlers)
+    assert all("-worker" in name for name in handlers), handlers
+
+
+def test_pings_are_answered_while_a_handler_runs_long(csms, raw_client, m):
+    """The worker that runs a handler has left the socket: the other one must read it."""
+    entered, release = threading.Event(), threading.Event()
+
+    @csms.on(m.HeartbeatRequest)
+    def heartbeat(station, request):
+        entered.set()
+        release.wait(WAIT)
+        return m.HeartbeatResponse(current_time=datetime.now(timezone.utc))
+
+    raw_client.send([2, "slow", "Heartbeat", {}])
+    assert entered.wait(WAIT)
+    raw_client.ws.ping(b"still there?")
+    opcode, data = raw_client.ws.recv_data(control_frame=True)
+    assert (opcode, data) == (websocket.ABNF.OPCODE_PONG, b"still there?")
+    assert not release.is_set()
+    release.set()
+    assert raw_client.receive()[:2] == [3, "slow"]
 
 
 def test_close_ends_a_caller_that_is_reading(linked, m):
