@@ -28,7 +28,9 @@ another, the end of the stream).
 Nobody is woken per message: the worker that leaves the socket for a handler
 wakes the other only when it sleeps, and a worker wakes up every ``_WATCH``
 seconds while handlers run, in case one runs long with nobody reading (the
-peer's pings and close would wait). An idle connection's workers sleep.
+peer's pings and close would wait). While callers read, one worker looks
+every ``_LAZY_READER`` seconds and the other sleeps; an idle connection's
+workers both sleep.
 """
 from __future__ import annotations
 
@@ -191,7 +193,7 @@ class Connection:
         self._bad_frames = 0  # malformed frames in a row; only the reading thread counts them
         # _lock guards _current, _queue, _expired, _handling, _closing, the reading role
         # (_reading_thread, _waiting_callers, _lazy_until, _stream_ended) and the handling
-        # role (_work, _handler_running, _handlers_run, _worker_asleep, _ended, _workers).
+        # role (_work, _handler_running, _handlers_run, _sleeper, _watcher, _ended, _workers).
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified when no call is queued or on the wire
         self._wake = threading.Condition(self._lock)  # workers wait here for a role
@@ -202,7 +204,8 @@ class Connection:
         self._work: collections.deque[tuple[Any, ...]] = collections.deque()  # for the handler
         self._handler_running = False             # a worker holds the handling role
         self._handlers_run = 0                    # tells a watching worker whether handlers run
-        self._worker_asleep = False               # a worker waits without a timeout
+        self._sleeper: int | None = None          # the worker waiting without a timeout
+        self._watcher: int | None = None          # the worker looking again soon for a caller
         self._ended = False                       # the end was dealt with: workers leave
         self._workers: set[int] = set()
         self._threads: list[threading.Thread] = []
@@ -518,21 +521,25 @@ class Connection:
                 if self._may_read_locked():
                     self._reading_thread = me
                     return _READ
-                if holder is None:
-                    wait: float | None = self._lazy_until - time.monotonic()
-                elif holder in self._workers:
+                wait: float | None = None
+                if holder in self._workers:
                     if self._closing:
                         return None   # the other worker reads the end
                     if seen != self._handlers_run:   # handlers run: look again in a while
                         seen = self._handlers_run
                         wait = _WATCH
-                    else:
-                        wait = None
-                        self._worker_asleep = True
-                else:
-                    wait = _LAZY_READER   # a caller reads: look again soon
+                elif self._watcher in (None, me):
+                    # A caller reads, or will again soon: one worker looks again then.
+                    self._watcher = me
+                    wait = _LAZY_READER if holder is not None else \
+                        self._lazy_until - time.monotonic()
+                if wait is None:
+                    self._sleeper = me
                 self._wake.wait(wait)
-                self._worker_asleep = False
+                if self._sleeper == me:
+                    self._sleeper = None
+                if self._watcher == me:
+                    self._watcher = None
 
     def _may_read_locked(self) -> bool:
         """Nobody reads, and a worker should: no caller is about to, or someone needs it now."""
@@ -737,7 +744,7 @@ class Connection:
                 self._handler_running = True
                 self._reading_thread = None
                 self._handlers_run += 1
-                if self._worker_asleep or self._unread_call_locked():
+                if self._sleeper is not None or self._unread_call_locked():
                     self._wake.notify()
             else:
                 self._work.append(item)
