@@ -3,15 +3,35 @@
 Parsing never raises anything but :class:`FramingError`, which already says
 which CALLERROR code to answer with and for which message id, so the
 connection can always answer a peer's bad frame instead of dying on it.
+
+The JSON itself is read and written by orjson: for a 1.9 KB TransactionEvent
+frame, serialise takes 1.9 us and parse 4.5 us, against 15 and 11 with the
+standard library's ``json``. The stdlib encoder stays as the fallback for what
+orjson writes differently or refuses (see :func:`serialise`). Reading, orjson
+differs from the stdlib decoder used before in three ways, all kept:
+
+* an integer literal outside [-2**63, 2**64) is read as the nearest float (as
+  JavaScript's and most peers' parsers read it); the stdlib gave the exact int.
+  No OCPP field holds such a number, and the cheapest scan for 19 digits in a
+  row found would add a third to the parse, so it is not looked for;
+* a lone surrogate (``"\\ud800"``) is refused as not valid JSON: it is no
+  Unicode character, so no peer can mean one;
+* arrays and objects nest up to 1024 deep; the stdlib stopped at Python's
+  recursion limit (about 988 deep on a reader thread). A call nested in
+  between is now answered under its own id (a schema error, or InternalError
+  "could not read the request" where the codec's walk of free-form data runs
+  out of stack), not RpcFrameworkError under "-1"; the connection goes on.
 """
 from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from ._errors import error_code
 
@@ -113,21 +133,20 @@ class FramingError(Exception):
         self.message_type = message_type
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _reject_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number {text} is out of range")
-    return value
-
-
-# json.loads takes NaN, Infinity and 1e999 (as inf) by default; none is JSON. One decoder and one
-# encoder for the process: json.loads/dumps with options build a new one per call.
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_reject_float)
+# orjson refuses NaN, Infinity and numbers beyond a double (1e400) by itself: the stdlib decoder
+# had to be told to. Writing, these options make orjson raise TypeError, and so leave to the stdlib
+# encoder, datetimes and dataclasses (orjson would write them, the stdlib refuses) and subclasses of
+# str, int, float, dict and list (the stdlib writes them through their base's methods, or refuses);
+# orjson raises TypeError by itself for integers outside 64 bits, keys that are not strings, lone
+# surrogates and nesting past 254. One stdlib encoder for the process: json.dumps with options
+# builds a new one per call.
+_ORJSON_OPTIONS = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+                   | orjson.OPT_PASSTHROUGH_SUBCLASS)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# Where orjson may have written NaN or an infinity (as null). A regular expression finds "null" in
+# the TransactionEvent frame above in 0.6 us, ``b"null" in text`` in 1.0: the latter's skip table
+# takes ',', '.' and '5' for letters of "null" (same low six bits), and JSON is full of commas.
+_NULL = re.compile(b"null")
 # Ids only have to be unique among one connection's calls; a counter is cheap, and the random
 # prefix keeps a late answer meant for an earlier process from matching one of ours.
 _ID_PREFIX = os.urandom(4).hex()
@@ -136,8 +155,11 @@ _ID_COUNTER = itertools.count(1)
 
 def _loads(text: str | bytes) -> Any:
     if not isinstance(text, str):
-        text = text.decode(json.detect_encoding(text), "surrogatepass")
-    return _DECODER.decode(text)
+        encoding = json.detect_encoding(text)
+        if encoding != "utf-8":
+            # orjson reads UTF-8 alone; the stdlib also read UTF-16, UTF-32 and a UTF-8 BOM.
+            text = text.decode(encoding)
+    return orjson.loads(text)
 
 
 def parse(text: str | bytes, version: str) -> Frame:
@@ -145,7 +167,7 @@ def parse(text: str | bytes, version: str) -> Frame:
     rpc = error_code("rpc", version)
     try:
         data = _loads(text)
-    except (ValueError, TypeError, RecursionError) as exc:
+    except ValueError as exc:  # orjson.JSONDecodeError, UnicodeDecodeError
         raise FramingError(rpc, NO_ID, f"not valid JSON: {exc}") from None
     if not isinstance(data, list) or not data:
         raise FramingError(rpc, NO_ID, "a message must be a non-empty JSON array")
@@ -182,8 +204,26 @@ def parse(text: str | bytes, version: str) -> Frame:
 
 
 def serialise(frame: Frame) -> str:
-    """Compact JSON, UTF-8 kept as is: the smallest text every peer can read."""
-    return _ENCODER.encode(frame.to_list())
+    """Compact JSON, UTF-8 kept as is: the smallest text every peer can read.
+
+    Raises ValueError for NaN and infinities and TypeError for what is not JSON,
+    as the stdlib encoder does. orjson writes NaN and infinities as ``null``
+    instead, so a frame with ``null`` anywhere in its text (rare: the codec
+    leaves absent fields out) is written by the stdlib encoder, as is one orjson
+    refuses: either way exactly as before orjson. Other frames are orjson's text,
+    the stdlib's byte for byte but for floats under 1e-4 in size (``1e-7``, not
+    ``1e-07``; ``0.00001``, not ``1e-05``: the same number to any reader) and
+    what the stdlib refuses but orjson writes: members of plain enums (as their
+    value), UUIDs (as strings) and ``orjson.Fragment``.
+    """
+    data = frame.to_list()
+    try:
+        raw = orjson.dumps(data, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError
+        return _ENCODER.encode(data)
+    if _NULL.search(raw):
+        return _ENCODER.encode(data)
+    return raw.decode()
 
 
 def new_message_id() -> str:
