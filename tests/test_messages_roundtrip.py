@@ -20,6 +20,7 @@ from ocpp_sync._codec import version_module
 hypothesis = pytest.importorskip("hypothesis")
 hypothesis_jsonschema = pytest.importorskip("hypothesis_jsonschema")
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 EXAMPLES = 12
 
@@ -161,6 +162,19 @@ def test_every_generated_date_time_spelling_is_read(text: str) -> None:
     assert parsed.tzinfo is not None
     assert parsed.astimezone(_dt.timezone.utc).replace(tzinfo=None) == expected
     assert out.endswith("Z") and schemas.instant(out) == expected
+
+
+@settings(PROFILE, max_examples=500)
+@given(st.datetimes(min_value=_dt.datetime(1, 1, 2), max_value=_dt.datetime(9998, 12, 31)),
+       st.sampled_from(["", ".5", ".123", ".123456", ".1234567891"]))
+def test_the_fast_path_for_utc_date_times_reads_what_the_general_one_reads(
+        value: _dt.datetime, fraction: str) -> None:
+    """"...T...Z" goes to the C parser; the same instant spelled "t" goes the general way."""
+    from ocpp_sync._codec import parse_datetime
+
+    text = value.replace(microsecond=0).isoformat() + fraction + "Z"
+    fast, general = parse_datetime(text), parse_datetime(text.replace("T", "t"))
+    assert fast == general and fast.tzinfo is general.tzinfo is _dt.timezone.utc
 
 
 @pytest.mark.parametrize("text", [
