@@ -59,14 +59,9 @@ class HistoryEntry:
                 "latency": self.latency}
 
 
-class _Raw:
-    __slots__ = ("wall", "mono", "direction", "text")
-
-    def __init__(self, direction: str, text: str) -> None:
-        self.wall = time.time()
-        self.mono = time.monotonic()
-        self.direction = direction
-        self.text = text
+# A frame as kept: (wall clock, monotonic clock, direction, text). A plain tuple, because
+# it is built twice per call on every connection and read only when someone asks.
+_Raw = tuple[float, float, str, str]
 
 
 class History:
@@ -80,8 +75,9 @@ class History:
         if maxlen is not None and maxlen < 1:
             raise ValueError("maxlen must be at least 1 (or None for no bound)")
         self.maxlen = maxlen
-        # _changed guards _requests and _closed; _frames only takes appends (see frame()).
+        # _changed guards _requests, _closed and _waiting; _frames only takes appends (see frame()).
         self._changed = threading.Condition()
+        self._waiting = 0  # expect() calls waiting: handled() wakes them only if there are any
         self._frames: collections.deque[_Raw] = collections.deque(maxlen=maxlen)
         self._requests: collections.deque[Any] = collections.deque(maxlen=maxlen)
         self._closed = False
@@ -92,13 +88,14 @@ class History:
         """A frame was written (">") or read ("<")."""
         # No lock: deque.append is atomic, and list(deque) in entries() runs without
         # releasing the GIL, so it never sees an append half done. Twice per call, it adds up.
-        self._frames.append(_Raw(direction, text))
+        self._frames.append((time.time(), time.monotonic(), direction, text))
 
     def handled(self, request: Any) -> None:
         """The handler has answered ``request``: wake ``expect``."""
         with self._changed:
             self._requests.append(request)
-            self._changed.notify_all()
+            if self._waiting:
+                self._changed.notify_all()
 
     def close(self) -> None:
         """No request will come any more: waiting ``expect`` calls fail at once."""
@@ -117,7 +114,7 @@ class History:
         for raw in frames:
             entry, call_key = _parse(raw, calls)
             if call_key is not None:
-                calls[call_key] = (entry.action, raw.mono)
+                calls[call_key] = (entry.action, raw[1])
             entries.append(entry)
         return entries
 
@@ -167,7 +164,11 @@ class History:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError(self._timeout_message(request_cls, timeout))
-                self._changed.wait(left)
+                self._waiting += 1
+                try:
+                    self._changed.wait(left)
+                finally:
+                    self._waiting -= 1
 
     def _take_locked(self, request_cls: type[R],
                      where: Callable[[R], bool] | None) -> tuple[R] | None:
@@ -191,16 +192,17 @@ class History:
 def _parse(raw: _Raw, calls: dict[tuple[str, str], tuple[str | None, float]],
            ) -> tuple[HistoryEntry, tuple[str, str] | None]:
     """One entry; the key to remember it by if it is a call (direction, id)."""
-    direction = _DIRECTIONS.get(raw.direction, raw.direction)
-    when = datetime.fromtimestamp(raw.wall, timezone.utc)
+    wall, mono, direction, text = raw
+    direction = _DIRECTIONS.get(direction, direction)
+    when = datetime.fromtimestamp(wall, timezone.utc)
     try:
-        frame = json.loads(raw.text)
+        frame = json.loads(text)
         kind = _TYPES[frame[0]]
         message_id = frame[1]
         if not isinstance(message_id, str):
             raise TypeError
     except (ValueError, TypeError, KeyError, IndexError):
-        return HistoryEntry(when, direction, "invalid", None, None, raw.text, None), None
+        return HistoryEntry(when, direction, "invalid", None, None, text, None), None
     if kind in ("CALL", "SEND"):
         action = frame[2] if len(frame) > 2 else None
         payload = frame[3] if len(frame) > 3 else None
@@ -213,7 +215,7 @@ def _parse(raw: _Raw, calls: dict[tuple[str, str], tuple[str | None, float]],
                    "details": _item(frame, 4)}
     other = "in" if direction == "out" else "out"
     call = calls.pop((other, message_id), None)
-    action, latency = (None, None) if call is None else (call[0], raw.mono - call[1])
+    action, latency = (None, None) if call is None else (call[0], mono - call[1])
     return HistoryEntry(when, direction, kind, action, message_id, payload, latency), None
 
 
