@@ -384,8 +384,14 @@ class ChargePoint:
             return self._live().send(message, timeout)
         wait = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
-        handle, outbox = self._transaction_message(message, info.action, info.version, info.is_request,
-                                                   now=wait >= self.timeout)
+        payload, call, outbox = self._transaction_message(message, info.action, info.version,
+                                                          info.is_request)
+        if wait >= self.timeout:
+            handle, response = outbox.send_now(info.action, payload, call)
+            if handle is None:
+                return response
+        else:
+            handle = outbox.submit(info.action, payload)
         if handle.done():
             return handle.result()  # answered, or given up: raises why
         if not self.connected or not outbox.is_online:
@@ -404,11 +410,12 @@ class ChargePoint:
             raise TypeError(f"not an OCPP message: {message!r}") from None
         if not is_queued(self.version, info.action):
             return self._live().send_async(message, timeout)
-        return self._transaction_message(message, info.action, info.version, info.is_request, now=False)[0]
+        payload, _, outbox = self._transaction_message(message, info.action, info.version, info.is_request)
+        return outbox.submit(info.action, payload)
 
-    def _transaction_message(self, message: Any, action: str, version: str, is_request: bool, *,
-                             now: bool) -> tuple[QueuedCall, Outbox]:
-        """Queue a transaction message, or with ``now`` let the outbox send it from this thread."""
+    def _transaction_message(self, message: Any, action: str, version: str, is_request: bool,
+                             ) -> tuple[dict[str, Any], Callable[[dict[str, Any]], Any], Outbox]:
+        """A transaction message's wire payload, how to send it from this thread, and the outbox."""
         if version != self.version or not is_request:
             raise ValueError(f"{type(message).__name__} is not an OCPP {self.version} request")
         payload = to_payload(message)  # ValidationError before anything is queued
@@ -423,15 +430,13 @@ class ChargePoint:
                 not (self.connected and outbox.is_online):
             payload["offline"] = True
             sendable = None
-        if not now:
-            return outbox.submit(action, payload), outbox
 
         def call(final: dict[str, Any]) -> Any:
             request = sendable if final is payload and sendable is not None else \
                 from_payload(version_module(self.version).REQUESTS[action], final)
             return self._send_now(request, final)
 
-        return outbox.send(action, payload, call), outbox
+        return payload, call, outbox
 
     def call(self, action: str, payload: Mapping[str, Any],
              timeout: float | None = None) -> dict[str, Any] | QueuedCall | None:

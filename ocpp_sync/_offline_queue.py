@@ -651,15 +651,27 @@ class Outbox:
         return self._after_put(*queued)
 
     def send(self, action: str, payload: dict[str, Any], call: Callable[[dict[str, Any]], Any]) -> QueuedCall:
+        """:meth:`send_now` with a handle in every case: done when answered or given up."""
+        handle, response = self.send_now(action, payload, call)
+        if handle is None:
+            handle = QueuedCall(None, action)
+            handle.real_transaction_id = self._started_id(action, response)
+            _settle(handle, response)
+        return handle
+
+    def send_now(self, action: str, payload: dict[str, Any],
+                 call: Callable[[dict[str, Any]], Any]) -> tuple[QueuedCall | None, Any]:
         """Send a wire payload from this thread if nothing is ahead of it, else queue it like :meth:`submit`.
 
         ``call(payload)`` sends on the current connection and returns the
         response, raising as ``deliver`` does; the payload it gets may differ
-        from the one given (a 1.6 placeholder replaced by the real id). The
-        handle comes back done when the message was answered or given up, not
-        done when it is queued: it could not go now, or its send failed (lost
-        link: not an attempt; CallError / CallTimeout: a failed attempt, retried
-        by the outbox as for any queued message).
+        from the one given (a 1.6 placeholder replaced by the real id).
+        Returns (None, response) when it was answered without a row in the
+        queue (no handle is made: this is every online call's path), else
+        (handle, None): done when answered or given up, not done when queued
+        because it could not go now or its send failed (lost link: not an
+        attempt; CallError / CallTimeout: a failed attempt, retried by the
+        outbox as for any queued message).
         """
         if self._stop.is_set():
             raise ConnectionClosed("the outbox is stopped")
@@ -673,10 +685,10 @@ class Outbox:
                 generation = self._generation
                 try:
                     payload, local = self.queue.fix_up(self.version, action, payload)
+                    handle: QueuedCall | None = None
                     if self.write_ahead:  # the queue is empty: this put never evicts nor refuses
                         handle = self._put_locked(action, payload)[0]
                     else:
-                        handle = QueuedCall(None, action)
                         self._unstored = 1
                 except BaseException:
                     self._sender = None
@@ -684,17 +696,16 @@ class Outbox:
                     self._idle.notify_all()
                     raise
         if queued is not None:
-            return self._after_put(*queued)
+            return self._after_put(*queued), None
         try:
             try:
                 response = call(payload)
             except BaseException as exc:
-                handle = self._keep(action, payload, handle, generation, exc)
+                kept = self._keep(action, payload, handle, generation, exc)
                 if not isinstance(exc, Exception):
                     raise  # KeyboardInterrupt and the like: the message is kept all the same
-                return handle
-            self._answered(action, local, handle, response)
-            return handle
+                return kept, None
+            return self._answered(action, local, handle, response)
         finally:
             self._release()
 
@@ -716,26 +727,34 @@ class Outbox:
             self._wake.set()
         return handle
 
-    def _answered(self, action: str, local: int | None, handle: QueuedCall, response: Any) -> None:
-        """A caller's send was answered: forget its row (if any) and its 1.6 placeholder if it ended one."""
-        transaction_id = None
+    def _started_id(self, action: str, response: Any) -> int | None:
+        """The transaction id a 1.6 StartTransaction's answer gives, else None."""
         if action == "StartTransaction" and self.version == "1.6":
-            transaction_id = _started_transaction_id(response)
+            return _started_transaction_id(response)
+        return None
+
+    def _answered(self, action: str, local: int | None, handle: QueuedCall | None,
+                  response: Any) -> tuple[QueuedCall | None, Any]:
+        """A caller's send was answered: forget its row (if any) and its 1.6 placeholder if it ended one."""
+        if local is not None and action == "StopTransaction":
+            self.queue.forget_transaction_id(local)
+        if handle is None:
+            return None, response
+        transaction_id = self._started_id(action, response)
         if handle.seq is not None:
             self.queue.ack(handle.seq, transaction_id=transaction_id)
             with self._lock:
                 self._handles.pop(handle.seq, None)
-        if local is not None and action == "StopTransaction":
-            self.queue.forget_transaction_id(local)
         handle.real_transaction_id = transaction_id
         _settle(handle, response)
+        return handle, None
 
-    def _keep(self, action: str, payload: dict[str, Any], handle: QueuedCall, generation: int,
+    def _keep(self, action: str, payload: dict[str, Any], handle: QueuedCall | None, generation: int,
               exc: BaseException) -> QueuedCall:
         """A caller's send failed: store the message at the head (if it has no row yet), then
         apply the outbox thread's rules to the failure. Runs before the wire is released, so
         nothing queued meanwhile can overtake it."""
-        if handle.seq is None:
+        if handle is None or handle.seq is None:
             with self._lock:
                 queued = self._put_locked(action, payload, head=True)
             handle = self._after_put(*queued)
@@ -753,7 +772,8 @@ class Outbox:
         with self._lock:
             self._sender = None
             self._unstored = 0
-            self._idle.notify_all()
+            if self._stop.is_set():   # stop() waits for the wire to be free; nobody else does
+                self._idle.notify_all()
             waiting = self._has_queued_locked()
         if waiting:
             self._wake.set()
