@@ -45,7 +45,16 @@ from typing import Any
 
 from ._codec import from_payload, message_info, to_payload, version_module
 from ._deadlines import TIMER
-from ._errors import CallError, CallTimeout, ConnectionClosed, OCPPError, ProtocolError, ValidationError
+from ._errors import (
+    FORMAT,
+    CallError,
+    CallTimeout,
+    ConnectionClosed,
+    OCPPError,
+    ProtocolError,
+    ValidationError,
+    error_code,
+)
 from ._framing import (
     CALLERROR,
     CALLRESULT,
@@ -688,6 +697,14 @@ class Connection:
                         exc.description)
             if answer:
                 self._send_frame(CallErrorFrame(unique_id, exc.code, _short(exc.description)))
+            return None
+        except RecursionError:
+            # JSON nests up to 1024 deep; the codec's walk of free-form data (DataTransfer's
+            # data) runs out of stack before that. The peer's doing, not a bug of ours.
+            log.warning("%s: refused %s %s: nested too deep to read", self.name, action, unique_id)
+            if answer:
+                self._send_frame(CallErrorFrame(unique_id, error_code(FORMAT, self.version),
+                                                "nested too deep to read"))
             return None
         except Exception:
             log.exception("%s: could not read %s %s", self.name, action, unique_id)

@@ -17,10 +17,10 @@ differs from the stdlib decoder used before in three ways, all kept:
 * a lone surrogate (``"\\ud800"``) is refused as not valid JSON: it is no
   Unicode character, so no peer can mean one;
 * arrays and objects nest up to 1024 deep; the stdlib stopped at Python's
-  recursion limit (about 988 deep on a reader thread). A call nested in
-  between is now answered under its own id (a schema error, or InternalError
-  "could not read the request" where the codec's walk of free-form data runs
-  out of stack), not RpcFrameworkError under "-1"; the connection goes on.
+  recursion limit (about 988 deep in a connection's thread). A call nested in
+  between is answered under its own id (a schema error, or a format error
+  "nested too deep to read" where the codec's walk of free-form data runs out
+  of stack), not RpcFrameworkError under "-1"; the connection goes on.
 """
 from __future__ import annotations
 

@@ -107,6 +107,20 @@ def test_malformed_call_with_readable_id(handlers, raw_client, version):
     assert_still_serves(raw_client)
 
 
+def test_data_nested_too_deep_to_read_is_refused_not_logged_as_our_failure(
+        handlers, raw_client, version, caplog):
+    """JSON may nest 1024 deep; reading free-form data that deep runs out of stack. That is
+    the peer's doing: a format error under the call's id, a warning, and the link stays up."""
+    if version == "1.6":
+        pytest.skip("1.6 DataTransfer data is a string: no free-form data to nest")
+    deep = "[" * 1000 + "]" * 1000
+    with caplog.at_level(logging.WARNING, logger="ocpp_sync"):
+        reply = raw_client.exchange(f'[2,"deep","DataTransfer",{{"vendorId":"v","data":{deep}}}]')
+    assert call_error(reply) == (4, "deep", "FormatViolation")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.records
+    assert_still_serves(raw_client)
+
+
 def test_unknown_message_type(handlers, raw_client, version):
     assert call_error(raw_client.exchange('[9,"a",{}]')) == (4, "a", UNKNOWN_TYPE[version])
     if version != "2.1":  # SEND and CALLRESULTERROR exist only in 2.1
