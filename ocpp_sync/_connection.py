@@ -671,12 +671,17 @@ class Connection:
             return
         try:
             response: Any = from_payload(pending.response_cls, frame.payload, lenient=self.lenient)
-        except ValidationError as exc:
-            log.warning("%s: invalid %s response: %s", self.name, pending.action, exc)
-            _settle(pending, exc=exc)
+        except (ValidationError, RecursionError) as exc:
+            # RecursionError: free-form data nested deeper than the codec can walk (see
+            # _check_request); the caller learns it now rather than by a timeout.
+            failure: OCPPError = exc if isinstance(exc, ValidationError) else ProtocolError(
+                f"the {pending.action} response is nested too deep to read",
+                code=error_code(FORMAT, self.version))
+            log.warning("%s: invalid %s response: %s", self.name, pending.action, failure)
+            _settle(pending, exc=failure)
             if self.version == "2.1":
-                self._send_frame(CallErrorFrame(frame.unique_id, exc.code, _short(str(exc)), {},
-                                                CALLRESULTERROR))
+                self._send_frame(CallErrorFrame(frame.unique_id, failure.code, _short(str(failure)),
+                                                {}, CALLRESULTERROR))
             return
         _settle(pending, response)
 

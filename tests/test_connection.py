@@ -265,6 +265,29 @@ def test_call_error_from_peer_raises_call_error(linked, m):
                                                                           {"a": 1})
 
 
+def test_a_response_nested_too_deep_fails_the_call_at_once(linked, m, version):
+    if version == "1.6":
+        pytest.skip("1.6 DataTransfer data is a string: no free-form data to nest")
+    cp, peer = linked
+    errors = []
+
+    def call():
+        try:
+            cp.send(m.DataTransferRequest(vendor_id="v"), timeout=WAIT * 3)
+        except Exception as exc:
+            errors.append(exc)
+
+    caller = threading.Thread(target=call, name="test-caller")
+    caller.start()
+    request = peer.receive()
+    deep = "[" * 1000 + "]" * 1000
+    peer.send(f'[3,"{request[1]}",{{"status":"Accepted","data":{deep}}}]')
+    caller.join(WAIT)   # well before the call's own timeout
+    assert not caller.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], ProtocolError), errors
+    assert errors[0].code == "FormatViolation"
+
+
 def test_timeout_then_late_response_is_dropped(linked, m, caplog):
     cp, peer = linked
     started = time.monotonic()
