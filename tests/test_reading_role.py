@@ -61,8 +61,8 @@ def start_unanswered_call(cp, peer, m):
     return caller, errors
 
 
-def test_a_sequential_caller_reads_its_own_answers(linked, m):
-    cp, peer = linked
+def record_readers(cp):
+    """The names of the threads that read each message from now on (a list that grows)."""
     transport = cp._live()._transport
     readers = []
     receive = transport.receive
@@ -74,6 +74,12 @@ def test_a_sequential_caller_reads_its_own_answers(linked, m):
         return text
 
     transport.receive = recording_receive
+    return readers
+
+
+def test_a_sequential_caller_reads_its_own_answers(linked, m):
+    cp, peer = linked
+    readers = record_readers(cp)
     run_of_calls(cp, peer, m, 20)
     # The first answer is read by the reader thread, blocked in receive() already; after
     # it the caller should find the socket free. A heavily loaded machine can delay the
@@ -117,17 +123,7 @@ def test_a_peer_call_that_comes_while_a_caller_reads_is_handled(linked, m):
 
 def test_a_peer_call_is_handled_by_the_thread_that_read_it(linked, m):
     cp, peer = linked
-    transport = cp._live()._transport
-    readers, handlers = [], []
-    receive = transport.receive
-
-    def recording_receive(timeout=None):
-        text = receive(timeout)
-        if text is not None:
-            readers.append(threading.current_thread().name)
-        return text
-
-    transport.receive = recording_receive
+    readers, handlers = record_readers(cp), []
 
     @cp.on(m.ClearCacheRequest)
     def clear_cache(request):
