@@ -352,6 +352,10 @@ class Connection:
             finally:
                 with self._lock:
                     self._waiting_callers -= 1
+            if future.done():
+                # The flag is set just after the future: a caller woken in between must not
+                # take the socket and read for an answer that has come already.
+                break
         return future.result(timeout=0)
 
     def _read_until_answered(self, pending: _Pending) -> None:

@@ -16,6 +16,7 @@ import pytest
 import websocket
 from conftest import WAIT
 
+from ocpp_sync import _connection
 from ocpp_sync._chargepoint import ChargePoint
 from ocpp_sync._errors import ConnectionClosed
 
@@ -157,6 +158,39 @@ def test_pings_are_answered_while_a_handler_runs_long(csms, raw_client, m):
     assert not release.is_set()
     release.set()
     assert raw_client.receive()[:2] == [3, "slow"]
+
+
+def test_a_caller_woken_by_its_answer_does_not_go_on_to_read(linked, m, monkeypatch):
+    """Another thread read the answer and settles the call: the future first, then the
+    flag. A caller that wakes in between must return, not take the socket and wait
+    there for its deadline. The gap is widened here until the caller has acted."""
+    cp, peer = linked
+    connection = cp._live()
+    returned = threading.Event()
+    settle = _connection._settle
+
+    def call():
+        cp.send(m.HeartbeatRequest(), timeout=WAIT * 3)
+        returned.set()
+
+    caller = threading.Thread(target=call, name="test-caller")
+
+    def settle_with_a_gap(pending, result=None, exc=None):
+        settle(pending, result, exc)
+        if pending.blocking and threading.current_thread() is not caller:
+            pending.settled = False
+            deadline = time.monotonic() + WAIT / 2
+            while connection._reading_thread != caller.ident and not returned.is_set() \
+                    and time.monotonic() < deadline:
+                returned.wait(0.01)
+            pending.settled = True
+
+    monkeypatch.setattr(_connection, "_settle", settle_with_a_gap)
+    caller.start()
+    call_frame = peer.receive()             # read by a worker: it held the socket already
+    peer.send([3, call_frame[1], {"currentTime": "2030-01-01T00:00:00Z"}])
+    assert returned.wait(WAIT), "the call returned only at its deadline"
+    caller.join(WAIT)
 
 
 def test_close_ends_a_caller_that_is_reading(linked, m):
