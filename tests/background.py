@@ -15,11 +15,18 @@ import pytest
 ENV = dict(os.environ, PYTHONUNBUFFERED="1")
 
 
+def ctrl_c_works() -> None:
+    """For preexec_fn: a child started from a background job inherits SIGINT ignored, and
+    Python then never raises KeyboardInterrupt, so Ctrl-C tests would hang until their
+    deadline. The child gets the default back and installs its own handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Background:
     def __init__(self, argv: Sequence[str], *, wait: float, cwd: Path | None = None) -> None:
         self.wait_limit = wait
         self.process = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, env=ENV, cwd=cwd)
+                                        text=True, env=ENV, cwd=cwd, preexec_fn=ctrl_c_works)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []
         self.reader = threading.Thread(target=self._pump, name="test-process-reader", daemon=True)

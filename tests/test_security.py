@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import trustme
+from background import ctrl_c_works
 
 from ocpp_sync import security
 from ocpp_sync._transports import HandshakeError, Headers, WebSocketServer, connect
@@ -817,8 +818,7 @@ def test_profile3_examples(tmp_path: Path) -> None:
     csms = subprocess.Popen([sys.executable, str(EXAMPLES / "profile3_csms.py"), "--port", "0",
                              "--certs", str(tmp_path)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env,
-                            # Ctrl-C must reach it even when the tests run as a background job.
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=ctrl_c_works)
     try:
         assert csms.stdout is not None
         first = csms.stdout.readline()
