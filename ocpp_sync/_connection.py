@@ -476,11 +476,6 @@ class Connection:
             else:
                 self._current = None
             start = self._next_locked() if pending is not None else None
-            if pending is not None and pending.blocking and start is None and \
-                    self._reading_thread in self._workers and not self._closing:
-                # Step back before the caller wakes: it reads its own next answer.
-                self._reading_thread = None
-                self._lazy_until = time.monotonic() + _LAZY_READER
         if pending is None:
             if late:
                 log.warning("%s: dropped a late response to %s (its call had timed out)",
@@ -489,6 +484,22 @@ class Connection:
                 log.warning("%s: dropped a response to %s, which no call is waiting for",
                             self.name, unique_id)
         return pending, start
+
+    def _settle_read(self, pending: _Pending, result: Any = None,
+                     exc: BaseException | None = None) -> None:
+        """Settle a call whose answer this thread read. A worker then leaves the socket to
+        the blocking caller, which reads its own next answer; only now, not before: a
+        caller that took the socket sooner would read for an answer already in."""
+        _settle(pending, result, exc)
+        me = threading.get_ident()
+        # Unlocked first look: only this thread moves the role away from itself, and the
+        # usual reader here is the caller itself, which keeps the socket.
+        if not pending.blocking or self._reading_thread != me or me not in self._workers:
+            return
+        with self._lock:
+            if self._reading_thread == me and self._current is None and not self._closing:
+                self._reading_thread = None
+                self._lazy_until = time.monotonic() + _LAZY_READER
 
     def _fail_all(self, exc: ConnectionClosed) -> None:
         with self._lock:
@@ -663,7 +674,7 @@ class Connection:
                 return
         pending, start = self._take_current(unique_id)
         if pending is not None:
-            _settle(pending, exc=exc)
+            self._settle_read(pending, exc=exc)
         if start is not None:
             self._write_call(start)
 
@@ -682,19 +693,19 @@ class Connection:
                 f"the {pending.action} response is nested too deep to read",
                 code=error_code(FORMAT, self.version))
             log.warning("%s: invalid %s response: %s", self.name, pending.action, failure)
-            _settle(pending, exc=failure)
+            self._settle_read(pending, exc=failure)
             if self.version == "2.1":
                 self._send_frame(CallErrorFrame(frame.unique_id, failure.code, _short(str(failure)),
                                                 {}, CALLRESULTERROR))
             return
-        _settle(pending, response)
+        self._settle_read(pending, response)
 
     def _on_error(self, frame: CallErrorFrame) -> None:
         pending, start = self._take_current(frame.unique_id)
         if start is not None:
             self._write_call(start)
         if pending is not None:
-            _settle(pending, exc=CallError(frame.code, frame.description, frame.details))
+            self._settle_read(pending, exc=CallError(frame.code, frame.description, frame.details))
 
     def _check_request(self, unique_id: str, action: str, payload: Any,
                        answer: bool) -> tuple[Handler, Any] | None:

@@ -193,6 +193,44 @@ def test_a_caller_woken_by_its_answer_does_not_go_on_to_read(linked, m, monkeypa
     caller.join(WAIT)
 
 
+def test_a_worker_leaves_the_socket_only_once_the_answer_is_settled(linked, m, monkeypatch):
+    """The answer comes before its caller has looked for the socket. Had the worker that
+    read it left the socket before settling the call, the caller would take the socket
+    and wait there for its deadline."""
+    cp, peer = linked
+    connection = cp._live()
+    answer_read, returned = threading.Event(), threading.Event()
+    settle, write_call = _connection._settle, connection._write_call
+
+    def call():
+        cp.send(m.HeartbeatRequest(), timeout=WAIT * 3)
+        returned.set()
+
+    caller = threading.Thread(target=call, name="test-caller")
+
+    def write_then_dawdle(pending):
+        write_call(pending)
+        if threading.current_thread() is caller:
+            answer_read.wait(WAIT)
+
+    def settle_once_the_caller_has_looked(pending, result=None, exc=None):
+        if pending.blocking and threading.current_thread() is not caller:
+            answer_read.set()
+            deadline = time.monotonic() + WAIT / 2
+            while connection._reading_thread != caller.ident and not connection._waiting_callers \
+                    and time.monotonic() < deadline:
+                returned.wait(0.01)
+        settle(pending, result, exc)
+
+    monkeypatch.setattr(connection, "_write_call", write_then_dawdle)
+    monkeypatch.setattr(_connection, "_settle", settle_once_the_caller_has_looked)
+    caller.start()
+    call_frame = peer.receive()
+    peer.send([3, call_frame[1], {"currentTime": "2030-01-01T00:00:00Z"}])
+    assert returned.wait(WAIT), "the call returned only at its deadline"
+    caller.join(WAIT)
+
+
 def test_close_ends_a_caller_that_is_reading(linked, m):
     cp, peer = linked
     run_of_calls(cp, peer, m, 3)
