@@ -23,12 +23,36 @@ from ocpp_sync._errors import ConnectionClosed
 pytestmark = pytest.mark.usefixtures("no_leftover_threads")
 
 
+def heartbeat_answer(call):
+    return [3, call[1], {"currentTime": "2030-01-01T00:00:00Z"}]
+
+
+def answer_clear_cache(cp, m, handled_in=None):
+    """Answer the peer's ClearCache; ``handled_in`` collects the names of the threads that did."""
+    @cp.on(m.ClearCacheRequest)
+    def clear_cache(request):
+        if handled_in is not None:
+            handled_in.append(threading.current_thread().name)
+        return m.ClearCacheResponse(status="Accepted")
+
+
+def heartbeat_caller(cp, m):
+    """A thread (not started) that makes one blocking Heartbeat call, and the event it sets
+    once the call has returned."""
+    returned = threading.Event()
+
+    def call():
+        cp.send(m.HeartbeatRequest(), timeout=WAIT * 3)
+        returned.set()
+
+    return threading.Thread(target=call, name="test-caller"), returned
+
+
 def answer_heartbeats(peer, count):
     """Answer ``count`` Heartbeat calls from a thread of its own; returns that thread."""
     def run():
         for _ in range(count):
-            call = peer.receive()
-            peer.send([3, call[1], {"currentTime": "2030-01-01T00:00:00Z"}])
+            peer.send(heartbeat_answer(peer.receive()))
 
     thread = threading.Thread(target=run, name="test-peer", daemon=True)
     thread.start()
@@ -90,11 +114,7 @@ def test_a_sequential_caller_reads_its_own_answers(linked, m):
 
 def test_a_peer_call_after_a_run_of_calls_is_still_answered(linked, m):
     cp, peer = linked
-
-    @cp.on(m.ClearCacheRequest)
-    def clear_cache(request):
-        return m.ClearCacheResponse(status="Accepted")
-
+    answer_clear_cache(cp, m)
     run_of_calls(cp, peer, m, 10)
     # Nobody calls any more: the reader thread must take the socket back by itself.
     peer.send([2, "after", "ClearCache", {}])
@@ -103,11 +123,7 @@ def test_a_peer_call_after_a_run_of_calls_is_still_answered(linked, m):
 
 def test_a_peer_call_that_comes_while_a_caller_reads_is_handled(linked, m):
     cp, peer = linked
-
-    @cp.on(m.ClearCacheRequest)
-    def clear_cache(request):
-        return m.ClearCacheResponse(status="Accepted")
-
+    answer_clear_cache(cp, m)
     run_of_calls(cp, peer, m, 5)
     result = []
     caller = threading.Thread(target=lambda: result.append(cp.send(m.HeartbeatRequest())),
@@ -117,7 +133,7 @@ def test_a_peer_call_that_comes_while_a_caller_reads_is_handled(linked, m):
     # The station's call waits for its answer until the station has answered ours.
     peer.send([2, "meanwhile", "ClearCache", {}])
     assert peer.receive() == [3, "meanwhile", {"status": "Accepted"}]
-    peer.send([3, call[1], {"currentTime": "2030-01-01T00:00:00Z"}])
+    peer.send(heartbeat_answer(call))
     caller.join(WAIT)
     assert result and result[0].current_time.year == 2030
 
@@ -125,12 +141,7 @@ def test_a_peer_call_that_comes_while_a_caller_reads_is_handled(linked, m):
 def test_a_peer_call_is_handled_by_the_thread_that_read_it(linked, m):
     cp, peer = linked
     readers, handlers = record_readers(cp), []
-
-    @cp.on(m.ClearCacheRequest)
-    def clear_cache(request):
-        handlers.append(threading.current_thread().name)
-        return m.ClearCacheResponse(status="Accepted")
-
+    answer_clear_cache(cp, m, handlers)
     for n in range(10):
         peer.send([2, f"c{n}", "ClearCache", {}])
         assert peer.receive() == [3, f"c{n}", {"status": "Accepted"}]
@@ -160,37 +171,40 @@ def test_pings_are_answered_while_a_handler_runs_long(csms, raw_client, m):
     assert raw_client.receive()[:2] == [3, "slow"]
 
 
+def hold_until(condition):
+    """Widen a race from inside the library: wait (bounded) until the other side has acted."""
+    deadline = time.monotonic() + WAIT / 2
+    tick = threading.Event()
+    while not condition() and time.monotonic() < deadline:
+        tick.wait(0.01)
+
+
+def answered_in_time(caller, returned, peer):
+    """Start the caller, answer its call at once: it must return long before its deadline."""
+    caller.start()
+    peer.send(heartbeat_answer(peer.receive()))
+    assert returned.wait(WAIT), "the call returned only at its deadline"
+    caller.join(WAIT)
+
+
 def test_a_caller_woken_by_its_answer_does_not_go_on_to_read(linked, m, monkeypatch):
     """Another thread read the answer and settles the call: the future first, then the
     flag. A caller that wakes in between must return, not take the socket and wait
     there for its deadline. The gap is widened here until the caller has acted."""
     cp, peer = linked
     connection = cp._live()
-    returned = threading.Event()
+    caller, returned = heartbeat_caller(cp, m)
     settle = _connection._settle
-
-    def call():
-        cp.send(m.HeartbeatRequest(), timeout=WAIT * 3)
-        returned.set()
-
-    caller = threading.Thread(target=call, name="test-caller")
 
     def settle_with_a_gap(pending, result=None, exc=None):
         settle(pending, result, exc)
         if pending.blocking and threading.current_thread() is not caller:
             pending.settled = False
-            deadline = time.monotonic() + WAIT / 2
-            while connection._reading_thread != caller.ident and not returned.is_set() \
-                    and time.monotonic() < deadline:
-                returned.wait(0.01)
+            hold_until(lambda: connection._reading_thread == caller.ident or returned.is_set())
             pending.settled = True
 
     monkeypatch.setattr(_connection, "_settle", settle_with_a_gap)
-    caller.start()
-    call_frame = peer.receive()             # read by a worker: it held the socket already
-    peer.send([3, call_frame[1], {"currentTime": "2030-01-01T00:00:00Z"}])
-    assert returned.wait(WAIT), "the call returned only at its deadline"
-    caller.join(WAIT)
+    answered_in_time(caller, returned, peer)   # read by a worker: it held the socket already
 
 
 def test_a_worker_leaves_the_socket_only_once_the_answer_is_settled(linked, m, monkeypatch):
@@ -199,14 +213,9 @@ def test_a_worker_leaves_the_socket_only_once_the_answer_is_settled(linked, m, m
     and wait there for its deadline."""
     cp, peer = linked
     connection = cp._live()
-    answer_read, returned = threading.Event(), threading.Event()
+    caller, returned = heartbeat_caller(cp, m)
+    answer_read = threading.Event()
     settle, write_call = _connection._settle, connection._write_call
-
-    def call():
-        cp.send(m.HeartbeatRequest(), timeout=WAIT * 3)
-        returned.set()
-
-    caller = threading.Thread(target=call, name="test-caller")
 
     def write_then_dawdle(pending):
         write_call(pending)
@@ -216,19 +225,13 @@ def test_a_worker_leaves_the_socket_only_once_the_answer_is_settled(linked, m, m
     def settle_once_the_caller_has_looked(pending, result=None, exc=None):
         if pending.blocking and threading.current_thread() is not caller:
             answer_read.set()
-            deadline = time.monotonic() + WAIT / 2
-            while connection._reading_thread != caller.ident and not connection._waiting_callers \
-                    and time.monotonic() < deadline:
-                returned.wait(0.01)
+            hold_until(lambda: connection._reading_thread == caller.ident
+                       or connection._waiting_callers > 0)
         settle(pending, result, exc)
 
     monkeypatch.setattr(connection, "_write_call", write_then_dawdle)
     monkeypatch.setattr(_connection, "_settle", settle_once_the_caller_has_looked)
-    caller.start()
-    call_frame = peer.receive()
-    peer.send([3, call_frame[1], {"currentTime": "2030-01-01T00:00:00Z"}])
-    assert returned.wait(WAIT), "the call returned only at its deadline"
-    caller.join(WAIT)
+    answered_in_time(caller, returned, peer)
 
 
 def test_close_ends_a_caller_that_is_reading(linked, m):
