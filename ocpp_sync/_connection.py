@@ -270,7 +270,8 @@ class Connection:
         A server's on-connect callback goes here: it may then call send(),
         and the station's first calls wait until it is done.
         """
-        self._queue_work((task,))
+        with self._lock:
+            self._queue_work_locked((task,))
 
     def close(self, code: int = 1000, reason: str = "", *, drain: float = 0.0) -> None:
         """Close the websocket, fail every pending call, stop both threads. Idempotent.
@@ -784,18 +785,16 @@ class Connection:
                 if self._sleeper is not None or self._unread_call_locked():
                     self._wake.notify()
             else:
-                self._work.append(item)
-                if not self._handler_running:
-                    self._wake.notify()
+                self._queue_work_locked(item)
         if now:
             self._run_item(item)
             self._handle_queued()
 
-    def _queue_work(self, item: tuple[Any, ...]) -> None:
-        with self._lock:
-            self._work.append(item)
-            if not self._handler_running:
-                self._wake.notify()
+    def _queue_work_locked(self, item: tuple[Any, ...]) -> None:
+        """Queue for the handling role; wake a worker if nobody holds it to run the queue."""
+        self._work.append(item)
+        if not self._handler_running:
+            self._wake.notify()
 
     def _send_frame(self, frame: Frame) -> None:
         """Write a frame we owe the peer; if the connection is gone there is no one to tell."""
