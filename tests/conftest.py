@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +18,17 @@ from ocpp_sync._transports.server import WebSocketServer
 
 VERSIONS = ("1.6", "2.0.1", "2.1")
 WAIT = 10.0  # the bound on every wait for something that should happen at once
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
+    """Poll a condition that has no event to wait on (a thread count), with a deadline."""
+    deadline = time.monotonic() + timeout
+    tick = threading.Event()
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return predicate()
+        tick.wait(0.01)
+    return True
 
 
 @pytest.fixture

@@ -16,22 +16,10 @@ from typing import Any
 import pytest
 import trustme
 import websocket
+from conftest import WAIT, wait_until
 
 from ocpp_sync._transports import HandshakeError, WebSocketServer, connect
 from ocpp_sync.security import Reason, SecurityEvent, server_ssl_context
-
-WAIT = 10.0
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """Poll a condition that has no event to wait on (a thread count), with a deadline."""
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return predicate()
-        tick.wait(0.01)
-    return True
 
 
 def connection_threads() -> list[str]:
