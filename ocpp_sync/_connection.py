@@ -25,6 +25,11 @@ again once no such caller has read for ``_LAZY_READER`` seconds, or at once
 when someone needs it (an async call in flight, a caller waiting behind
 another, the end of the stream).
 
+On a server, the connections take turns (``_turnstile``): a thread that has
+read a message waits for its turn, in arrival order across connections, and
+holds it while the library works on that message, never while user code runs
+or while it waits for the peer.
+
 Nobody is woken per message: the worker that leaves the socket for a handler
 wakes the other only when it sleeps, and a worker wakes up every ``_WATCH``
 seconds while handlers run, in case one runs long with nobody reading (the
@@ -71,6 +76,7 @@ from ._framing import (
 )
 from ._history import History
 from ._transports.base import Transport
+from ._turnstile import Turnstile
 from .security import redact_secrets
 
 __all__ = ["Connection", "CS", "CSMS"]
@@ -173,13 +179,18 @@ class Connection:
     ``max_bad_messages`` malformed frames in a row (None: no limit) close the
     connection with 1008, after ``on_bad_messages(count)`` has run in the reading thread:
     a peer that only sends garbage should not hold a connection and a thread.
+
+    ``turnstile``, shared by the connections of one server, makes them work on the
+    messages they read in arrival order (see ``_turnstile``): a thread takes a turn
+    once it has read a message and steps out of it to run user code.
     """
 
     def __init__(self, transport: Transport, *, name: str, version: str, role: str,
                  find_handler: Callable[[type], Handler | None], timeout: float = 30.0,
                  lenient: bool = False, on_close: Callable[[], None] | None = None,
                  history: History | None = None, max_bad_messages: int | None = None,
-                 on_bad_messages: Callable[[int], None] | None = None) -> None:
+                 on_bad_messages: Callable[[int], None] | None = None,
+                 turnstile: Turnstile | None = None) -> None:
         if max_bad_messages is not None and max_bad_messages < 1:
             raise ValueError("max_bad_messages must be at least 1 (or None)")
         if role not in (CS, CSMS):
@@ -199,6 +210,7 @@ class Connection:
         self._history = history
         self._max_bad_messages = max_bad_messages
         self._on_bad_messages = on_bad_messages
+        self._turnstile = turnstile
         self._bad_frames = 0  # malformed frames in a row; only the reading thread counts them
         # _lock guards _current, _queue, _expired, _handling, _closing, the reading role
         # (_reading_thread, _waiting_callers, _lazy_until, _stream_ended) and the handling
@@ -450,6 +462,7 @@ class Connection:
             self._transport.send(pending.text)
         except Exception as exc:
             log.debug("%s: writing a call failed: %s", self.name, exc)
+            self._step_out()   # failing the calls runs their done-callbacks; closing waits
             self._fail_all(ConnectionClosed(f"the connection is gone: {exc}"))
             self._close_transport()
 
@@ -491,6 +504,7 @@ class Connection:
         """Settle a call whose answer this thread read. A worker then leaves the socket to
         the blocking caller, which reads its own next answer; only now, not before: a
         caller that took the socket sooner would read for an answer already in."""
+        self._step_out()   # a future's done-callbacks run here
         _settle(pending, result, exc)
         me = threading.get_ident()
         # Unlocked first look: only this thread moves the role away from itself, and the
@@ -603,10 +617,16 @@ class Connection:
             return False
         if text is None:
             return False
+        turnstile = self._turnstile
+        if turnstile is not None:
+            turnstile.enter()
         try:
             self._on_text(text)
         except Exception:
             log.exception("%s: failed to process a message", self.name)
+        finally:
+            if turnstile is not None:
+                turnstile.leave()
         return True
 
     def _unread_call_locked(self) -> bool:
@@ -661,6 +681,7 @@ class Connection:
         if self._max_bad_messages is None or self._bad_frames < self._max_bad_messages:
             return
         count = self._bad_frames
+        self._step_out()   # a callback runs, and closing waits for the peer
         log.warning("%s: %d malformed messages in a row: closing the connection", self.name, count)
         if self._on_bad_messages is not None:
             try:
@@ -833,6 +854,7 @@ class Connection:
 
     def _run_item(self, item: tuple[Any, ...]) -> None:
         if len(item) == 1:
+            self._step_out()
             try:
                 item[0]()
             except Exception:
@@ -842,6 +864,7 @@ class Connection:
         if self._closing:
             return  # nobody is left to answer
         if not answer:
+            self._step_out()
             try:
                 handler(request)
             except Exception:
@@ -863,8 +886,17 @@ class Connection:
         if self._history is not None:
             self._history.handled(request)
 
+    def _step_out(self) -> bool:
+        """Leave the turn before user code runs, which may wait; True if this thread held it."""
+        turnstile = self._turnstile
+        if turnstile is None or not turnstile.holds():
+            return False
+        turnstile.leave()
+        return True
+
     def _run_handler(self, unique_id: str, action: str, handler: Handler,
                      request: Any) -> Frame:
+        turnstile, held = self._turnstile, self._step_out()
         try:
             response = handler(request)
         except OCPPError as exc:
@@ -875,6 +907,11 @@ class Connection:
         except Exception:
             log.exception("%s: the %s handler raised", self.name, action)
             return CallErrorFrame(unique_id, "InternalError", f"the {action} handler failed")
+        finally:
+            if held and turnstile is not None:
+                # Back at the front of the queue: the answer goes out before the messages
+                # read since are worked on, as if the handler had not stepped out.
+                turnstile.enter(first=True)
         expected = self._module.RESPONSES[action]
         if not isinstance(response, expected):
             log.error("%s: the %s handler returned %r, not a %s", self.name, action,

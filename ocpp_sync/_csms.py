@@ -372,7 +372,8 @@ class CSMS:
                                 timeout=self.timeout, lenient=self.lenient,
                                 on_close=functools.partial(self._closed, station),
                                 history=station.history, max_bad_messages=self.max_bad_messages,
-                                on_bad_messages=functools.partial(self._bad_messages, station))
+                                on_bad_messages=functools.partial(self._bad_messages, station),
+                                turnstile=getattr(transport, "turnstile", None))
         station._connection = connection
         with self._changed:
             stopped = self._stopped

@@ -36,6 +36,7 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 from .._backoff import Keepalive
 from .._deadlines import TIMER
 from .._errors import ConnectionClosed
+from .._turnstile import Turnstile
 from .base import CLOSE_TIMEOUT, PONG_TIMEOUT, WRITE_TIMEOUT, abort_socket
 
 __all__ = ["InlineTransport", "accept_response"]
@@ -135,14 +136,19 @@ class InlineTransport:
     Locks: ``_read_lock`` is held by whichever thread reads the socket (receive(), or
     close() when nobody else reads), so close() knows when the fd can go; ``_write_lock``
     makes every frame one whole write; ``_state_lock`` guards the closing flags.
+
+    ``turnstile``: the CSMS's turnstile (``_turnstile``); a write that would wait for
+    the peer gives up the turn first, so a peer that stops reading holds up no one else.
     """
 
     def __init__(self, sock: Any, subprotocol: str, remote_address: str, *,
                  client: bool = False, close_timeout: float = CLOSE_TIMEOUT,
                  keepalive: Keepalive | None = None,
                  max_message_size: int | None = None,
-                 write_timeout: float = WRITE_TIMEOUT) -> None:
+                 write_timeout: float = WRITE_TIMEOUT,
+                 turnstile: Turnstile | None = None) -> None:
         self.subprotocol = subprotocol
+        self.turnstile = turnstile
         self.remote_address = remote_address
         self._client = client
         self._name = ("connection to " if client else "connection from ") + remote_address
@@ -183,7 +189,10 @@ class InlineTransport:
 
     def send(self, text: str) -> None:
         data = _frame(_TEXT, text.encode("utf-8"), self._client)
-        with self._write_lock:
+        if not self._write_lock.acquire(blocking=False):
+            self._step_out()   # another thread is writing to this peer: wait off the turn
+            self._write_lock.acquire()
+        try:
             if self._closing or self._finished.is_set():
                 raise ConnectionClosed("connection is closed")
             try:
@@ -193,6 +202,13 @@ class InlineTransport:
                 self._finished.set()
                 abort_socket(self._sock)
                 raise ConnectionClosed(f"send failed: {exc or type(exc).__name__}") from exc
+        finally:
+            self._write_lock.release()
+
+    def _step_out(self) -> None:
+        """Give up the CSMS's turn, if this thread holds it, before waiting on this one peer."""
+        if self.turnstile is not None:
+            self.turnstile.leave()
 
     def _write(self, data: bytes) -> None:
         """All of ``data``, the write lock held; a peer that stops reading fails the write after
@@ -200,6 +216,9 @@ class InlineTransport:
         if self._tls:
             # An SSL socket cannot be written without blocking while another thread reads it
             # blocking, so a timer cuts the connection if the write hangs.
+            if self.turnstile is not None and self.turnstile.holds() and \
+                    not self._write_poll.poll(0):
+                self._step_out()
             watchdog = TIMER.schedule(time.monotonic() + self._write_timeout, self._write_timed_out)
             try:
                 self._sock.sendall(data)
@@ -212,6 +231,7 @@ class InlineTransport:
             sent = 0
         if sent == len(data):
             return   # the usual case: the kernel took it all at once
+        self._step_out()
         rest = memoryview(data)[sent:]
         deadline = time.monotonic() + self._write_timeout
         while rest:

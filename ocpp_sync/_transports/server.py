@@ -7,7 +7,9 @@ check) is made here, with a plain HTTP response; an accepted request gets its
 listener uses only the inline transport (inline.py), never simple-websocket,
 whose own reader thread per connection would cost one more thread per station
 and a thread hand-off per message (simple.py keeps it for websockets that
-another server accepted).
+another server accepted). The connections of one listener share a turnstile
+(``_turnstile``), so that under load their messages are served in the order
+they came.
 
 Security (see ``ocpp_sync.security``): the TLS handshake, when there is an
 SSL context, runs in the connection's thread under the same deadline as the
@@ -32,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 from .. import security as _security
 from .._backoff import Keepalive
+from .._turnstile import Turnstile
 from .base import (
     CLOSE_TIMEOUT,
     MAX_MESSAGE_SIZE,
@@ -161,6 +164,7 @@ class WebSocketServer:
         self._pong_timeout = pong_timeout
         self._close_timeout = close_timeout
         self._write_timeout = write_timeout
+        self._turnstile = Turnstile()   # every connection of this listener takes turns in it
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server((host, port), family=family, backlog=backlog)
         self._listener.setblocking(False)
@@ -611,4 +615,5 @@ class WebSocketServer:
                                close_timeout=self._close_timeout,
                                write_timeout=self._write_timeout,
                                keepalive=Keepalive(self._ping_interval, self._pong_timeout),
-                               max_message_size=self._max_message_size)
+                               max_message_size=self._max_message_size,
+                               turnstile=self._turnstile)
