@@ -15,30 +15,47 @@ A turn is held only while library code runs that does not wait: a holder
 steps out before running user code (handlers, callbacks) and before waiting
 on anything (a peer that does not read), and comes back to the front of the
 queue after a handler. The turn orders threads; it protects no data. So a
-holder that is stuck anyway (a blocking logging handler, say) cannot stall
-the others for long: once a turn has been held ``PATIENCE`` seconds, the next
-waiter takes it over.
+holder that is slow anyway (a huge message, a logging handler that blocks)
+cannot stall the others for long: while threads wait, the shared deadline
+timer looks at the turn every ``PATIENCE`` seconds and hands a turn held that
+long to the next in line.
 """
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 
+from ._deadlines import TIMER, Deadline
+
 __all__ = ["Turnstile", "PATIENCE"]
 
-# How long a turn may be held before a waiter takes it over. Holds last tens of
-# microseconds (a few milliseconds when the GIL is busy); waiting behind many of them
-# can take longer, and never triggers this, since it is the hold that is timed.
+log = logging.getLogger("ocpp_sync.connection")
+
+# How long a turn may be held while others wait. Holds last tens of microseconds (a few
+# milliseconds when the GIL is busy); waiting behind many of them can take longer, and
+# never triggers this, since it is the hold that is timed, not the wait.
 PATIENCE = 0.05
+
+
+class _Ticket:
+    """A waiting thread; its lock is released when the turn is handed to it."""
+
+    __slots__ = ("ident", "lock")
+
+    def __init__(self, ident: int) -> None:
+        self.ident = ident
+        self.lock = threading.Lock()
+        self.lock.acquire()
 
 
 class Turnstile:
     """One turn, handed to waiting threads first come, first served.
 
-    ``_guard`` protects the holder, the time the turn was taken and the queue.
-    Each waiter blocks on a lock of its own, which the thread that hands over the
-    turn releases: the hand-over wakes exactly the next thread.
+    ``_guard`` protects the holder, the time it took the turn, the queue and the
+    watch. Each waiter blocks on a lock of its own, which the thread handing over
+    the turn releases: a hand-over wakes exactly the next thread, and nobody else.
     """
 
     def __init__(self, patience: float | None = None) -> None:
@@ -46,7 +63,9 @@ class Turnstile:
         self._guard = threading.Lock()
         self._holder: int | None = None
         self._taken_at = 0.0
-        self._waiters: collections.deque[tuple[int, threading.Lock]] = collections.deque()
+        self._waiters: collections.deque[_Ticket] = collections.deque()
+        self._watch: Deadline | None = None   # the timer's next look, while anyone waits
+        self._closed = False
 
     @property
     def waiting(self) -> int:
@@ -66,33 +85,50 @@ class Turnstile:
                 return
             if self._holder == me:
                 return
-            ticket = (me, threading.Lock())
-            ticket[1].acquire()
+            ticket = _Ticket(me)
             if first:
                 self._waiters.appendleft(ticket)
             else:
                 self._waiters.append(ticket)
-        wait = self._patience
-        while not ticket[1].acquire(timeout=wait):
-            with self._guard:
-                if ticket not in self._waiters:
-                    # Handed over just as the wait ran out: the lock is released or about to be.
-                    continue
-                held_for = time.monotonic() - self._taken_at
-                if held_for >= self._patience:
-                    self._waiters.remove(ticket)
-                    self._holder, self._taken_at = me, time.monotonic()
-                    return
-                wait = self._patience - held_for
+            if self._watch is None and not self._closed:
+                self._watch = TIMER.schedule(self._taken_at + self._patience, self._look)
+        ticket.lock.acquire()
 
     def leave(self) -> None:
         """Hand the turn to the next waiter; nothing if the calling thread does not hold it."""
         with self._guard:
-            if self._holder != threading.get_ident():
+            if self._holder == threading.get_ident():
+                self._hand_over_locked()
+
+    def close(self) -> None:
+        """Stop watching (the server is stopping), so the timer thread can end."""
+        with self._guard:
+            self._closed = True
+            watch, self._watch = self._watch, None
+        if watch is not None:
+            TIMER.cancel(watch)
+            TIMER.stop_if_idle()
+
+    def _hand_over_locked(self) -> None:
+        if self._waiters:
+            ticket = self._waiters.popleft()
+            self._holder, self._taken_at = ticket.ident, time.monotonic()
+            ticket.lock.release()
+        else:
+            self._holder = None
+
+    def _look(self) -> None:
+        """In the timer thread: pass on a turn held ``PATIENCE`` seconds while others wait."""
+        with self._guard:
+            self._watch = None
+            if not self._waiters or self._closed:
                 return
+            held_for = time.monotonic() - self._taken_at
+            if held_for >= self._patience:
+                self._hand_over_locked()
             if self._waiters:
-                self._holder, lock = self._waiters.popleft()
-                self._taken_at = time.monotonic()
-                lock.release()
-            else:
-                self._holder = None
+                self._watch = TIMER.schedule(self._taken_at + self._patience, self._look)
+        if held_for >= self._patience:
+            # Under a heavy load the GIL alone can make a hold this long: not worth a warning.
+            log.debug("a connection held the server's turn for %.0f ms; the next one goes on",
+                      held_for * 1000)

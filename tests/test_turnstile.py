@@ -42,14 +42,29 @@ def queue_up(turnstile, name, log, *, first=False, hold=None):
     return thread
 
 
+@pytest.fixture
+def turnstiles():
+    """Makes turnstiles (``turnstiles(patience)``) and closes them after the test, so their
+    watch leaves the deadline timer's thread free to end."""
+    made = []
+
+    def make(patience):
+        made.append(Turnstile(patience=patience))
+        return made[-1]
+
+    yield make
+    for turnstile in made:
+        turnstile.close()
+
+
 def finish(threads):
     for thread in threads:
         thread.join(WAIT)
         assert not thread.is_alive(), f"{thread.name} is stuck"
 
 
-def test_turns_are_handed_over_in_arrival_order():
-    turnstile, order = Turnstile(patience=WAIT * 6), []
+def test_turns_are_handed_over_in_arrival_order(turnstiles):
+    turnstile, order = turnstiles(WAIT * 6), []
     turnstile.enter()
     threads = [queue_up(turnstile, n, order) for n in range(8)]
     turnstile.leave()
@@ -58,8 +73,8 @@ def test_turns_are_handed_over_in_arrival_order():
     assert not turnstile.waiting and not turnstile.holds()
 
 
-def test_a_holder_back_from_its_handler_goes_first():
-    turnstile, order = Turnstile(patience=WAIT * 6), []
+def test_a_holder_back_from_its_handler_goes_first(turnstiles):
+    turnstile, order = turnstiles(WAIT * 6), []
     turnstile.enter()
     threads = [queue_up(turnstile, "new", order), queue_up(turnstile, "back", order, first=True)]
     turnstile.leave()
@@ -67,8 +82,8 @@ def test_a_holder_back_from_its_handler_goes_first():
     assert order == ["back", "new"]
 
 
-def test_leaving_without_the_turn_hands_nothing_over():
-    turnstile, order = Turnstile(patience=WAIT * 6), []
+def test_leaving_without_the_turn_hands_nothing_over(turnstiles):
+    turnstile, order = turnstiles(WAIT * 6), []
     turnstile.enter()
     waiter = queue_up(turnstile, "waiter", order)
     outsider = threading.Thread(target=turnstile.leave, name="test-outsider")
@@ -80,8 +95,8 @@ def test_leaving_without_the_turn_hands_nothing_over():
     assert order == ["waiter"]
 
 
-def test_a_turn_held_past_the_patience_is_taken_over():
-    turnstile, order, release = Turnstile(patience=0.05), [], threading.Event()
+def test_a_turn_held_past_the_patience_is_taken_over(turnstiles):
+    turnstile, order, release = turnstiles(0.05), [], threading.Event()
     turnstile.enter()          # and never leave: a holder stuck in a call that blocks
     started = time.monotonic()
     taker = queue_up(turnstile, "taker", order, hold=release)
@@ -97,9 +112,9 @@ def test_a_turn_held_past_the_patience_is_taken_over():
     assert later == ["late"]
 
 
-def test_a_long_queue_of_short_holds_is_not_a_takeover():
+def test_a_long_queue_of_short_holds_is_not_a_takeover(turnstiles):
     """Waiting longer than the patience is normal under load: only a long hold is timed."""
-    turnstile, order, first_hold, second_hold = Turnstile(patience=1.0), [], threading.Event(), \
+    turnstile, order, first_hold, second_hold = turnstiles(1.0), [], threading.Event(), \
         threading.Event()
     turnstile.enter()
     threads = [queue_up(turnstile, "a", order, hold=first_hold),

@@ -228,6 +228,7 @@ class WebSocketServer:
         for sock in pending:
             abort_socket(sock)
         left = self._join_threads(deadline)
+        self._turnstile.close()
         if left:
             log.warning("server stop: %d connection thread(s) still running: %s", len(left),
                         ", ".join(t.name for t in left))
