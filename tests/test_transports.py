@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pytest
 import simple_websocket
 import websocket
+from conftest import WAIT, wait_until
 
 from ocpp_sync import ConnectionClosed
 from ocpp_sync._transports import (
@@ -23,19 +24,6 @@ from ocpp_sync._transports import (
     adapt_simple_websocket,
     connect,
 )
-
-WAIT = 10.0
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """Poll a condition that has no event to wait on (e.g. a thread count), with a deadline."""
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return predicate()
-        tick.wait(0.01)
-    return True
 
 
 def ocpp_threads() -> list[str]:
