@@ -107,6 +107,14 @@ class RawPeer:
     def close(self) -> None:
         self.transport.close()
 
+    def read_to_the_end(self) -> None:
+        """Read and drop frames until the connection ends, answering the peer's close."""
+        try:
+            while self.transport.receive(timeout=WAIT) is not None:
+                pass
+        except Exception:  # a timeout or a broken stream: the end either way
+            pass
+
 
 @pytest.fixture
 def raw_server(version: str) -> Iterator[RawServer]:
@@ -122,7 +130,12 @@ def linked(raw_server: RawServer, version: str) -> Iterator[tuple[Any, RawPeer]]
     cp.connect()
     peer = raw_server.accept()
     yield cp, peer
+    # The charge point's close waits for the server's answer to its close frame: read the
+    # server's end meanwhile, or every test would wait out the close timeout.
+    reader = threading.Thread(target=peer.read_to_the_end, name="test-raw-reader", daemon=True)
+    reader.start()
     cp.close()
+    reader.join(WAIT)
 
 
 class RawClient:
