@@ -888,11 +888,7 @@ class Connection:
 
     def _step_out(self) -> bool:
         """Leave the turn before user code runs, which may wait; True if this thread held it."""
-        turnstile = self._turnstile
-        if turnstile is None or not turnstile.holds():
-            return False
-        turnstile.leave()
-        return True
+        return self._turnstile is not None and self._turnstile.leave()
 
     def _run_handler(self, unique_id: str, action: str, handler: Handler,
                      request: Any) -> Frame:

@@ -94,11 +94,14 @@ class Turnstile:
                 self._watch = TIMER.schedule(self._taken_at + self._patience, self._look)
         ticket.lock.acquire()
 
-    def leave(self) -> None:
-        """Hand the turn to the next waiter; nothing if the calling thread does not hold it."""
+    def leave(self) -> bool:
+        """Hand the turn to the next waiter; False (and nothing done) if the calling thread
+        does not hold it."""
         with self._guard:
-            if self._holder == threading.get_ident():
-                self._hand_over_locked()
+            if self._holder != threading.get_ident():
+                return False
+            self._hand_over_locked()
+            return True
 
     def close(self) -> None:
         """Stop watching (the server is stopping), so the timer thread can end."""
