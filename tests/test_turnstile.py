@@ -17,9 +17,9 @@ import websocket
 from conftest import WAIT, wait_until
 
 from ocpp_sync import _turnstile, v16
-from ocpp_sync._chargepoint import ChargePoint
 from ocpp_sync._csms import CSMS
 from ocpp_sync._turnstile import Turnstile
+from ocpp_sync.testing import connected_charge_point, csms_url
 
 pytestmark = pytest.mark.usefixtures("no_leftover_threads")
 
@@ -149,16 +149,10 @@ def patient_csms(monkeypatch):
     csms.stop()
 
 
-def connected(csms, station_id):
-    cp = ChargePoint(station_id, f"ws://127.0.0.1:{csms.port}/ocpp", version="1.6", timeout=WAIT)
-    cp.connect()
-    return cp
-
-
 def test_stations_calls_wait_for_the_csms_turn(patient_csms):
     patient_csms.start("127.0.0.1", 0)
     turnstile = patient_csms._server._turnstile
-    with connected(patient_csms, "cp-1") as cp:
+    with connected_charge_point(patient_csms, "1.6", timeout=WAIT) as (cp, _):
         turnstile.enter()
         answer = cp.send_async(v16.HeartbeatRequest())
         assert wait_until(lambda: turnstile.waiting == 1), "the call never queued for a turn"
@@ -178,7 +172,8 @@ def test_a_handler_that_blocks_holds_up_no_other_station(patient_csms):
 
     patient_csms.start("127.0.0.1", 0)
     try:
-        with connected(patient_csms, "slow") as slow, connected(patient_csms, "quick") as quick:
+        with connected_charge_point(patient_csms, "1.6", timeout=WAIT) as (slow, _), \
+                connected_charge_point(patient_csms, "1.6", timeout=WAIT) as (quick, _):
             booting = slow.send_async(v16.BootNotificationRequest(charge_point_model="m",
                                                                   charge_point_vendor="v"))
             assert entered.wait(WAIT)
@@ -201,10 +196,10 @@ def test_a_station_that_stops_reading_holds_up_no_other_station(patient_csms):
 
     patient_csms.start("127.0.0.1", 0, write_timeout=WAIT * 6)
     stuck = websocket.create_connection(
-        f"ws://127.0.0.1:{patient_csms.port}/ocpp/stuck", subprotocols=["ocpp1.6"], timeout=WAIT,
+        csms_url(patient_csms, "/ocpp/stuck"), subprotocols=["ocpp1.6"], timeout=WAIT,
         sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
     try:
-        with connected(patient_csms, "quick") as quick:
+        with connected_charge_point(patient_csms, "1.6", timeout=WAIT) as (quick, _):
             stuck.send('[2,"big","DataTransfer",{"vendorId":"v"}]')
             assert answered.wait(WAIT)
             for _ in range(3):
