@@ -541,7 +541,7 @@ class _Clients:
 class _ClientsOurs(_Clients):
     def run(self) -> None:
         import ocpp_sync
-        from ocpp_sync import _codec
+        from ocpp_sync.protocol import codec as _codec
 
         module = _codec.version_module(self.version)
         message = ocpp_sync.from_payload(module.REQUESTS[self.action], self.payload)

@@ -27,7 +27,7 @@ from typing import Any
 import jsonschema
 
 from ocpp_sync import from_payload, to_payload, v16, v201
-from ocpp_sync._codec import converter
+from ocpp_sync.protocol.codec import converter
 
 REPO = Path(__file__).resolve().parent.parent
 TAGS = {"1.6": "v16", "2.0.1": "v201", "2.1": "v21"}

@@ -33,7 +33,7 @@ INTERESTING = ("ocpp_sync/", "websocket/", "simple_websocket/", "wsproto/", "jso
 def workload(side: str, kind: str, duration: float) -> None:
     """The profiled process: one side in this process, the other in a child."""
     import ocpp_sync
-    from ocpp_sync import _codec
+    from ocpp_sync.protocol import codec as _codec
 
     version, action, payload, _ = WORKLOADS[kind]
     if side == "client":

@@ -58,7 +58,7 @@ from faultproxy import FaultProxy  # noqa: E402
 
 import ocpp_sync  # noqa: E402
 from ocpp_sync import v201  # noqa: E402
-from ocpp_sync._backoff import BackOff  # noqa: E402
+from ocpp_sync.protocol.retry import BackOff  # noqa: E402
 
 
 def rss_mib() -> float:

@@ -1,6 +1,6 @@
 """The ``ocpp-sync`` command: a demo session, a permissive CSMS and a charge point simulator.
 
-The behaviour lives in :mod:`ocpp_sync._simulator`; this module parses
+The behaviour lives in :mod:`ocpp_sync.sim.simulator`; this module parses
 arguments, prints the exchanges and turns the outcome into an exit status.
 """
 from __future__ import annotations
@@ -17,11 +17,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import ocpp_sync
-
-from ._codec import version_module
-from ._errors import OCPPError
-from ._simulator import CSMS as CSMS_SIDE
-from ._simulator import (
+from ocpp_sync.errors import OCPPError
+from ocpp_sync.protocol.versions import version_module
+from ocpp_sync.sim.simulator import CSMS as CSMS_SIDE
+from ocpp_sync.sim.simulator import (
     CentralSystem,
     Exchange,
     ScenarioError,

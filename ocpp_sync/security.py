@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from os import PathLike
 from typing import Any, NamedTuple
 
-from ._transports.base import HandshakeError
+from ocpp_sync.errors import HandshakeError
 
 __all__ = [
     "MAX_STATION_ID_LENGTH",

@@ -25,9 +25,10 @@ from typing import Any
 
 import pytest
 
-from ._chargepoint import VERSIONS, ChargePoint
-from ._csms import CSMS, Station
-from ._simulator import CentralSystem
+from ocpp_sync.chargepoint.chargepoint import ChargePoint
+from ocpp_sync.csms.csms import CSMS, Station
+from ocpp_sync.protocol.versions import VERSIONS
+from ocpp_sync.sim.simulator import CentralSystem
 
 __all__ = [
     "VERSIONS",

@@ -122,7 +122,7 @@ from typing import Any
 
 import attrs
 
-from ocpp_sync import _spec as s
+from ocpp_sync.protocol import spec as s
 
 VERSION = "{version}"
 SUBPROTOCOL = "{subprotocol}"

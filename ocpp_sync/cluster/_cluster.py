@@ -30,10 +30,11 @@ from typing import Any, NamedTuple, TypeVar, cast
 
 import redis
 
-from .._codec import from_payload, message_info, to_payload, version_module
-from .._errors import CallTimeout, ConnectionClosed, OCPPError
-from . import _wire as wire
-from ._errors import ClusterUnavailable, StationNotConnected
+from ocpp_sync.cluster import _wire as wire
+from ocpp_sync.cluster._errors import ClusterUnavailable, StationNotConnected
+from ocpp_sync.errors import CallTimeout, ConnectionClosed, OCPPError
+from ocpp_sync.protocol.codec import from_payload, to_payload
+from ocpp_sync.protocol.versions import message_info, version_module
 
 __all__ = ["Cluster", "Location"]
 

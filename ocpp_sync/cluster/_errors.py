@@ -1,7 +1,7 @@
 """Errors a cluster call can end with, besides the core's CallError and CallTimeout."""
 from __future__ import annotations
 
-from .._errors import ConnectionClosed, OCPPError
+from ocpp_sync.errors import ConnectionClosed, OCPPError
 
 __all__ = ["StationNotConnected", "ClusterUnavailable"]
 

@@ -14,9 +14,10 @@ from typing import Any
 import attrs
 import redis
 
-from .._codec import from_payload, version_module
-from . import _wire as wire
-from ._errors import ClusterUnavailable
+from ocpp_sync.cluster import _wire as wire
+from ocpp_sync.cluster._errors import ClusterUnavailable
+from ocpp_sync.protocol.codec import from_payload
+from ocpp_sync.protocol.versions import version_module
 
 __all__ = ["Event", "EventConsumer"]
 

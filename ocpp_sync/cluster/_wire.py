@@ -13,8 +13,8 @@ from typing import Any
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from .._errors import CallError, CallTimeout, ConnectionClosed, OCPPError, ValidationError
-from ._errors import ClusterUnavailable, StationNotConnected
+from ocpp_sync.cluster._errors import ClusterUnavailable, StationNotConnected
+from ocpp_sync.errors import CallError, CallTimeout, ConnectionClosed, OCPPError, ValidationError
 
 SEP = "\t"
 

@@ -34,10 +34,10 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("ocpp_sync.contrib.flask needs Flask: pip install 'ocpp_sync[flask]'") from exc
 
-from .. import security
-from .._csms import CSMS
-from ..security import Refused
-from .wsgi import Environ, StartResponse, StationEndpoint, finished_response, refusal_response
+from ocpp_sync import security
+from ocpp_sync.contrib.wsgi import Environ, StartResponse, StationEndpoint, finished_response, refusal_response
+from ocpp_sync.csms.csms import CSMS
+from ocpp_sync.security import Refused
 
 __all__ = ["mount"]
 

@@ -33,11 +33,11 @@ from urllib.parse import quote, unquote, urlsplit
 
 import simple_websocket
 
-from .. import security
-from .._csms import CSMS
-from .._transports.base import ConnectionRequest, HandshakeError, Headers
-from .._transports.simple import MAX_MESSAGE_SIZE, RECEIVE_BYTES, _LockedSocket, adapt_simple_websocket
-from ..security import Reason, Refused, SecurityEvent
+from ocpp_sync import security
+from ocpp_sync.csms.csms import CSMS
+from ocpp_sync.security import Reason, Refused, SecurityEvent
+from ocpp_sync.websocket.base import ConnectionRequest, HandshakeError, Headers
+from ocpp_sync.websocket.simple import MAX_MESSAGE_SIZE, RECEIVE_BYTES, _LockedSocket, adapt_simple_websocket
 
 __all__ = ["CSMSMiddleware", "StationEndpoint", "is_websocket_upgrade", "request_headers",
            "refusal_response", "finished_response"]

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from ocpp_sync import _spec as s
+from ocpp_sync.protocol import spec as s
 
 VERSION = "1.6"
 SUBPROTOCOL = "ocpp1.6"

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from ocpp_sync import _spec as s
+from ocpp_sync.protocol import spec as s
 
 VERSION = "2.1"
 SUBPROTOCOL = "ocpp2.1"

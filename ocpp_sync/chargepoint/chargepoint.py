@@ -1,0 +1,466 @@
+"""The charge point side: a blocking client for one connection to a CSMS."""
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ocpp_sync.chargepoint.offline import OfflineQueue, Outbox, QueuedCall, QueuedMessage, is_queued
+from ocpp_sync.errors import CallTimeout, ConnectionClosed, HandshakeError
+from ocpp_sync.protocol.codec import from_payload, to_payload
+from ocpp_sync.protocol.retry import BackOff, TransactionRetry
+from ocpp_sync.protocol.versions import check_handler_class, check_version, message_info, version_module
+from ocpp_sync.runtime.connection import CS, Connection, call_with_dict
+from ocpp_sync.runtime.history import DEFAULT_HISTORY_SIZE, History
+from ocpp_sync.websocket.client import connect as open_websocket
+
+__all__ = ["ChargePoint"]
+
+log = logging.getLogger("ocpp_sync.chargepoint")
+
+F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
+Hook = Callable[["ChargePoint"], Any]
+DroppedHook = Callable[["ChargePoint", QueuedMessage, BaseException], Any]
+
+class ChargePoint:
+    """A charge point's connection to its CSMS, with blocking calls.
+
+    Handlers for the CSMS's calls run one at a time in this connection's
+    worker thread and may call :meth:`send` themselves.
+
+    A lost connection is reopened in the background ("ocpp-<id>-reconnect")
+    after the ``backoff`` delays, unless ``reconnect`` is False or the server
+    refused us in a way a retry cannot heal (HandshakeError.permanent).
+    Transaction messages (1.6 StartTransaction, StopTransaction, MeterValues;
+    2.x TransactionEvent; SecurityEventNotification) keep the order of a
+    durable queue (sqlite at ``queue_path``, in memory if None) delivered one
+    at a time, oldest first, whenever a connection is up, so none is lost to
+    an outage or a restart. While connected with nothing queued, :meth:`send`
+    sends one straight from the caller's thread like any other message; it is
+    stored only if that fails. With ``queue_path`` it is written to the file
+    first all the same (and deleted once answered): a crash while it is on
+    the wire must not lose it, and one row costs far less than the round
+    trip. ``on_disconnect`` / ``on_reconnect`` run in the
+    reconnect thread, ``on_message_dropped`` when a queued message is given up.
+    ``history`` keeps the last ``history_size`` frames across reconnects.
+
+    Security profiles 1 and 2: ``password`` is sent as HTTP Basic auth with the
+    id as user (it is kept private: never logged, not in the repr). Profiles 2
+    and 3: ``ssl_context`` (see ``security.client_ssl_context``) verifies the
+    CSMS of a ``wss://`` URL and may carry the station's own certificate.
+    """
+
+    def __init__(self, id: str, url: str, version: str = "1.6", timeout: float = 30.0,
+                 headers: Mapping[str, str] | None = None, lenient: bool = False, *,
+                 connect_timeout: float = 10.0, sslopt: dict[str, Any] | None = None,
+                 reconnect: bool = True, retry_first_connect: bool = False,
+                 backoff: BackOff | None = None, ping_interval: float | None = 30.0,
+                 pong_timeout: float = 10.0, close_timeout: float = 5.0,
+                 queue_path: str | os.PathLike[str] | None = None,
+                 queue_max_messages: int = 10_000,
+                 transaction_retry: TransactionRetry | None = None,
+                 on_disconnect: Hook | None = None, on_reconnect: Hook | None = None,
+                 on_message_dropped: DroppedHook | None = None,
+                 history_size: int | None = DEFAULT_HISTORY_SIZE,
+                 password: str | bytes | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        if not id:
+            raise ValueError("a charge point needs a non-empty id")
+        self.id = id
+        self.url = url
+        self.version = check_version(version)
+        self.timeout = timeout
+        self.headers = dict(headers or {})
+        self.lenient = lenient
+        self.connect_timeout = connect_timeout
+        self.sslopt = sslopt
+        self.ssl_context = ssl_context
+        self._password = password
+        self.reconnect = reconnect
+        self.retry_first_connect = retry_first_connect
+        self.backoff = backoff if backoff is not None else BackOff()
+        self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
+        self.close_timeout = close_timeout
+        self.queue_path = queue_path
+        self.queue_max_messages = queue_max_messages
+        self.transaction_retry = transaction_retry if transaction_retry is not None else TransactionRetry()
+        self.on_disconnect = on_disconnect
+        self.on_reconnect = on_reconnect
+        self.on_message_dropped = on_message_dropped
+        self.history = History(history_size)  # one for every connection this object opens
+        self._random: Callable[[], float] = random.random
+        self._handlers: dict[type, Callable[[Any], Any]] = {}
+        # _lock guards every attribute below; it is never held while opening a websocket,
+        # sending, joining a thread or running a hook.
+        self._lock = threading.Lock()
+        self._connection: Connection | None = None
+        self._queue: OfflineQueue | None = None
+        self._outbox: Outbox | None = None
+        self._outbox_started = False
+        self._supervisor: threading.Thread | None = None
+        # One session per connect() ... close(); a thread of an older session never touches a newer one.
+        self._session = 0
+        self._closed = False
+        self._stop = threading.Event()       # set by close(): ends every wait at once
+        self._link_down = threading.Event()  # set when the connection ends, and by close()
+        self._up = threading.Event()         # set by the reconnect thread after each open
+        self._fatal: HandshakeError | None = None
+
+    def on(self, request_cls: type[Any]) -> Callable[[F], F]:
+        """Decorator: answer the CSMS's ``request_cls`` calls with the decorated function."""
+        check_handler_class(request_cls, (self.version,), "CSMS_TO_CS")
+
+        def register(handler: F) -> F:
+            self._handlers[request_cls] = handler
+            return handler
+
+        return register
+
+    @property
+    def connected(self) -> bool:
+        connection = self._connection
+        return connection is not None and not connection.closed
+
+    @property
+    def queued(self) -> int:
+        """How many transaction messages wait in the offline queue (the one in flight included,
+        even when it was sent straight from the caller's thread)."""
+        with self._lock:
+            queue, outbox = self._queue, self._outbox
+        if queue is None or queue.closed:
+            return 0
+        return len(outbox) if outbox is not None and outbox.queue is queue else len(queue)
+
+    # -- connecting ---------------------------------------------------------
+
+    def connect(self) -> None:
+        """Open the websocket; returns once it is open.
+
+        Raises HandshakeError if it cannot, unless ``retry_first_connect``: then
+        it keeps trying with the back-off until it is open, a refusal is
+        permanent (raised), or :meth:`close` is called (ConnectionClosed).
+        ValueError if both ``ssl_context`` and ``sslopt`` are set.
+        """
+        if self.ssl_context is not None and self.sslopt is not None:
+            raise ValueError("give ssl_context or sslopt, not both")
+        with self._lock:
+            if self.connected or (self._supervisor is not None and self._supervisor.is_alive()):
+                raise RuntimeError(f"{self.id} is already connected (or reconnecting)")
+            if self._closed:
+                self._closed = False
+                self._stop = threading.Event()
+                self._link_down = threading.Event()
+            self._up.clear()
+            self._fatal = None
+            session = self._session
+            outbox = self._outbox_locked()
+        if self.retry_first_connect:
+            self._start_background(outbox, session, first=True)
+            if not self._wait_up(session):
+                raise ConnectionClosed(f"{self.id} was closed before it could connect")
+            if self._fatal is not None:
+                raise self._fatal
+            return
+        self._open(session)
+        self._start_background(outbox, session, first=False)
+
+    def _outbox_locked(self) -> Outbox:
+        if self._queue is None or self._queue.closed:
+            self._queue = OfflineQueue(self.queue_path, max_messages=self.queue_max_messages)
+        if self._outbox is None:
+            self._outbox = Outbox(self._queue, self._deliver, version=self.version,
+                                  name=f"ocpp-{self.id}", retry=self.transaction_retry,
+                                  on_dropped=self._dropped)
+            self._outbox_started = False
+        return self._outbox
+
+    def _start_background(self, outbox: Outbox, session: int, *, first: bool) -> None:
+        with self._lock:
+            if self._session != session or self._outbox is not outbox:
+                return  # close() came first: it owns the cleanup
+            start_outbox = not self._outbox_started
+            self._outbox_started = True
+            self._supervisor = threading.Thread(target=self._supervise,
+                                                args=(first, self._session, self._stop),
+                                                name=f"ocpp-{self.id}-reconnect", daemon=True)
+            supervisor = self._supervisor
+        if start_outbox:
+            outbox.start()
+        supervisor.start()
+
+    def _wait_up(self, session: int) -> bool:
+        while not self._up.wait(0.5):
+            with self._lock:
+                if self._session != session or self._stop.is_set():
+                    return False
+        return self._session == session
+
+    def _open(self, session: int) -> Connection:
+        """One attempt to connect; raises HandshakeError, or ConnectionClosed if close() came first."""
+        transport = open_websocket(self.url, self.id, subprotocols=[f"ocpp{self.version}"],
+                                   headers=self.headers, timeout=self.connect_timeout,
+                                   sslopt=self.sslopt, ping_interval=self.ping_interval,
+                                   pong_timeout=self.pong_timeout, password=self._password,
+                                   ssl_context=self.ssl_context)
+        with self._lock:
+            if self._session != session or self._closed:
+                current = False
+            else:
+                current = True
+                link_down = self._link_down
+                link_down.clear()
+                connection = Connection(transport, name=f"ocpp-{self.id}", version=self.version,
+                                        role=CS, find_handler=self._handlers.get,
+                                        timeout=self.timeout, lenient=self.lenient,
+                                        on_close=link_down.set, history=self.history)
+                self._connection = connection
+                outbox = self._outbox
+        if not current:  # close() raced with the handshake
+            transport.close(1001, "closing")
+            raise ConnectionClosed(f"{self.id} was closed")
+        connection.start()
+        if outbox is not None:
+            outbox.online()
+        return connection
+
+    def _supervise(self, first: bool, session: int, stop: threading.Event) -> None:
+        while not stop.is_set():
+            if not first:
+                with self._lock:
+                    link_down = self._link_down
+                link_down.wait()
+                if stop.is_set():
+                    return
+                with self._lock:
+                    outbox = self._outbox
+                if outbox is not None:
+                    outbox.offline()
+                self._hook(self.on_disconnect)
+                if not self.reconnect:
+                    return
+            if not self._reopen(first, session, stop):
+                return
+            if not first:
+                self._hook(self.on_reconnect)
+            first = False
+            self._up.set()
+
+    def _reopen(self, first: bool, session: int, stop: threading.Event) -> bool:
+        """Try until connected (True), or until closed or refused for good (False)."""
+        delays = self.backoff.delays(self._random)  # a fresh schedule for every outage
+        wait = not first
+        while not stop.is_set():
+            if wait and self._wait_before_reconnect(next(delays)):
+                return False
+            wait = True
+            try:
+                self._open(session)
+                return True
+            except HandshakeError as exc:
+                if exc.permanent:
+                    log.error("%s: giving up reconnecting: %s", self.id, exc)
+                    self._fatal = exc
+                    self._up.set()
+                    return False
+                log.info("%s: connecting failed: %s", self.id, exc)
+            except ConnectionClosed:
+                return False
+        return False
+
+    def _wait_before_reconnect(self, delay: float) -> bool:
+        """The one place the reconnect loop sleeps; True if close() interrupted it."""
+        log.info("%s: reconnecting in %.1f s", self.id, delay)
+        return self._stop.wait(delay)
+
+    def _hook(self, hook: Hook | None) -> None:
+        if hook is None:
+            return
+        try:
+            hook(self)
+        except Exception:
+            log.exception("%s: the %s hook failed", self.id, getattr(hook, "__name__", "connection"))
+
+    def _dropped(self, message: QueuedMessage, exc: BaseException) -> None:
+        hook = self.on_message_dropped
+        if hook is not None:
+            hook(self, message, exc)
+
+    # -- sending ------------------------------------------------------------
+
+    def _live(self) -> Connection:
+        connection = self._connection
+        if connection is None or connection.closed:
+            raise ConnectionClosed(f"{self.id} is not connected")
+        return connection
+
+    def _deliver(self, message: QueuedMessage) -> Any:
+        """Send one queued message (outbox thread); a lost link is ConnectionClosed, not a failure."""
+        return self._send_now(from_payload(version_module(self.version).REQUESTS[message.action],
+                                           message.payload), message.payload)
+
+    def _send_now(self, request: Any, payload: dict[str, Any]) -> Any:
+        """One attempt at a transaction message, with the charge point's timeout (the outbox's retry rules count it)."""
+        connection = self._connection
+        if connection is None or connection.closed:
+            raise ConnectionClosed("offline")
+        try:
+            # A new message id every attempt; ``payload`` is ``request`` validated already.
+            return connection.send_payload(message_info(request).action, payload, self.timeout)
+        except CallTimeout:
+            if connection.closed:  # the answer died with the link
+                raise ConnectionClosed("the connection was lost while waiting") from None
+            raise
+
+    def send(self, message: Any, timeout: float | None = None) -> Any:
+        """Send a request and block for the response object.
+
+        Raises CallError, CallTimeout, ConnectionClosed, or ValidationError
+        (before sending) for an invalid request. ``timeout`` covers waiting for
+        our turn as well as for the answer.
+
+        A transaction message keeps the offline queue's order: it is sent from
+        this thread when connected with nothing queued or in flight, else
+        queued. Its response comes back if it is answered within ``timeout``;
+        else its :class:`QueuedCall`, which delivery completes later: at once
+        when offline or when the link is lost before the answer (it is then
+        queued, and sent again after the reconnect), after ``timeout`` while a
+        retry is pending. The CallError or CallTimeout that made it give up
+        (the retries spent) is raised if that happens within ``timeout``.
+        A ``timeout`` shorter than the charge point's always goes through the
+        queue, so that it bounds the wait without cutting the call short.
+        """
+        try:
+            info = message_info(message)
+        except (TypeError, KeyError, AttributeError, ValueError):
+            raise TypeError(f"not an OCPP message: {message!r}") from None
+        if not is_queued(self.version, info.action):
+            return self._live().send(message, timeout)
+        wait = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        payload, call, outbox = self._transaction_message(message, info.action, info.version,
+                                                          info.is_request)
+        if wait >= self.timeout:
+            handle, response = outbox.send_now(info.action, payload, call)
+            if handle is None:
+                return response
+        else:
+            handle = outbox.submit(info.action, payload)
+        if handle.done():
+            return handle.result()  # answered, or given up: raises why
+        if not self.connected or not outbox.is_online:
+            return handle
+        try:
+            return handle.result(max(0.0, deadline - time.monotonic()))
+        except concurrent.futures.TimeoutError:
+            return handle
+
+    def send_async(self, message: Any, timeout: float | None = None) -> Future[Any]:
+        """Like :meth:`send`, but returns a Future at once (a QueuedCall for a transaction message,
+        which is always queued: its send does not block this thread)."""
+        try:
+            info = message_info(message)
+        except (TypeError, KeyError, AttributeError, ValueError):
+            raise TypeError(f"not an OCPP message: {message!r}") from None
+        if not is_queued(self.version, info.action):
+            return self._live().send_async(message, timeout)
+        payload, _, outbox = self._transaction_message(message, info.action, info.version, info.is_request)
+        return outbox.submit(info.action, payload)
+
+    def _transaction_message(self, message: Any, action: str, version: str, is_request: bool,
+                             ) -> tuple[dict[str, Any], Callable[[dict[str, Any]], Any], Outbox]:
+        """A transaction message's wire payload, how to send it from this thread, and the outbox."""
+        if version != self.version or not is_request:
+            raise ValueError(f"{type(message).__name__} is not an OCPP {self.version} request")
+        payload = to_payload(message)  # ValidationError before anything is queued
+        with self._lock:
+            if self._closed:
+                raise ConnectionClosed(f"{self.id} is closed")
+            outbox = self._outbox_locked()
+        sendable = message  # the object whose wire form is ``payload``
+        # 2.x: the event happened while offline. The outbox knows of a lost link (a send that
+        # failed) a moment before the connection's workers have ended.
+        if action == "TransactionEvent" and "offline" not in payload and \
+                not (self.connected and outbox.is_online):
+            payload["offline"] = True
+            sendable = None
+
+        def call(final: dict[str, Any]) -> Any:
+            request = sendable if final is payload and sendable is not None else \
+                from_payload(version_module(self.version).REQUESTS[action], final)
+            return self._send_now(request, final)
+
+        return payload, call, outbox
+
+    def call(self, action: str, payload: Mapping[str, Any],
+             timeout: float | None = None) -> dict[str, Any] | QueuedCall | None:
+        """Send a wire-format payload and get the wire-format response, both validated."""
+        if not is_queued(self.version, action):
+            return call_with_dict(self._live(), action, payload, timeout)
+        request = from_payload(version_module(self.version).REQUESTS[action], dict(payload))
+        response = self.send(request, timeout)
+        return response if isinstance(response, QueuedCall) else to_payload(response)
+
+    # -- closing ------------------------------------------------------------
+
+    def expect(self, request_cls: type[R], timeout: float | None = 30.0,
+               where: Callable[[R], bool] | None = None) -> R:
+        """The next ``request_cls`` request from the CSMS (``where`` holding) once answered.
+
+        Requests that came before the call count too, each returned once;
+        see :meth:`History.expect`.
+        """
+        return self.history.expect(request_cls, timeout, where)
+
+    def close(self) -> None:
+        """Stop reconnecting, let calls in flight finish (bounded), close, join the threads.
+
+        Idempotent; a later :meth:`connect` starts over. Queued messages stay
+        in the queue file for the next run.
+        """
+        with self._lock:
+            self._closed = True
+            self._session += 1
+            connection, self._connection = self._connection, None
+            outbox, self._outbox = self._outbox, None
+            supervisor, self._supervisor = self._supervisor, None
+            queue = self._queue
+            if self.queue_path is not None:
+                self._queue = None
+            stop, link_down = self._stop, self._link_down
+        stop.set()
+        link_down.set()
+        if outbox is not None:
+            outbox.offline()  # nothing more goes out; the one in flight may finish
+        if connection is not None:
+            connection.close(drain=self.close_timeout)
+        if outbox is not None:
+            outbox.stop()
+        if supervisor is not None and supervisor is not threading.current_thread():
+            supervisor.join(self.connect_timeout + 1.0)
+            if supervisor.is_alive():
+                log.warning("%s: the reconnect thread did not stop in time", self.id)
+        if queue is not None and self.queue_path is not None:
+            queue.close()
+
+    def __enter__(self) -> ChargePoint:
+        if not self.connected:
+            self.connect()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "not connected"
+        return f"<ChargePoint {self.id!r} OCPP {self.version} {self.url} {state}>"

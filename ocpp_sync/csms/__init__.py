@@ -1,0 +1,1 @@
+"""The central system side: ``CSMS``, its ``Station`` handles, and who may connect."""

@@ -1,0 +1,426 @@
+"""The central system side: a server for many stations, each on its own connection."""
+from __future__ import annotations
+
+import functools
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from ocpp_sync import security
+from ocpp_sync.errors import ConnectionClosed
+from ocpp_sync.protocol.versions import VERSIONS, check_handler_class, check_version
+from ocpp_sync.runtime.connection import CSMS as CSMS_ROLE
+from ocpp_sync.runtime.connection import Connection, call_with_dict
+from ocpp_sync.runtime.history import History
+from ocpp_sync.websocket.base import ConnectionRequest, HandshakeError
+
+__all__ = ["CSMS", "Station"]
+
+log = logging.getLogger("ocpp_sync.csms")
+
+F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
+StationCallback = Callable[["Station"], Any]
+RequestCallback = Callable[["Station", Any], Any]
+
+#: Frames kept per station by default: small, as a CSMS may hold thousands of stations.
+STATION_HISTORY_SIZE = 100
+
+REPLACE = "replace"  # a station that connects again takes over from its old connection
+REFUSE = "refuse"    # ... is refused while its old connection is still up
+
+
+class Station:
+    """The CSMS's side of one station's connection.
+
+    ``request`` is the HTTP upgrade request it connected with (its headers,
+    path and offered subprotocols), or None when served through
+    :meth:`CSMS.handle`. ``history`` holds the connection's last frames.
+    """
+
+    def __init__(self, id: str, version: str, request: Any = None,
+                 history_size: int | None = STATION_HISTORY_SIZE) -> None:
+        self.id = id
+        self.version = version
+        self.request = request
+        self.history = History(history_size)
+        self._connection: Connection | None = None
+
+    @property
+    def remote_address(self) -> str:
+        return self._connection.remote_address if self._connection is not None else ""
+
+    def _live(self) -> Connection:
+        if self._connection is None:
+            raise ConnectionClosed(f"station {self.id!r} is not connected")
+        return self._connection
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and not self._connection.closed
+
+    def send(self, message: Any, timeout: float | None = None) -> Any:
+        """Send a request to the station and block for the response object."""
+        return self._live().send(message, timeout)
+
+    def send_async(self, message: Any, timeout: float | None = None) -> Future[Any]:
+        """Like :meth:`send`, but returns a Future at once."""
+        return self._live().send_async(message, timeout)
+
+    def call(self, action: str, payload: Mapping[str, Any],
+             timeout: float | None = None) -> dict[str, Any] | None:
+        """Send a wire-format payload and get the wire-format response, both validated."""
+        return call_with_dict(self._live(), action, payload, timeout)
+
+    def close(self, *, drain: float = 0.0) -> None:
+        """Close this station's connection; idempotent.
+
+        ``drain`` seconds at most are given to our calls in flight to be answered first.
+        """
+        self._close(1000, "", drain)
+
+    def _close(self, code: int, reason: str, drain: float) -> None:
+        if self._connection is not None:
+            self._connection.close(code, reason, drain=drain)
+
+    def expect(self, request_cls: type[R], timeout: float | None = 30.0,
+               where: Callable[[R], bool] | None = None) -> R:
+        """The next ``request_cls`` request (``where`` holding) once its handler answered it.
+
+        Requests that came before the call count too, each returned once;
+        see :meth:`History.expect`.
+        """
+        return self.history.expect(request_cls, timeout, where)
+
+    def __repr__(self) -> str:
+        return f"<Station {self.id!r} OCPP {self.version} {self.remote_address}>"
+
+
+class _Callbacks:
+    """``csms.on_connect`` both as a decorator/registrar and as an assignable attribute."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, csms: CSMS | None, owner: type) -> Any:
+        if csms is None:
+            return self
+
+        def register(callback: StationCallback) -> StationCallback:
+            csms._callbacks[self.name].append(callback)
+            return callback
+        return register
+
+    def __set__(self, csms: CSMS, callback: StationCallback | None) -> None:
+        csms._callbacks[self.name] = [] if callback is None else [callback]
+
+
+class CSMS:
+    """A central system: accepts stations, answers their calls, calls them.
+
+    Handlers are registered per request class; each version's classes are
+    distinct, so one CSMS serving 1.6 and 2.0.1 registers a handler for each.
+    A handler gets ``(station, request)`` and returns the response object.
+    ``on_connect`` callbacks run in a station's worker before its first
+    call is handled (so they may call ``station.send``); ``on_disconnect``
+    callbacks run once its connection has ended.
+
+    ``on_duplicate`` says what happens when a station connects while its old
+    connection still looks alive: REPLACE (close the old one) or REFUSE (answer
+    the new upgrade with HTTP 409). ``max_connections`` refuses stations beyond
+    it (HTTP 503); ``max_message_size`` closes a connection that sends a bigger
+    message (1009); ``ping_interval``/``pong_timeout`` give up a silent station.
+    ``history_size`` bounds each station's :attr:`Station.history` (None: unbounded).
+
+    Security (see :mod:`ocpp_sync.security`): ``ssl_context`` serves ``wss://``
+    (profiles 2 and 3); ``authenticate`` and ``known_stations`` decide each station
+    before the upgrade (401 / 404); ``strict_station_ids`` refuses ids that break
+    the OCPP identity rules (400); ``on_security_event`` hears of every refusal and
+    of every connection closed for misbehaving. ``handshake_timeout``,
+    ``max_connections_per_address`` (429 beyond; off by default, because the
+    chargers of a site often share one address behind NAT) and
+    ``max_pending_handshakes`` (503 beyond) bound what one client can hold; ``max_bad_messages`` malformed frames
+    in a row close a connection with 1008. Options given to :meth:`start` win.
+    """
+
+    on_connect = _Callbacks("connect")
+    on_disconnect = _Callbacks("disconnect")
+
+    def __init__(self, versions: Sequence[str] = ("1.6", "2.0.1", "2.1"), *,
+                 timeout: float = 30.0, lenient: bool = False, on_duplicate: str = REPLACE,
+                 max_connections: int | None = None, max_message_size: int | None = None,
+                 ping_interval: float | None = None, pong_timeout: float = 10.0,
+                 close_timeout: float = 5.0,
+                 history_size: int | None = STATION_HISTORY_SIZE,
+                 ssl_context: ssl.SSLContext | None = None,
+                 authenticate: security.Authenticate | None = None,
+                 known_stations: security.KnownStations | None = None,
+                 on_security_event: security.SecurityEventHook | None = None,
+                 strict_station_ids: bool = True, handshake_timeout: float = 5.0,
+                 max_connections_per_address: int | None = None,
+                 max_pending_handshakes: int | None = 256,
+                 max_bad_messages: int | None = 10) -> None:
+        if not versions:
+            raise ValueError("a CSMS needs at least one OCPP version")
+        if on_duplicate not in (REPLACE, REFUSE):
+            raise ValueError(f"on_duplicate must be {REPLACE!r} or {REFUSE!r}")
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        if max_bad_messages is not None and max_bad_messages < 1:
+            raise ValueError("max_bad_messages must be at least 1 (or None)")
+        self.on_duplicate = on_duplicate
+        self.max_connections = max_connections
+        self.max_message_size = max_message_size
+        self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
+        self.close_timeout = close_timeout
+        self.versions = tuple(check_version(v) for v in versions)
+        self.timeout = timeout
+        self.lenient = lenient
+        self._handlers: dict[type, Callable[..., Any]] = {}
+        self._callbacks: dict[str, list[StationCallback]] = {"connect": [], "disconnect": []}
+        self._request_callbacks: list[RequestCallback] = []
+        self.history_size = history_size
+        self.ssl_context = ssl_context
+        self.authenticate = authenticate
+        self.known_stations = known_stations
+        self.on_security_event = on_security_event
+        self.strict_station_ids = strict_station_ids
+        self.handshake_timeout = handshake_timeout
+        self.max_connections_per_address = max_connections_per_address
+        self.max_pending_handshakes = max_pending_handshakes
+        self.max_bad_messages = max_bad_messages
+        self._event_hook = on_security_event  # the listener's, once start() may have overridden it
+        self._changed = threading.Condition()  # guards _stations and _server
+        self._stations: dict[str, Station] = {}
+        self._server: Any = None
+        self._stopped = False
+
+    def on(self, request_cls: type[Any]) -> Callable[[F], F]:
+        """Decorator: answer stations' ``request_cls`` calls with ``handler(station, request)``."""
+        check_handler_class(request_cls, self.versions, "CS_TO_CSMS")
+
+        def register(handler: F) -> F:
+            self._handlers[request_cls] = handler
+            return handler
+
+        return register
+
+    def on_request(self, callback: RequestCallback) -> RequestCallback:
+        """Call ``callback(station, request)`` for every validated request that has a handler.
+
+        It runs in the thread that runs the handler, just before it, so it sees
+        requests in order; if it raises, the handler does not run and the
+        station gets the error (InternalError, or an OCPPError's own code), so
+        a callback that must record every request can make the station retry.
+        Usable as a decorator.
+        """
+        self._request_callbacks.append(callback)
+        return callback
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the CSMS is not listening")
+        return int(self._server.port)
+
+    @property
+    def stations(self) -> dict[str, Station]:
+        """A snapshot of the connected stations by id."""
+        with self._changed:
+            return dict(self._stations)
+
+    def _listen(self, host: str, port: int, server_options: dict[str, Any]) -> Any:
+        from ocpp_sync.runtime.listener import WebSocketServer
+
+        with self._changed:
+            if self._server is not None:
+                raise RuntimeError("the CSMS is already listening")
+            self._stopped = False
+            options: dict[str, Any] = {
+                "ping_interval": self.ping_interval, "pong_timeout": self.pong_timeout,
+                "ssl_context": self.ssl_context, "authenticate": self.authenticate,
+                "known_stations": self.known_stations,
+                "on_security_event": self.on_security_event,
+                "strict_station_ids": self.strict_station_ids,
+                "handshake_timeout": self.handshake_timeout,
+                "max_connections_per_address": self.max_connections_per_address,
+                "max_pending_handshakes": self.max_pending_handshakes}
+            if self.max_message_size is not None:
+                options["max_message_size"] = self.max_message_size
+            options.update(server_options)
+            self._event_hook = options["on_security_event"]
+            options["check_request"] = functools.partial(self._check_request,
+                                                         options.get("check_request"))
+            self._server = WebSocketServer(
+                host, port, subprotocols=[f"ocpp{v}" for v in self._preference()],
+                on_connection=self._on_connection, **options)
+            return self._server
+
+    def _check_request(self, user_check: Callable[[ConnectionRequest], None] | None,
+                       request: ConnectionRequest) -> None:
+        """Refuse before the upgrade what _serve would refuse after it, so the station sees why."""
+        if user_check is not None:
+            user_check(request)
+        refusal = self._refusal(request.station_id)
+        if refusal is not None:
+            raise HandshakeError(refusal[1], status=refusal[0], reason=refusal[1])
+
+    def _refusal(self, station_id: str) -> tuple[int, str] | None:
+        with self._changed:
+            return self._refusal_locked(station_id)
+
+    def _refusal_locked(self, station_id: str) -> tuple[int, str] | None:
+        """(HTTP status, reason) if this station may not connect now; the caller holds _changed."""
+        old = self._stations.get(station_id)
+        if old is not None and old.connected:
+            if self.on_duplicate == REFUSE:
+                return 409, f"station {station_id!r} is already connected"
+            return None
+        if self.max_connections is not None and len(self._stations) >= self.max_connections:
+            return 503, "too many connections"
+        return None
+
+    def _preference(self) -> list[str]:
+        """The newest version first: offered several, a station gets the newest we share."""
+        return sorted(self.versions, key=VERSIONS.index, reverse=True)
+
+    def start(self, host: str = "127.0.0.1", port: int = 0, **server_options: Any) -> None:
+        """Listen in background threads and return; ``port=0`` picks a free port (see ``.port``).
+
+        ``server_options`` go to the listener (``WebSocketServer``): for example
+        ``check_request`` to refuse a handshake before the upgrade, or ``ping_interval``.
+        """
+        self._listen(host, port, server_options).start()
+        log.info("CSMS listening on %s:%d", host, self.port)
+
+    def serve_forever(self, host: str = "0.0.0.0", port: int = 9000, **server_options: Any) -> None:
+        """Listen and block until :meth:`stop` is called from another thread (or Ctrl-C)."""
+        server = self._listen(host, port, server_options)
+        log.info("CSMS listening on %s:%d", host, self.port)
+        try:
+            server.serve_forever()
+        finally:
+            self.stop()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop listening, close every station's connection, join the threads. Idempotent.
+
+        Returns within about ``timeout`` seconds however the stations behave:
+        connections that do not close cleanly in time are cut.
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            server, self._server = self._server, None
+            self._stopped = True  # from now on a new connection is refused with 1001
+            stations = list(self._stations.values())
+        # Side by side, so one slow station does not eat the others' time: each may finish
+        # the calls in flight, then closes with 1001. The listener gets the second half.
+        drain = min(self.close_timeout, timeout / 4)
+        closers = [threading.Thread(target=station._close,
+                                    args=(1001, "the CSMS is stopping", drain),
+                                    name=f"ocpp-csms-stop-{station.id}", daemon=True)
+                   for station in stations if station.connected]
+        for closer in closers:
+            closer.start()
+        for closer in closers:
+            closer.join(max(0.0, deadline - timeout / 2 - time.monotonic()))
+        if server is not None:
+            server.stop(timeout=max(0.1, deadline - time.monotonic()))
+        for closer in closers:
+            closer.join(max(0.0, deadline - time.monotonic()))
+
+    def wait_for_station(self, station_id: str, timeout: float | None = None) -> Station:
+        """Block until a station with this id is connected; TimeoutError if none came in time."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: station_id in self._stations, timeout):
+                raise TimeoutError(f"station {station_id!r} did not connect within {timeout} s")
+            return self._stations[station_id]
+
+    def handle(self, ws: Any, station_id: str, subprotocol: str | None = None,
+               remote_address: str = "") -> None:
+        """Serve an already-accepted ``simple_websocket.Server`` until it closes.
+
+        For hosting the CSMS in an existing web app (a flask-sock route, say):
+        call it from the route with the station id taken from the URL.
+        ``subprotocol`` defaults to the one the websocket negotiated.
+        """
+        from ocpp_sync.websocket.simple import adapt_simple_websocket
+
+        chosen = subprotocol or getattr(ws, "subprotocol", None) or ""
+        transport = adapt_simple_websocket(ws, chosen, remote_address)
+        self._serve(transport, station_id, chosen, None)
+
+    def _on_connection(self, transport: Any, station_id: str, request: Any) -> None:
+        self._serve(transport, station_id, transport.subprotocol, request)
+
+    def _serve(self, transport: Any, station_id: str, subprotocol: str, request: Any) -> None:
+        version = subprotocol[4:] if subprotocol.lower().startswith("ocpp") else subprotocol
+        if version not in self.versions:
+            log.warning("refused station %r: subprotocol %r is not one of ours", station_id,
+                        subprotocol)
+            transport.close(1002, "unsupported subprotocol")
+            return
+        station = Station(station_id, version, request, self.history_size)
+        connection = Connection(transport, name=f"ocpp-csms-{station_id}", version=version,
+                                role=CSMS_ROLE,
+                                find_handler=functools.partial(self._find_handler, station),
+                                timeout=self.timeout, lenient=self.lenient,
+                                on_close=functools.partial(self._closed, station),
+                                history=station.history, max_bad_messages=self.max_bad_messages,
+                                on_bad_messages=functools.partial(self._bad_messages, station),
+                                turnstile=getattr(transport, "turnstile", None))
+        station._connection = connection
+        with self._changed:
+            stopped = self._stopped
+            refusal = None if stopped else self._refusal_locked(station_id)
+            if not stopped and refusal is None:
+                previous = self._stations.get(station_id)
+                self._stations[station_id] = station
+                self._changed.notify_all()
+        if stopped:
+            transport.close(1001, "the CSMS is stopping")
+            return
+        if refusal is not None:
+            log.warning("refused station %r: %s", station_id, refusal[1])
+            transport.close(1008 if refusal[0] == 409 else 1013, refusal[1])
+            return
+        if previous is not None:
+            log.warning("station %r connected again; closing its previous connection", station_id)
+            previous.close()
+        log.info("station %r connected from %s (OCPP %s)", station_id, station.remote_address,
+                 version)
+        for callback in list(self._callbacks["connect"]):
+            connection.run_task(functools.partial(callback, station))
+        connection.run()
+
+    def _bad_messages(self, station: Station, count: int) -> None:
+        security.notify_security_event(self._event_hook, security.SecurityEvent(
+            security.Reason.BAD_MESSAGES, station.remote_address, station.id, close_code=1008,
+            detail=f"{count} malformed messages in a row"))
+
+    def _find_handler(self, station: Station, request_cls: type) -> Callable[[Any], Any] | None:
+        handler = self._handlers.get(request_cls)
+        return None if handler is None else functools.partial(self._answer, station, handler)
+
+    def _answer(self, station: Station, handler: Callable[..., Any], request: Any) -> Any:
+        for callback in list(self._request_callbacks):
+            callback(station, request)
+        return handler(station, request)
+
+    def _closed(self, station: Station) -> None:
+        with self._changed:
+            if self._stations.get(station.id) is station:
+                del self._stations[station.id]
+                self._changed.notify_all()
+        station.history.close()
+        log.info("station %r disconnected", station.id)
+        for callback in list(self._callbacks["disconnect"]):
+            try:
+                callback(station)
+            except Exception:
+                log.exception("an on_disconnect callback failed for %r", station.id)

@@ -1,0 +1,1 @@
+"""The threaded runtime: the workers that drive one connection's protocol core, its history, and the listener."""

@@ -1,0 +1,620 @@
+"""The CSMS side: a standalone listener that speaks just enough HTTP to vet an upgrade.
+
+Every refusal (not an upgrade, no station id, no common subprotocol, a failed
+check) is made here, with a plain HTTP response; an accepted request gets its
+101 from here too. Each connection runs in its own thread, for as long as
+``on_connection`` runs, and that thread also reads the websocket's frames: the
+listener uses only the inline transport (inline.py), never simple-websocket,
+whose own reader thread per connection would cost one more thread per station
+and a thread hand-off per message (simple.py keeps it for websockets that
+another server accepted). The connections of one listener share a turnstile
+(``_turnstile``), so that under load their messages are served in the order
+they came.
+
+Security (see ``ocpp_sync.security``): the TLS handshake, when there is an
+SSL context, runs in the connection's thread under the same deadline as the
+HTTP request, so a silent or slow client holds its thread for at most
+``handshake_timeout``; connections beyond the per-address cap are answered 429
+by the accept thread itself and never get a thread.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from ocpp_sync import security as _security
+from ocpp_sync.protocol.retry import Keepalive
+from ocpp_sync.scheduling.turnstile import Turnstile
+from ocpp_sync.websocket.base import (
+    CLOSE_TIMEOUT,
+    MAX_MESSAGE_SIZE,
+    PONG_TIMEOUT,
+    WRITE_TIMEOUT,
+    ConnectionRequest,
+    HandshakeError,
+    Headers,
+    Transport,
+    abort_socket,
+)
+from ocpp_sync.websocket.inline import InlineTransport, accept_response
+from ocpp_sync.websocket.simple import adapt_simple_websocket
+
+__all__ = ["WebSocketServer", "adapt_simple_websocket"]
+
+log = logging.getLogger("ocpp_sync.transport")
+
+HANDSHAKE_TIMEOUT = 5.0
+MAX_REQUEST_BYTES = 16 * 1024
+MAX_REQUEST_LINE = 8 * 1024
+MAX_HEADER_COUNT = 100
+MAX_CONNECTIONS_PER_ADDRESS = 32
+MAX_PENDING_HANDSHAKES = 256
+# A connection over the per-address cap gets its 429 at once; its request is read and dropped
+# (so closing does not reset the connection before the client reads the answer) for this long.
+_TURN_AWAY_LINGER = 1.0
+
+
+class _Refused(Exception):
+    """The upgrade request is answered with this HTTP status instead of 101.
+
+    ``kind`` is the ``security.Reason`` reported to the security event hook;
+    ``station_id`` is set once the request named a valid one.
+    """
+
+    def __init__(self, status: int, reason: str, headers: Sequence[tuple[str, str]] = (), *,
+                 kind: str = "bad_request", station_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.kind = kind
+        self.station_id = station_id
+
+
+def _tokens(value: str) -> list[str]:
+    return [t.strip() for t in value.split(",") if t.strip()]
+
+
+def _format_address(addr: Any) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _response(status: int, reason: str, headers: Sequence[tuple[str, str]] = ()) -> bytes:
+    body = (reason + "\n").encode("utf-8")
+    head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+            "Content-Type: text/plain; charset=utf-8", f"Content-Length: {len(body)}",
+            "Connection: close"] + [f"{name}: {value}" for name, value in headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+class WebSocketServer:
+    """Thread-per-connection websocket listener for OCPP-J stations.
+
+    ``on_connection(transport, station_id, request)`` runs in the connection's
+    own thread; the connection lives as long as that call, and is closed when
+    it returns. ``check_request(request)`` (optional) runs before the upgrade
+    and refuses it by raising ``HandshakeError(status=..., reason=...)``, e.g.
+    401 for bad credentials or 404 for an unknown station. With ``ping_interval``
+    a quiet station is pinged and given up ``pong_timeout`` later if still silent;
+    a message over ``max_message_size`` bytes closes the connection with 1009; a
+    station that stops reading is given up once a write to it has made no
+    progress for ``write_timeout`` seconds.
+
+    Security options (``ocpp_sync.security`` documents their semantics):
+    ``ssl_context`` serves TLS (profiles 2 and 3); ``authenticate`` and
+    ``known_stations`` decide each station before the upgrade (401 / 404);
+    ``strict_station_ids`` refuses ids that break the OCPP identity rules (400);
+    ``on_security_event`` hears of every refusal; ``max_connections_per_address``
+    caps the open and half-open connections of one IP address (429 beyond), and
+    ``max_pending_handshakes`` those still in their handshake, from anywhere (503 beyond).
+    """
+
+    def __init__(self, host: str, port: int, *, subprotocols: Sequence[str],
+                 on_connection: Callable[[Transport, str, ConnectionRequest], None],
+                 check_request: Callable[[ConnectionRequest], None] | None = None,
+                 handshake_timeout: float = HANDSHAKE_TIMEOUT,
+                 max_request_bytes: int = MAX_REQUEST_BYTES,
+                 max_request_line: int = MAX_REQUEST_LINE,
+                 max_header_count: int = MAX_HEADER_COUNT,
+                 max_message_size: int | None = MAX_MESSAGE_SIZE,
+                 ping_interval: float | None = None,
+                 pong_timeout: float = PONG_TIMEOUT,
+                 close_timeout: float = CLOSE_TIMEOUT,
+                 write_timeout: float = WRITE_TIMEOUT,
+                 backlog: int = 128,
+                 ssl_context: ssl.SSLContext | None = None,
+                 authenticate: _security.Authenticate | None = None,
+                 known_stations: _security.KnownStations | None = None,
+                 strict_station_ids: bool = False,
+                 on_security_event: _security.SecurityEventHook | None = None,
+                 max_connections_per_address: int | None = MAX_CONNECTIONS_PER_ADDRESS,
+                 max_pending_handshakes: int | None = MAX_PENDING_HANDSHAKES) -> None:
+        if not subprotocols:
+            raise ValueError("at least one subprotocol is required")
+        if max_connections_per_address is not None and max_connections_per_address < 1:
+            raise ValueError("max_connections_per_address must be at least 1 (or None)")
+        self.subprotocols: tuple[str, ...] = tuple(subprotocols)
+        self._on_connection = on_connection
+        self._check_request = check_request
+        self._handshake_timeout = handshake_timeout
+        self._max_request_bytes = max_request_bytes
+        self._max_request_line = max_request_line
+        self._max_header_count = max_header_count
+        self._max_message_size = max_message_size
+        self._ssl_context = ssl_context
+        self._authenticate = authenticate
+        self._known_stations = known_stations
+        self._strict_station_ids = strict_station_ids
+        self._on_security_event = on_security_event
+        self._max_per_address = max_connections_per_address
+        self._max_pending = max_pending_handshakes
+        self._per_address: dict[str, int] = {}
+        self._ping_interval = ping_interval
+        self._pong_timeout = pong_timeout
+        self._close_timeout = close_timeout
+        self._write_timeout = write_timeout
+        self._turnstile = Turnstile()   # every connection of this listener takes turns in it
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.create_server((host, port), family=family, backlog=backlog)
+        self._listener.setblocking(False)
+        self.host = host
+        self.port: int = self._listener.getsockname()[1]
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._lock = threading.Lock()
+        self._started = False
+        self._stopping = threading.Event()
+        self._accept_thread: threading.Thread | None = None
+        self._accept_done = threading.Event()
+        self._threads: set[threading.Thread] = set()
+        self._pending: set[socket.socket] = set()
+        self._transports: set[InlineTransport] = set()
+
+    def start(self) -> None:
+        """Accept connections in a background thread ("ocpp-server-accept")."""
+        self._claim()
+        self._accept_thread = threading.Thread(target=self._accept_loop, name="ocpp-server-accept",
+                                               daemon=True)
+        self._accept_thread.start()
+
+    def serve_forever(self) -> None:
+        """Accept connections in this thread until stop() (or KeyboardInterrupt); then stop."""
+        self._claim()
+        try:
+            self._accept_loop()
+        finally:
+            self.stop()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting, close every live connection (1001), join every thread."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            first = not self._stopping.is_set()
+            self._stopping.set()
+            pending = list(self._pending)
+            transports = list(self._transports)
+        if first:
+            try:
+                self._wake_w.send(b"x")
+            except OSError:
+                pass
+            log.info("stopping server on port %d", self.port)
+        if self._accept_thread is not None and self._accept_thread is not threading.current_thread():
+            self._accept_thread.join(max(0.0, deadline - time.monotonic()))
+        if not self._started:
+            self._close_listener()
+        for sock in pending:
+            abort_socket(sock)
+        if first:
+            for transport in transports:
+                transport._begin_close(1001, "server stopping")
+        # Connection threads end once their on_connection returns; force the stragglers at half time.
+        self._join_threads(time.monotonic() + (deadline - time.monotonic()) / 2)
+        with self._lock:
+            transports = list(self._transports)
+            pending = list(self._pending)
+        for transport in transports:
+            transport._abort()
+        for sock in pending:
+            abort_socket(sock)
+        left = self._join_threads(deadline)
+        self._turnstile.close()
+        if left:
+            log.warning("server stop: %d connection thread(s) still running: %s", len(left),
+                        ", ".join(t.name for t in left))
+
+    def _claim(self) -> None:
+        with self._lock:
+            if self._started or self._stopping.is_set():
+                raise RuntimeError("server already started or stopped")
+            self._started = True
+
+    def _join_threads(self, deadline: float) -> list[threading.Thread]:
+        current = threading.current_thread()
+        while True:
+            with self._lock:
+                threads = [t for t in self._threads if t is not current]
+            if not threads:
+                return []
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+                if thread.is_alive():
+                    return [t for t in threads if t.is_alive()]
+                with self._lock:
+                    self._threads.discard(thread)
+
+    def _close_listener(self) -> None:
+        for sock in (self._listener, self._wake_r, self._wake_w):
+            sock.close()
+
+    def _accept_loop(self) -> None:
+        selector = selectors.DefaultSelector()
+        # Turned-away sockets (over the per-address cap) -> when to drop them; all owned here.
+        turned_away: dict[socket.socket, float] = {}
+        try:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            log.info("listening on %s:%d (%s)", self.host, self.port, ", ".join(self.subprotocols))
+            while not self._stopping.is_set():
+                timeout = None
+                if turned_away:
+                    timeout = max(0.0, min(turned_away.values()) - time.monotonic())
+                for key, _ in selector.select(timeout):
+                    if key.fileobj is self._wake_r:
+                        return
+                    if key.fileobj is not self._listener:
+                        self._drain_turned_away(key.fileobj, selector, turned_away)
+                        continue
+                    try:
+                        conn, addr = self._listener.accept()
+                    except BlockingIOError:
+                        continue
+                    except OSError as exc:
+                        # e.g. out of file descriptors: back off instead of spinning.
+                        log.error("accept failed: %s", exc)
+                        self._stopping.wait(0.1)
+                        continue
+                    refusal = self._spawn(conn, addr)
+                    if refusal is not None:
+                        self._turn_away(conn, addr, refusal, selector, turned_away)
+                now = time.monotonic()
+                for sock in [s for s, due in turned_away.items() if due <= now]:
+                    self._drop_turned_away(sock, selector, turned_away)
+        finally:
+            for sock in list(turned_away):
+                self._drop_turned_away(sock, selector, turned_away)
+            selector.close()
+            self._close_listener()
+
+    def _turn_away(self, conn: socket.socket, addr: Any, refusal: tuple[int, str],
+                   selector: selectors.BaseSelector, turned_away: dict[socket.socket, float]) -> None:
+        """Answer 429/503 without a thread: the answer fits the socket buffer, the request is
+        drained (so that closing does not reset the connection before the answer is read).
+
+        Under TLS no HTTP answer is possible without a handshake (which would need the thread
+        we are refusing), so the connection is just closed.
+        """
+        remote = _format_address(addr)
+        status: int | None = None if self._ssl_context is not None else refusal[0]
+        reason = refusal[1]
+        log.info("refused %s: %s %s", remote, status or "closed", reason)
+        if status is None:
+            conn.close()
+        else:
+            try:
+                conn.setblocking(False)
+                conn.send(_response(status, reason, [("Retry-After", "10")]))
+                conn.shutdown(socket.SHUT_WR)
+                selector.register(conn, selectors.EVENT_READ)
+            except (OSError, ValueError):
+                conn.close()
+            else:
+                turned_away[conn] = time.monotonic() + _TURN_AWAY_LINGER
+        _security.notify_security_event(self._on_security_event, _security.SecurityEvent(
+            _security.Reason.TOO_MANY_CONNECTIONS, remote, status=status, detail=reason))
+
+    def _drain_turned_away(self, sock: Any, selector: selectors.BaseSelector,
+                           turned_away: dict[socket.socket, float]) -> None:
+        try:
+            if sock.recv(4096):
+                return
+        except BlockingIOError:
+            return
+        except OSError:
+            pass
+        self._drop_turned_away(sock, selector, turned_away)
+
+    @staticmethod
+    def _drop_turned_away(sock: socket.socket, selector: selectors.BaseSelector,
+                          turned_away: dict[socket.socket, float]) -> None:
+        turned_away.pop(sock, None)
+        try:
+            selector.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+        sock.close()
+
+    def _spawn(self, conn: socket.socket, addr: Any) -> tuple[int, str] | None:
+        """Start the connection's thread; or, over a cap, start nothing and return the
+        (status, reason) to turn it away with."""
+        remote = _format_address(addr)
+        host = addr[0]
+        thread = threading.Thread(target=self._serve, args=(conn, remote, host), daemon=True,
+                                  name=f"ocpp-conn-{remote}")
+        with self._lock:
+            if self._stopping.is_set():
+                conn.close()
+                return None
+            count = self._per_address.get(host, 0)
+            if self._max_per_address is not None and count >= self._max_per_address:
+                return 429, "too many connections from this address"
+            if self._max_pending is not None and len(self._pending) >= self._max_pending:
+                return 503, "too many connections in their handshake"
+            self._per_address[host] = count + 1
+            self._pending.add(conn)
+            self._threads.add(thread)
+        thread.start()
+        return None
+
+    def _serve(self, conn: socket.socket, remote: str, host: str) -> None:
+        transport: InlineTransport | None = None
+        deadline = time.monotonic() + self._handshake_timeout
+        try:
+            try:
+                certificate = None
+                if self._ssl_context is not None:
+                    conn = self._wrap_tls(conn)
+                    if not self._tls_handshake(conn, remote, deadline):
+                        return
+                    certificate = conn.getpeercert() or None
+                request = self._read_request(conn, remote, deadline, certificate)
+            except _Refused as refusal:
+                self._refuse(conn, remote, refusal)
+                return
+            except (OSError, EOFError) as exc:
+                log.debug("%s went away during the handshake: %s", remote, exc)
+                return
+            threading.current_thread().name = f"ocpp-conn-{request.station_id}"
+            transport = self._upgrade(conn, request)
+            if transport is None:
+                return
+            with self._lock:
+                self._pending.discard(conn)
+                stopping = self._stopping.is_set()
+                if not stopping:
+                    self._transports.add(transport)
+            if stopping:
+                transport.close(1001, "server stopping")
+                return
+            log.info("%s connected as %r (%s)", remote, request.station_id, request.subprotocol)
+            try:
+                self._on_connection(transport, request.station_id, request)
+            except Exception:
+                log.exception("connection handler for %r failed", request.station_id)
+            finally:
+                transport.close()
+            if transport.message_too_large:
+                _security.notify_security_event(self._on_security_event, _security.SecurityEvent(
+                    _security.Reason.MESSAGE_TOO_LARGE, remote, request.station_id, close_code=1009,
+                    detail=f"a message over {self._max_message_size} bytes"))
+        finally:
+            with self._lock:
+                self._pending.discard(conn)
+                self._threads.discard(threading.current_thread())
+                if transport is not None:
+                    self._transports.discard(transport)
+                left = self._per_address.get(host, 1) - 1
+                if left > 0:
+                    self._per_address[host] = left
+                else:
+                    self._per_address.pop(host, None)
+            if transport is None:
+                conn.close()
+
+    def _wrap_tls(self, conn: socket.socket) -> ssl.SSLSocket:
+        """The TLS socket that replaces ``conn`` (which it detaches) as the pending socket."""
+        assert self._ssl_context is not None
+        with self._lock:
+            tls = self._ssl_context.wrap_socket(conn, server_side=True,
+                                                do_handshake_on_connect=False)
+            self._pending.discard(conn)
+            self._pending.add(tls)
+        return tls
+
+    def _tls_handshake(self, tls: ssl.SSLSocket, remote: str, deadline: float) -> bool:
+        """Run the TLS handshake within the deadline; on failure report it (no HTTP answer is
+        possible) and return False."""
+        try:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("handshake deadline passed")
+            tls.settimeout(remaining)
+            tls.do_handshake()
+            return True
+        except TimeoutError:
+            reason, detail = _security.Reason.HANDSHAKE_TIMEOUT, "no TLS handshake in time"
+        except (ssl.SSLError, OSError) as exc:
+            reason = _security.Reason.TLS_FAILED
+            why = (getattr(exc, "verify_message", None) or getattr(exc, "reason", None)
+                   or str(exc) or type(exc).__name__)
+            detail = f"TLS handshake failed: {why}"
+        log.info("refused %s: %s", remote, detail)
+        _security.notify_security_event(self._on_security_event, _security.SecurityEvent(
+            reason, remote, detail=detail))
+        return False
+
+    def _check_security(self, request: ConnectionRequest,
+                        certificate: _security.PeerCertificate | None) -> None:
+        """Known station (404) and credentials (401), after the parser's own checks."""
+        try:
+            _security.check_known_station(request.station_id, self._known_stations)
+            if self._authenticate is not None:
+                _security.check_credentials(request.station_id, request.headers, certificate,
+                                            self._authenticate)
+        except _security.Refused as exc:
+            raise _Refused(exc.status or 400, exc.reason, kind=exc.kind,
+                           station_id=request.station_id) from None
+
+    def _read_request(self, conn: socket.socket, remote: str, deadline: float,
+                      certificate: _security.PeerCertificate | None) -> ConnectionRequest:
+        buf = bytearray()
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            line_end = buf.find(b"\r\n")
+            if (line_end if line_end >= 0 else len(buf)) > self._max_request_line:
+                raise _Refused(414, "request line too long", kind=_security.Reason.REQUEST_TOO_LARGE)
+            if len(buf) > self._max_request_bytes:
+                raise _Refused(431, "request header too large",
+                               kind=_security.Reason.REQUEST_TOO_LARGE)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Refused(408, "no complete upgrade request in time",
+                               kind=_security.Reason.HANDSHAKE_TIMEOUT)
+            conn.settimeout(remaining)
+            try:
+                chunk = conn.recv(4096)
+            except TimeoutError:
+                raise _Refused(408, "no complete upgrade request in time",
+                               kind=_security.Reason.HANDSHAKE_TIMEOUT) from None
+            if not chunk:
+                raise EOFError("closed before the request was complete")
+            buf += chunk
+        if buf.find(b"\r\n") > self._max_request_line:
+            raise _Refused(414, "request line too long", kind=_security.Reason.REQUEST_TOO_LARGE)
+        if end > self._max_request_bytes:
+            raise _Refused(431, "request header too large", kind=_security.Reason.REQUEST_TOO_LARGE)
+        if end + 4 != len(buf):
+            # A client must wait for the 101 before it sends frames (RFC 6455, 4.1).
+            raise _Refused(400, "data sent before the handshake completed")
+        return self._parse_request(bytes(buf[:end]), remote, certificate)
+
+    def _parse_request(self, head: bytes, remote: str,
+                       certificate: _security.PeerCertificate | None) -> ConnectionRequest:
+        lines = head.decode("iso-8859-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            raise _Refused(400, "malformed request line")
+        method, target, version = parts
+        if len(lines) - 1 > self._max_header_count:
+            raise _Refused(431, "too many header fields", kind=_security.Reason.REQUEST_TOO_LARGE)
+        items = []
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep or not name or name != name.strip() or " " in name or "\t" in name:
+                raise _Refused(400, "malformed header line")
+            items.append((name, value.strip(" \t")))
+        headers = Headers(tuple(items))
+        if method != "GET":
+            raise _Refused(405, "only GET upgrades to a websocket", [("Allow", "GET")])
+        if version != "HTTP/1.1":
+            raise _Refused(400, "a websocket upgrade needs HTTP/1.1")
+        upgrade = [t.lower() for t in _tokens(headers.get("Upgrade", ""))]
+        connection = [t.lower() for t in _tokens(headers.get("Connection", ""))]
+        if "websocket" not in upgrade or "upgrade" not in connection:
+            raise _Refused(400, "not a websocket upgrade request")
+        if headers.get("Sec-WebSocket-Version", "").strip() != "13":
+            raise _Refused(426, "websocket version 13 is required", [("Sec-WebSocket-Version", "13")])
+        try:
+            key_ok = len(base64.b64decode(headers.get("Sec-WebSocket-Key", ""), validate=True)) == 16
+        except (binascii.Error, ValueError):
+            key_ok = False
+        if not key_ok:
+            raise _Refused(400, "missing or invalid Sec-WebSocket-Key")
+        if "Host" not in headers:
+            raise _Refused(400, "missing Host header")
+        url = urlsplit(target)
+        try:
+            station_id = unquote(url.path.rsplit("/", 1)[-1], errors="strict")
+        except UnicodeDecodeError:
+            raise _Refused(400, "station id is not valid UTF-8",
+                           kind=_security.Reason.INVALID_STATION_ID) from None
+        if not station_id:
+            raise _Refused(400, "no station id at the end of the path",
+                           kind=_security.Reason.INVALID_STATION_ID)
+        if self._strict_station_ids:
+            try:
+                _security.validate_station_id(station_id)
+            except _security.Refused as exc:
+                raise _Refused(400, exc.reason, kind=exc.kind) from None
+        offered = tuple(_tokens(headers.get("Sec-WebSocket-Protocol", "")))
+        chosen = next((p for p in self.subprotocols if p in offered), None)
+        if chosen is None:
+            raise _Refused(400, f"no common subprotocol: this server speaks "
+                                f"{', '.join(self.subprotocols)}",
+                           kind=_security.Reason.NO_COMMON_SUBPROTOCOL, station_id=station_id)
+        request = ConnectionRequest(path=url.path, station_id=station_id, headers=headers,
+                                    remote_address=remote, subprotocols=offered,
+                                    subprotocol=chosen, query=url.query,
+                                    certificate=certificate)
+        self._check_security(request, certificate)
+        if self._check_request is not None:
+            try:
+                self._check_request(request)
+            except HandshakeError as exc:
+                raise _Refused(exc.status or 400, exc.reason or str(exc),
+                               kind=getattr(exc, "kind", _security.Reason.REFUSED),
+                               station_id=station_id) from None
+            except Exception:
+                log.exception("check_request failed for %r", station_id)
+                raise _Refused(500, "internal error", kind=_security.Reason.REFUSED,
+                               station_id=station_id) from None
+        return request
+
+    def _refuse(self, conn: socket.socket, remote: str, refusal: _Refused) -> None:
+        log.info("refused %s: %d %s", remote, refusal.status, refusal.reason)
+        headers = list(refusal.headers)
+        if refusal.status == 401:
+            headers.append(("WWW-Authenticate", 'Basic realm="OCPP", charset="UTF-8"'))
+        try:
+            conn.settimeout(self._close_timeout)
+            conn.sendall(_response(refusal.status, refusal.reason, headers))
+            if refusal.status != 408:
+                self._drain(conn)
+        except OSError:
+            pass
+        _security.notify_security_event(self._on_security_event, _security.SecurityEvent(
+            _security.Reason(refusal.kind), remote, refusal.station_id, status=refusal.status,
+            detail=refusal.reason))
+
+    def _drain(self, conn: socket.socket) -> None:
+        """Read what the client still sends until it closes (bounded), so that closing our end
+        does not reset the connection before the client has read the answer."""
+        deadline = time.monotonic() + self._close_timeout
+        left = self._max_request_bytes
+        conn.shutdown(socket.SHUT_WR)
+        while left > 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            conn.settimeout(remaining)
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            left -= len(chunk)
+
+    def _upgrade(self, conn: socket.socket, request: ConnectionRequest) -> InlineTransport | None:
+        try:
+            conn.settimeout(self._handshake_timeout)
+            conn.sendall(accept_response(request.headers["Sec-WebSocket-Key"], request.subprotocol))
+            conn.settimeout(None)
+        except OSError as exc:
+            log.warning("websocket upgrade for %s failed: %s", request.remote_address, exc)
+            return None
+        return InlineTransport(conn, request.subprotocol, request.remote_address,
+                               close_timeout=self._close_timeout,
+                               write_timeout=self._write_timeout,
+                               keepalive=Keepalive(self._ping_interval, self._pong_timeout),
+                               max_message_size=self._max_message_size,
+                               turnstile=self._turnstile)

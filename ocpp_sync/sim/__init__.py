@@ -1,0 +1,1 @@
+"""Simulation: a simulated charge point and central system, and the scenario language of ``ocpp-sync station``."""

@@ -1,0 +1,530 @@
+"""Websocket frames read by the thread that calls receive(), no thread of its own.
+
+Two users: the standalone CSMS's connections (server mode), and the charge point's
+once websocket-client has opened it (client mode: see client.py). The modes differ
+only where RFC 6455 makes them: a client's frames are masked, a server's are not.
+
+wsproto parses what arrives (unmasking, fragments, UTF-8, control frame rules);
+only the one thread holding the read lock ever touches it. The frames that nearly
+always come (one whole text frame per message, pings) are parsed here until
+anything else comes: wsproto's general parser was the largest cost left per
+message once simple-websocket's thread was gone, and websocket-client's frame
+reader (a select, two or three reads and an ABNF object per frame) was as costly
+on the charge point's side. The frames we send are serialised here too (a header,
+the mask key in client mode, the payload), and keeping wsproto's state out of the
+send path means writers on other threads share nothing with the reader but the
+socket and the write lock.
+"""
+from __future__ import annotations
+
+import base64
+import collections
+import hashlib
+import logging
+import os
+import select
+import socket
+import ssl
+import struct
+import threading
+import time
+from typing import Any
+
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+
+from ocpp_sync.errors import ConnectionClosed
+from ocpp_sync.protocol.retry import Keepalive
+from ocpp_sync.scheduling.deadlines import TIMER
+from ocpp_sync.scheduling.turnstile import Turnstile
+from ocpp_sync.websocket.base import CLOSE_TIMEOUT, PONG_TIMEOUT, WRITE_TIMEOUT, abort_socket
+
+__all__ = ["InlineTransport", "accept_response"]
+
+log = logging.getLogger("ocpp_sync.transport")
+
+RECEIVE_BYTES = 64 * 1024
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_TEXT, _CLOSE, _PING, _PONG = 0x1, 0x8, 0x9, 0xA
+
+
+def accept_response(key: str, subprotocol: str) -> bytes:
+    """The 101 answer to an upgrade request already vetted; no extensions (no compression)."""
+    accept = base64.b64encode(hashlib.sha1(key.encode("ascii") + _GUID).digest()).decode("ascii")
+    return ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: {subprotocol}\r\n\r\n"
+            ).encode("latin-1")
+
+
+class _MaskKeys:
+    """Masking keys cut from os.urandom 4 KiB at a time: one system call (which also lets
+    the GIL go) per 1,024 frames instead of one per frame. A forked child starts afresh,
+    so it never repeats its parent's keys."""
+
+    _BATCH = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = b""
+        self._next = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def take(self) -> bytes:
+        with self._lock:
+            start = self._next
+            if start >= len(self._pool):
+                self._pool, start = os.urandom(self._BATCH), 0
+            self._next = start + 4
+            return self._pool[start:start + 4]
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._pool, self._next = b"", 0
+
+
+_MASK_KEYS = _MaskKeys()
+
+
+def _frame(opcode: int, payload: bytes, masked: bool = False) -> bytes:
+    """One final frame: unmasked from a server, masked from a client.
+
+    A client masks every frame with a fresh key from a strong random source (RFC 6455
+    5.3: a predictable key would let a script steer the bytes an intermediary sees).
+    """
+    size = len(payload)
+    mask_bit = 0x80 if masked else 0
+    if size < 126:
+        head = bytes((0x80 | opcode, mask_bit | size))
+    elif size < 0x10000:
+        head = struct.pack("!BBH", 0x80 | opcode, mask_bit | 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, mask_bit | 127, size)
+    if not masked:
+        return head + payload
+    key = _MASK_KEYS.take()
+    return head + key + _apply_mask(payload, key)
+
+
+def _close_frame(code: int, reason: str = "", masked: bool = False) -> bytes:
+    if code in (1005, 1006, 1015):   # reserved for "no code" / "no close frame": never sent
+        return _frame(_CLOSE, b"", masked)
+    data = reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+    return _frame(_CLOSE, struct.pack("!H", code) + data, masked)
+
+
+def _apply_mask(payload: bytes, mask: bytes) -> bytes:
+    """``payload`` XOR the repeated 4-byte ``mask``: masks and unmasks alike."""
+    size = len(payload)
+    key = (mask * ((size >> 2) + 1))[:size]
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(
+        size, "little")
+
+
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+class InlineTransport:
+    """Transport over an upgraded socket, read inline by the thread in receive().
+
+    ``client`` says which end of the websocket this is: a client masks what it sends
+    and expects unmasked frames (anything else is a protocol error, 1002). The socket
+    must be blocking: reads with a deadline wait in poll first, and writes go out
+    without blocking (poll between tries) to give up on a peer that stopped reading
+    after ``write_timeout`` seconds without progress.
+
+    Locks: ``_read_lock`` is held by whichever thread reads the socket (receive(), or
+    close() when nobody else reads), so close() knows when the fd can go; ``_write_lock``
+    makes every frame one whole write; ``_state_lock`` guards the closing flags.
+
+    ``turnstile``: the CSMS's turnstile (``_turnstile``); a write that would wait for
+    the peer gives up the turn first, so a peer that stops reading holds up no one else.
+    """
+
+    def __init__(self, sock: Any, subprotocol: str, remote_address: str, *,
+                 client: bool = False, close_timeout: float = CLOSE_TIMEOUT,
+                 keepalive: Keepalive | None = None,
+                 max_message_size: int | None = None,
+                 write_timeout: float = WRITE_TIMEOUT,
+                 turnstile: Turnstile | None = None) -> None:
+        self.subprotocol = subprotocol
+        self.turnstile = turnstile
+        self.remote_address = remote_address
+        self._client = client
+        self._name = ("connection to " if client else "connection from ") + remote_address
+        # The mask bit the peer's frames must carry, and where the payload of a short frame
+        # starts (after the 4-byte mask key if there is one).
+        self._peer_mask_bit, self._head = (0, 2) if client else (0x80, 6)
+        self._sock = sock
+        self._tls = isinstance(sock, ssl.SSLSocket)
+        self._close_timeout = close_timeout
+        self._write_timeout = write_timeout
+        self._write_poll = select.poll()
+        self._write_poll.register(sock.fileno(), select.POLLOUT)
+        self._keepalive = keepalive if keepalive is not None else Keepalive(None, PONG_TIMEOUT)
+        self._pinging = self._keepalive.enabled
+        self._max_size = max_message_size or None
+        self._proto = Connection(ConnectionType.CLIENT if client else ConnectionType.SERVER)
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+        self._read_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._ready: collections.deque[str] = collections.deque()
+        self._parts: list[str] = []
+        self._size = 0
+        self._binary = False              # the message being assembled is binary (dropped)
+        self._closing = False             # our close frame went out (ours, or our answer)
+        self._close_called = False
+        self._gave_up = False             # the reader closed (1009, bad frames): receive() ends
+        self._too_large = False
+        self._finished = threading.Event()   # the peer's close came, or the stream ended
+        self._fast = True                 # frames parsed here until wsproto is needed
+        self._partial = bytearray()       # the start of a frame not yet complete (fast mode)
+        self._need = 0                    # how long _partial must be before it is parsed again
+        self._fast_limit = min(0xFFFF, self._max_size or 0xFFFF)
+        self._fd_closed = False
+
+    # -- sending (any thread) --------------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        data = _frame(_TEXT, text.encode("utf-8"), self._client)
+        if not self._write_lock.acquire(blocking=False):
+            self._step_out()   # another thread is writing to this peer: wait off the turn
+            self._write_lock.acquire()
+        try:
+            if self._closing or self._finished.is_set():
+                raise ConnectionClosed("connection is closed")
+            try:
+                self._write(data)
+            except OSError as exc:
+                # A frame may be half written: the stream is unusable, so end it and wake the reader.
+                self._finished.set()
+                abort_socket(self._sock)
+                raise ConnectionClosed(f"send failed: {exc or type(exc).__name__}") from exc
+        finally:
+            self._write_lock.release()
+
+    def _step_out(self) -> None:
+        """Give up the CSMS's turn, if this thread holds it, before waiting on this one peer."""
+        if self.turnstile is not None:
+            self.turnstile.leave()
+
+    def _write(self, data: bytes) -> None:
+        """All of ``data``, the write lock held; a peer that stops reading fails the write after
+        ``write_timeout`` seconds without progress instead of holding every writer forever."""
+        if self._tls:
+            # An SSL socket cannot be written without blocking while another thread reads it
+            # blocking, so a timer cuts the connection if the write hangs.
+            if self.turnstile is not None and self.turnstile.holds() and \
+                    not self._write_poll.poll(0):
+                self._step_out()
+            watchdog = TIMER.schedule(time.monotonic() + self._write_timeout, self._write_timed_out)
+            try:
+                self._sock.sendall(data)
+            finally:
+                TIMER.cancel(watchdog)
+            return
+        try:
+            sent = self._sock.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return   # the usual case: the kernel took it all at once
+        self._step_out()
+        rest = memoryview(data)[sent:]
+        deadline = time.monotonic() + self._write_timeout
+        while rest:
+            millis = int((deadline - time.monotonic()) * 1000 + 0.999)
+            if millis <= 0:
+                raise TimeoutError(f"the peer read nothing for {self._write_timeout:g} s")
+            if self._write_poll.poll(millis):
+                try:
+                    sent = self._sock.send(rest, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    continue
+                rest = rest[sent:]
+                deadline = time.monotonic() + self._write_timeout
+
+    def _write_timed_out(self) -> None:
+        log.warning("%s: the peer read nothing for %g s: connection given up", self._name,
+                    self._write_timeout)
+        self._abort()
+
+    def _send_control(self, data: bytes) -> bool:
+        """A pong, ping or close frame from the reading thread; False if the stream broke."""
+        try:
+            with self._write_lock:
+                self._write(data)
+            return True
+        except OSError:
+            self._finished.set()
+            abort_socket(self._sock)
+            return False
+
+    # -- reading (one thread at a time) -----------------------------------------------------
+
+    def receive(self, timeout: float | None = None) -> str | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._read_lock:
+            while True:
+                if self._ready:
+                    return self._ready.popleft()
+                if self._finished.is_set() or self._gave_up:
+                    return None
+                wait_until = deadline
+                if self._pinging:
+                    if not self._keep_alive():
+                        return None
+                    ping_due = self._keepalive.deadline()
+                    if ping_due is not None and (deadline is None or ping_due < deadline):
+                        wait_until = ping_due
+                if wait_until is not None and not self._readable(wait_until):
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise TimeoutError("no message within the timeout")
+                    continue
+                self._read_some()
+
+    def _readable(self, deadline: float) -> bool:
+        """Wait until the socket has data or ``deadline``; poll, so writers keep a blocking socket."""
+        if self._tls and self._sock.pending():
+            return True   # decrypted bytes already in the SSL object: poll cannot see them
+        # A timeout of 0 still polls, so data already here is returned rather than a timeout.
+        millis = max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
+        return bool(self._poll.poll(millis))
+
+    def _read_some(self) -> None:
+        """One read (blocking), fed to wsproto, its events handled."""
+        try:
+            data: bytes | None = self._sock.recv(RECEIVE_BYTES)
+        except OSError as exc:
+            if not (self._closing or self._finished.is_set()):
+                log.warning("%s lost: %s", self._name, exc or type(exc).__name__)
+            self._finished.set()
+            return
+        if not data:
+            data = None   # end of stream: wsproto reports it as close 1006
+        else:
+            if self._pinging:
+                self._keepalive.seen()
+            if self._fast:
+                data = self._fast_frames(data)
+                if data is None:
+                    return
+        if self._proto.state in (ConnectionState.CLOSED, ConnectionState.REMOTE_CLOSING):
+            self._finished.set()
+            return
+        self._proto.receive_data(data)
+        for event in self._proto.events():
+            if isinstance(event, TextMessage):
+                self._on_data(event.data, event.message_finished)
+            elif isinstance(event, BytesMessage):
+                self._on_data(bytes(event.data), event.message_finished)
+            elif isinstance(event, Ping):
+                if not self._closing:
+                    self._send_control(_frame(_PONG, bytes(event.payload), self._client))
+            elif isinstance(event, CloseConnection):
+                self._on_close(event)
+                return
+
+    def _fast_frames(self, data: bytes) -> bytes | None:
+        """Handle the frames that nearly always come (whole, final text up to 64 KiB, masked
+        if the peer is a client; pings, pongs) without wsproto; None when all of ``data``
+        was used up.
+
+        At the first other frame (fragment, binary, close, anything malformed or large)
+        wsproto takes over the stream for good, from that frame's first byte on, so its
+        parser always starts at a frame boundary and reports every error itself.
+        """
+        if self._partial:
+            # Appended until the frame is whole: a frame trickling in byte by byte costs
+            # linear time, not a copy of everything so far at each read.
+            self._partial += data
+            if len(self._partial) < self._need:
+                return None
+            buf = bytes(self._partial)
+        else:
+            buf = data
+        pos, end, need = 0, len(buf), 2
+        mask_bit, head = self._peer_mask_bit, self._head
+        while end - pos >= 2:
+            first, second = buf[pos], buf[pos + 1]
+            opcode, size, start = first & 0x0F, second & 0x7F, pos + head
+            if size == 127:
+                return self._hand_over(buf, pos)           # over 64 KiB
+            if size == 126:
+                if end - pos < 4:
+                    need = 4
+                    break
+                size, start = (buf[pos + 2] << 8) | buf[pos + 3], start + 2
+                if size < 126:
+                    return self._hand_over(buf, pos)       # not the shortest length encoding
+            if (first & 0xF0) != 0x80 or (second & 0x80) != mask_bit or size > self._fast_limit or \
+                    (opcode != _TEXT and (opcode not in (_PING, _PONG) or size > 125)):
+                return self._hand_over(buf, pos)
+            if end < start + size:
+                need = start + size - pos
+                break
+            payload = _apply_mask(buf[start:start + size], buf[start - 4:start]) if mask_bit \
+                else buf[start:start + size]
+            if opcode == _TEXT:
+                try:
+                    text = payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    return self._hand_over(buf, pos)
+                if not self._closing:
+                    self._ready.append(text)
+            elif opcode == _PING and not self._closing:
+                self._send_control(_frame(_PONG, payload, self._client))
+            pos = start + size
+        self._partial = bytearray(buf[pos:]) if pos < end else bytearray()
+        self._need = need
+        return None
+
+    def _hand_over(self, buf: bytes, pos: int) -> bytes:
+        self._fast = False
+        self._partial = bytearray()
+        return buf[pos:]
+
+    def _on_data(self, data: str | bytes, finished: bool) -> None:
+        if self._closing:
+            return   # after a close frame went out, messages are dropped, not assembled
+        if isinstance(data, str):
+            self._size += _utf8_len(data)
+            self._parts.append(data)
+        else:
+            self._size += len(data)
+            self._binary = True
+        if self._max_size is not None and self._size > self._max_size:
+            log.warning("%s sent a message over %d bytes: closing (1009)", self.remote_address,
+                        self._max_size)
+            self._too_large = True
+            self._parts = []
+            self._give_up(1009, "message too big")
+            return
+        if not finished:
+            return
+        if self._binary:
+            log.warning("ignored a binary message from %s (%d bytes): OCPP-J is text only",
+                        self.remote_address, self._size)
+        else:
+            parts = self._parts
+            self._ready.append(parts[0] if len(parts) == 1 else "".join(parts))
+        self._parts = []
+        self._size = 0
+        self._binary = False
+
+    def _on_close(self, event: CloseConnection) -> None:
+        state = self._proto.state
+        if state is ConnectionState.REMOTE_CLOSING:
+            # The peer's close frame: answer it once, unless ours already went out.
+            with self._state_lock:
+                answer = not self._closing
+                self._closing = True
+            if answer:
+                log.info("%s closed the connection (%s)", self.remote_address, event.code)
+                self._send_control(_close_frame(int(event.code), masked=self._client))
+            self._finished.set()
+        elif state is ConnectionState.CLOSED:
+            # End of stream without a close frame.
+            if not (self._closing or self._finished.is_set()):
+                log.warning("%s lost: closed without a close frame", self._name)
+            self._finished.set()
+        else:
+            # wsproto could not parse what came (its code says why: 1002, 1007...).
+            log.warning("closing the %s (%s): %s", self._name, event.code, event.reason)
+            self._give_up(int(event.code), "protocol error")
+            self._finished.set()   # nothing after a bad frame can be parsed
+
+    def _give_up(self, code: int, reason: str) -> None:
+        """Close from the reader's side: receive() ends; close() then waits for the peer's answer."""
+        self._gave_up = True
+        with self._state_lock:
+            send = not self._closing
+            self._closing = True
+        if send:
+            self._send_control(_close_frame(code, reason, self._client))
+
+    def _keep_alive(self) -> bool:
+        """Ping a quiet peer; False once it is declared dead (the socket is then aborted)."""
+        action = self._keepalive.check()
+        if action == Keepalive.PING:
+            if not self._closing:
+                return self._send_control(_frame(_PING, b"", self._client))
+        elif action == Keepalive.DEAD:
+            log.warning("%s did not answer a ping within %g s: connection given up",
+                        self.remote_address, self._keepalive.pong_timeout)
+            self._finished.set()
+            abort_socket(self._sock)
+            return False
+        return True
+
+    # -- closing (any thread) ---------------------------------------------------------------
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self._begin_close(code, reason)
+        self._finish_close()
+
+    def _begin_close(self, code: int, reason: str) -> bool:
+        """Send our close frame; False if close() had already been called."""
+        with self._state_lock:
+            if self._close_called:
+                return False
+            self._close_called = True
+            send = not self._closing
+            self._closing = True
+        if send and not self._finished.is_set():
+            if self._write_lock.acquire(timeout=self._close_timeout):
+                try:
+                    self._write(_close_frame(code, reason, self._client))
+                except OSError:
+                    self._finished.set()
+                finally:
+                    self._write_lock.release()
+            else:
+                # A write is stuck on a peer that does not read: no clean close is possible.
+                self._abort()
+        return True
+
+    def _finish_close(self) -> None:
+        """Wait (bounded) for the peer's close frame, then drop the connection and the fd."""
+        deadline = time.monotonic() + self._close_timeout
+        if self._read_lock.acquire(blocking=False):
+            # Nobody reads: read the peer's answer here. No frame is written any more, so a
+            # socket timeout is safe now; it bounds a TLS record that arrives only in part.
+            try:
+                while not self._finished.is_set() and self._readable(deadline):
+                    self._sock.settimeout(max(0.001, deadline - time.monotonic()))
+                    self._read_some()
+            finally:
+                self._read_lock.release()
+        else:
+            self._finished.wait(self._close_timeout)
+        if not self._finished.is_set():
+            self._abort()
+        # A reader woken by the shutdown leaves receive() promptly; the fd goes once it has,
+        # and once no write is in progress, so that no thread uses a reused fd number.
+        if not self._read_lock.acquire(timeout=self._close_timeout):
+            log.warning("%s: a reader did not leave; its socket stays open", self._name)
+            return
+        try:
+            with self._state_lock:
+                first = not self._fd_closed
+                self._fd_closed = True
+            if first:
+                if self._write_lock.acquire(timeout=self._close_timeout):
+                    self._write_lock.release()
+                self._sock.close()
+                log.info("%s closed", self._name)
+        finally:
+            self._read_lock.release()
+
+    def _abort(self) -> None:
+        """Wake every thread blocked on the socket; the stream is over."""
+        self._finished.set()
+        abort_socket(self._sock)
+
+    @property
+    def message_too_large(self) -> bool:
+        """True once the connection was closed (1009) for a message over the limit."""
+        return self._too_large

@@ -1,0 +1,1 @@
+"""Helpers the tests share: raw peers, fault proxies, subprocesses, schemas."""
