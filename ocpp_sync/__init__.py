@@ -1,22 +1,24 @@
 """Synchronous, threaded OCPP-J (1.6, 2.0.1, 2.1) for charge points and central systems."""
 from __future__ import annotations
 
-from ._backoff import BackOff, TransactionRetry
-from ._chargepoint import ChargePoint
-from ._codec import from_payload, to_payload
-from ._csms import CSMS, Station
-from ._errors import (
+from ocpp_sync._version import __version__
+from ocpp_sync.chargepoint.chargepoint import ChargePoint
+from ocpp_sync.chargepoint.offline import QueuedCall
+from ocpp_sync.csms.csms import CSMS, Station
+from ocpp_sync.errors import (
     CallError,
     CallTimeout,
     ConnectionClosed,
+    HandshakeError,
     OCPPError,
     ProtocolError,
     ValidationError,
 )
-from ._offline_queue import QueuedCall
-from ._transports.base import HandshakeError
+from ocpp_sync.protocol.codec import from_payload, to_payload
+from ocpp_sync.protocol.retry import BackOff, TransactionRetry
 
 __all__ = [
+    "__version__",
     "ChargePoint",
     "CSMS",
     "Station",
