@@ -1,8 +1,10 @@
-"""The exception hierarchy: one root, and each error also a matching builtin.
+"""Every exception, and every decision of which OCPP-J error code a failure is answered with.
 
-Codes are the OCPP-J error codes a peer expects in a CALLERROR. OCPP 1.6 spells
-two of them differently from 2.x ("FormationViolation",
-"OccurenceConstraintViolation"), so a code is picked per protocol version.
+Each failure has a kind; the kind's code comes from one table, per version:
+OCPP 1.6 spells some codes differently from 2.x ("FormationViolation",
+"OccurenceConstraintViolation") and lacks others (2.x's RpcFrameworkError and
+MessageTypeNotSupported are FormationViolation in 1.6), so a code is always
+looked up for the connection's version here, never written out elsewhere.
 """
 from __future__ import annotations
 
@@ -16,33 +18,57 @@ __all__ = [
     "ConnectionClosed",
     "ProtocolError",
     "HandshakeError",
+    "FramingError",
     "error_code",
+    "wire_code",
     "normalise_code",
 ]
 
-# Kinds of validation failure; each maps to one code per version.
-FORMAT = "format"
-OCCURRENCE = "occurrence"
-TYPE = "type"
-PROPERTY = "property"
+# Kinds of failure; each maps to one code per version.
+FORMAT = "format"              # the payload is not of the schema's shape
+OCCURRENCE = "occurrence"      # a required field is missing
+TYPE = "type"                  # a field has the wrong JSON type
+PROPERTY = "property"          # a field's value breaks its constraint (length, enum, range)
+RPC = "rpc"                    # the frame is not a valid OCPP-J message (or reuses a live id)
+MESSAGE_TYPE = "message_type"  # the frame's message type number is not one this version has
+UNKNOWN_ACTION = "unknown_action"          # the receiver does not know the action at all
+UNSUPPORTED_ACTION = "unsupported_action"  # it knows the action but does not answer it here
+INTERNAL = "internal"          # our handler failed, or answered with something invalid
+SECURITY = "security"          # the sender may not send this now (e.g. before it is registered)
 
-_CODES: dict[str, dict[str, str]] = {
-    "1.6": {
-        FORMAT: "FormationViolation",
-        OCCURRENCE: "OccurenceConstraintViolation",
-        TYPE: "TypeConstraintViolation",
-        PROPERTY: "PropertyConstraintViolation",
-        "rpc": "FormationViolation",
-    },
-    "2.x": {
-        FORMAT: "FormatViolation",
-        OCCURRENCE: "OccurrenceConstraintViolation",
-        TYPE: "TypeConstraintViolation",
-        PROPERTY: "PropertyConstraintViolation",
-        "rpc": "RpcFrameworkError",
-    },
+_CODES: dict[str, tuple[str, str]] = {   # kind: (OCPP 1.6 code, OCPP 2.x code)
+    FORMAT: ("FormationViolation", "FormatViolation"),
+    OCCURRENCE: ("OccurenceConstraintViolation", "OccurrenceConstraintViolation"),
+    TYPE: ("TypeConstraintViolation", "TypeConstraintViolation"),
+    PROPERTY: ("PropertyConstraintViolation", "PropertyConstraintViolation"),
+    RPC: ("FormationViolation", "RpcFrameworkError"),
+    MESSAGE_TYPE: ("FormationViolation", "MessageTypeNotSupported"),
+    # OCPP-J 1.6 section 4.2.3 and 2.0.1 Part 4 section 4.3: NotImplemented is an action the
+    # receiver does not know, NotSupported one it recognises but does not support.
+    UNKNOWN_ACTION: ("NotImplemented", "NotImplemented"),
+    UNSUPPORTED_ACTION: ("NotSupported", "NotSupported"),
+    INTERNAL: ("InternalError", "InternalError"),
+    SECURITY: ("SecurityError", "SecurityError"),
 }
 
+# The codes each version defines; a handler's code outside them is sent as InternalError.
+_DEFINED_16 = frozenset({
+    "NotImplemented", "NotSupported", "InternalError", "ProtocolError", "SecurityError",
+    "FormationViolation", "PropertyConstraintViolation", "OccurenceConstraintViolation",
+    "TypeConstraintViolation", "GenericError",
+})
+_DEFINED_2X = frozenset({
+    "FormatViolation", "GenericError", "InternalError", "MessageTypeNotSupported",
+    "NotImplemented", "NotSupported", "OccurrenceConstraintViolation",
+    "PropertyConstraintViolation", "ProtocolError", "RpcFrameworkError", "SecurityError",
+    "TypeConstraintViolation",
+})
+_TO_16 = {
+    "FormatViolation": "FormationViolation",
+    "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
+    "RpcFrameworkError": "FormationViolation",
+    "MessageTypeNotSupported": "FormationViolation",
+}
 # Peers spell these either way; both mean the same failure.
 _SYNONYMS = {
     "FormationViolation": "FormatViolation",
@@ -52,7 +78,21 @@ _SYNONYMS = {
 
 def error_code(kind: str, version: str) -> str:
     """The wire code for a failure kind under an OCPP version ("1.6", "2.0.1", "2.1")."""
-    return _CODES["1.6" if version == "1.6" else "2.x"][kind]
+    return _CODES[kind][0 if version == "1.6" else 1]
+
+
+def wire_code(code: str, version: str) -> str:
+    """The code to put on the wire for an error a handler raised with ``code``.
+
+    Codes are respelled for the version; a code the version does not define
+    (say "Timeout" from a CallTimeout escaping a handler) becomes InternalError
+    rather than confusing the peer.
+    """
+    if version == "1.6":
+        code = _TO_16.get(code, code)
+        return code if code in _DEFINED_16 else _CODES[INTERNAL][0]
+    code = _SYNONYMS.get(code, code)
+    return code if code in _DEFINED_2X else _CODES[INTERNAL][1]
 
 
 def normalise_code(code: str) -> str:
@@ -132,6 +172,21 @@ class ConnectionClosed(OCPPError, ConnectionError):
     """The connection is gone (or never was), so the call cannot complete."""
 
     code = "ConnectionClosed"
+
+
+class FramingError(OCPPError, ValueError):
+    """The text is not a well-formed OCPP-J frame for this version.
+
+    ``code`` and ``unique_id`` are what to answer with; ``message_type`` is the
+    frame's type number when it is one this version knows (so the receiver can
+    avoid answering a broken CALLERROR with another CALLERROR), else None.
+    """
+
+    def __init__(self, code: str, unique_id: str, description: str,
+                 message_type: int | None = None) -> None:
+        super().__init__(description, code=code)
+        self.unique_id = unique_id
+        self.message_type = message_type
 
 
 class ProtocolError(OCPPError):

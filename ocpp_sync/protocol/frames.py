@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from ocpp_sync.errors import error_code
+from ocpp_sync.errors import MESSAGE_TYPE, RPC, FramingError, error_code
 
 __all__ = [
     "CALL",
@@ -116,23 +116,6 @@ class CallErrorFrame:
 Frame = Call | CallResult | CallErrorFrame | Send
 
 
-class FramingError(Exception):
-    """The text is not a well-formed frame for this version.
-
-    ``code`` and ``unique_id`` are what to answer with; ``message_type`` is the
-    frame's type number when it is one this version knows (so a caller can
-    avoid answering a broken CALLERROR with another CALLERROR), else None.
-    """
-
-    def __init__(self, code: str, unique_id: str, description: str,
-                 message_type: int | None = None) -> None:
-        super().__init__(description)
-        self.code = code
-        self.unique_id = unique_id
-        self.description = description
-        self.message_type = message_type
-
-
 # orjson refuses NaN, Infinity and numbers beyond a double (1e400) by itself: the stdlib decoder
 # had to be told to. Writing, these options make orjson raise TypeError, and so leave to the stdlib
 # encoder, datetimes and dataclasses (orjson would write them, the stdlib refuses) and subclasses of
@@ -164,7 +147,7 @@ def _loads(text: str | bytes) -> Any:
 
 def parse(text: str | bytes, version: str) -> Frame:
     """Turn one websocket text message into a frame, or raise FramingError."""
-    rpc = error_code("rpc", version)
+    rpc = error_code(RPC, version)
     try:
         data = _loads(text)
     except ValueError as exc:  # orjson.JSONDecodeError, UnicodeDecodeError
@@ -178,8 +161,7 @@ def parse(text: str | bytes, version: str) -> Frame:
     if isinstance(message_type, bool) or not isinstance(message_type, int):
         raise FramingError(rpc, unique_id, "the message type must be an integer")
     if message_type not in _TYPES_BY_VERSION[version]:
-        code = "FormationViolation" if version == "1.6" else "MessageTypeNotSupported"
-        raise FramingError(code, unique_id,
+        raise FramingError(error_code(MESSAGE_TYPE, version), unique_id,
                            f"message type {message_type} is not supported in OCPP {version}")
     if len(unique_id) > MAX_ID_LENGTH:
         raise FramingError(rpc, unique_id,

@@ -48,32 +48,10 @@ from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from ocpp_sync.errors import (
-    FORMAT,
-    CallError,
-    CallTimeout,
-    ConnectionClosed,
-    OCPPError,
-    ProtocolError,
-    ValidationError,
-    error_code,
-)
+from ocpp_sync.errors import CallTimeout, ConnectionClosed, OCPPError
 from ocpp_sync.protocol.codec import from_payload, to_payload
-from ocpp_sync.protocol.frames import (
-    CALLERROR,
-    CALLRESULT,
-    CALLRESULTERROR,
-    Call,
-    CallErrorFrame,
-    CallResult,
-    Frame,
-    FramingError,
-    Send,
-    new_message_id,
-    parse,
-    serialise,
-)
-from ocpp_sync.protocol.versions import message_info, version_module
+from ocpp_sync.protocol.rpc import CS, CSMS, CallAnswered, FrameRefused, Handler, OutgoingCall, PeerCall, RpcState
+from ocpp_sync.protocol.versions import version_module
 from ocpp_sync.runtime.history import History
 from ocpp_sync.scheduling.deadlines import TIMER
 from ocpp_sync.scheduling.turnstile import Turnstile
@@ -83,11 +61,6 @@ from ocpp_sync.websocket.base import Transport
 __all__ = ["Connection", "CS", "CSMS", "call_with_dict"]
 
 log = logging.getLogger("ocpp_sync.connection")
-
-CS = "cs"  # we are the charge point
-CSMS = "csms"  # we are the central system
-
-Handler = Callable[[Any], Any]
 
 _JOIN_TIMEOUT = 5.0
 # How long the reader leaves the socket to blocking callers after one has read: the
@@ -100,43 +73,6 @@ _LAZY_READER = 0.05
 _WATCH = 1.0
 _READ = "read"
 _HANDLE = "handle"
-_MAX_DESCRIPTION = 255
-_REMEMBERED_EXPIRED = 64
-
-_CODES_16 = frozenset({
-    "NotImplemented", "NotSupported", "InternalError", "ProtocolError", "SecurityError",
-    "FormationViolation", "PropertyConstraintViolation", "OccurenceConstraintViolation",
-    "TypeConstraintViolation", "GenericError",
-})
-_CODES_2X = frozenset({
-    "FormatViolation", "GenericError", "InternalError", "MessageTypeNotSupported",
-    "NotImplemented", "NotSupported", "OccurrenceConstraintViolation",
-    "PropertyConstraintViolation", "ProtocolError", "RpcFrameworkError", "SecurityError",
-    "TypeConstraintViolation",
-})
-_TO_16 = {
-    "FormatViolation": "FormationViolation",
-    "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
-    "RpcFrameworkError": "FormationViolation",
-}
-_TO_2X = {
-    "FormationViolation": "FormatViolation",
-    "OccurenceConstraintViolation": "OccurrenceConstraintViolation",
-}
-
-
-def wire_code(code: str, version: str) -> str:
-    """The code to put on the wire for an error a handler raised.
-
-    Codes are respelled for the version; a code the version does not define
-    (say "Timeout" from a CallTimeout escaping a handler) becomes InternalError
-    rather than confusing the peer.
-    """
-    if version == "1.6":
-        code = _TO_16.get(code, code)
-        return code if code in _CODES_16 else "InternalError"
-    code = _TO_2X.get(code, code)
-    return code if code in _CODES_2X else "InternalError"
 
 
 def _settle(pending: _Pending, result: Any = None, exc: BaseException | None = None) -> None:
@@ -151,23 +87,34 @@ def _settle(pending: _Pending, result: Any = None, exc: BaseException | None = N
     pending.settled = True   # after the future: whoever sees the flag finds the outcome there
 
 
-class _Pending:
-    """One of our calls: queued, then on the wire, then answered."""
+class _Pending(OutgoingCall):
+    """One of our calls, as the runtime waits for it: a future, a deadline, who reads its answer."""
 
-    __slots__ = ("unique_id", "action", "text", "response_cls", "future", "deadline", "timeout",
-                 "blocking", "settled")
+    __slots__ = ("future", "deadline", "timeout", "blocking", "settled")
 
     def __init__(self, unique_id: str, action: str, text: str, response_cls: type,
                  timeout: float, blocking: bool) -> None:
+        super().__init__(unique_id, action, text, response_cls)
         self.blocking = blocking   # a send() caller waits for it and reads its answer if it can
         self.settled = False       # its future has its outcome: cheaper to test than Future.done()
-        self.unique_id = unique_id
-        self.action = action
-        self.text = text
-        self.response_cls = response_cls
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
         self.future: Future[Any] = Future()
+
+    def start(self) -> bool:
+        return self.future.set_running_or_notify_cancel()
+
+
+class _Task:
+    """Work for the handling role that is ours, not the peer's: an on-connect callback."""
+
+    __slots__ = ("run",)
+
+    def __init__(self, run: Callable[[], None]) -> None:
+        self.run = run
+
+
+_Work = _Task | PeerCall
 
 
 class Connection:
@@ -192,38 +139,29 @@ class Connection:
                  history: History | None = None, max_bad_messages: int | None = None,
                  on_bad_messages: Callable[[int], None] | None = None,
                  turnstile: Turnstile | None = None) -> None:
-        if max_bad_messages is not None and max_bad_messages < 1:
-            raise ValueError("max_bad_messages must be at least 1 (or None)")
-        if role not in (CS, CSMS):
-            raise ValueError(f"role must be {CS!r} or {CSMS!r}, not {role!r}")
         self.name = name
         self.version = version
         self.timeout = timeout
         self.lenient = lenient
         self._transport = transport
-        self._module = version_module(version)
-        if role == CS:
-            self._incoming, self._outgoing = self._module.CSMS_TO_CS, self._module.CS_TO_CSMS
-        else:
-            self._incoming, self._outgoing = self._module.CS_TO_CSMS, self._module.CSMS_TO_CS
-        self._find_handler = find_handler
         self._on_close = on_close
         self._history = history
-        self._max_bad_messages = max_bad_messages
         self._on_bad_messages = on_bad_messages
         self._turnstile = turnstile
-        self._bad_frames = 0  # malformed frames in a row; only the reading thread counts them
-        # _lock guards _current, _queue, _expired, _handling, _closing, the reading role
-        # (_reading_thread, _waiting_callers, _lazy_until, _stream_ended) and the handling
-        # role (_work, _handler_running, _handlers_run, _sleeper, _watcher, _ended, _workers).
+        # _lock guards the protocol state (the RpcState holds it around its own fields), the
+        # reading role (_reading_thread, _waiting_callers, _lazy_until, _stream_ended) and the
+        # handling role (_work, _handler_running, _handlers_run, _sleeper, _watcher, _ended, _workers).
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified when no call is queued or on the wire
         self._wake = threading.Condition(self._lock)  # workers wait here for a role
+        self._rpc = RpcState(version, role, find_handler, name=name, lenient=lenient,
+                             max_bad_messages=max_bad_messages, guard=self._lock,
+                             on_current=self._on_current_locked, on_idle=self._on_idle_locked)
         self._reading_thread: int | None = None   # the thread reading the socket now, if any
         self._waiting_callers = 0                 # blocking callers waiting for another to read
         self._lazy_until = 0.0                    # workers leave the socket to callers until then
         self._stream_ended = False                # a caller saw the end: only workers read now
-        self._work: collections.deque[tuple[Any, ...]] = collections.deque()  # for the handler
+        self._work: collections.deque[_Work] = collections.deque()  # for the handling role
         self._handler_running = False             # a worker holds the handling role
         self._handlers_run = 0                    # tells a watching worker whether handlers run
         self._sleeper: int | None = None          # the worker waiting without a timeout
@@ -231,12 +169,17 @@ class Connection:
         self._ended = False                       # the end was dealt with: workers leave
         self._workers: set[int] = set()
         self._threads: list[threading.Thread] = []
-        self._current: _Pending | None = None
-        self._queue: collections.deque[_Pending] = collections.deque()
-        self._expired: collections.deque[str] = collections.deque(maxlen=_REMEMBERED_EXPIRED)
-        self._handling: set[str] = set()
-        self._closing = False
         self._finished = threading.Event()
+
+    def _on_current_locked(self, call: OutgoingCall) -> None:
+        """A call went on the wire: wake a worker if no caller of its own will read its answer."""
+        if self._reading_thread is None and self._unread_call_locked():
+            self._wake.notify()
+
+    def _on_idle_locked(self) -> None:
+        self._idle.notify_all()
+        if self._rpc.closing:
+            self._wake.notify_all()
 
     @property
     def remote_address(self) -> str:
@@ -284,7 +227,7 @@ class Connection:
         and the station's first calls wait until it is done.
         """
         with self._lock:
-            self._queue_work_locked((task,))
+            self._queue_work_locked(_Task(task))
 
     def close(self, code: int = 1000, reason: str = "", *, drain: float = 0.0) -> None:
         """Close the websocket, fail every pending call, stop both threads. Idempotent.
@@ -298,8 +241,7 @@ class Connection:
         if drain > 0 and not reading:
             with self._idle:
                 self._idle.wait_for(
-                    lambda: (self._current is None and not self._queue) or self._finished.is_set(),
-                    drain)
+                    lambda: not self._rpc.has_calls_locked() or self._finished.is_set(), drain)
         self._fail_all(ConnectionClosed("the connection was closed"))
         TIMER.stop_if_idle()
         try:
@@ -331,7 +273,7 @@ class Connection:
 
     def send(self, message: Any, timeout: float | None = None) -> Any:
         """Send a request and block for its response (None for a 2.1 SEND)."""
-        action = self._outgoing_action(message)
+        action = self._rpc.outgoing_action(message)
         return self.send_payload(action, to_payload(message), timeout)
 
     def send_payload(self, action: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
@@ -354,7 +296,7 @@ class Connection:
                 self._expire(pending)
                 break
             with self._lock:
-                read = self._reading_thread is None and not (self._closing or self._stream_ended)
+                read = self._reading_thread is None and not (self._rpc.closing or self._stream_ended)
                 if read:
                     self._reading_thread = me
                 else:
@@ -395,7 +337,7 @@ class Connection:
                 self._lazy_until = time.monotonic() + _LAZY_READER
                 if ended:
                     self._stream_ended = True
-                if ended or self._closing or self._unread_call_locked():
+                if ended or self._rpc.closing or self._unread_call_locked():
                     self._wake.notify()
 
     def send_async(self, message: Any, timeout: float | None = None) -> Future[Any]:
@@ -404,69 +346,34 @@ class Connection:
         Done-callbacks run in the thread that read the answer (a worker, or a
         thread blocked in send()), or the timer thread for a timeout: keep them short.
         """
-        future, pending = self._submit(self._outgoing_action(message), to_payload(message), timeout,
+        future, pending = self._submit(self._rpc.outgoing_action(message), to_payload(message), timeout,
                                        blocking=False)
         if pending is not None:
             deadline = TIMER.schedule(pending.deadline, lambda: self._expire(pending))
             future.add_done_callback(lambda _: TIMER.cancel(deadline))
         return future
 
-    def _outgoing_action(self, message: Any) -> str:
-        """The action of a request this side may send on this connection, or why not."""
-        try:
-            info = message_info(message)
-        except (TypeError, KeyError, AttributeError, ValueError):
-            raise TypeError(f"not an OCPP message: {message!r}") from None
-        if info.version != self.version:
-            raise ValueError(f"{type(message).__name__} is an OCPP {info.version} message, "
-                             f"this connection speaks {self.version}")
-        if not info.is_request:
-            raise ValueError(f"{type(message).__name__} is a response; send requests")
-        if info.action not in self._outgoing:
-            raise ValueError(f"{info.action} is not sent in this direction in OCPP {self.version}")
-        return info.action
-
     def _submit(self, action: str, payload: dict[str, Any], timeout: float | None,
                 blocking: bool) -> tuple[Future[Any], _Pending | None]:
-        seconds = self.timeout if timeout is None else timeout
-        response_cls = self._module.RESPONSES.get(action)
+        unique_id, text, response_cls = self._rpc.frame_call(action, payload)
         if response_cls is None:  # a 2.1 SEND: written at once, never answered
-            if self._closing:
-                raise ConnectionClosed("the connection is closed")
-            text = serialise(Send(new_message_id(), action, payload))
+            self._rpc.check_open()
             self._log_frame(">", text)
             self._transport.send(text)
             done: Future[Any] = Future()
             done.set_result(None)
             return done, None
-        unique_id = new_message_id()
-        pending = _Pending(unique_id, action, serialise(Call(unique_id, action, payload)),
-                           response_cls, seconds, blocking)
-        with self._lock:
-            if self._closing:
-                raise ConnectionClosed("the connection is closed")
-            self._queue.append(pending)
-            start = self._next_locked() if self._current is None else None
+        pending = _Pending(unique_id, action, text, response_cls,
+                           self.timeout if timeout is None else timeout, blocking)
+        start = self._rpc.submit(pending)
         if start is not None:
             self._write_call(start)
         return pending.future, pending
 
-    def _next_locked(self) -> _Pending | None:
-        """Make the first live queued call current; the caller writes it after unlocking."""
-        while self._queue:
-            pending = self._queue.popleft()
-            if pending.future.set_running_or_notify_cancel():
-                self._current = pending
-                if self._reading_thread is None and self._unread_call_locked():
-                    self._wake.notify()
-                return pending
-        self._idle.notify_all()
-        return None
-
-    def _write_call(self, pending: _Pending) -> None:
-        self._log_frame(">", pending.text)
+    def _write_call(self, call: OutgoingCall) -> None:
+        self._log_frame(">", call.text)
         try:
-            self._transport.send(pending.text)
+            self._transport.send(call.text)
         except Exception as exc:
             log.debug("%s: writing a call failed: %s", self.name, exc)
             self._step_out()   # failing the calls runs their done-callbacks; closing waits
@@ -474,67 +381,33 @@ class Connection:
             self._close_transport()
 
     def _expire(self, pending: _Pending) -> None:
-        with self._lock:
-            start = None
-            if self._current is pending:
-                self._current = None
-                self._expired.append(pending.unique_id)
-                start = self._next_locked()
-            elif pending in self._queue:
-                self._queue.remove(pending)
-        _settle(pending, exc=CallTimeout(
-            f"no answer to {pending.action} within {pending.timeout:g} s"))
+        start = self._rpc.expire(pending)
+        _settle(pending, exc=CallTimeout(f"no answer to {pending.action} within {pending.timeout:g} s"))
         if start is not None:
             self._write_call(start)
 
-    def _take_current(self, unique_id: str) -> tuple[_Pending | None, _Pending | None]:
-        """Detach the current call if it has this id; also return the call to write next."""
-        with self._lock:
-            pending = self._current
-            if pending is None or pending.unique_id != unique_id:
-                late = unique_id in self._expired
-                pending = None
-            else:
-                self._current = None
-            start = self._next_locked() if pending is not None else None
-        if pending is None:
-            if late:
-                log.warning("%s: dropped a late response to %s (its call had timed out)",
-                         self.name, unique_id)
-            else:
-                log.warning("%s: dropped a response to %s, which no call is waiting for",
-                            self.name, unique_id)
-        return pending, start
-
-    def _settle_read(self, pending: _Pending, result: Any = None,
+    def _settle_read(self, call: OutgoingCall, result: Any = None,
                      exc: BaseException | None = None) -> None:
         """Settle a call whose answer this thread read. A worker then leaves the socket to
         the blocking caller, which reads its own next answer; only now, not before: a
         caller that took the socket sooner would read for an answer already in."""
+        assert isinstance(call, _Pending)
         self._step_out()   # a future's done-callbacks run here
-        _settle(pending, result, exc)
+        _settle(call, result, exc)
         me = threading.get_ident()
         # Unlocked first look: only this thread moves the role away from itself, and the
         # usual reader here is the caller itself, which keeps the socket.
-        if not pending.blocking or self._reading_thread != me or me not in self._workers:
+        if not call.blocking or self._reading_thread != me or me not in self._workers:
             return
         with self._lock:
-            if self._reading_thread == me and self._current is None and not self._closing:
+            if self._reading_thread == me and self._rpc.current is None and not self._rpc.closing:
                 self._reading_thread = None
                 self._lazy_until = time.monotonic() + _LAZY_READER
 
     def _fail_all(self, exc: ConnectionClosed) -> None:
-        with self._lock:
-            self._closing = True
-            failed = list(self._queue)
-            self._queue.clear()
-            if self._current is not None:
-                failed.append(self._current)
-                self._current = None
-            self._idle.notify_all()
-            self._wake.notify_all()
-        for pending in failed:
-            _settle(pending, exc=exc)
+        for call in self._rpc.fail_all():
+            assert isinstance(call, _Pending)
+            _settle(call, exc=exc)
 
     # -- reading ----------------------------------------------------------
 
@@ -569,7 +442,7 @@ class Connection:
                     return _READ
                 wait: float | None = None
                 if holder in self._workers:
-                    if self._closing:
+                    if self._rpc.closing:
                         return None   # the other worker reads the end
                     if seen != self._handlers_run:   # handlers run: look again in a while
                         seen = self._handlers_run
@@ -590,7 +463,7 @@ class Connection:
     def _may_read_locked(self) -> bool:
         """Nobody reads, and a worker should: no caller is about to, or someone needs it now."""
         return self._reading_thread is None and not self._ended and (
-            time.monotonic() >= self._lazy_until or self._closing or self._stream_ended
+            time.monotonic() >= self._lazy_until or self._rpc.closing or self._stream_ended
             or self._unread_call_locked())
 
     def _end(self) -> None:
@@ -638,8 +511,8 @@ class Connection:
 
     def _unread_call_locked(self) -> bool:
         """A call is on the wire and no caller of its own will read its answer."""
-        current = self._current
-        return current is not None and (not current.blocking or self._waiting_callers > 0)
+        current = self._rpc.current
+        return current is not None and (not current.blocking or self._waiting_callers > 0)  # type: ignore[attr-defined]
 
     def _close_transport(self, code: int = 1000, reason: str = "") -> None:
         try:
@@ -649,154 +522,36 @@ class Connection:
 
     def _on_text(self, text: str) -> None:
         self._log_frame("<", text)
-        try:
-            frame = parse(text, self.version)
-        except FramingError as exc:
-            self._on_bad_frame(exc)
-            self._count_bad_frame()
-            return
-        self._bad_frames = 0
-        if isinstance(frame, CallResult):
-            self._on_result(frame)
-        elif isinstance(frame, Call):
-            self._on_call(frame)
-        elif isinstance(frame, Send):
-            self._on_send(frame)
-        elif frame.message_type == CALLRESULTERROR:
-            log.warning("%s: the peer rejected our response to %s: %s %s", self.name,
-                        frame.unique_id, frame.code, frame.description)
-        else:
-            self._on_error(frame)
+        event = self._rpc.receive(text)
+        if isinstance(event, CallAnswered):
+            if event.write_next is not None:
+                self._write_call(event.write_next)
+            if event.reply is not None:
+                self._write_answer(event.reply)
+            self._settle_read(event.call, event.response, event.error)
+        elif isinstance(event, PeerCall):
+            self._take_in(event)
+        elif isinstance(event, FrameRefused):
+            self._on_refused(event)
 
-    def _on_bad_frame(self, exc: FramingError) -> None:
-        log.warning("%s: bad frame from the peer: %s", self.name, exc.description)
-        if exc.message_type in (CALLERROR, CALLRESULTERROR):
-            # Never answer an error with an error: two peers could trade them forever.
-            self._fail_current(exc.unique_id, ProtocolError(exc.description))
+    def _on_refused(self, event: FrameRefused) -> None:
+        if event.write_next is not None:
+            self._write_call(event.write_next)
+        if event.failed is not None:
+            self._settle_read(event.failed, exc=event.error)
+        if event.reply is not None:
+            self._write_answer(event.reply)
+        if event.close is None:
             return
-        message_type = CALLERROR
-        if exc.message_type == CALLRESULT:
-            self._fail_current(exc.unique_id, ProtocolError(exc.description))
-            if self.version == "2.1":
-                message_type = CALLRESULTERROR
-        self._send_frame(CallErrorFrame(exc.unique_id, exc.code, exc.description, {},
-                                        message_type))
-
-    def _count_bad_frame(self) -> None:
-        """Close the connection once the peer has spent its budget of malformed frames."""
-        self._bad_frames += 1
-        if self._max_bad_messages is None or self._bad_frames < self._max_bad_messages:
-            return
-        count = self._bad_frames
         self._step_out()   # a callback runs, and closing waits for the peer
-        log.warning("%s: %d malformed messages in a row: closing the connection", self.name, count)
-        if self._on_bad_messages is not None:
+        if self._on_bad_messages is not None and event.reason == "too many malformed messages":
             try:
-                self._on_bad_messages(count)
+                self._on_bad_messages(self._rpc.bad_frames)
             except Exception:
                 log.exception("%s: the bad-messages callback failed", self.name)
-        self._close_transport(1008, "too many malformed messages")
+        self._close_transport(event.close, event.reason)
 
-    def _fail_current(self, unique_id: str, exc: Exception) -> None:
-        with self._lock:
-            if self._current is None or self._current.unique_id != unique_id:
-                return
-        pending, start = self._take_current(unique_id)
-        if pending is not None:
-            self._settle_read(pending, exc=exc)
-        if start is not None:
-            self._write_call(start)
-
-    def _on_result(self, frame: CallResult) -> None:
-        pending, start = self._take_current(frame.unique_id)
-        if start is not None:
-            self._write_call(start)
-        if pending is None:
-            return
-        try:
-            response: Any = from_payload(pending.response_cls, frame.payload, lenient=self.lenient)
-        except (ValidationError, RecursionError) as exc:
-            # RecursionError: free-form data nested deeper than the codec can walk (see
-            # _check_request); the caller learns it now rather than by a timeout.
-            failure: OCPPError = exc if isinstance(exc, ValidationError) else ProtocolError(
-                f"the {pending.action} response is nested too deep to read",
-                code=error_code(FORMAT, self.version))
-            log.warning("%s: invalid %s response: %s", self.name, pending.action, failure)
-            self._settle_read(pending, exc=failure)
-            if self.version == "2.1":
-                self._send_frame(CallErrorFrame(frame.unique_id, failure.code, _short(str(failure)),
-                                                {}, CALLRESULTERROR))
-            return
-        self._settle_read(pending, response)
-
-    def _on_error(self, frame: CallErrorFrame) -> None:
-        pending, start = self._take_current(frame.unique_id)
-        if start is not None:
-            self._write_call(start)
-        if pending is not None:
-            self._settle_read(pending, exc=CallError(frame.code, frame.description, frame.details))
-
-    def _check_request(self, unique_id: str, action: str, payload: Any,
-                       answer: bool) -> tuple[Handler, Any] | None:
-        """Find the handler and build the request, or answer why not (when answering at all)."""
-        try:
-            return self._handler_and_request(action, payload)
-        except OCPPError as exc:
-            log.warning("%s: refused %s %s: %s %s", self.name, action, unique_id, exc.code,
-                        exc.description)
-            if answer:
-                self._send_frame(CallErrorFrame(unique_id, exc.code, _short(exc.description)))
-            return None
-        except RecursionError:
-            # JSON nests up to 1024 deep; the codec's walk of free-form data (DataTransfer's
-            # data) runs out of stack before that. The peer's doing, not a bug of ours.
-            log.warning("%s: refused %s %s: nested too deep to read", self.name, action, unique_id)
-            if answer:
-                self._send_frame(CallErrorFrame(unique_id, error_code(FORMAT, self.version),
-                                                "nested too deep to read"))
-            return None
-        except Exception:
-            log.exception("%s: could not read %s %s", self.name, action, unique_id)
-            if answer:
-                self._send_frame(CallErrorFrame(unique_id, "InternalError", "could not read the request"))
-            return None
-
-    def _handler_and_request(self, action: str, payload: Any) -> tuple[Handler, Any]:
-        if action not in self._module.REQUESTS:
-            raise OCPPError(f"{action} is not an OCPP {self.version} action", code="NotSupported")
-        if action not in self._incoming:
-            raise OCPPError(f"{action} is not sent in this direction", code="NotSupported")
-        cls = self._module.REQUESTS[action]
-        handler = self._find_handler(cls)
-        if handler is None:
-            raise OCPPError(f"no handler for {action}", code="NotImplemented")
-        return handler, from_payload(cls, payload, lenient=self.lenient)
-
-    def _on_call(self, frame: Call) -> None:
-        with self._lock:
-            # Checked and claimed in one lock round: this runs for every call the peer makes.
-            duplicate = frame.unique_id in self._handling
-            self._handling.add(frame.unique_id)
-        if duplicate:
-            code = "FormationViolation" if self.version == "1.6" else "RpcFrameworkError"
-            log.warning("%s: a call reused the id %s of one still being handled",
-                        self.name, frame.unique_id)
-            self._send_frame(CallErrorFrame(frame.unique_id, code,
-                                            "a call with this id is still being handled"))
-            return
-        found = self._check_request(frame.unique_id, frame.action, frame.payload, answer=True)
-        if found is None:
-            with self._lock:
-                self._handling.discard(frame.unique_id)
-            return
-        self._take_in((frame.unique_id, frame.action, found[0], found[1], True))
-
-    def _on_send(self, frame: Send) -> None:
-        found = self._check_request(frame.unique_id, frame.action, frame.payload, answer=False)
-        if found is not None:
-            self._take_in((frame.unique_id, frame.action, found[0], found[1], False))
-
-    def _take_in(self, item: tuple[Any, ...]) -> None:
+    def _take_in(self, call: PeerCall) -> None:
         """Handle the peer's call in this thread, or queue it for a worker.
 
         A worker that just read it and finds no handler running leaves the
@@ -813,35 +568,24 @@ class Connection:
                 if self._sleeper is not None or self._unread_call_locked():
                     self._wake.notify()
             else:
-                self._queue_work_locked(item)
+                self._queue_work_locked(call)
         if now:
-            self._run_item(item)
+            self._run_item(call)
             self._handle_queued()
 
-    def _queue_work_locked(self, item: tuple[Any, ...]) -> None:
+    def _queue_work_locked(self, item: _Work) -> None:
         """Queue for the handling role; wake a worker if nobody holds it to run the queue."""
         self._work.append(item)
         if not self._handler_running:
             self._wake.notify()
 
-    def _send_frame(self, frame: Frame) -> None:
-        """Write a frame we owe the peer; if the connection is gone there is no one to tell."""
-        try:
-            text = serialise(frame)
-        except (TypeError, ValueError) as exc:
-            # Error details come from handlers unchecked; the peer still gets an answer.
-            log.error("%s: could not serialise the answer to %s: %s", self.name, frame.unique_id, exc)
-            if isinstance(frame, CallErrorFrame):
-                frame = CallErrorFrame(frame.unique_id, frame.code, frame.description, {},
-                                       frame.message_type)
-            else:
-                frame = CallErrorFrame(frame.unique_id, "InternalError", "the answer was not JSON")
-            text = serialise(frame)
+    def _write_answer(self, text: str) -> None:
+        """Write text we owe the peer; if the connection is gone there is no one to tell."""
         self._log_frame(">", text)
         try:
             self._transport.send(text)
         except Exception as exc:
-            log.debug("%s: could not send %s: %s", self.name, frame.unique_id, exc)
+            log.debug("%s: could not send an answer: %s", self.name, exc)
 
     # -- the peer's calls -----------------------------------------------
 
@@ -859,79 +603,52 @@ class Connection:
                 self._handlers_run += 1
             self._run_item(item)
 
-    def _run_item(self, item: tuple[Any, ...]) -> None:
-        if len(item) == 1:
+    def _run_item(self, item: _Work) -> None:
+        if isinstance(item, _Task):
             self._step_out()
             try:
-                item[0]()
+                item.run()
             except Exception:
                 log.exception("%s: a callback failed", self.name)
             return
-        unique_id, action, handler, request, answer = item
-        if self._closing:
+        if self._rpc.closing:
+            self._rpc.release(item)
             return  # nobody is left to answer
-        if not answer:
+        if not item.answer:
             self._step_out()
             try:
-                handler(request)
+                item.handler(item.request)
             except Exception:
-                log.exception("%s: the %s handler raised", self.name, action)
-            if self._history is not None:
-                self._history.handled(request)
-            return
-        try:
-            reply = self._run_handler(unique_id, action, handler, request)
-        except Exception:  # never let one message end the worker
-            log.exception("%s: failed to answer %s", self.name, unique_id)
-            reply = CallErrorFrame(unique_id, "InternalError", "the handler failed")
-        with self._lock:
-            self._handling.discard(unique_id)
-        try:
-            self._send_frame(reply)
-        except Exception:  # never let one message end the worker
-            log.exception("%s: failed to answer %s", self.name, unique_id)
+                log.exception("%s: the %s handler raised", self.name, item.action)
+        else:
+            try:
+                self._write_answer(self._run_handler(item))
+            except Exception:  # never let one message end the worker
+                log.exception("%s: failed to answer %s", self.name, item.unique_id)
         if self._history is not None:
-            self._history.handled(request)
+            self._history.handled(item.request)
 
     def _step_out(self) -> bool:
         """Leave the turn before user code runs, which may wait; True if this thread held it."""
         return self._turnstile is not None and self._turnstile.leave()
 
-    def _run_handler(self, unique_id: str, action: str, handler: Handler,
-                     request: Any) -> Frame:
+    def _run_handler(self, call: PeerCall) -> str:
+        """Run the handler of the peer's ``call`` outside the turn; the text that answers it."""
         turnstile, held = self._turnstile, self._step_out()
         try:
-            response = handler(request)
-        except OCPPError as exc:
-            log.info("%s: the %s handler answered %s: %s", self.name, action, exc.code, exc)
-            details = exc.details if isinstance(exc.details, dict) else {}
-            return CallErrorFrame(unique_id, wire_code(exc.code, self.version),
-                                  _short(exc.description), details)
-        except Exception:
-            log.exception("%s: the %s handler raised", self.name, action)
-            return CallErrorFrame(unique_id, "InternalError", f"the {action} handler failed")
+            response = call.handler(call.request)
+        except Exception as exc:
+            if isinstance(exc, OCPPError):
+                log.info("%s: the %s handler answered %s: %s", self.name, call.action, exc.code, exc)
+            else:
+                log.exception("%s: the %s handler raised", self.name, call.action)
+            return self._rpc.answer_error(call, exc)
         finally:
             if held and turnstile is not None:
                 # Back at the front of the queue: the answer goes out before the messages
                 # read since are worked on, as if the handler had not stepped out.
                 turnstile.enter(first=True)
-        expected = self._module.RESPONSES[action]
-        if not isinstance(response, expected):
-            log.error("%s: the %s handler returned %r, not a %s", self.name, action,
-                      type(response).__name__, expected.__name__)
-            return CallErrorFrame(unique_id, "InternalError",
-                                  f"the {action} handler returned an invalid response")
-        try:
-            payload = to_payload(response)
-        except ValidationError as exc:
-            log.error("%s: the %s handler returned an invalid response: %s", self.name, action, exc)
-            return CallErrorFrame(unique_id, "InternalError",
-                                  f"the {action} handler returned an invalid response")
-        return CallResult(unique_id, payload)
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= _MAX_DESCRIPTION else text[:_MAX_DESCRIPTION - 3] + "..."
+        return self._rpc.answer(call, response)
 
 
 def call_with_dict(connection: Connection, action: str, payload: Mapping[str, Any],

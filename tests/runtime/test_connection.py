@@ -129,18 +129,21 @@ def test_unknown_message_type(handlers, raw_client, version):
     assert_still_serves(raw_client)
 
 
-def test_action_not_in_version_or_wrong_direction_is_not_supported(handlers, raw_client, version):
-    assert call_error(raw_client.exchange([2, "a", "NoSuchAction", {}])) == (4, "a", "NotSupported")
+def test_action_not_in_version_is_not_implemented_and_wrong_direction_not_supported(handlers, raw_client,
+                                                                                   version):
+    """OCPP-J 1.6 4.2.3 / 2.0.1 Part 4 4.3: NotImplemented is an action the receiver does not know,
+    NotSupported one it recognises but does not support (here: one that never comes this way)."""
+    assert call_error(raw_client.exchange([2, "a", "NoSuchAction", {}])) == (4, "a", "NotImplemented")
     # Reset goes from the CSMS to the station, never the other way.
     assert call_error(raw_client.exchange([2, "b", "Reset", {"type": "Soft"}])) == (4, "b", "NotSupported")
     if version != "2.1":
         assert call_error(raw_client.exchange([2, "c", "NotifyPeriodicEventStream", {}])) == (
-            4, "c", "NotSupported")
+            4, "c", "NotImplemented")
     assert_still_serves(raw_client)
 
 
-def test_action_without_handler_is_not_implemented(handlers, raw_client):
-    assert call_error(raw_client.exchange([2, "a", "Authorize", {}])) == (4, "a", "NotImplemented")
+def test_action_without_handler_is_not_supported(handlers, raw_client):
+    assert call_error(raw_client.exchange([2, "a", "Authorize", {}])) == (4, "a", "NotSupported")
     assert_still_serves(raw_client)
 
 
@@ -430,7 +433,7 @@ def test_raw_server_bad_input_to_charge_point(linked, m, version):
     peer.send([2, "a", "BootNotification", {}])  # goes the other way
     assert call_error(peer.receive()) == (4, "a", "NotSupported")
     peer.send([2, "b", "ClearCache", {}])  # no handler on this charge point
-    assert call_error(peer.receive()) == (4, "b", "NotImplemented")
+    assert call_error(peer.receive()) == (4, "b", "NotSupported")
 
 
 def test_handler_may_call_send_on_its_own_connection(linked, m):
@@ -508,7 +511,7 @@ def test_frame_log_hides_station_passwords(linked, version, caplog):
             "variable": {"name": "BasicAuthPassword"}}]}]
     with caplog.at_level(logging.DEBUG, logger="ocpp_sync.connection"):
         peer.send(frame)
-        assert call_error(peer.receive()) == (4, "pw", "NotImplemented")
+        assert call_error(peer.receive()) == (4, "pw", "NotSupported")
     texts = [r.getMessage() for r in caplog.records]
     assert any("pw" in t and "<" in t for t in texts)
     assert not any("s3cret" in t for t in texts)

@@ -159,7 +159,7 @@ def test_requests_refused_before_a_handler_never_reach_expect() -> None:
             connected_charge_point(csms, "1.6") as (cp, station):
         with pytest.raises(ocpp_sync.CallError) as info:
             cp.send(v16.HeartbeatRequest())
-        assert info.value.code == "NotImplemented"
+        assert info.value.code == "NotSupported"
         with pytest.raises(TimeoutError):
             station.expect(v16.HeartbeatRequest, timeout=0.1)
         assert [e.type for e in station.history] == ["CALL", "CALLERROR"]
