@@ -134,6 +134,7 @@ def check_every_call(version: str, calls: Any, actions: frozenset[str], peer: Re
 
 
 @schemas.requires_schemas
+@pytest.mark.usefixtures("no_leftover_threads")
 def test_every_charge_point_call_of_every_version_reaches_the_csms(pair: Any) -> None:
     version, cp, _, at_csms, _ = pair
     calls = getattr(cp, ACCESSOR[version])
@@ -142,6 +143,7 @@ def test_every_charge_point_call_of_every_version_reaches_the_csms(pair: Any) ->
 
 
 @schemas.requires_schemas
+@pytest.mark.usefixtures("no_leftover_threads")
 def test_every_csms_call_of_every_version_reaches_the_station(pair: Any) -> None:
     version, _, station, _, at_cp = pair
     calls = getattr(station, ACCESSOR[version])
@@ -217,6 +219,7 @@ class ResetOnly:
         return v16.TriggerMessageResponse(status="Accepted")
 
 
+@pytest.mark.usefixtures("no_leftover_threads")
 def test_a_group_answers_and_its_missing_actions_are_reported(caplog: pytest.LogCaptureFixture) -> None:
     csms = ocpp_sync.CSMS(versions=("1.6",))
     csms.start(port=0)
