@@ -18,6 +18,7 @@ from ocpp_sync.errors import CallTimeout, ConnectionClosed, HandshakeError
 from ocpp_sync.protocol.codec import from_payload, to_payload
 from ocpp_sync.protocol.retry import BackOff, TransactionRetry
 from ocpp_sync.protocol.versions import check_handler_class, check_version, message_info, version_module
+from ocpp_sync.runtime.actions import ChargePointActions
 from ocpp_sync.runtime.connection import CS, Connection, call_with_dict
 from ocpp_sync.runtime.history import DEFAULT_HISTORY_SIZE, History
 from ocpp_sync.websocket.client import connect as open_websocket
@@ -31,7 +32,7 @@ R = TypeVar("R")
 Hook = Callable[["ChargePoint"], Any]
 DroppedHook = Callable[["ChargePoint", QueuedMessage, BaseException], Any]
 
-class ChargePoint:
+class ChargePoint(ChargePointActions):
     """A charge point's connection to its CSMS, with blocking calls.
 
     Handlers for the CSMS's calls run one at a time in this connection's
@@ -153,6 +154,7 @@ class ChargePoint:
         """
         if self.ssl_context is not None and self.sslopt is not None:
             raise ValueError("give ssl_context or sslopt, not both")
+        self._warn_unanswered()
         with self._lock:
             if self.connected or (self._supervisor is not None and self._supervisor.is_alive()):
                 raise RuntimeError(f"{self.id} is already connected (or reconnecting)")

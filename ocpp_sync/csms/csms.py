@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from ocpp_sync import security
 from ocpp_sync.errors import ConnectionClosed
 from ocpp_sync.protocol.versions import VERSIONS, check_handler_class, check_version
+from ocpp_sync.runtime.actions import CSMSGroups, StationActions
 from ocpp_sync.runtime.connection import CSMS as CSMS_ROLE
 from ocpp_sync.runtime.connection import Connection, call_with_dict
 from ocpp_sync.runtime.history import History
@@ -34,7 +35,7 @@ REPLACE = "replace"  # a station that connects again takes over from its old con
 REFUSE = "refuse"    # ... is refused while its old connection is still up
 
 
-class Station:
+class Station(StationActions):
     """The CSMS's side of one station's connection.
 
     ``request`` is the HTTP upgrade request it connected with (its headers,
@@ -119,7 +120,7 @@ class _Callbacks:
         csms._callbacks[self.name] = [] if callback is None else [callback]
 
 
-class CSMS:
+class CSMS(CSMSGroups):
     """A central system: accepts stations, answers their calls, calls them.
 
     Handlers are registered per request class; each version's classes are
@@ -240,6 +241,7 @@ class CSMS:
         with self._changed:
             if self._server is not None:
                 raise RuntimeError("the CSMS is already listening")
+            self._warn_unanswered()
             self._stopped = False
             options: dict[str, Any] = {
                 "ping_interval": self.ping_interval, "pong_timeout": self.pong_timeout,

@@ -1,5 +1,5 @@
-"""The committed ocpp_sync/v16, v201, v21 are exactly what the generator makes of the schemas,
-and they carry none of the schemas' description prose."""
+"""The committed ocpp_sync/v16, v201, v21 (messages, per-action calls, profile tables) are exactly
+what the generator makes of the schemas, and they carry none of the schemas' description prose."""
 from __future__ import annotations
 
 import json
@@ -15,6 +15,7 @@ from support import schemas
 TAGS = ("v16", "v201", "v21")
 GENERATOR = schemas.REPO / "tools" / "generate_messages.py"
 PACKAGE = schemas.REPO / "ocpp_sync"
+GENERATED = ("__init__.py", "calls.py", "profiles.py")
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +36,9 @@ def schema_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_generated_modules_are_up_to_date(schema_root: Path, tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(GENERATOR), "--schemas", str(schema_root), "--out", str(tmp_path)],
                    check=True, timeout=120, capture_output=True)
-    stale = [tag for tag in TAGS
-             if (tmp_path / tag / "__init__.py").read_bytes() != (PACKAGE / tag / "__init__.py").read_bytes()]
+    assert sorted(p.name for p in (tmp_path / "v16").iterdir()) == sorted(GENERATED)
+    stale = [f"{tag}/{name}" for tag in TAGS for name in GENERATED
+             if (tmp_path / tag / name).read_bytes() != (PACKAGE / tag / name).read_bytes()]
     assert not stale, f"regenerate with `python tools/generate_messages.py`: {stale} differ from the schemas"
 
 
@@ -74,7 +76,8 @@ def _fragments(schema_root: Path) -> list[str]:
 def test_no_schema_prose_in_the_code(schema_root: Path) -> None:
     fragments = _fragments(schema_root)
     assert len(fragments) > 500  # the check is only as good as its sample
-    files = [PACKAGE / tag / "__init__.py" for tag in TAGS] + [GENERATOR] + sorted(PACKAGE.glob("*.py"))
+    files = [PACKAGE / tag / name for tag in TAGS for name in GENERATED] + [GENERATOR, GENERATOR.with_name(
+        "generate_actions.py")] + sorted(PACKAGE.glob("*.py"))
     for path in files:
         code = " ".join(path.read_text(encoding="utf-8").split())
         copied = [f for f in fragments if f in code]
