@@ -177,6 +177,9 @@ class InlineTransport:
         self._closing = False             # our close frame went out (ours, or our answer)
         self._close_called = False
         self._gave_up = False             # the reader closed (1009, bad frames): receive() ends
+        # A bad frame behind messages not yet handed out: (code, reason) of the close that
+        # follows them, so that their answers go out before it.
+        self._failure: tuple[int, str] | None = None
         self._too_large = False
         self._finished = threading.Event()   # the peer's close came, or the stream ended
         self._fast = True                 # frames parsed here until wsproto is needed
@@ -270,6 +273,9 @@ class InlineTransport:
             while True:
                 if self._ready:
                     return self._ready.popleft()
+                failure = self._failure
+                if failure is not None:
+                    self._fail(*failure)
                 if self._finished.is_set() or self._gave_up:
                     return None
                 wait_until = deadline
@@ -431,10 +437,18 @@ class InlineTransport:
                 log.warning("%s lost: closed without a close frame", self._name)
             self._finished.set()
         else:
-            # wsproto could not parse what came (its code says why: 1002, 1007...).
+            # wsproto could not parse what came (its code says why: 1002, 1007...). Messages
+            # that came before the bad frame are handed out first, the close sent after them.
             log.warning("closing the %s (%s): %s", self._name, event.code, event.reason)
-            self._give_up(int(event.code), "protocol error")
-            self._finished.set()   # nothing after a bad frame can be parsed
+            if self._ready and not self._closing:
+                self._failure = (int(event.code), "protocol error")
+            else:
+                self._fail(int(event.code), "protocol error")
+
+    def _fail(self, code: int, reason: str) -> None:
+        self._failure = None
+        self._give_up(code, reason)
+        self._finished.set()   # nothing after a bad frame can be parsed
 
     def _give_up(self, code: int, reason: str) -> None:
         """Close from the reader's side: receive() ends; close() then waits for the peer's answer."""
@@ -473,6 +487,11 @@ class InlineTransport:
             self._close_called = True
             send = not self._closing
             self._closing = True
+            failure, self._failure = self._failure, None
+        if failure is not None:
+            # Closed before the messages ahead of a bad frame were read: the close is the failure's.
+            code, reason = failure
+            self._gave_up = True
         if send and not self._finished.is_set():
             if self._write_lock.acquire(timeout=self._close_timeout):
                 try:
@@ -484,6 +503,8 @@ class InlineTransport:
             else:
                 # A write is stuck on a peer that does not read: no clean close is possible.
                 self._abort()
+        if failure is not None:
+            self._finished.set()   # nothing after the bad frame is read
         return True
 
     def _finish_close(self) -> None:

@@ -947,16 +947,37 @@ def test_malformed_frames_after_good_ones_close_with_the_right_code(make_server,
     try:
         peer.send(TEXT, b"first")
         assert peer.frame() == (TEXT, b"first")
-        # In one read: the good message is handed out, but its echo may lose the race with the
-        # close frame the bad one causes. Nothing after the bad frame is read.
+        # In one read: the good message is handed out and its echo goes out before the close
+        # frame the bad one causes (Autobahn 3.2, 4.1.3, 5.15). Nothing after the bad frame is read.
         peer.sock.sendall(client_frame(TEXT, b"before") + frame + client_frame(TEXT, b"after"))
         frames = [peer.frame()]
         while frames[-1][0] != CLOSE:
             frames.append(peer.frame())
-        assert frames[:-1] in ([], [(TEXT, b"before")])
+        assert frames[:-1] == [(TEXT, b"before")]
         opcode, payload = frames[-1]
         assert int.from_bytes(payload[:2], "big") == code
         assert recorder.finished.wait(WAIT)
+    finally:
+        peer.close()
+
+
+def test_a_close_before_the_messages_ahead_of_a_bad_frame_are_read_fails_the_connection(make_server):
+    def read_one_then_leave(transport, station_id, request) -> None:
+        got.append(transport.receive(timeout=WAIT))
+
+    got: list[str | None] = []
+    recorder = Recorder(read_one_then_leave)
+    server = make_server(recorder)
+    peer = RawPeer(server.port)
+    try:
+        # The handler returns (the listener closes, 1000) with "two" still unread: the bad frame
+        # behind it sets the code, and nothing after it is read.
+        peer.sock.sendall(client_frame(TEXT, b"one") + client_frame(TEXT, b"two")
+                          + client_frame(0x3, b"reserved opcode") + client_frame(TEXT, b"after"))
+        opcode, payload = peer.frame()
+        assert (opcode, int.from_bytes(payload[:2], "big")) == (CLOSE, 1002)
+        assert recorder.finished.wait(WAIT)
+        assert got == ["one"]
     finally:
         peer.close()
 
