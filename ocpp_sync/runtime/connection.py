@@ -10,12 +10,10 @@ whenever something needs reading, so a slow handler never delays the answer
 to a call we made, and a handler may itself call :meth:`Connection.send`
 without deadlock. Calls that come while a handler runs queue behind it.
 
-OCPP allows one outstanding CALL per direction, so our calls form a FIFO queue
-and the next one is written only when the current one is answered, has timed
-out or the connection is gone.
-
-The reader never wakes up on a timer: a blocking send() times its own call
-out, and the shared timer of ``_deadlines`` times out send_async() calls.
+The protocol's rules (the FIFO of our calls, ids, codes, answers) are
+``ocpp_sync.protocol.rpc``'s; this module only moves text and threads. The
+reader never wakes up on a timer: a blocking send() times its own call out,
+and the shared timer of ``scheduling.deadlines`` times out send_async() calls.
 
 A blocking send() that finds nobody reading reads the socket itself until
 its answer comes (queueing the peer's calls for the workers), so a sequential
@@ -25,7 +23,7 @@ again once no such caller has read for ``_LAZY_READER`` seconds, or at once
 when someone needs it (an async call in flight, a caller waiting behind
 another, the end of the stream).
 
-On a server, the connections take turns (``_turnstile``): a thread that has
+On a server, the connections take turns (``scheduling.turnstile``): a thread that has
 read a message waits for its turn, in arrival order across connections, and
 holds it while the library works on that message, never while user code runs
 or while it waits for the peer.
@@ -43,16 +41,17 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, InvalidStateError
+from collections.abc import Callable
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from ocpp_sync.errors import CallTimeout, ConnectionClosed, OCPPError
-from ocpp_sync.protocol.codec import from_payload, to_payload
+from ocpp_sync.errors import CallTimeout, ConnectionClosed
+from ocpp_sync.protocol.codec import to_payload
 from ocpp_sync.protocol.rpc import CS, CSMS, CallAnswered, FrameRefused, Handler, OutgoingCall, PeerCall, RpcState
-from ocpp_sync.protocol.versions import version_module
+from ocpp_sync.runtime.handling import Handling
 from ocpp_sync.runtime.history import History
+from ocpp_sync.runtime.work import _Pending, _settle, _Task, _Work, call_with_dict
 from ocpp_sync.scheduling.deadlines import TIMER
 from ocpp_sync.scheduling.turnstile import Turnstile
 from ocpp_sync.security import redact_secrets
@@ -75,49 +74,7 @@ _READ = "read"
 _HANDLE = "handle"
 
 
-def _settle(pending: _Pending, result: Any = None, exc: BaseException | None = None) -> None:
-    """Resolve a call's future unless the user cancelled it or it is already resolved."""
-    try:
-        if exc is not None:
-            pending.future.set_exception(exc)
-        else:
-            pending.future.set_result(result)
-    except InvalidStateError:
-        pass
-    pending.settled = True   # after the future: whoever sees the flag finds the outcome there
-
-
-class _Pending(OutgoingCall):
-    """One of our calls, as the runtime waits for it: a future, a deadline, who reads its answer."""
-
-    __slots__ = ("future", "deadline", "timeout", "blocking", "settled")
-
-    def __init__(self, unique_id: str, action: str, text: str, response_cls: type,
-                 timeout: float, blocking: bool) -> None:
-        super().__init__(unique_id, action, text, response_cls)
-        self.blocking = blocking   # a send() caller waits for it and reads its answer if it can
-        self.settled = False       # its future has its outcome: cheaper to test than Future.done()
-        self.timeout = timeout
-        self.deadline = time.monotonic() + timeout
-        self.future: Future[Any] = Future()
-
-    def start(self) -> bool:
-        return self.future.set_running_or_notify_cancel()
-
-
-class _Task:
-    """Work for the handling role that is ours, not the peer's: an on-connect callback."""
-
-    __slots__ = ("run",)
-
-    def __init__(self, run: Callable[[], None]) -> None:
-        self.run = run
-
-
-_Work = _Task | PeerCall
-
-
-class Connection:
+class Connection(Handling):
     """The RPC layer over one open transport, for one side (``CS`` or ``CSMS``).
 
     ``find_handler(request_cls)`` returns the callable that answers a request of
@@ -551,34 +508,6 @@ class Connection:
                 log.exception("%s: the bad-messages callback failed", self.name)
         self._close_transport(event.close, event.reason)
 
-    def _take_in(self, call: PeerCall) -> None:
-        """Handle the peer's call in this thread, or queue it for a worker.
-
-        A worker that just read it and finds no handler running leaves the
-        socket and runs it at once; anything else queues in arrival order.
-        """
-        me = threading.get_ident()
-        with self._lock:
-            now = not self._handler_running and not self._work and self._reading_thread == me \
-                and me in self._workers
-            if now:
-                self._handler_running = True
-                self._reading_thread = None
-                self._handlers_run += 1
-                if self._sleeper is not None or self._unread_call_locked():
-                    self._wake.notify()
-            else:
-                self._queue_work_locked(call)
-        if now:
-            self._run_item(call)
-            self._handle_queued()
-
-    def _queue_work_locked(self, item: _Work) -> None:
-        """Queue for the handling role; wake a worker if nobody holds it to run the queue."""
-        self._work.append(item)
-        if not self._handler_running:
-            self._wake.notify()
-
     def _write_answer(self, text: str) -> None:
         """Write text we owe the peer; if the connection is gone there is no one to tell."""
         self._log_frame(">", text)
@@ -586,78 +515,3 @@ class Connection:
             self._transport.send(text)
         except Exception as exc:
             log.debug("%s: could not send an answer: %s", self.name, exc)
-
-    # -- the peer's calls -----------------------------------------------
-
-    def _handle_queued(self) -> None:
-        """Run the queued work in order, holding the handling role; then read again if free."""
-        me = threading.get_ident()
-        while True:
-            with self._lock:
-                if not self._work:
-                    self._handler_running = False
-                    if self._may_read_locked():
-                        self._reading_thread = me
-                    return
-                item = self._work.popleft()
-                self._handlers_run += 1
-            self._run_item(item)
-
-    def _run_item(self, item: _Work) -> None:
-        if isinstance(item, _Task):
-            self._step_out()
-            try:
-                item.run()
-            except Exception:
-                log.exception("%s: a callback failed", self.name)
-            return
-        if self._rpc.closing:
-            self._rpc.release(item)
-            return  # nobody is left to answer
-        if not item.answer:
-            self._step_out()
-            try:
-                item.handler(item.request)
-            except Exception:
-                log.exception("%s: the %s handler raised", self.name, item.action)
-        else:
-            try:
-                self._write_answer(self._run_handler(item))
-            except Exception:  # never let one message end the worker
-                log.exception("%s: failed to answer %s", self.name, item.unique_id)
-        if self._history is not None:
-            self._history.handled(item.request)
-
-    def _step_out(self) -> bool:
-        """Leave the turn before user code runs, which may wait; True if this thread held it."""
-        return self._turnstile is not None and self._turnstile.leave()
-
-    def _run_handler(self, call: PeerCall) -> str:
-        """Run the handler of the peer's ``call`` outside the turn; the text that answers it."""
-        turnstile, held = self._turnstile, self._step_out()
-        try:
-            response = call.handler(call.request)
-        except Exception as exc:
-            if isinstance(exc, OCPPError):
-                log.info("%s: the %s handler answered %s: %s", self.name, call.action, exc.code, exc)
-            else:
-                log.exception("%s: the %s handler raised", self.name, call.action)
-            return self._rpc.answer_error(call, exc)
-        finally:
-            if held and turnstile is not None:
-                # Back at the front of the queue: the answer goes out before the messages
-                # read since are worked on, as if the handler had not stepped out.
-                turnstile.enter(first=True)
-        return self._rpc.answer(call, response)
-
-
-def call_with_dict(connection: Connection, action: str, payload: Mapping[str, Any],
-                   timeout: float | None) -> dict[str, Any] | None:
-    """The dict-in, dict-out call, validated both ways through the message classes."""
-    module = version_module(connection.version)
-    try:
-        request_cls = module.REQUESTS[action]
-    except KeyError:
-        raise ValueError(f"{action!r} is not an OCPP {connection.version} action") from None
-    response = connection.send(from_payload(request_cls, dict(payload)), timeout)
-    return None if response is None else to_payload(response)

@@ -1,0 +1,137 @@
+"""The handling role of a connection: the peer's calls run one at a time, in arrival order.
+
+A worker that reads a peer's call and finds no handler running leaves the
+socket and runs it itself (leader/follower); anything else queues behind it.
+User code always runs outside the server's turn.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from ocpp_sync.errors import OCPPError
+from ocpp_sync.protocol.rpc import PeerCall, RpcState
+from ocpp_sync.runtime.work import _Task, _Work
+
+if TYPE_CHECKING:
+    from ocpp_sync.runtime.history import History
+    from ocpp_sync.scheduling.turnstile import Turnstile
+
+log = logging.getLogger("ocpp_sync.connection")
+
+
+class Handling:
+    """The handling role's half of ``Connection``; the fields are the connection's, under its lock."""
+
+    name: str
+    _lock: threading.Lock
+    _wake: threading.Condition
+    _rpc: RpcState
+    _work: collections.deque[_Work]
+    _handler_running: bool
+    _handlers_run: int
+    _reading_thread: int | None
+    _sleeper: int | None
+    _workers: set[int]
+    _history: History | None
+    _turnstile: Turnstile | None
+
+    def _unread_call_locked(self) -> bool:
+        raise NotImplementedError
+
+    def _may_read_locked(self) -> bool:
+        raise NotImplementedError
+
+    def _write_answer(self, text: str) -> None:
+        raise NotImplementedError
+
+    def _take_in(self, call: PeerCall) -> None:
+        """Handle the peer's call in this thread, or queue it for a worker.
+
+        A worker that just read it and finds no handler running leaves the
+        socket and runs it at once; anything else queues in arrival order.
+        """
+        me = threading.get_ident()
+        with self._lock:
+            now = not self._handler_running and not self._work and self._reading_thread == me \
+                and me in self._workers
+            if now:
+                self._handler_running = True
+                self._reading_thread = None
+                self._handlers_run += 1
+                if self._sleeper is not None or self._unread_call_locked():
+                    self._wake.notify()
+            else:
+                self._queue_work_locked(call)
+        if now:
+            self._run_item(call)
+            self._handle_queued()
+
+    def _queue_work_locked(self, item: _Work) -> None:
+        """Queue for the handling role; wake a worker if nobody holds it to run the queue."""
+        self._work.append(item)
+        if not self._handler_running:
+            self._wake.notify()
+
+    def _handle_queued(self) -> None:
+        """Run the queued work in order, holding the handling role; then read again if free."""
+        me = threading.get_ident()
+        while True:
+            with self._lock:
+                if not self._work:
+                    self._handler_running = False
+                    if self._may_read_locked():
+                        self._reading_thread = me
+                    return
+                item = self._work.popleft()
+                self._handlers_run += 1
+            self._run_item(item)
+
+    def _run_item(self, item: _Work) -> None:
+        if isinstance(item, _Task):
+            self._step_out()
+            try:
+                item.run()
+            except Exception:
+                log.exception("%s: a callback failed", self.name)
+            return
+        if self._rpc.closing:
+            self._rpc.release(item)
+            return  # nobody is left to answer
+        if not item.answer:
+            self._step_out()
+            try:
+                item.handler(item.request)
+            except Exception:
+                log.exception("%s: the %s handler raised", self.name, item.action)
+        else:
+            try:
+                self._write_answer(self._run_handler(item))
+            except Exception:  # never let one message end the worker
+                log.exception("%s: failed to answer %s", self.name, item.unique_id)
+        if self._history is not None:
+            self._history.handled(item.request)
+
+    def _step_out(self) -> bool:
+        """Leave the turn before user code runs, which may wait; True if this thread held it."""
+        return self._turnstile is not None and self._turnstile.leave()
+
+    def _run_handler(self, call: PeerCall) -> str:
+        """Run the handler of the peer's ``call`` outside the turn; the text that answers it."""
+        turnstile, held = self._turnstile, self._step_out()
+        try:
+            response = call.handler(call.request)
+        except Exception as exc:
+            if isinstance(exc, OCPPError):
+                log.info("%s: the %s handler answered %s: %s", self.name, call.action, exc.code, exc)
+            else:
+                log.exception("%s: the %s handler raised", self.name, call.action)
+            return self._rpc.answer_error(call, exc)
+        finally:
+            if held and turnstile is not None:
+                # Back at the front of the queue: the answer goes out before the messages
+                # read since are worked on, as if the handler had not stepped out.
+                turnstile.enter(first=True)
+        return self._rpc.answer(call, response)
