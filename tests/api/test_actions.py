@@ -178,7 +178,7 @@ def test_a_call_validates_as_send_does_before_sending() -> None:
             assert caught.value.path == "chargePointVendor"
             with pytest.raises(ocpp_sync.CallError) as refused:
                 cp.v16.heartbeat(timeout=WAIT)  # sent: nothing answers it
-            assert refused.value.code == "NotImplemented"
+            assert refused.value.code == "NotSupported"
     finally:
         csms.stop()
 
