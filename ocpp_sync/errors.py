@@ -8,6 +8,7 @@ looked up for the connection's version here, never written out elsewhere.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "ProtocolError",
     "HandshakeError",
     "FramingError",
+    "UpgradeRefused",
     "error_code",
     "wire_code",
     "normalise_code",
@@ -217,3 +219,24 @@ class HandshakeError(OCPPError, ConnectionError):
         self.status = status
         self.reason = reason
         self.permanent = status in PERMANENT_STATUS if permanent is None else permanent
+
+
+class UpgradeRefused(HandshakeError):
+    """The server's answer to an upgrade request: this HTTP status instead of 101.
+
+    The one refusal every layer raises and reads: the listener, the CSMS's admission
+    policy, an ``authenticate`` hook and the WSGI endpoint. ``reason`` goes back to
+    the station in the response body, so it must reveal nothing secret; ``headers``
+    are extra response headers (``Allow``, ``Sec-WebSocket-Version``...); ``kind``
+    is the ``security.Reason`` value the security event hook hears; ``station_id``
+    is set once the request named one.
+    """
+
+    def __init__(self, status: int = 401, reason: str = "unauthorized",
+                 headers: Sequence[tuple[str, str]] = (), *, kind: str = "refused",
+                 station_id: str | None = None) -> None:
+        super().__init__(f"refused with HTTP {status}: {reason}", status=status, reason=reason)
+        self.status: int = status
+        self.headers: tuple[tuple[str, str], ...] = tuple(headers)
+        self.kind = kind
+        self.station_id = station_id

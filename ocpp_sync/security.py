@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from os import PathLike
 from typing import Any, NamedTuple
 
-from ocpp_sync.errors import HandshakeError
+from ocpp_sync.errors import HandshakeError, UpgradeRefused
 
 __all__ = [
     "MAX_STATION_ID_LENGTH",
@@ -142,17 +142,10 @@ def notify_security_event(hook: SecurityEventHook | None, event: SecurityEvent) 
         log.exception("the security event hook failed")
 
 
-class Refused(HandshakeError):
-    """Refuse a handshake with this HTTP status; an ``authenticate`` hook may raise it.
-
-    ``reason`` goes back to the station in the response body, so it must not
-    reveal anything secret.
-    """
-
-    def __init__(self, status: int = 401, reason: str = "unauthorized", *,
-                 kind: Reason = Reason.REFUSED) -> None:
-        super().__init__(f"refused with HTTP {status}: {reason}", status=status, reason=reason)
-        self.kind = kind
+#: Refuse a handshake with this HTTP status; an ``authenticate`` hook may raise it:
+#: ``Refused(status, reason, kind=Reason...)``. The one refusal type of every layer
+#: (``ocpp_sync.errors.UpgradeRefused``) under its public name.
+Refused = UpgradeRefused
 
 
 class BasicCredentials(NamedTuple):

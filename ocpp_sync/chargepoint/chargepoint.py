@@ -53,6 +53,7 @@ class ChargePoint(ChargePointActions):
     trip. ``on_disconnect`` / ``on_reconnect`` run in the
     reconnect thread, ``on_message_dropped`` when a queued message is given up.
     ``history`` keeps the last ``history_size`` frames across reconnects.
+    A message over ``max_message_size`` bytes (None: 4 MiB, as for the CSMS) closes with 1009.
 
     Security profiles 1 and 2: ``password`` is sent as HTTP Basic auth with the
     id as user (it is kept private: never logged, not in the repr). Profiles 2
@@ -73,7 +74,7 @@ class ChargePoint(ChargePointActions):
                  on_message_dropped: DroppedHook | None = None,
                  history_size: int | None = DEFAULT_HISTORY_SIZE,
                  password: str | bytes | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, max_message_size: int | None = None) -> None:
         if not id:
             raise ValueError("a charge point needs a non-empty id")
         self.id = id
@@ -85,6 +86,7 @@ class ChargePoint(ChargePointActions):
         self.connect_timeout = connect_timeout
         self.sslopt = sslopt
         self.ssl_context = ssl_context
+        self.max_message_size = max_message_size
         self._password = password
         self.reconnect = reconnect
         self.retry_first_connect = retry_first_connect
@@ -213,7 +215,7 @@ class ChargePoint(ChargePointActions):
                                    headers=self.headers, timeout=self.connect_timeout,
                                    sslopt=self.sslopt, ping_interval=self.ping_interval,
                                    pong_timeout=self.pong_timeout, password=self._password,
-                                   ssl_context=self.ssl_context)
+                                   ssl_context=self.ssl_context, max_message_size=self.max_message_size)
         with self._lock:
             if self._session != session or self._closed:
                 current = False

@@ -38,6 +38,7 @@ from ocpp_sync import security
 from ocpp_sync.contrib.wsgi import Environ, StartResponse, StationEndpoint, finished_response, refusal_response
 from ocpp_sync.csms.csms import CSMS
 from ocpp_sync.security import Refused
+from ocpp_sync.websocket.admission import STRICT_STATION_IDS
 
 __all__ = ["mount"]
 
@@ -51,13 +52,15 @@ class _Finished(Response):
 
 def mount(app: Flask | Blueprint, csms: CSMS, rule: str = "/ocpp/<station_id>", *,
           endpoint: str = "ocpp", authenticate: security.Authenticate | None = None,
-          known_stations: security.KnownStations | None = None, strict_station_ids: bool = False,
+          known_stations: security.KnownStations | None = None,
+          strict_station_ids: bool = STRICT_STATION_IDS,
           on_security_event: security.SecurityEventHook | None = None) -> StationEndpoint:
     """Serve ``csms``'s stations on ``rule``, whose ``<station_id>`` variable names the station.
 
     The keyword arguments after ``endpoint`` (the Flask endpoint name) are
     :class:`~ocpp_sync.contrib.wsgi.StationEndpoint`'s: refusals (400, 401,
-    404, 409, 503) are plain HTTP answers given before the upgrade.
+    404, 409, 503) are plain HTTP answers given before the upgrade; a station
+    offering none of the CSMS's subprotocols gets a 101 without one and a close (1002).
     """
     if "station_id>" not in rule:
         raise ValueError("the rule needs a <station_id> variable, e.g. '/ocpp/<station_id>'")

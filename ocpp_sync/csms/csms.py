@@ -11,13 +11,13 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from ocpp_sync import security
-from ocpp_sync.errors import ConnectionClosed
+from ocpp_sync.errors import ConnectionClosed, UpgradeRefused
 from ocpp_sync.protocol.versions import VERSIONS, check_handler_class, check_version
 from ocpp_sync.runtime.actions import CSMSGroups, StationActions
 from ocpp_sync.runtime.connection import CSMS as CSMS_ROLE
 from ocpp_sync.runtime.connection import Connection, call_with_dict
 from ocpp_sync.runtime.history import History
-from ocpp_sync.websocket.base import ConnectionRequest, HandshakeError
+from ocpp_sync.websocket.base import ConnectionRequest
 
 __all__ = ["CSMS", "Station"]
 
@@ -270,7 +270,8 @@ class CSMS(CSMSGroups):
             user_check(request)
         refusal = self._refusal(request.station_id)
         if refusal is not None:
-            raise HandshakeError(refusal[1], status=refusal[0], reason=refusal[1])
+            raise UpgradeRefused(refusal[0], refusal[1], kind=security.Reason.REFUSED,
+                                 station_id=request.station_id)
 
     def _refusal(self, station_id: str) -> tuple[int, str] | None:
         with self._changed:

@@ -1,10 +1,12 @@
 """The CSMS side: a standalone listener that speaks just enough HTTP to vet an upgrade.
 
-Every refusal (not an upgrade, no station id, no common subprotocol, a failed
-check) is made here, with a plain HTTP response; an accepted request gets its
-101 from here too. Each connection runs in its own thread, for as long as
-``on_connection`` runs, and that thread also reads the websocket's frames: the
-listener uses only the inline transport (inline.py), never simple-websocket,
+The request is parsed and answered with ``websocket.handshake``, and judged by
+``websocket.admission`` (the policy ``contrib.wsgi`` shares): every refusal is
+a plain HTTP response, except a station offering none of our subprotocols,
+which OCPP-J wants to get a 101 without one and an immediate close (1002).
+Each connection runs in its own thread, for as long as ``on_connection`` runs,
+and that thread also reads the websocket's frames: the listener uses only the
+inline transport (inline.py), never simple-websocket,
 whose own reader thread per connection would cost one more thread per station
 and a thread hand-off per message (simple.py keeps it for websockets that
 another server accepted). The connections of one listener share a turnstile
@@ -19,8 +21,6 @@ by the accept thread itself and never get a thread.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import selectors
 import socket
@@ -28,74 +28,52 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from ocpp_sync import security as _security
+from ocpp_sync.errors import UpgradeRefused
 from ocpp_sync.protocol.retry import Keepalive
 from ocpp_sync.scheduling.turnstile import Turnstile
+from ocpp_sync.websocket.admission import MAX_CONNECTIONS_PER_ADDRESS, STRICT_STATION_IDS, Admission
 from ocpp_sync.websocket.base import (
     CLOSE_TIMEOUT,
     MAX_MESSAGE_SIZE,
     PONG_TIMEOUT,
     WRITE_TIMEOUT,
     ConnectionRequest,
-    HandshakeError,
-    Headers,
     Transport,
     abort_socket,
 )
-from ocpp_sync.websocket.inline import InlineTransport, accept_response
+from ocpp_sync.websocket.handshake import (
+    HANDSHAKE_TIMEOUT,
+    MAX_HEADER_COUNT,
+    MAX_REQUEST_BYTES,
+    MAX_REQUEST_LINE,
+    RequestParser,
+    accept_response,
+    check_upgrade,
+    offered_subprotocols,
+    read_request,
+    refusal_response,
+    station_id_from_path,
+)
+from ocpp_sync.websocket.inline import InlineTransport
 from ocpp_sync.websocket.simple import adapt_simple_websocket
 
-__all__ = ["WebSocketServer", "adapt_simple_websocket"]
+__all__ = ["WebSocketServer", "adapt_simple_websocket", "HANDSHAKE_TIMEOUT", "MAX_REQUEST_BYTES",
+           "MAX_REQUEST_LINE", "MAX_HEADER_COUNT", "MAX_CONNECTIONS_PER_ADDRESS"]
 
 log = logging.getLogger("ocpp_sync.transport")
 
-HANDSHAKE_TIMEOUT = 5.0
-MAX_REQUEST_BYTES = 16 * 1024
-MAX_REQUEST_LINE = 8 * 1024
-MAX_HEADER_COUNT = 100
-MAX_CONNECTIONS_PER_ADDRESS = 32
 MAX_PENDING_HANDSHAKES = 256
 # A connection over the per-address cap gets its 429 at once; its request is read and dropped
 # (so closing does not reset the connection before the client reads the answer) for this long.
 _TURN_AWAY_LINGER = 1.0
 
-
-class _Refused(Exception):
-    """The upgrade request is answered with this HTTP status instead of 101.
-
-    ``kind`` is the ``security.Reason`` reported to the security event hook;
-    ``station_id`` is set once the request named a valid one.
-    """
-
-    def __init__(self, status: int, reason: str, headers: Sequence[tuple[str, str]] = (), *,
-                 kind: str = "bad_request", station_id: str | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.headers = headers
-        self.kind = kind
-        self.station_id = station_id
-
-
-def _tokens(value: str) -> list[str]:
-    return [t.strip() for t in value.split(",") if t.strip()]
-
-
 def _format_address(addr: Any) -> str:
     host, port = addr[0], addr[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _response(status: int, reason: str, headers: Sequence[tuple[str, str]] = ()) -> bytes:
-    body = (reason + "\n").encode("utf-8")
-    head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
-            "Content-Type: text/plain; charset=utf-8", f"Content-Length: {len(body)}",
-            "Connection: close"] + [f"{name}: {value}" for name, value in headers]
-    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 
 class WebSocketServer:
@@ -136,26 +114,24 @@ class WebSocketServer:
                  ssl_context: ssl.SSLContext | None = None,
                  authenticate: _security.Authenticate | None = None,
                  known_stations: _security.KnownStations | None = None,
-                 strict_station_ids: bool = False,
+                 strict_station_ids: bool = STRICT_STATION_IDS,
                  on_security_event: _security.SecurityEventHook | None = None,
                  max_connections_per_address: int | None = MAX_CONNECTIONS_PER_ADDRESS,
                  max_pending_handshakes: int | None = MAX_PENDING_HANDSHAKES) -> None:
-        if not subprotocols:
-            raise ValueError("at least one subprotocol is required")
         if max_connections_per_address is not None and max_connections_per_address < 1:
             raise ValueError("max_connections_per_address must be at least 1 (or None)")
-        self.subprotocols: tuple[str, ...] = tuple(subprotocols)
+        self._admission = Admission(subprotocols, authenticate=authenticate,
+                                    known_stations=known_stations,
+                                    strict_station_ids=strict_station_ids,
+                                    check_request=check_request)
+        self.subprotocols: tuple[str, ...] = self._admission.subprotocols
         self._on_connection = on_connection
-        self._check_request = check_request
         self._handshake_timeout = handshake_timeout
         self._max_request_bytes = max_request_bytes
         self._max_request_line = max_request_line
         self._max_header_count = max_header_count
         self._max_message_size = max_message_size
         self._ssl_context = ssl_context
-        self._authenticate = authenticate
-        self._known_stations = known_stations
-        self._strict_station_ids = strict_station_ids
         self._on_security_event = on_security_event
         self._max_per_address = max_connections_per_address
         self._max_pending = max_pending_handshakes
@@ -313,7 +289,7 @@ class WebSocketServer:
         else:
             try:
                 conn.setblocking(False)
-                conn.send(_response(status, reason, [("Retry-After", "10")]))
+                conn.send(refusal_response(UpgradeRefused(status, reason, [("Retry-After", "10")])))
                 conn.shutdown(socket.SHUT_WR)
                 selector.register(conn, selectors.EVENT_READ)
             except (OSError, ValueError):
@@ -377,15 +353,22 @@ class WebSocketServer:
                     if not self._tls_handshake(conn, remote, deadline):
                         return
                     certificate = conn.getpeercert() or None
-                request = self._read_request(conn, remote, deadline, certificate)
-            except _Refused as refusal:
+                parser = RequestParser(self._max_request_bytes, self._max_request_line,
+                                       self._max_header_count)
+                request = self._request(read_request(conn, deadline, parser), remote, certificate)
+                admitted = self._admission.admit(request)
+            except UpgradeRefused as refusal:
                 self._refuse(conn, remote, refusal)
                 return
             except (OSError, EOFError) as exc:
                 log.debug("%s went away during the handshake: %s", remote, exc)
                 return
+            if admitted is None:
+                self._no_common_subprotocol(conn, request, parser.leftover)
+                return
+            request = admitted
             threading.current_thread().name = f"ocpp-conn-{request.station_id}"
-            transport = self._upgrade(conn, request)
+            transport = self._upgrade(conn, request, parser.leftover)
             if transport is None:
                 return
             with self._lock:
@@ -453,133 +436,22 @@ class WebSocketServer:
             reason, remote, detail=detail))
         return False
 
-    def _check_security(self, request: ConnectionRequest,
-                        certificate: _security.PeerCertificate | None) -> None:
-        """Known station (404) and credentials (401), after the parser's own checks."""
-        try:
-            _security.check_known_station(request.station_id, self._known_stations)
-            if self._authenticate is not None:
-                _security.check_credentials(request.station_id, request.headers, certificate,
-                                            self._authenticate)
-        except _security.Refused as exc:
-            raise _Refused(exc.status or 400, exc.reason, kind=exc.kind,
-                           station_id=request.station_id) from None
+    @staticmethod
+    def _request(head: Any, remote: str,
+                 certificate: _security.PeerCertificate | None) -> ConnectionRequest:
+        """The request the admission policy judges, once it is a websocket upgrade at all."""
+        check_upgrade(head.method, head.http_version, head.headers)
+        url = urlsplit(head.target)
+        return ConnectionRequest(path=url.path, station_id=station_id_from_path(url.path),
+                                 headers=head.headers, remote_address=remote,
+                                 subprotocols=offered_subprotocols(head.headers),
+                                 query=url.query, certificate=certificate)
 
-    def _read_request(self, conn: socket.socket, remote: str, deadline: float,
-                      certificate: _security.PeerCertificate | None) -> ConnectionRequest:
-        buf = bytearray()
-        while True:
-            end = buf.find(b"\r\n\r\n")
-            if end >= 0:
-                break
-            line_end = buf.find(b"\r\n")
-            if (line_end if line_end >= 0 else len(buf)) > self._max_request_line:
-                raise _Refused(414, "request line too long", kind=_security.Reason.REQUEST_TOO_LARGE)
-            if len(buf) > self._max_request_bytes:
-                raise _Refused(431, "request header too large",
-                               kind=_security.Reason.REQUEST_TOO_LARGE)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _Refused(408, "no complete upgrade request in time",
-                               kind=_security.Reason.HANDSHAKE_TIMEOUT)
-            conn.settimeout(remaining)
-            try:
-                chunk = conn.recv(4096)
-            except TimeoutError:
-                raise _Refused(408, "no complete upgrade request in time",
-                               kind=_security.Reason.HANDSHAKE_TIMEOUT) from None
-            if not chunk:
-                raise EOFError("closed before the request was complete")
-            buf += chunk
-        if buf.find(b"\r\n") > self._max_request_line:
-            raise _Refused(414, "request line too long", kind=_security.Reason.REQUEST_TOO_LARGE)
-        if end > self._max_request_bytes:
-            raise _Refused(431, "request header too large", kind=_security.Reason.REQUEST_TOO_LARGE)
-        if end + 4 != len(buf):
-            # A client must wait for the 101 before it sends frames (RFC 6455, 4.1).
-            raise _Refused(400, "data sent before the handshake completed")
-        return self._parse_request(bytes(buf[:end]), remote, certificate)
-
-    def _parse_request(self, head: bytes, remote: str,
-                       certificate: _security.PeerCertificate | None) -> ConnectionRequest:
-        lines = head.decode("iso-8859-1").split("\r\n")
-        parts = lines[0].split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-            raise _Refused(400, "malformed request line")
-        method, target, version = parts
-        if len(lines) - 1 > self._max_header_count:
-            raise _Refused(431, "too many header fields", kind=_security.Reason.REQUEST_TOO_LARGE)
-        items = []
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep or not name or name != name.strip() or " " in name or "\t" in name:
-                raise _Refused(400, "malformed header line")
-            items.append((name, value.strip(" \t")))
-        headers = Headers(tuple(items))
-        if method != "GET":
-            raise _Refused(405, "only GET upgrades to a websocket", [("Allow", "GET")])
-        if version != "HTTP/1.1":
-            raise _Refused(400, "a websocket upgrade needs HTTP/1.1")
-        upgrade = [t.lower() for t in _tokens(headers.get("Upgrade", ""))]
-        connection = [t.lower() for t in _tokens(headers.get("Connection", ""))]
-        if "websocket" not in upgrade or "upgrade" not in connection:
-            raise _Refused(400, "not a websocket upgrade request")
-        if headers.get("Sec-WebSocket-Version", "").strip() != "13":
-            raise _Refused(426, "websocket version 13 is required", [("Sec-WebSocket-Version", "13")])
-        try:
-            key_ok = len(base64.b64decode(headers.get("Sec-WebSocket-Key", ""), validate=True)) == 16
-        except (binascii.Error, ValueError):
-            key_ok = False
-        if not key_ok:
-            raise _Refused(400, "missing or invalid Sec-WebSocket-Key")
-        if "Host" not in headers:
-            raise _Refused(400, "missing Host header")
-        url = urlsplit(target)
-        try:
-            station_id = unquote(url.path.rsplit("/", 1)[-1], errors="strict")
-        except UnicodeDecodeError:
-            raise _Refused(400, "station id is not valid UTF-8",
-                           kind=_security.Reason.INVALID_STATION_ID) from None
-        if not station_id:
-            raise _Refused(400, "no station id at the end of the path",
-                           kind=_security.Reason.INVALID_STATION_ID)
-        if self._strict_station_ids:
-            try:
-                _security.validate_station_id(station_id)
-            except _security.Refused as exc:
-                raise _Refused(400, exc.reason, kind=exc.kind) from None
-        offered = tuple(_tokens(headers.get("Sec-WebSocket-Protocol", "")))
-        chosen = next((p for p in self.subprotocols if p in offered), None)
-        if chosen is None:
-            raise _Refused(400, f"no common subprotocol: this server speaks "
-                                f"{', '.join(self.subprotocols)}",
-                           kind=_security.Reason.NO_COMMON_SUBPROTOCOL, station_id=station_id)
-        request = ConnectionRequest(path=url.path, station_id=station_id, headers=headers,
-                                    remote_address=remote, subprotocols=offered,
-                                    subprotocol=chosen, query=url.query,
-                                    certificate=certificate)
-        self._check_security(request, certificate)
-        if self._check_request is not None:
-            try:
-                self._check_request(request)
-            except HandshakeError as exc:
-                raise _Refused(exc.status or 400, exc.reason or str(exc),
-                               kind=getattr(exc, "kind", _security.Reason.REFUSED),
-                               station_id=station_id) from None
-            except Exception:
-                log.exception("check_request failed for %r", station_id)
-                raise _Refused(500, "internal error", kind=_security.Reason.REFUSED,
-                               station_id=station_id) from None
-        return request
-
-    def _refuse(self, conn: socket.socket, remote: str, refusal: _Refused) -> None:
+    def _refuse(self, conn: socket.socket, remote: str, refusal: UpgradeRefused) -> None:
         log.info("refused %s: %d %s", remote, refusal.status, refusal.reason)
-        headers = list(refusal.headers)
-        if refusal.status == 401:
-            headers.append(("WWW-Authenticate", 'Basic realm="OCPP", charset="UTF-8"'))
         try:
             conn.settimeout(self._close_timeout)
-            conn.sendall(_response(refusal.status, refusal.reason, headers))
+            conn.sendall(refusal_response(refusal))
             if refusal.status != 408:
                 self._drain(conn)
         except OSError:
@@ -587,6 +459,19 @@ class WebSocketServer:
         _security.notify_security_event(self._on_security_event, _security.SecurityEvent(
             _security.Reason(refusal.kind), remote, refusal.station_id, status=refusal.status,
             detail=refusal.reason))
+
+    def _no_common_subprotocol(self, conn: socket.socket, request: ConnectionRequest,
+                               leftover: bytes) -> None:
+        """OCPP-J's refusal of a subprotocol: a 101 without one, then a close (1002) at once."""
+        reason = self._admission.no_common_subprotocol()
+        log.info("refused %s: offered %s; %s", request.remote_address,
+                 list(request.subprotocols), reason)
+        transport = self._upgrade(conn, request, leftover)
+        if transport is not None:
+            transport.close(1002, reason)
+        _security.notify_security_event(self._on_security_event, _security.SecurityEvent(
+            _security.Reason.NO_COMMON_SUBPROTOCOL, request.remote_address, request.station_id,
+            close_code=1002, detail=reason))
 
     def _drain(self, conn: socket.socket) -> None:
         """Read what the client still sends until it closes (bounded), so that closing our end
@@ -604,10 +489,12 @@ class WebSocketServer:
                 return
             left -= len(chunk)
 
-    def _upgrade(self, conn: socket.socket, request: ConnectionRequest) -> InlineTransport | None:
+    def _upgrade(self, conn: socket.socket, request: ConnectionRequest,
+                 leftover: bytes) -> InlineTransport | None:
         try:
             conn.settimeout(self._handshake_timeout)
-            conn.sendall(accept_response(request.headers["Sec-WebSocket-Key"], request.subprotocol))
+            conn.sendall(accept_response(request.headers["Sec-WebSocket-Key"],
+                                         request.subprotocol or None))
             conn.settimeout(None)
         except OSError as exc:
             log.warning("websocket upgrade for %s failed: %s", request.remote_address, exc)
@@ -617,4 +504,4 @@ class WebSocketServer:
                                write_timeout=self._write_timeout,
                                keepalive=Keepalive(self._ping_interval, self._pong_timeout),
                                max_message_size=self._max_message_size,
-                               turnstile=self._turnstile)
+                               turnstile=self._turnstile, leftover=leftover)

@@ -22,7 +22,13 @@ import websocket
 
 from ocpp_sync import security as _security
 from ocpp_sync.protocol.retry import Keepalive
-from ocpp_sync.websocket.base import CLOSE_TIMEOUT, PONG_TIMEOUT, HandshakeError, Transport
+from ocpp_sync.websocket.base import (
+    CLOSE_TIMEOUT,
+    MAX_MESSAGE_SIZE,
+    PONG_TIMEOUT,
+    HandshakeError,
+    Transport,
+)
 from ocpp_sync.websocket.inline import InlineTransport
 
 __all__ = ["connect", "station_url"]
@@ -51,7 +57,8 @@ def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
             sslopt: dict[str, Any] | None = None, close_timeout: float = CLOSE_TIMEOUT,
             ping_interval: float | None = None, pong_timeout: float = PONG_TIMEOUT,
             password: str | bytes | None = None,
-            ssl_context: ssl.SSLContext | None = None) -> Transport:
+            ssl_context: ssl.SSLContext | None = None,
+            max_message_size: int | None = None) -> Transport:
     """Open the station's websocket to the CSMS at ``url``.
 
     Raises HandshakeError for every way the connection can fail to open; its
@@ -65,7 +72,9 @@ def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
     (security profiles 1 and 2). ``ssl_context`` is the TLS context for a
     ``wss://`` URL (see ``security.client_ssl_context``); without it (and without
     ``sslopt``) a ``wss://`` URL is verified against the system's CAs, host name
-    included, with TLS 1.2 at least.
+    included, with TLS 1.2 at least. A message from the server over
+    ``max_message_size`` bytes (None: ``MAX_MESSAGE_SIZE``, as for the CSMS)
+    closes the connection with 1009.
     """
     if not subprotocols:
         raise ValueError("at least one subprotocol is required")
@@ -81,7 +90,11 @@ def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
     elif secure and sslopt is None:
         sslopt = {"context": _security.client_ssl_context()}
     header = [f"{name}: {value}" for name, value in (headers or {}).items()
-              if password is None or name.lower() != "authorization"]
+              if name.lower() != "sec-websocket-protocol"
+              and (password is None or name.lower() != "authorization")]
+    # Offered here, not through websocket-client's option: it would refuse a 101 without a
+    # subprotocol as an invalid header, which is how OCPP-J says "none of those" (permanent).
+    header.append("Sec-WebSocket-Protocol: " + ",".join(subprotocols))
     if password is not None:
         header.append("Authorization: " + _security.basic_authorization(station_id, password))
     # websocket-client follows redirects with the same headers: never hand the station's
@@ -89,7 +102,7 @@ def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
     credentials = any(line.lower().startswith("authorization:") for line in header)
     ws = websocket.WebSocket(sslopt=sslopt)
     try:
-        ws.connect(target, timeout=timeout, subprotocols=list(subprotocols), header=header,
+        ws.connect(target, timeout=timeout, header=header,
                    suppress_origin=True, **({"redirect_limit": 0} if credentials else {}))
     except websocket.WebSocketBadStatusException as exc:
         reason = exc.status_message or ""
@@ -100,10 +113,13 @@ def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
     except (websocket.WebSocketException, OSError) as exc:
         ws.shutdown()
         raise HandshakeError(f"{shown}: could not open the websocket: {_describe(exc)}") from exc
-    chosen = ws.getsubprotocol()
+    chosen = (ws.getheaders() or {}).get("sec-websocket-protocol")
     match = next((p for p in subprotocols if chosen is not None and p.lower() == chosen.lower()), None)
     if match is None:
         ws.shutdown()
+        if chosen is None:
+            raise HandshakeError(f"{shown}: server speaks none of the subprotocols "
+                                 f"{list(subprotocols)}", permanent=True)
         raise HandshakeError(f"{shown}: server chose subprotocol {chosen!r}, not one of "
                              f"{list(subprotocols)}", permanent=True)
     sock = ws.sock
@@ -119,7 +135,8 @@ def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
     log.info("connected to %s as %r (%s)", shown, station_id, match)
     return InlineTransport(sock, match, f"{host}:{port}", client=True,
                            close_timeout=close_timeout, write_timeout=timeout,
-                           keepalive=Keepalive(ping_interval, pong_timeout))
+                           keepalive=Keepalive(ping_interval, pong_timeout),
+                           max_message_size=max_message_size or MAX_MESSAGE_SIZE)
 
 
 def _describe(exc: BaseException) -> str:

@@ -17,9 +17,7 @@ socket and the write lock.
 """
 from __future__ import annotations
 
-import base64
 import collections
-import hashlib
 import logging
 import os
 import select
@@ -39,21 +37,12 @@ from ocpp_sync.scheduling.deadlines import TIMER
 from ocpp_sync.scheduling.turnstile import Turnstile
 from ocpp_sync.websocket.base import CLOSE_TIMEOUT, PONG_TIMEOUT, WRITE_TIMEOUT, abort_socket
 
-__all__ = ["InlineTransport", "accept_response"]
+__all__ = ["InlineTransport"]
 
 log = logging.getLogger("ocpp_sync.transport")
 
 RECEIVE_BYTES = 64 * 1024
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _TEXT, _CLOSE, _PING, _PONG = 0x1, 0x8, 0x9, 0xA
-
-
-def accept_response(key: str, subprotocol: str) -> bytes:
-    """The 101 answer to an upgrade request already vetted; no extensions (no compression)."""
-    accept = base64.b64encode(hashlib.sha1(key.encode("ascii") + _GUID).digest()).decode("ascii")
-    return ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: {subprotocol}\r\n\r\n"
-            ).encode("latin-1")
 
 
 class _MaskKeys:
@@ -139,6 +128,8 @@ class InlineTransport:
 
     ``turnstile``: the CSMS's turnstile (``_turnstile``); a write that would wait for
     the peer gives up the turn first, so a peer that stops reading holds up no one else.
+    ``leftover``: bytes the handshake read past its end (frames sent right behind it),
+    read before anything from the socket.
     """
 
     def __init__(self, sock: Any, subprotocol: str, remote_address: str, *,
@@ -146,7 +137,7 @@ class InlineTransport:
                  keepalive: Keepalive | None = None,
                  max_message_size: int | None = None,
                  write_timeout: float = WRITE_TIMEOUT,
-                 turnstile: Turnstile | None = None) -> None:
+                 turnstile: Turnstile | None = None, leftover: bytes = b"") -> None:
         self.subprotocol = subprotocol
         self.turnstile = turnstile
         self.remote_address = remote_address
@@ -187,6 +178,8 @@ class InlineTransport:
         self._need = 0                    # how long _partial must be before it is parsed again
         self._fast_limit = min(0xFFFF, self._max_size or 0xFFFF)
         self._fd_closed = False
+        if leftover:
+            self._feed(leftover)   # what came right behind the handshake, read before the socket
 
     # -- sending (any thread) --------------------------------------------------------------
 
@@ -300,14 +293,18 @@ class InlineTransport:
         return bool(self._poll.poll(millis))
 
     def _read_some(self) -> None:
-        """One read (blocking), fed to wsproto, its events handled."""
+        """One read (blocking), its frames handled."""
         try:
-            data: bytes | None = self._sock.recv(RECEIVE_BYTES)
+            data = self._sock.recv(RECEIVE_BYTES)
         except OSError as exc:
             if not (self._closing or self._finished.is_set()):
                 log.warning("%s lost: %s", self._name, exc or type(exc).__name__)
             self._finished.set()
             return
+        self._feed(data)
+
+    def _feed(self, data: bytes | None) -> None:
+        """Bytes read (empty at the end of the stream): fast frames here, the rest to wsproto."""
         if not data:
             data = None   # end of stream: wsproto reports it as close 1006
         else:

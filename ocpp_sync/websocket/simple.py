@@ -3,24 +3,33 @@
 For hosting the CSMS inside an existing web server (flask-sock, gunicorn through
 ``ocpp_sync.contrib``): that server owns the HTTP upgrade, and simple-websocket
 reads frames in a thread of its own, which hands each message to our reader.
-The standalone ``WebSocketServer`` does not use this module (see server.py).
+The standalone ``WebSocketServer`` does not use this module (see runtime/listener.py).
+
+Two entry points: :func:`adapt_simple_websocket` for a websocket the other server
+upgraded itself, and :func:`accept_socket` for a request we vetted (``contrib.wsgi``):
+we write the 101 (``websocket.handshake``), and simple-websocket only reads frames.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from typing import Any
 
 import simple_websocket
+from simple_websocket.ws import Base as _SimpleBase
+from wsproto import ConnectionType
+from wsproto.connection import Connection
 from wsproto.events import Ping
 from wsproto.utilities import LocalProtocolError
 
 from ocpp_sync.errors import ConnectionClosed
 from ocpp_sync.protocol.retry import Keepalive
 from ocpp_sync.websocket.base import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE, PONG_TIMEOUT, Transport, abort_socket
+from ocpp_sync.websocket.handshake import accept_response
 
-__all__ = ["adapt_simple_websocket", "MAX_MESSAGE_SIZE", "RECEIVE_BYTES"]
+__all__ = ["adapt_simple_websocket", "accept_socket", "MAX_MESSAGE_SIZE", "RECEIVE_BYTES"]
 
 log = logging.getLogger("ocpp_sync.transport")
 
@@ -54,6 +63,25 @@ class _LockedSocket:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)
+
+
+class _AcceptedWebSocket(_SimpleBase):  # type: ignore[misc]
+    """simple-websocket on a socket whose 101 is already written: frames only, no handshake."""
+
+    def __init__(self, sock: _LockedSocket, subprotocol: str, leftover: bytes,
+                 **options: Any) -> None:
+        self._accepted = subprotocol
+        self._leftover = leftover
+        super().__init__(sock, connection_type=ConnectionType.SERVER, **options)
+
+    def handshake(self) -> None:
+        # wsproto's frame-level connection: the upgrade it would otherwise parse is done.
+        self.ws = Connection(ConnectionType.SERVER)
+        self.subprotocol = self._accepted or None
+        self.connected = True
+        if self._leftover:
+            self.ws.receive_data(self._leftover)
+            self.connected = self._handle_events()
 
 
 class _SimpleWebSocketTransport:
@@ -207,3 +235,25 @@ def adapt_simple_websocket(ws: simple_websocket.Server, subprotocol: str, remote
     """
     return _SimpleWebSocketTransport(ws, subprotocol, remote_address, close_timeout,
                                      Keepalive(ping_interval, pong_timeout))
+
+
+def accept_socket(sock: Any, key: str, subprotocol: str, remote_address: str, *,
+                  leftover: bytes = b"", max_message_size: int | None = MAX_MESSAGE_SIZE,
+                  close_timeout: float = CLOSE_TIMEOUT, ping_interval: float | None = None,
+                  pong_timeout: float = PONG_TIMEOUT, thread_name: str | None = None) -> Transport:
+    """Answer a vetted upgrade request on ``sock`` with 101 and serve it as a Transport.
+
+    ``key`` is the request's ``Sec-WebSocket-Key``; an empty ``subprotocol`` answers
+    without one (the caller then closes: OCPP-J's refusal of the offered ones).
+    ``leftover`` is what the server read past the request head, read first; a
+    message over ``max_message_size`` bytes closes with 1009; simple-websocket's
+    reader thread is named ``thread_name``; the other options are
+    :func:`adapt_simple_websocket`'s. Raises OSError if the 101 cannot be written.
+    """
+    locked = _LockedSocket(sock)
+    locked.sendall(accept_response(key, subprotocol or None))
+    thread_class = functools.partial(threading.Thread, name=thread_name, daemon=True)
+    ws = _AcceptedWebSocket(locked, subprotocol, leftover, receive_bytes=RECEIVE_BYTES,
+                            max_message_size=max_message_size, thread_class=thread_class)
+    return adapt_simple_websocket(ws, subprotocol, remote_address, close_timeout=close_timeout,
+                                  ping_interval=ping_interval, pong_timeout=pong_timeout)

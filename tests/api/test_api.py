@@ -157,7 +157,8 @@ def test_same_id_reconnecting_replaces_the_old_connection(csms, m, version):
                 first.send(m.HeartbeatRequest())
 
 
-def test_version_not_served_is_refused_with_http_status(version, m):
+def test_version_not_served_is_refused_for_good(version, m):
+    """OCPP-J: a 101 without Sec-WebSocket-Protocol, then a close; the station stops trying."""
     others = tuple(v for v in ("1.6", "2.0.1", "2.1") if v != version)
     csms = ocpp_sync.CSMS(versions=others)
     csms.start()
@@ -165,7 +166,7 @@ def test_version_not_served_is_refused_with_http_status(version, m):
         cp = ocpp_sync.ChargePoint("CP_4", f"ws://127.0.0.1:{csms.port}", version=version)
         with pytest.raises(HandshakeError) as err:
             cp.connect()
-        assert err.value.status == 400
+        assert err.value.permanent and err.value.status is None
         assert isinstance(err.value, ConnectionError)
     finally:
         csms.stop()

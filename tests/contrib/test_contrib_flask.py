@@ -26,6 +26,7 @@ from support.contrib_support import (  # noqa: E402
     WERKZEUG_READY,
     ServerProcess,
     Web,
+    close_code_after_upgrade,
     gunicorn,
     raw_upgrade,
     werkzeug_flask,
@@ -132,18 +133,19 @@ def test_calls_both_ways_at_once_on_one_connection(server: ServerProcess) -> Non
     assert_server_let_go(web, "CP_201")
 
 
-def test_no_common_subprotocol_is_refused_before_the_upgrade(server: ServerProcess) -> None:
-    status, _, body = raw_upgrade(server.port, "/ocpp/CP_16", ["ocpp2.1"], auth("CP_16", PASSWORDS["CP_16"]))
-    assert status == 400
-    assert b"no common subprotocol" in body and b"ocpp1.6" in body
-    assert raw_upgrade(server.port, "/ocpp/CP_16", [], auth("CP_16", PASSWORDS["CP_16"]))[0] == 400
+def test_no_common_subprotocol_gets_a_101_without_one_and_a_close(server: ServerProcess) -> None:
+    """OCPP-J: no HTTP refusal, a 101 naming no subprotocol, then close 1002 at once."""
+    for offered in (["ocpp2.1"], []):
+        status, headers, _ = raw_upgrade(server.port, "/ocpp/CP_16", offered, auth("CP_16", PASSWORDS["CP_16"]))
+        assert status == 101 and "Sec-WebSocket-Protocol" not in headers
+    assert close_code_after_upgrade(server.port, "/ocpp/CP_16", "ocpp2.1", auth("CP_16", PASSWORDS["CP_16"])) == 1002
 
     cp = ocpp_sync.ChargePoint("CP_16", server.ws, version="2.1", reconnect=False, ping_interval=None,
                                headers=auth("CP_16", PASSWORDS["CP_16"]))
     with pytest.raises(ocpp_sync.HandshakeError) as refused:
         cp.connect()
     cp.close()
-    assert refused.value.status == 400
+    assert refused.value.permanent and refused.value.status is None
 
 
 def test_offered_subprotocols_get_the_newest_in_common(server: ServerProcess) -> None:

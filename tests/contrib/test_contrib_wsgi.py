@@ -16,7 +16,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from support.contrib_support import EXAMPLES, GUNICORN_READY, ServerProcess, Web, gunicorn, raw_upgrade
+from support.contrib_support import (
+    EXAMPLES,
+    GUNICORN_READY,
+    ServerProcess,
+    Web,
+    close_code_after_upgrade,
+    gunicorn,
+    raw_upgrade,
+)
 
 import ocpp_sync
 from ocpp_sync import security, v16, v201
@@ -96,11 +104,12 @@ def test_django_view_resets_a_connected_station(django_server: ServerProcess, st
     assert web.json("/_test/threads") == (200, {"threads": []})
 
 
-def test_django_no_common_subprotocol_is_refused_with_400(django_server: ServerProcess) -> None:
-    status, _, body = raw_upgrade(django_server.port, "/ocpp/CP_16", ["ocpp2.1"],
-                                  auth("CP_16", PASSWORDS["CP_16"]))
-    assert status == 400
-    assert b"no common subprotocol" in body
+def test_django_no_common_subprotocol_gets_a_101_without_one_and_a_close(django_server: ServerProcess) -> None:
+    status, headers, _ = raw_upgrade(django_server.port, "/ocpp/CP_16", ["ocpp2.1"],
+                                     auth("CP_16", PASSWORDS["CP_16"]))
+    assert status == 101 and "Sec-WebSocket-Protocol" not in headers
+    assert close_code_after_upgrade(django_server.port, "/ocpp/CP_16", "ocpp2.1",
+                                    auth("CP_16", PASSWORDS["CP_16"])) == 1002
 
 
 @pytest.mark.parametrize("credentials", [

@@ -366,11 +366,11 @@ def test_unknown_station_is_404(serve: Callable[..., Served]) -> None:
 
 def test_every_refusal_reaches_the_hook(serve: Callable[..., Served]) -> None:
     served = serve()
-    for request, reason in [
-        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Reason.BAD_REQUEST),
-        (upgrade_request().replace(b"ocpp1.6", b"ocpp9"), Reason.NO_COMMON_SUBPROTOCOL),
+    for request, reason, status in [
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Reason.BAD_REQUEST, 400),
+        (upgrade_request().replace(b"ocpp1.6", b"ocpp9"), Reason.NO_COMMON_SUBPROTOCOL, 101),
     ]:
-        assert status_of(answer_to(served.port, request)) == 400
+        assert status_of(answer_to(served.port, request)) == status
         served.events.wait_for(reason)
 
 

@@ -18,6 +18,8 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 
+import websocket
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 TESTS = ROOT / "tests" / "support"
 EXAMPLES = ROOT / "examples"
@@ -155,3 +157,18 @@ def raw_upgrade(port: int, path: str, subprotocols: Sequence[str],
         return answer.status, answer.headers, body
     finally:
         conn.close()
+
+
+def close_code_after_upgrade(port: int, path: str, subprotocol: str,
+                             headers: Mapping[str, str] | None = None) -> int:
+    """Offer ``subprotocol`` (websocket-client left out of the choice), return the close code that comes."""
+    ws = websocket.WebSocket()
+    lines = [f"{name}: {value}" for name, value in (headers or {}).items()]
+    ws.connect(f"ws://127.0.0.1:{port}{path}", timeout=HTTP_TIMEOUT, suppress_origin=True,
+               header=[*lines, f"Sec-WebSocket-Protocol: {subprotocol}"])
+    try:
+        opcode, data = ws.recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE, opcode
+        return int.from_bytes(data[:2], "big")
+    finally:
+        ws.shutdown()
