@@ -13,7 +13,8 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ocpp_sync.chargepoint.offline import OfflineQueue, Outbox, QueuedCall, QueuedMessage, is_queued
+from ocpp_sync.chargepoint.outbox import Outbox, QueuedCall
+from ocpp_sync.chargepoint.store import OfflineQueue, QueuedMessage, is_queued
 from ocpp_sync.errors import CallTimeout, ConnectionClosed, HandshakeError
 from ocpp_sync.protocol.codec import from_payload, to_payload
 from ocpp_sync.protocol.retry import BackOff, TransactionRetry

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from ocpp_sync.chargepoint.offline import END, OTHER, SAMPLE, START, OfflineQueue, is_queued
+from ocpp_sync.chargepoint.store import END, OTHER, SAMPLE, START, OfflineQueue, is_queued
 
 T = "2026-01-01T00:00:00Z"
 
@@ -294,7 +294,7 @@ def test_reopening_the_file_resumes_the_same_queue(tmp_path):
 
 CHILD = textwrap.dedent("""
     import sys
-    from ocpp_sync.chargepoint.offline import OfflineQueue
+    from ocpp_sync.chargepoint.store import OfflineQueue
     q = OfflineQueue(sys.argv[1])
     n = 0
     while True:
@@ -432,7 +432,7 @@ def link():
 
 @pytest.fixture
 def make_outbox():
-    from ocpp_sync.chargepoint.offline import Outbox
+    from ocpp_sync.chargepoint.outbox import Outbox
     made = []
 
     def make(link, version="2.0.1", queue=None, **kwargs):
@@ -798,7 +798,7 @@ def test_a_direct_start_lost_with_the_link_gets_a_placeholder_its_followers_shar
 
 
 def test_a_direct_send_never_overtakes_what_is_queued():
-    from ocpp_sync.chargepoint.offline import Outbox
+    from ocpp_sync.chargepoint.outbox import Outbox
     link = DirectLink()
     outbox = Outbox(OfflineQueue(), link.deliver, version="2.0.1", name="test")
     try:

@@ -22,7 +22,7 @@ from support.faultproxy import DOWN, FaultProxy
 
 import ocpp_sync
 from ocpp_sync import v16, v201
-from ocpp_sync.chargepoint.offline import QueuedCall
+from ocpp_sync.chargepoint.outbox import QueuedCall
 from ocpp_sync.protocol.retry import BackOff, TransactionRetry
 from ocpp_sync.websocket import HandshakeError
 
