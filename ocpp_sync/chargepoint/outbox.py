@@ -12,14 +12,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Protocol
 
 from ocpp_sync.chargepoint.store import Enqueued, OfflineQueue, QueuedMessage
 from ocpp_sync.errors import CallError, CallTimeout, ConnectionClosed, OCPPError, ValidationError
 from ocpp_sync.protocol.retry import TransactionRetry
 from ocpp_sync.scheduling.futures import settle
 
-__all__ = ["QueuedCall", "Outbox"]
+__all__ = ["QueuedCall", "Queued", "Outbox", "Link"]
 
 log = logging.getLogger("ocpp_sync.offline_queue")
 
@@ -51,6 +51,22 @@ class QueuedCall(Future[Any]):
         return f"<QueuedCall #{self.seq} {self.action} {self._state.lower()}>"
 
 
+class Queued(OCPPError):
+    """``send()`` of a transaction message that is kept for later instead of answered now.
+
+    The message is not lost: it stays in the offline queue and is delivered
+    in order once possible; ``handle`` (its :class:`QueuedCall`) gets the
+    CSMS's response then. Not a ConnectionClosed on purpose: code that
+    catches ConnectionClosed to send again would queue the transaction twice.
+    """
+
+    code = "Queued"
+
+    def __init__(self, handle: QueuedCall, why: str) -> None:
+        super().__init__(f"{handle.action} queued for later delivery: {why}")
+        self.handle = handle
+
+
 def _dropped(message: str) -> OCPPError:
     return OCPPError(message, code="MessageDropped")
 
@@ -60,15 +76,25 @@ def _started_transaction_id(response: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+class Link(Protocol):
+    """What the outbox needs of a connection (``ocpp_sync.runtime.connection.Connection``)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def send_payload(self, action: str, payload: dict[str, Any], timeout: float | None = None) -> Any: ...
+
+
 class Outbox:
     """Delivers a queue's messages one at a time, oldest first, whenever a connection is up.
 
-    ``deliver(message)`` sends one message over the current connection and
-    returns the response (object or wire dict); it raises ConnectionClosed when
-    there is no connection or it was lost before the answer (also when the call
-    timed out because the link is dead), CallError / CallTimeout when the CSMS
-    failed to process it. The owner calls :meth:`online` each time a
-    connection opens and :meth:`offline` when it ends.
+    The outbox sends stored wire payloads itself, with
+    ``Connection.send_payload`` on the connection the owner hands to
+    :meth:`online` each time one opens (:meth:`offline` when it ends), so a
+    message is converted and validated once, by whoever queued it, and
+    never goes back up to its owner to be sent. A send that raises
+    ConnectionClosed (or times out because the link died) waits for the next
+    connection; a CallError or CallTimeout is a failed attempt.
 
     :meth:`send` is the fast way in: while a connection is up and nothing is
     queued, waiting for a retry or on the wire, the caller's thread sends the
@@ -87,17 +113,20 @@ class Outbox:
     sent again on the next connection (with a new message id).
     """
 
-    def __init__(self, queue: OfflineQueue, deliver: Callable[[QueuedMessage], Any], *, version: str,
-                 name: str = "ocpp", retry: TransactionRetry | None = None,
+    def __init__(self, queue: OfflineQueue, *, version: str, name: str = "ocpp", timeout: float = 30.0,
+                 retry: TransactionRetry | None = None,
                  on_dropped: Callable[[QueuedMessage, BaseException], None] | None = None) -> None:
+        """``timeout``: seconds one attempt waits for its answer; ``retry``: what a failed attempt
+        costs; ``on_dropped(message, exc)``: told of every message given up or refused."""
         self.queue = queue
         self.version = version
         self.name = name
+        self.timeout = timeout
         self.retry = retry if retry is not None else TransactionRetry()
         self.write_ahead = queue.path != ":memory:"
-        self._deliver = deliver
         self._on_dropped = on_dropped
-        # _lock guards _handles, _online, _generation, _sender, _unstored and _hold_until;
+        self._connection: Link | None = None
+        # _lock guards _handles, _online, _connection, _generation, _sender, _unstored and _hold_until;
         # _wake is set by put, online(), stop() and whenever the wire is free again.
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified when _sender goes back to None
@@ -139,10 +168,11 @@ class Outbox:
             settle(handle, exc=ConnectionClosed(f"closed before {handle.action} was delivered; "
                                                  "it stays in the offline queue"))
 
-    def online(self) -> None:
-        """A connection is up: deliver."""
+    def online(self, connection: Link) -> None:
+        """``connection`` is up: deliver on it."""
         with self._lock:
             self._online = True
+            self._connection = connection
             self._generation += 1
         self._wake.set()
 
@@ -150,6 +180,7 @@ class Outbox:
         """The connection is gone: hold the messages until online()."""
         with self._lock:
             self._online = False
+            self._connection = None
 
     @property
     def is_online(self) -> bool:
@@ -164,23 +195,20 @@ class Outbox:
             queued = self._put_locked(action, payload)
         return self._after_put(*queued)
 
-    def send(self, action: str, payload: dict[str, Any], call: Callable[[dict[str, Any]], Any]) -> QueuedCall:
+    def send(self, action: str, payload: dict[str, Any]) -> QueuedCall:
         """:meth:`send_now` with a handle in every case: done when answered or given up."""
-        handle, response = self.send_now(action, payload, call)
+        handle, response = self.send_now(action, payload)
         if handle is None:
             handle = QueuedCall(None, action)
             handle.real_transaction_id = self._started_id(action, response)
             settle(handle, response)
         return handle
 
-    def send_now(self, action: str, payload: dict[str, Any],
-                 call: Callable[[dict[str, Any]], Any]) -> tuple[QueuedCall | None, Any]:
+    def send_now(self, action: str, payload: dict[str, Any]) -> tuple[QueuedCall | None, Any]:
         """Send a wire payload from this thread if nothing is ahead of it, else queue it like :meth:`submit`.
 
-        ``call(payload)`` sends on the current connection and returns the
-        response, raising as ``deliver`` does; the payload it gets may differ
-        from the one given (a 1.6 placeholder replaced by the real id).
-        Returns (None, response) when it was answered without a row in the
+        What goes on the wire may differ from ``payload`` (a 1.6 placeholder
+        replaced by the real id). Returns (None, response) when it was answered without a row in the
         queue (no handle is made: this is every online call's path), else
         (handle, None): done when answered or given up, not done when queued
         because it could not go now or its send failed (lost link: not an
@@ -196,7 +224,7 @@ class Outbox:
             else:
                 queued = None
                 self._sender = threading.get_ident()
-                generation = self._generation
+                generation, connection = self._generation, self._connection
                 try:
                     payload, local = self.queue.fix_up(self.version, action, payload)
                     handle: QueuedCall | None = None
@@ -213,7 +241,7 @@ class Outbox:
             return self._after_put(*queued), None
         try:
             try:
-                response = call(payload)
+                response = self._call(connection, action, payload)
             except BaseException as exc:
                 kept = self._keep(action, payload, handle, generation, exc)
                 if not isinstance(exc, Exception):
@@ -308,7 +336,7 @@ class Outbox:
             head = None
             with self._lock:
                 hold = self._hold_until - time.monotonic()
-                generation = self._generation
+                generation, connection = self._generation, self._connection
                 if hold <= 0 and self._online and self._sender is None and self._has_queued_locked():
                     head = self.queue.peek()
                     if head is not None:
@@ -320,20 +348,31 @@ class Outbox:
                 self._wake.wait()
                 continue
             try:
-                self._deliver_one(head, generation)
+                self._deliver_one(head, generation, connection)
             except Exception:  # a bug here must not end delivery for good
                 log.exception("%s: delivering %s #%d failed", self.name, head.action, head.seq)
                 self._stop.wait(1.0)
             finally:
                 self._release()
 
-    def _deliver_one(self, message: QueuedMessage, generation: int) -> None:
+    def _call(self, connection: Link | None, action: str, payload: dict[str, Any]) -> Any:
+        """One attempt, with a new message id (see docs/offline-queue.md); a dead link is ConnectionClosed."""
+        if connection is None or connection.closed:
+            raise ConnectionClosed("offline")
+        try:
+            return connection.send_payload(action, payload, self.timeout)
+        except CallTimeout:
+            if connection.closed:  # the answer died with the link
+                raise ConnectionClosed("the connection was lost while waiting") from None
+            raise
+
+    def _deliver_one(self, message: QueuedMessage, generation: int, connection: Link | None) -> None:
         if message.version != self.version:
             self._discard(message, _dropped(f"queued for OCPP {message.version}, the connection speaks "
                                             f"{self.version}"))
             return
         try:
-            response = self._deliver(message)
+            response = self._call(connection, message.action, message.payload)
         except (ConnectionClosed, ValidationError, CallError, CallTimeout) as exc:
             self._failure(message, generation, exc)
             return
