@@ -60,7 +60,7 @@ class ChargePoint:
     deleted once answered): a crash while it is on the wire must not lose it,
     and one row costs far less than the round trip. ``on_disconnect`` /
     ``on_reconnect`` run in the reconnect thread, ``on_message_dropped`` when
-    a queued message is given up.
+    a queued message is given up or refused by a full queue.
     ``history`` keeps the last ``history_size`` frames across reconnects.
 
     Security profiles 1 and 2: ``password`` is sent as HTTP Basic auth with the

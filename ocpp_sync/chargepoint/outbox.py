@@ -67,6 +67,13 @@ class Queued(OCPPError):
         self.handle = handle
 
 
+def _row_id(message: QueuedMessage) -> int:
+    """The row of a stored message (only a refused newcomer has none, and it is never delivered)."""
+    if message.seq is None:
+        raise ValueError(f"{message.action} was never stored")
+    return message.seq
+
+
 def _dropped(message: str) -> OCPPError:
     return OCPPError(message, code="MessageDropped")
 
@@ -257,14 +264,14 @@ class Outbox:
         handle = QueuedCall(result.seq, action, result.local_transaction_id)
         if result.seq is not None:
             self._handles[result.seq] = handle
-        return handle, result, [self._handles.pop(m.seq, None) for m in result.evicted]
+        return handle, result, [self._handles.pop(_row_id(m), None) for m in result.evicted]
 
     def _after_put(self, handle: QueuedCall, result: Enqueued, evicted: list[QueuedCall | None]) -> QueuedCall:
         """Outside the lock: fail the handles of what a full queue dropped, wake the outbox thread."""
         for message, old in zip(result.evicted, evicted, strict=True):
             self._give_up(message, old, _dropped(f"{message.action} dropped from the full offline queue"))
-        if result.seq is None:
-            self._give_up(None, handle, _dropped(f"{handle.action} refused: the offline queue is full"))
+        if result.refused is not None:
+            self._give_up(result.refused, handle, _dropped(f"{handle.action} refused: the offline queue is full"))
         else:
             self._wake.set()
         return handle
@@ -379,9 +386,9 @@ class Outbox:
         transaction_id = None
         if message.action == "StartTransaction" and message.version == "1.6":
             transaction_id = _started_transaction_id(response)
-        self.queue.ack(message.seq, transaction_id=transaction_id)
+        self.queue.ack(_row_id(message), transaction_id=transaction_id)
         with self._lock:
-            handle = self._handles.pop(message.seq, None)
+            handle = self._handles.pop(_row_id(message), None)
         if handle is None:
             log.info("%s: delivered %s #%d queued before a restart", self.name, message.action, message.seq)
             return
@@ -403,7 +410,7 @@ class Outbox:
         return True
 
     def _failed(self, message: QueuedMessage, exc: OCPPError) -> None:
-        attempts = self.queue.record_attempt(message.seq)
+        attempts = self.queue.record_attempt(_row_id(message))
         delay = self.retry.delay_after(attempts)
         if delay is None:
             log.error("%s: %s #%d given up after %d attempts: %s", self.name, message.action, message.seq,
@@ -417,9 +424,9 @@ class Outbox:
             self._hold_until = time.monotonic() + delay
 
     def _discard(self, message: QueuedMessage, exc: BaseException) -> None:
-        self.queue.discard(message.seq)
+        self.queue.discard(_row_id(message))
         with self._lock:
-            handle = self._handles.pop(message.seq, None)
+            handle = self._handles.pop(_row_id(message), None)
         self._give_up(message, handle, exc)
 
     def _give_up(self, message: QueuedMessage | None, handle: QueuedCall | None, exc: BaseException) -> None:

@@ -123,9 +123,12 @@ def classify(version: str, action: str, payload: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class QueuedMessage:
-    """One stored message; ``payload`` is the wire-format dict, ids already fixed up."""
+    """One stored message; ``payload`` is the wire-format dict, ids already fixed up.
 
-    seq: int
+    ``seq`` is None only for a newcomer a full queue refused (it was never stored).
+    """
+
+    seq: int | None
     version: str
     action: str
     payload: dict[str, Any]
@@ -142,12 +145,15 @@ class Enqueued:
     ``seq`` is None when the new message itself was dropped (queue full of
     messages at least as important). ``local_transaction_id`` is the 1.6
     placeholder given to a StartTransaction. ``evicted`` are older messages
-    dropped to make room: their handles must be failed.
+    dropped to make room: their handles must be failed. ``refused`` is the
+    new message when it was the one dropped (its ``seq`` None), for the
+    caller to report as it reports the evicted ones.
     """
 
     seq: int | None
     local_transaction_id: int | None
     evicted: tuple[QueuedMessage, ...]
+    refused: QueuedMessage | None = None
 
 
 _COLUMNS = "seq, version, action, payload, attempts, created, kind, local_tx"
@@ -258,7 +264,8 @@ class OfflineQueue:
             self._size -= len(evicted)
             if seq is None:
                 log.warning("offline queue full (%d messages): dropped the new %s", self.max_messages, action)
-                return Enqueued(None, None, evicted)
+                refused = QueuedMessage(None, version, action, payload, 0, self._clock(), kind, None)
+                return Enqueued(None, None, evicted, refused)
             self._size += 1
             self._cond.notify_all()
         return Enqueued(seq, local_tx if action == "StartTransaction" else None, evicted)

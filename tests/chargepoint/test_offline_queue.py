@@ -526,7 +526,7 @@ def test_outbox_fails_the_handles_of_dropped_messages(link, make_outbox):
     from ocpp_sync.errors import OCPPError
     dropped = []
     outbox = make_outbox(link, queue=OfflineQueue(max_messages=2),
-                         on_dropped=lambda message, exc: dropped.append(message.seq))
+                         on_dropped=lambda message, exc: dropped.append((message.seq, message.action, exc.code)))
     first = outbox.submit("TransactionEvent", event201("Updated", 0))
     outbox.submit("TransactionEvent", event201("Started", 1))
     outbox.submit("TransactionEvent", event201("Updated", 2))
@@ -536,7 +536,10 @@ def test_outbox_fails_the_handles_of_dropped_messages(link, make_outbox):
     outbox.submit("TransactionEvent", event201("Ended", 3))  # a sample makes room for it
     refused = outbox.submit("SecurityEventNotification", security(4))
     assert refused.seq is None and refused.exception(10).code == "MessageDropped"
-    assert dropped == [first.seq, first.seq + 2]
+    # The refused newcomer reaches the hook too, with no row: it was never stored.
+    assert dropped == [(first.seq, "TransactionEvent", "MessageDropped"),
+                       (first.seq + 2, "TransactionEvent", "MessageDropped"),
+                       (None, "SecurityEventNotification", "MessageDropped")]
     outbox.stop()
 
 

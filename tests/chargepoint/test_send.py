@@ -132,3 +132,20 @@ def test_a_transaction_message_is_converted_once_and_sent_as_its_payload(csms, m
             assert received == [(0, True), (1, True), (0, None)]
     finally:
         cp.close()
+
+
+def test_a_message_refused_by_a_full_queue_fails_its_handle_and_reaches_the_hook(csms):
+    dropped = []
+    cp = charge_point(csms, "CPFULL", version="2.0.1", queue_max_messages=1,
+                      on_message_dropped=lambda cp, message, exc: dropped.append((message, exc)))
+    try:
+        kept = cp.send_queued(event201("Started", 0))  # offline: a start is never dropped
+        with pytest.raises(ocpp_sync.OCPPError) as refused:
+            cp.send(event201("Updated", 1))  # a sample, and no older sample to make room
+        assert refused.value.code == "MessageDropped" and not isinstance(refused.value, ocpp_sync.Queued)
+        [(message, exc)] = dropped
+        assert exc is refused.value and message.seq is None
+        assert (message.action, message.payload["seqNo"], message.payload["offline"]) == ("TransactionEvent", 1, True)
+        assert not kept.done() and cp.queued == 1
+    finally:
+        cp.close()
