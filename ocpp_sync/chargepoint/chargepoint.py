@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ocpp_sync.chargepoint.outbox import Outbox, Queued, QueuedCall
-from ocpp_sync.chargepoint.store import OfflineQueue, QueuedMessage, is_queued
+from ocpp_sync.chargepoint.store import OfflineQueue, QueuedMessage, is_queued, stored_count
 from ocpp_sync.errors import ConnectionClosed, HandshakeError
 from ocpp_sync.protocol.codec import from_payload, to_payload
 from ocpp_sync.protocol.retry import BackOff, TransactionRetry
@@ -144,11 +144,12 @@ class ChargePoint:
     @property
     def queued(self) -> int:
         """How many transaction messages wait in the offline queue (the one in flight included,
-        even when it was sent straight from the caller's thread)."""
+        even when it was sent straight from the caller's thread); before the queue is opened
+        (the first connect or send), what a previous run left in ``queue_path``."""
         with self._lock:
             queue, outbox = self._queue, self._outbox
         if queue is None or queue.closed:
-            return 0
+            return 0 if self.queue_path is None else stored_count(self.queue_path)
         return len(outbox) if outbox is not None and outbox.queue is queue else len(queue)
 
     # -- connecting ---------------------------------------------------------

@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pathlib
 import sqlite3
 import threading
 import time
@@ -52,6 +53,7 @@ __all__ = [
     "Enqueued",
     "QUEUED_ACTIONS",
     "is_queued",
+    "stored_count",
     "START",
     "END",
     "SAMPLE",
@@ -100,6 +102,28 @@ CREATE TABLE IF NOT EXISTS meta (
     value INTEGER NOT NULL
 );
 """
+
+
+def stored_count(path: str | os.PathLike[str]) -> int:
+    """How many messages the queue file at ``path`` holds, read without opening it as a queue.
+
+    For a charge point that has not opened its queue yet (no connect, no send
+    since the restart): nothing is created or written, and a missing file
+    holds none.
+    """
+    location = pathlib.Path(path)
+    if not location.exists():
+        return 0
+    try:
+        db = sqlite3.connect(location.absolute().as_uri() + "?mode=ro", uri=True)
+    except sqlite3.Error:
+        return 0
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+    except sqlite3.Error:  # not a queue file (yet): no table
+        return 0
+    finally:
+        db.close()
 
 
 def is_queued(version: str, action: str) -> bool:

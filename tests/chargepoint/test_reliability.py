@@ -256,6 +256,7 @@ def test_queued_messages_survive_a_killed_process(proxy, seen, tmp_path):
     assert seen.snapshot() == []
     proxy.resume()
     cp = Watched("CPKILL", proxy.url("/ocpp"), version="1.6", queue_path=path)
+    assert cp.queued == 3  # what the killed run left, before this one connects
     cp.connect()
     try:
         assert seen.wait_for(lambda items: len(items) >= 3)

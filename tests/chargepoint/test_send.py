@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from support.raw import WAIT
+from support.raw import WAIT, wait_until
 
 import ocpp_sync
 from ocpp_sync import v16, v201
@@ -149,3 +149,21 @@ def test_a_message_refused_by_a_full_queue_fails_its_handle_and_reaches_the_hook
         assert not kept.done() and cp.queued == 1
     finally:
         cp.close()
+
+
+def test_queued_reads_the_file_a_previous_run_left_before_the_first_connect(csms, tmp_path):
+    path = tmp_path / "q.sqlite"
+    first = charge_point(csms, "CPRESTART", version="2.0.1", queue_path=path)
+    first.send_queued(event201("Started", 0))
+    first.send_queued(event201("Ended", 1))
+    first.close()
+    assert first.queued == 2  # closed: read from the file as well
+    again = charge_point(csms, "CPRESTART", version="2.0.1", queue_path=path)
+    try:
+        assert again.queued == 2  # not connected, nothing sent: the file's count
+        again.connect()
+        assert wait_until(lambda: again.queued == 0)
+    finally:
+        again.close()
+    missing = charge_point(csms, "CPNOFILE", queue_path=tmp_path / "none.sqlite")
+    assert missing.queued == 0 and not (tmp_path / "none.sqlite").exists()  # reading creates nothing
