@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ocpp_sync._version import __version__
 from ocpp_sync.chargepoint.chargepoint import ChargePoint
-from ocpp_sync.chargepoint.offline import QueuedCall
+from ocpp_sync.chargepoint.outbox import Queued, QueuedCall
 from ocpp_sync.csms.csms import CSMS, Station
 from ocpp_sync.errors import (
     CallError,
@@ -32,6 +32,7 @@ __all__ = [
     "ProtocolError",
     "HandshakeError",
     "QueuedCall",
+    "Queued",
     "BackOff",
     "TransactionRetry",
 ]

@@ -13,11 +13,12 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ocpp_sync.chargepoint.offline import OfflineQueue, Outbox, QueuedCall, QueuedMessage, is_queued
-from ocpp_sync.errors import CallTimeout, ConnectionClosed, HandshakeError
+from ocpp_sync.chargepoint.outbox import Outbox, Queued, QueuedCall
+from ocpp_sync.chargepoint.store import OfflineQueue, QueuedMessage, is_queued, stored_count
+from ocpp_sync.errors import ConnectionClosed, HandshakeError
 from ocpp_sync.protocol.codec import from_payload, to_payload
 from ocpp_sync.protocol.retry import BackOff, TransactionRetry
-from ocpp_sync.protocol.versions import check_handler_class, check_version, message_info, version_module
+from ocpp_sync.protocol.versions import MessageInfo, check_handler_class, check_version, message_info, version_module
 from ocpp_sync.runtime.actions import ChargePointActions
 from ocpp_sync.runtime.connection import CS, Connection, call_with_dict
 from ocpp_sync.runtime.history import DEFAULT_HISTORY_SIZE, History
@@ -31,6 +32,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R")
 Hook = Callable[["ChargePoint"], Any]
 DroppedHook = Callable[["ChargePoint", QueuedMessage, BaseException], Any]
+
+def _info(message: Any) -> MessageInfo:
+    try:
+        return message_info(message)
+    except (TypeError, KeyError, AttributeError, ValueError):
+        raise TypeError(f"not an OCPP message: {message!r}") from None
+
 
 class ChargePoint(ChargePointActions):
     """A charge point's connection to its CSMS, with blocking calls.
@@ -47,11 +55,13 @@ class ChargePoint(ChargePointActions):
     at a time, oldest first, whenever a connection is up, so none is lost to
     an outage or a restart. While connected with nothing queued, :meth:`send`
     sends one straight from the caller's thread like any other message; it is
-    stored only if that fails. With ``queue_path`` it is written to the file
-    first all the same (and deleted once answered): a crash while it is on
-    the wire must not lose it, and one row costs far less than the round
-    trip. ``on_disconnect`` / ``on_reconnect`` run in the
-    reconnect thread, ``on_message_dropped`` when a queued message is given up.
+    stored only if that fails (``send()`` then raises :class:`Queued`, whose
+    ``handle`` completes on delivery; :meth:`send_queued` returns the handle).
+    With ``queue_path`` it is written to the file first all the same (and
+    deleted once answered): a crash while it is on the wire must not lose it,
+    and one row costs far less than the round trip. ``on_disconnect`` /
+    ``on_reconnect`` run in the reconnect thread, ``on_message_dropped`` when
+    a queued message is given up or refused by a full queue.
     ``history`` keeps the last ``history_size`` frames across reconnects.
     A message over ``max_message_size`` bytes (None: 4 MiB, as for the CSMS) closes with 1009.
 
@@ -137,11 +147,12 @@ class ChargePoint(ChargePointActions):
     @property
     def queued(self) -> int:
         """How many transaction messages wait in the offline queue (the one in flight included,
-        even when it was sent straight from the caller's thread)."""
+        even when it was sent straight from the caller's thread); before the queue is opened
+        (the first connect or send), what a previous run left in ``queue_path``."""
         with self._lock:
             queue, outbox = self._queue, self._outbox
         if queue is None or queue.closed:
-            return 0
+            return 0 if self.queue_path is None else stored_count(self.queue_path)
         return len(outbox) if outbox is not None and outbox.queue is queue else len(queue)
 
     # -- connecting ---------------------------------------------------------
@@ -182,8 +193,8 @@ class ChargePoint(ChargePointActions):
         if self._queue is None or self._queue.closed:
             self._queue = OfflineQueue(self.queue_path, max_messages=self.queue_max_messages)
         if self._outbox is None:
-            self._outbox = Outbox(self._queue, self._deliver, version=self.version,
-                                  name=f"ocpp-{self.id}", retry=self.transaction_retry,
+            self._outbox = Outbox(self._queue, version=self.version, name=f"ocpp-{self.id}",
+                                  timeout=self.timeout, retry=self.transaction_retry,
                                   on_dropped=self._dropped)
             self._outbox_started = False
         return self._outbox
@@ -234,7 +245,7 @@ class ChargePoint(ChargePointActions):
             raise ConnectionClosed(f"{self.id} was closed")
         connection.start()
         if outbox is not None:
-            outbox.online()
+            outbox.online(connection)
         return connection
 
     def _supervise(self, first: bool, session: int, stop: threading.Event) -> None:
@@ -307,24 +318,6 @@ class ChargePoint(ChargePointActions):
             raise ConnectionClosed(f"{self.id} is not connected")
         return connection
 
-    def _deliver(self, message: QueuedMessage) -> Any:
-        """Send one queued message (outbox thread); a lost link is ConnectionClosed, not a failure."""
-        return self._send_now(from_payload(version_module(self.version).REQUESTS[message.action],
-                                           message.payload), message.payload)
-
-    def _send_now(self, request: Any, payload: dict[str, Any]) -> Any:
-        """One attempt at a transaction message, with the charge point's timeout (the outbox's retry rules count it)."""
-        connection = self._connection
-        if connection is None or connection.closed:
-            raise ConnectionClosed("offline")
-        try:
-            # A new message id every attempt; ``payload`` is ``request`` validated already.
-            return connection.send_payload(message_info(request).action, payload, self.timeout)
-        except CallTimeout:
-            if connection.closed:  # the answer died with the link
-                raise ConnectionClosed("the connection was lost while waiting") from None
-            raise
-
     def send(self, message: Any, timeout: float | None = None) -> Any:
         """Send a request and block for the response object.
 
@@ -334,85 +327,87 @@ class ChargePoint(ChargePointActions):
 
         A transaction message keeps the offline queue's order: it is sent from
         this thread when connected with nothing queued or in flight, else
-        queued. Its response comes back if it is answered within ``timeout``;
-        else its :class:`QueuedCall`, which delivery completes later: at once
-        when offline or when the link is lost before the answer (it is then
-        queued, and sent again after the reconnect), after ``timeout`` while a
-        retry is pending. The CallError or CallTimeout that made it give up
-        (the retries spent) is raised if that happens within ``timeout``.
-        A ``timeout`` shorter than the charge point's always goes through the
-        queue, so that it bounds the wait without cutting the call short.
+        queued. Its response comes back if it is answered within ``timeout``.
+        Else :class:`Queued` is raised, whose ``handle`` (a :class:`QueuedCall`)
+        delivery completes later: at once when offline or when the link is
+        lost before the answer (the message is then sent again after the
+        reconnect), after ``timeout`` while a retry is pending. The CallError
+        or CallTimeout that made it give up (the retries spent) is raised if
+        that happens within ``timeout``. A ``timeout`` shorter than the charge
+        point's always goes through the queue, so that it bounds the wait
+        without cutting the call short. :meth:`send_queued` returns the handle
+        instead.
         """
-        try:
-            info = message_info(message)
-        except (TypeError, KeyError, AttributeError, ValueError):
-            raise TypeError(f"not an OCPP message: {message!r}") from None
+        info = _info(message)
         if not is_queued(self.version, info.action):
             return self._live().send(message, timeout)
         wait = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
-        payload, call, outbox = self._transaction_message(message, info.action, info.version,
-                                                          info.is_request)
+        payload, outbox = self._transaction_payload(message, info)
         if wait >= self.timeout:
-            handle, response = outbox.send_now(info.action, payload, call)
+            handle, response = outbox.send_now(info.action, payload)
             if handle is None:
                 return response
         else:
             handle = outbox.submit(info.action, payload)
+        online = self.connected and outbox.is_online
+        if not handle.done() and online:
+            concurrent.futures.wait([handle], max(0.0, deadline - time.monotonic()))
         if handle.done():
             return handle.result()  # answered, or given up: raises why
-        if not self.connected or not outbox.is_online:
-            return handle
-        try:
-            return handle.result(max(0.0, deadline - time.monotonic()))
-        except concurrent.futures.TimeoutError:
-            return handle
+        raise Queued(handle, f"not answered within {wait:g} s" if online else f"{self.id} is offline")
+
+    def send_queued(self, message: Any) -> QueuedCall:
+        """Send a transaction message as :meth:`send` does, but return its handle in every case.
+
+        The handle is done when the message was answered from this thread (or
+        given up), else it completes when delivery does; a 1.6
+        StartTransaction's handle has the placeholder ``transaction_id`` its
+        transaction's later messages carry until the CSMS's id is known.
+        Raises ValueError for a message that does not go through the offline
+        queue, ValidationError (before anything is queued) for an invalid one.
+        """
+        info = _info(message)
+        if not is_queued(self.version, info.action):
+            raise ValueError(f"{info.action} does not go through the offline queue; use send()")
+        payload, outbox = self._transaction_payload(message, info)
+        return outbox.send(info.action, payload)
 
     def send_async(self, message: Any, timeout: float | None = None) -> Future[Any]:
         """Like :meth:`send`, but returns a Future at once (a QueuedCall for a transaction message,
         which is always queued: its send does not block this thread)."""
-        try:
-            info = message_info(message)
-        except (TypeError, KeyError, AttributeError, ValueError):
-            raise TypeError(f"not an OCPP message: {message!r}") from None
+        info = _info(message)
         if not is_queued(self.version, info.action):
             return self._live().send_async(message, timeout)
-        payload, _, outbox = self._transaction_message(message, info.action, info.version, info.is_request)
+        payload, outbox = self._transaction_payload(message, info)
         return outbox.submit(info.action, payload)
 
-    def _transaction_message(self, message: Any, action: str, version: str, is_request: bool,
-                             ) -> tuple[dict[str, Any], Callable[[dict[str, Any]], Any], Outbox]:
-        """A transaction message's wire payload, how to send it from this thread, and the outbox."""
-        if version != self.version or not is_request:
+    def _transaction_payload(self, message: Any, info: MessageInfo) -> tuple[dict[str, Any], Outbox]:
+        """A transaction message's wire payload, converted and validated once, and the outbox that carries it."""
+        if info.version != self.version or not info.is_request:
             raise ValueError(f"{type(message).__name__} is not an OCPP {self.version} request")
         payload = to_payload(message)  # ValidationError before anything is queued
         with self._lock:
             if self._closed:
                 raise ConnectionClosed(f"{self.id} is closed")
             outbox = self._outbox_locked()
-        sendable = message  # the object whose wire form is ``payload``
         # 2.x: the event happened while offline. The outbox knows of a lost link (a send that
         # failed) a moment before the connection's workers have ended.
-        if action == "TransactionEvent" and "offline" not in payload and \
+        if info.action == "TransactionEvent" and "offline" not in payload and \
                 not (self.connected and outbox.is_online):
             payload["offline"] = True
-            sendable = None
-
-        def call(final: dict[str, Any]) -> Any:
-            request = sendable if final is payload and sendable is not None else \
-                from_payload(version_module(self.version).REQUESTS[action], final)
-            return self._send_now(request, final)
-
-        return payload, call, outbox
+        return payload, outbox
 
     def call(self, action: str, payload: Mapping[str, Any],
-             timeout: float | None = None) -> dict[str, Any] | QueuedCall | None:
-        """Send a wire-format payload and get the wire-format response, both validated."""
+             timeout: float | None = None) -> dict[str, Any] | None:
+        """Send a wire-format payload and get the wire-format response, both validated.
+
+        Raises as :meth:`send` does (Queued for a transaction message kept for later).
+        """
         if not is_queued(self.version, action):
             return call_with_dict(self._live(), action, payload, timeout)
         request = from_payload(version_module(self.version).REQUESTS[action], dict(payload))
-        response = self.send(request, timeout)
-        return response if isinstance(response, QueuedCall) else to_payload(response)
+        return to_payload(self.send(request, timeout))
 
     # -- closing ------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timezone
 from types import TracebackType
@@ -35,6 +35,7 @@ from ocpp_sync.cluster._errors import ClusterUnavailable, StationNotConnected
 from ocpp_sync.errors import CallTimeout, ConnectionClosed, OCPPError
 from ocpp_sync.protocol.codec import from_payload, to_payload
 from ocpp_sync.protocol.versions import message_info, version_module
+from ocpp_sync.scheduling.futures import settle
 
 __all__ = ["Cluster", "Location"]
 
@@ -85,16 +86,6 @@ class _Remote:
         self.node_id: str | None = None
         self.response_cls = response_cls
         self.deadline = deadline
-
-
-def _settle(future: Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
-    try:
-        if exc is not None:
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
-    except InvalidStateError:  # cancelled by the user, or settled by a race we lost
-        pass
 
 
 class Cluster:
@@ -208,7 +199,7 @@ class Cluster:
             if thread.is_alive():
                 log.warning("%s did not stop within %.0f s", thread.name, _JOIN_TIMEOUT)
         for call in remote.values():
-            _settle(call.future, exc=ClusterUnavailable("the cluster client was closed"))
+            settle(call.future, exc=ClusterUnavailable("the cluster client was closed"))
         if self._started:
             try:
                 pipe = self._redis.pipeline(transaction=False)
@@ -554,9 +545,9 @@ class Cluster:
             if isinstance(exc, ConnectionClosed) and not isinstance(exc, StationNotConnected):
                 exc = StationNotConnected(f"station {station.id!r}: {exc}")
             if exc is not None:
-                _settle(outer, exc=exc)
+                settle(outer, exc=exc)
             else:
-                _settle(outer, inner.result())
+                settle(outer, inner.result())
 
         try:
             inner = station.send_async(request, seconds)
@@ -602,16 +593,16 @@ class Cluster:
             log.info("dropped a late reply from the cluster (its call timed out)")
             return
         if data.get("ok") != "1":
-            _settle(call.future, exc=wire.error_from(data))
+            settle(call.future, exc=wire.error_from(data))
             return
         try:
             payload = json.loads(data.get("payload", "null"))
             response = (None if payload is None or call.response_cls is None
                         else from_payload(call.response_cls, payload, lenient=True))
         except (ValueError, OCPPError) as exc:
-            _settle(call.future, exc=exc)
+            settle(call.future, exc=exc)
             return
-        _settle(call.future, response)
+        settle(call.future, response)
 
     def _check_remote(self) -> None:
         """Fail calls past their deadline, and calls held by nodes that stopped beating."""
@@ -622,7 +613,7 @@ class Cluster:
         for corr in late:
             call = self._forget(corr)
             if call is not None:
-                _settle(call.future, exc=CallTimeout(
+                settle(call.future, exc=CallTimeout(
                     f"no answer from station {call.station_id!r} within the timeout"))
         if not nodes:
             return
@@ -641,7 +632,7 @@ class Cluster:
         for corr in lost:
             call = self._forget(corr)
             if call is not None:
-                _settle(call.future, exc=StationNotConnected(
+                settle(call.future, exc=StationNotConnected(
                     f"station {call.station_id!r} was on node {call.node_id}, which stopped "
                     "answering"))
 
@@ -649,7 +640,7 @@ class Cluster:
         with self._lock:
             remote, self._remote = self._remote, {}
         for call in remote.values():
-            _settle(call.future, exc=exc)
+            settle(call.future, exc=exc)
 
     # -- looking around ------------------------------------------------------
 

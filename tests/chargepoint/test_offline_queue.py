@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from ocpp_sync.chargepoint.offline import END, OTHER, SAMPLE, START, OfflineQueue, is_queued
+from ocpp_sync.chargepoint.store import END, OTHER, SAMPLE, START, OfflineQueue, is_queued
 
 T = "2026-01-01T00:00:00Z"
 
@@ -294,7 +294,7 @@ def test_reopening_the_file_resumes_the_same_queue(tmp_path):
 
 CHILD = textwrap.dedent("""
     import sys
-    from ocpp_sync.chargepoint.offline import OfflineQueue
+    from ocpp_sync.chargepoint.store import OfflineQueue
     q = OfflineQueue(sys.argv[1])
     n = 0
     while True:
@@ -399,26 +399,28 @@ def test_concurrent_producers_and_one_consumer_lose_and_duplicate_nothing():
 
 
 class FakeLink:
-    """Stands in for the connection: answers each delivered message as the test scripts it."""
+    """Stands in for the connection (``Connection.send_payload``): answers each call as the test scripts it."""
+
+    closed = False
 
     def __init__(self) -> None:
         self.cond = threading.Condition()
-        self.calls: list = []  # every deliver() call, as (action, payload)
+        self.calls: list = []  # every send_payload() call, as (action, payload)
         self.accepted: list = []  # the ones the "CSMS" answered
         self.script: dict = {}  # number of the call (0-based) -> exception to raise
         self.answers: dict = {}  # action -> response dict
 
-    def deliver(self, message):
+    def send_payload(self, action, payload, timeout=None):
         with self.cond:
             n = len(self.calls)
-            self.calls.append((message.action, message.payload))
+            self.calls.append((action, payload))
             self.cond.notify_all()
             exc = self.script.pop(n, None)
             if exc is not None:
                 raise exc
-            self.accepted.append((message.action, message.payload))
+            self.accepted.append((action, payload))
             self.cond.notify_all()
-            return self.answers.get(message.action, {})
+            return self.answers.get(action, {})
 
     def wait(self, predicate, timeout: float = 10.0) -> bool:
         with self.cond:
@@ -432,11 +434,11 @@ def link():
 
 @pytest.fixture
 def make_outbox():
-    from ocpp_sync.chargepoint.offline import Outbox
+    from ocpp_sync.chargepoint.outbox import Outbox
     made = []
 
     def make(link, version="2.0.1", queue=None, **kwargs):
-        outbox = Outbox(queue if queue is not None else OfflineQueue(), link.deliver, version=version,
+        outbox = Outbox(queue if queue is not None else OfflineQueue(), version=version,
                         name="test", **kwargs)
         made.append(outbox)
         outbox.start()
@@ -456,7 +458,7 @@ def test_outbox_holds_messages_while_offline_and_delivers_them_in_order(link, ma
     outbox = make_outbox(link)
     handles = [outbox.submit("TransactionEvent", event201("Updated", n)) for n in range(5)]
     assert not handles[0].done() and link.calls == []
-    outbox.online()
+    outbox.online(link)
     assert [h.result(10) for h in handles] == [{}] * 5
     assert [payload["seqNo"] for _, payload in link.accepted] == [0, 1, 2, 3, 4]
     assert len(link.calls) == 5 and len(outbox) == 0
@@ -470,13 +472,13 @@ def test_a_lost_link_is_not_a_failed_attempt_and_delivery_resumes_in_order(link,
     link.script = {2: ConnectionClosed("lost"), 3: ConnectionClosed("lost again")}
     outbox = make_outbox(link, retry=TransactionRetry(attempts=1, interval=0))
     handles = [outbox.submit("TransactionEvent", event201("Updated", n)) for n in range(5)]
-    outbox.online()
+    outbox.online(link)
     assert link.wait(lambda: len(link.calls) == 3)
     assert handles[1].result(10) == {} and not handles[2].done()
     assert outbox.queue.peek().payload["seqNo"] == 2 and outbox.queue.peek().attempts == 0
-    outbox.online()  # the next connection; the first call on it is lost too
+    outbox.online(link)  # the next connection; the first call on it is lost too
     assert link.wait(lambda: len(link.calls) == 4)
-    outbox.online()
+    outbox.online(link)
     assert [h.result(10) for h in handles] == [{}] * 5
     assert [payload["seqNo"] for _, payload in link.accepted] == [0, 1, 2, 3, 4]
     outbox.stop()
@@ -492,7 +494,7 @@ def test_a_failing_message_is_retried_then_given_up_while_later_ones_wait(link, 
                          on_dropped=lambda message, exc: dropped.append((message.payload["seqNo"], exc.code)))
     first = outbox.submit("TransactionEvent", event201("Started", 0))
     second = outbox.submit("TransactionEvent", event201("Ended", 1))
-    outbox.online()
+    outbox.online(link)
     with pytest.raises(CallError) as failed:
         first.result(10)
     assert failed.value.description == "third"
@@ -511,7 +513,7 @@ def test_outbox_fixes_up_1_6_transaction_ids(link, make_outbox):
     assert placeholder is not None and placeholder < 0
     meter = outbox.submit("MeterValues", meter16(placeholder))
     stop = outbox.submit("StopTransaction", stop16(placeholder))
-    outbox.online()
+    outbox.online(link)
     stop.result(10)
     assert meter.result(10) == {}
     assert start.transaction_id == 4242 and start.local_transaction_id == placeholder
@@ -524,7 +526,7 @@ def test_outbox_fails_the_handles_of_dropped_messages(link, make_outbox):
     from ocpp_sync.errors import OCPPError
     dropped = []
     outbox = make_outbox(link, queue=OfflineQueue(max_messages=2),
-                         on_dropped=lambda message, exc: dropped.append(message.seq))
+                         on_dropped=lambda message, exc: dropped.append((message.seq, message.action, exc.code)))
     first = outbox.submit("TransactionEvent", event201("Updated", 0))
     outbox.submit("TransactionEvent", event201("Started", 1))
     outbox.submit("TransactionEvent", event201("Updated", 2))
@@ -534,7 +536,10 @@ def test_outbox_fails_the_handles_of_dropped_messages(link, make_outbox):
     outbox.submit("TransactionEvent", event201("Ended", 3))  # a sample makes room for it
     refused = outbox.submit("SecurityEventNotification", security(4))
     assert refused.seq is None and refused.exception(10).code == "MessageDropped"
-    assert dropped == [first.seq, first.seq + 2]
+    # The refused newcomer reaches the hook too, with no row: it was never stored.
+    assert dropped == [(first.seq, "TransactionEvent", "MessageDropped"),
+                       (first.seq + 2, "TransactionEvent", "MessageDropped"),
+                       (None, "SecurityEventNotification", "MessageDropped")]
     outbox.stop()
 
 
@@ -546,7 +551,7 @@ def test_outbox_delivers_what_a_previous_run_left_and_discards_other_versions(tm
         q.put("2.0.1", "TransactionEvent", event201("Ended", 1))
     dropped = []
     outbox = make_outbox(link, queue=OfflineQueue(path), on_dropped=lambda message, exc: dropped.append(message))
-    outbox.online()
+    outbox.online(link)
     assert link.wait(lambda: len(link.accepted) == 2)
     assert [payload["seqNo"] for _, payload in link.accepted] == [0, 1]
     assert [m.action for m in dropped] == ["MeterValues"]
@@ -626,7 +631,8 @@ def test_fix_up_for_a_message_sent_without_a_row(queue):
 
 
 class DirectLink(FakeLink):
-    """A FakeLink whose direct calls can be held on the wire until the test releases them."""
+    """A FakeLink whose direct calls (from any thread but the outbox's) can be held on the wire
+    until the test releases them."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -635,29 +641,19 @@ class DirectLink(FakeLink):
         self.hold.set()
         self.on_wire = threading.Event()
 
-    def deliver(self, message):
-        self.threads.append(threading.get_ident())
-        return super().deliver(message)
-
-    def direct(self, action):
-        def call(payload):
+    def send_payload(self, action, payload, timeout=None):
+        if not threading.current_thread().name.endswith("-outbox"):
             self.on_wire.set()
             assert self.hold.wait(10)
-            self.threads.append(threading.get_ident())
-            return FakeLink.deliver(self, _Message(action, payload))
-        return call
-
-
-class _Message:
-    def __init__(self, action, payload) -> None:
-        self.action, self.payload = action, payload
+        self.threads.append(threading.get_ident())
+        return super().send_payload(action, payload, timeout)
 
 
 def send_in_thread(outbox, link, action, payload):
     box: dict = {}
 
     def run():
-        box["handle"] = outbox.send(action, payload, link.direct(action))
+        box["handle"] = outbox.send(action, payload)
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -668,12 +664,12 @@ def send_in_thread(outbox, link, action, payload):
 def test_outbox_send_goes_from_the_callers_thread_without_touching_the_queue(make_outbox):
     link = DirectLink()
     outbox = make_outbox(link)
-    offline = outbox.send("TransactionEvent", event201("Started", 0), link.direct("TransactionEvent"))
+    offline = outbox.send("TransactionEvent", event201("Started", 0))
     assert not offline.done() and link.calls == [] and len(outbox) == 1  # not connected: queued
-    outbox.online()
+    outbox.online(link)
     assert offline.result(10) == {}
     before = outbox.queue._db.total_changes
-    handles = [outbox.send("TransactionEvent", event201("Updated", n), link.direct("TransactionEvent"))
+    handles = [outbox.send("TransactionEvent", event201("Updated", n))
                for n in range(1, 6)]
     assert all(h.done() and h.result() == {} for h in handles)
     assert outbox.queue._db.total_changes == before and len(outbox) == 0
@@ -684,11 +680,11 @@ def test_outbox_send_goes_from_the_callers_thread_without_touching_the_queue(mak
 def test_what_comes_during_a_direct_send_waits_behind_it(make_outbox):
     link = DirectLink()
     outbox = make_outbox(link)
-    outbox.online()
+    outbox.online(link)
     link.hold.clear()
     thread, box = send_in_thread(outbox, link, "TransactionEvent", event201("Started", 0))
     assert len(outbox) == 1 and len(outbox.queue) == 0  # in flight without a row, still counted
-    later = [outbox.send("TransactionEvent", event201("Updated", 1), link.direct("TransactionEvent")),
+    later = [outbox.send("TransactionEvent", event201("Updated", 1)),
              outbox.submit("TransactionEvent", event201("Updated", 2))]
     assert not any(h.done() for h in later) and len(link.calls) == 0  # neither overtakes the one on the wire
     link.hold.set()
@@ -701,7 +697,7 @@ def test_a_direct_send_lost_with_the_link_goes_back_to_the_head(make_outbox):
     from ocpp_sync.errors import ConnectionClosed
     link = DirectLink()
     outbox = make_outbox(link)
-    outbox.online()
+    outbox.online(link)
     link.hold.clear()
     link.script = {0: ConnectionClosed("lost")}
     thread, box = send_in_thread(outbox, link, "TransactionEvent", event201("Started", 0))
@@ -711,7 +707,7 @@ def test_a_direct_send_lost_with_the_link_goes_back_to_the_head(make_outbox):
     handle = box["handle"]
     assert not handle.done() and handle.seq is not None and not outbox.is_online
     assert [(m.payload["seqNo"], m.attempts) for m in outbox.queue.messages()] == [(0, 0), (1, 0)]
-    outbox.online()
+    outbox.online(link)
     assert handle.result(10) == {} and behind.result(10) == {}
     assert [payload["seqNo"] for _, payload in link.calls] == [0, 0, 1]
     assert [payload["seqNo"] for _, payload in link.accepted] == [0, 1]
@@ -724,12 +720,12 @@ def test_a_refused_direct_send_follows_the_retry_rules(make_outbox):
     dropped = []
     outbox = make_outbox(link, retry=TransactionRetry(attempts=2, interval=0.01),
                          on_dropped=lambda message, exc: dropped.append((message.payload["seqNo"], exc.code)))
-    outbox.online()
+    outbox.online(link)
     link.script = {0: CallError("InternalError"), 2: CallTimeout("slow"), 3: CallError("GenericError", "last")}
-    retried = outbox.send("TransactionEvent", event201("Started", 0), link.direct("TransactionEvent"))
+    retried = outbox.send("TransactionEvent", event201("Started", 0))
     assert not retried.done()  # its second attempt is the outbox's
     assert retried.result(10) == {} and dropped == []
-    given_up = outbox.send("TransactionEvent", event201("Ended", 1), link.direct("TransactionEvent"))
+    given_up = outbox.send("TransactionEvent", event201("Ended", 1))
     with pytest.raises(CallError) as failed:
         given_up.result(10)
     assert failed.value.description == "last" and dropped == [(1, "GenericError")]
@@ -737,9 +733,9 @@ def test_a_refused_direct_send_follows_the_retry_rules(make_outbox):
     assert len(outbox) == 0
 
     once = make_outbox(link, retry=TransactionRetry(attempts=1, interval=0.01))
-    once.online()
+    once.online(link)
     link.script = {4: CallError("InternalError", "no retry")}
-    at_once = once.send("TransactionEvent", event201("Started", 2), link.direct("TransactionEvent"))
+    at_once = once.send("TransactionEvent", event201("Started", 2))
     assert at_once.done() and at_once.exception().description == "no retry" and len(once) == 0
 
 
@@ -748,7 +744,7 @@ def test_a_file_backed_outbox_writes_a_direct_message_ahead(tmp_path, make_outbo
     link = DirectLink()
     outbox = make_outbox(link, queue=OfflineQueue(tmp_path / "q.sqlite"))
     assert outbox.write_ahead
-    outbox.online()
+    outbox.online(link)
     link.hold.clear()
     link.script = {0: ConnectionClosed("lost")}
     thread, box = send_in_thread(outbox, link, "TransactionEvent", event201("Started", 0))
@@ -758,9 +754,9 @@ def test_a_file_backed_outbox_writes_a_direct_message_ahead(tmp_path, make_outbo
     link.hold.set()
     thread.join(10)
     assert not box["handle"].done()
-    outbox.online()
+    outbox.online(link)
     assert box["handle"].result(10) == {}
-    assert outbox.send("TransactionEvent", event201("Ended", 1), link.direct("TransactionEvent")).result(0) == {}
+    assert outbox.send("TransactionEvent", event201("Ended", 1)).result(0) == {}
     assert [payload["seqNo"] for _, payload in link.accepted] == [0, 1] and len(outbox.queue) == 0
 
 
@@ -770,10 +766,10 @@ def test_direct_sends_fix_up_and_forget_1_6_placeholders(make_outbox):
     outbox = make_outbox(link, version="1.6")
     start = outbox.submit("StartTransaction", start16())  # offline: queued with a placeholder
     placeholder = start.transaction_id
-    outbox.online()
+    outbox.online(link)
     assert start.result(10)["transactionId"] == 4242
-    meter = outbox.send("MeterValues", meter16(placeholder), link.direct("MeterValues"))
-    stop = outbox.send("StopTransaction", stop16(placeholder), link.direct("StopTransaction"))
+    meter = outbox.send("MeterValues", meter16(placeholder))
+    stop = outbox.send("StopTransaction", stop16(placeholder))
     assert meter.result(0) == {} and stop.result(0) == {}
     assert [(action, payload.get("transactionId")) for action, payload in link.accepted] == [
         ("StartTransaction", None), ("MeterValues", 4242), ("StopTransaction", 4242)]
@@ -787,24 +783,24 @@ def test_a_direct_start_lost_with_the_link_gets_a_placeholder_its_followers_shar
     link.answers = {"StartTransaction": {"transactionId": 99, "idTagInfo": {"status": "Accepted"}}}
     link.script = {0: ConnectionClosed("lost")}
     outbox = make_outbox(link, version="1.6")
-    outbox.online()
-    start = outbox.send("StartTransaction", start16(), link.direct("StartTransaction"))
+    outbox.online(link)
+    start = outbox.send("StartTransaction", start16())
     assert not start.done() and start.transaction_id < 0
-    stop = outbox.send("StopTransaction", stop16(start.transaction_id), link.direct("StopTransaction"))
-    outbox.online()
+    stop = outbox.send("StopTransaction", stop16(start.transaction_id))
+    outbox.online(link)
     assert stop.result(10) == {} and start.transaction_id == 99
     assert [(action, payload.get("transactionId")) for action, payload in link.calls] == [
         ("StartTransaction", None), ("StartTransaction", None), ("StopTransaction", 99)]
 
 
 def test_a_direct_send_never_overtakes_what_is_queued():
-    from ocpp_sync.chargepoint.offline import Outbox
+    from ocpp_sync.chargepoint.outbox import Outbox
     link = DirectLink()
-    outbox = Outbox(OfflineQueue(), link.deliver, version="2.0.1", name="test")
+    outbox = Outbox(OfflineQueue(), version="2.0.1", name="test")
     try:
         first = outbox.submit("TransactionEvent", event201("Started", 0))  # offline: queued
-        outbox.online()  # the outbox thread has not picked it up yet (not even started)
-        second = outbox.send("TransactionEvent", event201("Ended", 1), link.direct("TransactionEvent"))
+        outbox.online(link)  # the outbox thread has not picked it up yet (not even started)
+        second = outbox.send("TransactionEvent", event201("Ended", 1))
         assert not second.done() and link.calls == [] and len(outbox) == 2
         outbox.start()
         assert first.result(10) == {} and second.result(10) == {}
@@ -820,10 +816,10 @@ def test_a_failed_direct_send_holds_everything_for_its_retry_wait(make_outbox):
     from ocpp_sync.protocol.retry import TransactionRetry
     link = DirectLink()
     outbox = make_outbox(link, retry=TransactionRetry(attempts=3, interval=60))
-    outbox.online()
+    outbox.online(link)
     link.script = {0: CallError("InternalError")}
-    failed = outbox.send("TransactionEvent", event201("Started", 0), link.direct("TransactionEvent"))
-    behind = outbox.send("TransactionEvent", event201("Updated", 1), link.direct("TransactionEvent"))
+    failed = outbox.send("TransactionEvent", event201("Started", 0))
+    behind = outbox.send("TransactionEvent", event201("Updated", 1))
     assert not failed.done() and not behind.done() and len(outbox) == 2
     assert not link.wait(lambda: len(link.calls) > 1, 0.3)  # neither it nor the one behind goes before 60 s
     assert [(m.payload["seqNo"], m.attempts) for m in outbox.queue.messages()] == [(0, 1), (1, 0)]
@@ -835,7 +831,7 @@ def test_stop_waits_for_a_direct_send_to_be_stored_or_answered(make_outbox):
     from ocpp_sync.errors import ConnectionClosed
     link = DirectLink()
     outbox = make_outbox(link)
-    outbox.online()
+    outbox.online(link)
     link.hold.clear()
     link.script = {0: ConnectionClosed("lost")}
     thread, box = send_in_thread(outbox, link, "TransactionEvent", event201("Started", 0))

@@ -22,7 +22,7 @@ from support.faultproxy import DOWN, FaultProxy
 
 import ocpp_sync
 from ocpp_sync import v16, v201
-from ocpp_sync.chargepoint.offline import QueuedCall
+from ocpp_sync.chargepoint.outbox import QueuedCall
 from ocpp_sync.protocol.retry import BackOff, TransactionRetry
 from ocpp_sync.websocket import HandshakeError
 
@@ -55,6 +55,15 @@ class Recorder:
     def snapshot(self) -> list[tuple[Any, ...]]:
         with self.cond:
             return list(self.items)
+
+
+def queued(cp: ocpp_sync.ChargePoint, message: Any) -> QueuedCall:
+    """send() a transaction message that cannot be answered now: it raises Queued with the handle."""
+    with pytest.raises(ocpp_sync.Queued) as raised:
+        cp.send(message)
+    handle = raised.value.handle
+    assert isinstance(handle, QueuedCall) and handle.action in str(raised.value)
+    return handle
 
 
 def serve_transactions(csms: ocpp_sync.CSMS, seen: Recorder, first_id: int = 100) -> None:
@@ -172,12 +181,12 @@ def test_v16_transaction_survives_a_dropped_link(proxy, seen, start_online):
             go_offline(proxy, cp)
         else:
             go_offline(proxy, cp)
-            handle = cp.send(start16(1000))
-            assert isinstance(handle, QueuedCall) and handle.transaction_id < 0
+            handle = queued(cp, start16(1000))
+            assert not handle.done() and handle.transaction_id < 0
             transaction_id = handle.transaction_id
-        handles = [cp.send(meter16(transaction_id, 1000 + n)) for n in range(1, 6)]
-        handles.append(cp.send(stop16(transaction_id, 1006)))
-        assert all(isinstance(h, QueuedCall) for h in handles)
+        handles = [queued(cp, meter16(transaction_id, 1000 + n)) for n in range(1, 6)]
+        handles.append(cp.send_queued(stop16(transaction_id, 1006)))
+        assert not any(h.done() for h in handles)
         assert cp.queued == len(handles) + (0 if start_online else 1)
         with pytest.raises(ocpp_sync.ConnectionClosed):  # not queued: fails fast offline
             cp.send(v16.HeartbeatRequest())
@@ -199,9 +208,9 @@ def test_v201_transaction_survives_a_dropped_link(proxy, seen):
     try:
         assert isinstance(cp.send(event201("Started", 0)), v201.TransactionEventResponse)
         go_offline(proxy, cp)
-        handles = [cp.send(event201("Updated", n)) for n in range(1, 6)]
-        handles.append(cp.send(event201("Ended", 6)))
-        assert all(isinstance(h, QueuedCall) for h in handles)
+        handles = [queued(cp, event201("Updated", n)) for n in range(1, 6)]
+        handles.append(cp.send_queued(event201("Ended", 6)))
+        assert not any(h.done() for h in handles)
         proxy.resume()
         assert seen.wait_for(lambda items: any(i[0] == "Ended" for i in items))
         for h in handles:
@@ -218,11 +227,12 @@ import ocpp_sync
 from ocpp_sync import v16
 now = lambda: datetime.datetime.now(datetime.timezone.utc)
 cp = ocpp_sync.ChargePoint("CPKILL", sys.argv[1], version="1.6", queue_path=sys.argv[2])
-start = cp.send(v16.StartTransactionRequest(connector_id=1, id_tag="TAG", meter_start=7, timestamp=now()))
+start = cp.send_queued(v16.StartTransactionRequest(connector_id=1, id_tag="TAG", meter_start=7,
+                                                   timestamp=now()))
 tid = start.transaction_id
-cp.send(v16.MeterValuesRequest(connector_id=1, transaction_id=tid, meter_value=[
+cp.send_queued(v16.MeterValuesRequest(connector_id=1, transaction_id=tid, meter_value=[
     v16.MeterValue(timestamp=now(), sampled_value=[v16.SampledValue(value="8")])]))
-cp.send(v16.StopTransactionRequest(transaction_id=tid, meter_stop=9, timestamp=now()))
+cp.send_queued(v16.StopTransactionRequest(transaction_id=tid, meter_stop=9, timestamp=now()))
 print("queued", cp.queued, tid, flush=True)
 sys.stdin.read()
 """
@@ -246,6 +256,7 @@ def test_queued_messages_survive_a_killed_process(proxy, seen, tmp_path):
     assert seen.snapshot() == []
     proxy.resume()
     cp = Watched("CPKILL", proxy.url("/ocpp"), version="1.6", queue_path=path)
+    assert cp.queued == 3  # what the killed run left, before this one connects
     cp.connect()
     try:
         assert seen.wait_for(lambda items: len(items) >= 3)
@@ -633,7 +644,10 @@ def test_direct_and_queued_messages_keep_their_order_across_link_losses(proxy, s
 
     def sender() -> None:
         for n in range(count):
-            results.append(cp.send(event201("Updated", n)))
+            try:
+                results.append(cp.send(event201("Updated", n)))
+            except ocpp_sync.Queued as exc:
+                results.append(exc.handle)
 
     thread = threading.Thread(target=sender, name="test-sender")
     try:
@@ -665,8 +679,8 @@ def test_v16_stop_sent_direct_gets_the_id_of_a_start_queued_offline(proxy, seen)
     cp.connect()
     try:
         go_offline(proxy, cp)
-        start = cp.send(start16(1000))
-        assert isinstance(start, QueuedCall) and start.transaction_id < 0
+        start = queued(cp, start16(1000))
+        assert start.transaction_id < 0
         placeholder = start.transaction_id
         proxy.resume()
         real = start.result(WAIT).transaction_id
@@ -685,10 +699,10 @@ def test_v16_start_lost_mid_call_is_resent_and_the_queued_followers_get_its_id(p
     try:
         proxy.refuse()  # no reconnect until the followers are queued
         proxy.cut(DOWN)  # the CSMS gets the Start, its answer is lost with the link
-        start = cp.send(start16(1000))
-        assert isinstance(start, QueuedCall) and start.transaction_id < 0
-        handles = [cp.send(meter16(start.transaction_id, 1001)), cp.send(stop16(start.transaction_id, 1002))]
-        assert all(isinstance(h, QueuedCall) for h in handles) and cp.queued == 3
+        start = queued(cp, start16(1000))
+        assert start.transaction_id < 0
+        handles = [queued(cp, meter16(start.transaction_id, 1001)), queued(cp, stop16(start.transaction_id, 1002))]
+        assert cp.queued == 3
         proxy.resume()
         assert isinstance(handles[-1].result(WAIT), v16.StopTransactionResponse)
         first, real = seen.snapshot()[0][2], start.transaction_id
@@ -705,9 +719,8 @@ def test_v201_event_lost_mid_call_is_resent_as_an_online_event(proxy, seen):
     try:
         proxy.refuse()
         proxy.cut(DOWN)
-        started = cp.send(event201("Started", 0))
-        assert isinstance(started, QueuedCall)
-        updated = cp.send(event201("Updated", 1))  # offline now
+        started = queued(cp, event201("Started", 0))
+        updated = queued(cp, event201("Updated", 1))  # offline now
         proxy.resume()
         assert isinstance(updated.result(WAIT), v201.TransactionEventResponse) and started.done()
         assert isinstance(cp.send(event201("Ended", 2)), v201.TransactionEventResponse)
@@ -848,7 +861,7 @@ def test_close_during_a_direct_send_keeps_the_message_in_the_file(csms, seen, tm
     def sender() -> None:
         try:
             outcome.append(cp.send(event201("Started", 0)))
-        except ocpp_sync.ConnectionClosed as exc:  # the handle failed by close() while still waiting
+        except (ocpp_sync.Queued, ocpp_sync.ConnectionClosed) as exc:  # kept, or failed by close()
             outcome.append(exc)
 
     thread = threading.Thread(target=sender, name="test-sender")
@@ -858,7 +871,7 @@ def test_close_during_a_direct_send_keeps_the_message_in_the_file(csms, seen, tm
         cp.close()  # its answer never comes in time: the row written ahead must stay
         thread.join(WAIT)
         assert not thread.is_alive() and len(outcome) == 1
-        assert isinstance(outcome[0], (QueuedCall, ocpp_sync.ConnectionClosed))
+        assert isinstance(outcome[0], (ocpp_sync.Queued, ocpp_sync.ConnectionClosed))
     finally:
         release.set()
         thread.join(WAIT)

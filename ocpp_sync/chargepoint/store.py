@@ -19,7 +19,8 @@ least important kind present, newcomer included (:meth:`OfflineQueue.put`):
    bound, with a logged error, because losing one loses a bill.
 
 Every drop is logged at WARNING and reported to the caller, who fails the
-dropped message's handle.
+dropped message's handle. Delivering the messages is the outbox's job
+(``ocpp_sync.chargepoint.outbox``); this module only keeps them.
 
 OCPP 1.6 transaction ids: the CSMS assigns the id in its answer to
 StartTransaction, so messages about a transaction that started offline cannot
@@ -37,26 +38,22 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pathlib
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-
-from ocpp_sync.errors import CallError, CallTimeout, ConnectionClosed, OCPPError, ValidationError
-from ocpp_sync.protocol.retry import TransactionRetry
 
 __all__ = [
     "OfflineQueue",
     "QueuedMessage",
     "Enqueued",
-    "QueuedCall",
-    "Outbox",
     "QUEUED_ACTIONS",
     "is_queued",
+    "stored_count",
     "START",
     "END",
     "SAMPLE",
@@ -107,6 +104,28 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
+def stored_count(path: str | os.PathLike[str]) -> int:
+    """How many messages the queue file at ``path`` holds, read without opening it as a queue.
+
+    For a charge point that has not opened its queue yet (no connect, no send
+    since the restart): nothing is created or written, and a missing file
+    holds none.
+    """
+    location = pathlib.Path(path)
+    if not location.exists():
+        return 0
+    try:
+        db = sqlite3.connect(location.absolute().as_uri() + "?mode=ro", uri=True)
+    except sqlite3.Error:
+        return 0
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+    except sqlite3.Error:  # not a queue file (yet): no table
+        return 0
+    finally:
+        db.close()
+
+
 def is_queued(version: str, action: str) -> bool:
     """Whether ``action`` of this OCPP version goes through the offline queue."""
     return action in QUEUED_ACTIONS.get(version, ())
@@ -128,9 +147,12 @@ def classify(version: str, action: str, payload: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class QueuedMessage:
-    """One stored message; ``payload`` is the wire-format dict, ids already fixed up."""
+    """One stored message; ``payload`` is the wire-format dict, ids already fixed up.
 
-    seq: int
+    ``seq`` is None only for a newcomer a full queue refused (it was never stored).
+    """
+
+    seq: int | None
     version: str
     action: str
     payload: dict[str, Any]
@@ -147,12 +169,15 @@ class Enqueued:
     ``seq`` is None when the new message itself was dropped (queue full of
     messages at least as important). ``local_transaction_id`` is the 1.6
     placeholder given to a StartTransaction. ``evicted`` are older messages
-    dropped to make room: their handles must be failed.
+    dropped to make room: their handles must be failed. ``refused`` is the
+    new message when it was the one dropped (its ``seq`` None), for the
+    caller to report as it reports the evicted ones.
     """
 
     seq: int | None
     local_transaction_id: int | None
     evicted: tuple[QueuedMessage, ...]
+    refused: QueuedMessage | None = None
 
 
 _COLUMNS = "seq, version, action, payload, attempts, created, kind, local_tx"
@@ -263,7 +288,8 @@ class OfflineQueue:
             self._size -= len(evicted)
             if seq is None:
                 log.warning("offline queue full (%d messages): dropped the new %s", self.max_messages, action)
-                return Enqueued(None, None, evicted)
+                refused = QueuedMessage(None, version, action, payload, 0, self._clock(), kind, None)
+                return Enqueued(None, None, evicted, refused)
             self._size += 1
             self._cond.notify_all()
         return Enqueued(seq, local_tx if action == "StartTransaction" else None, evicted)
@@ -496,384 +522,3 @@ class OfflineQueue:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self)} messages"
         return f"<OfflineQueue {self.path!r} {state}>"
-
-
-# -- delivery ---------------------------------------------------------------------------------------
-
-
-def _settle(future: Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
-    try:
-        if exc is not None:
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
-    except InvalidStateError:  # cancelled by its owner: the message is still delivered
-        pass
-
-
-class QueuedCall(Future[Any]):
-    """The handle of a queued message: a Future that gets the CSMS's response once it is delivered.
-
-    It fails only when the message is given up: its retries spent (the last
-    CallError or CallTimeout), or dropped from a full queue (OCPPError with code
-    "MessageDropped"). ``local_transaction_id`` is the 1.6 placeholder a queued
-    StartTransaction got: use it as ``transaction_id`` in the transaction's
-    later messages until the real id is known (``transaction_id``).
-    """
-
-    def __init__(self, seq: int | None, action: str, local_transaction_id: int | None = None) -> None:
-        super().__init__()
-        self.seq = seq
-        self.action = action
-        self.local_transaction_id = local_transaction_id
-        self.real_transaction_id: int | None = None
-
-    @property
-    def transaction_id(self) -> int | None:
-        """The CSMS's id once StartTransaction is answered, the placeholder before."""
-        return self.real_transaction_id if self.real_transaction_id is not None else self.local_transaction_id
-
-    def __repr__(self) -> str:
-        return f"<QueuedCall #{self.seq} {self.action} {self._state.lower()}>"
-
-
-def _dropped(message: str) -> OCPPError:
-    return OCPPError(message, code="MessageDropped")
-
-
-def _started_transaction_id(response: Any) -> int | None:
-    value = response.get("transactionId") if isinstance(response, dict) else getattr(response, "transaction_id", None)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-class Outbox:
-    """Delivers a queue's messages one at a time, oldest first, whenever a connection is up.
-
-    ``deliver(message)`` sends one message over the current connection and
-    returns the response (object or wire dict); it raises ConnectionClosed when
-    there is no connection or it was lost before the answer (also when the call
-    timed out because the link is dead), CallError / CallTimeout when the CSMS
-    failed to process it. The owner calls :meth:`online` each time a
-    connection opens and :meth:`offline` when it ends.
-
-    :meth:`send` is the fast way in: while a connection is up and nothing is
-    queued, waiting for a retry or on the wire, the caller's thread sends the
-    message itself, with no hand-off to the outbox thread; what cannot go now
-    is queued, and a message whose send fails is stored at the head and then
-    follows the same rules as a queued one. The outbox's lock decides who
-    sends: at most one transaction message is on the wire at a time (the
-    outbox thread's or a caller's), and a caller sends only when nothing is
-    ahead of it, so messages go out in the order of the send/submit calls.
-    With a file-backed queue (``write_ahead``) the message is stored before it
-    is sent and deleted once answered, as a queued one is, so a crash in
-    between sends it again; in memory, storing it would protect nothing, so a
-    row is written only if the send fails.
-
-    Delivery is at least once: a message whose answer is lost with the link is
-    sent again on the next connection (with a new message id).
-    """
-
-    def __init__(self, queue: OfflineQueue, deliver: Callable[[QueuedMessage], Any], *, version: str,
-                 name: str = "ocpp", retry: TransactionRetry | None = None,
-                 on_dropped: Callable[[QueuedMessage, BaseException], None] | None = None) -> None:
-        self.queue = queue
-        self.version = version
-        self.name = name
-        self.retry = retry if retry is not None else TransactionRetry()
-        self.write_ahead = queue.path != ":memory:"
-        self._deliver = deliver
-        self._on_dropped = on_dropped
-        # _lock guards _handles, _online, _generation, _sender, _unstored and _hold_until;
-        # _wake is set by put, online(), stop() and whenever the wire is free again.
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)  # notified when _sender goes back to None
-        self._handles: dict[int, QueuedCall] = {}
-        self._online = False
-        # Counts online() calls, so a loss seen on an old connection cannot mark a newer one offline.
-        self._generation = 0
-        self._sender: int | None = None  # the thread with a transaction message on the wire
-        self._unstored = 0  # 1 while that message is a caller's and has no row (in-memory queue)
-        self._hold_until = 0.0  # monotonic time before which nothing is sent: a failed head's retry wait
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"{name}-outbox", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop delivering; a call in flight ends when its connection closes.
-
-        The queue keeps what is left for the next run; the handles still
-        waiting fail with ConnectionClosed, so no caller waits forever. A
-        caller's send in flight is waited for (bounded), so its message is
-        stored or answered before the owner closes the queue.
-        """
-        self._stop.set()
-        self._wake.set()
-        if self._thread.ident is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("%s: the outbox did not stop within %.0f s", self.name, timeout)
-        me = threading.get_ident()
-        with self._idle:
-            if not self._idle.wait_for(lambda: self._sender in (None, me), timeout):
-                log.warning("%s: a send in flight did not end within %.0f s", self.name, timeout)
-            handles = list(self._handles.values())
-            self._handles.clear()
-        for handle in handles:
-            _settle(handle, exc=ConnectionClosed(f"closed before {handle.action} was delivered; "
-                                                 "it stays in the offline queue"))
-
-    def online(self) -> None:
-        """A connection is up: deliver."""
-        with self._lock:
-            self._online = True
-            self._generation += 1
-        self._wake.set()
-
-    def offline(self) -> None:
-        """The connection is gone: hold the messages until online()."""
-        with self._lock:
-            self._online = False
-
-    @property
-    def is_online(self) -> bool:
-        """Whether messages go out: between online() and offline() or a lost send."""
-        return self._online
-
-    def submit(self, action: str, payload: dict[str, Any]) -> QueuedCall:
-        """Queue a wire payload; the handle fails at once if a full queue refused it."""
-        if self._stop.is_set():
-            raise ConnectionClosed("the outbox is stopped")
-        with self._lock:
-            queued = self._put_locked(action, payload)
-        return self._after_put(*queued)
-
-    def send(self, action: str, payload: dict[str, Any], call: Callable[[dict[str, Any]], Any]) -> QueuedCall:
-        """:meth:`send_now` with a handle in every case: done when answered or given up."""
-        handle, response = self.send_now(action, payload, call)
-        if handle is None:
-            handle = QueuedCall(None, action)
-            handle.real_transaction_id = self._started_id(action, response)
-            _settle(handle, response)
-        return handle
-
-    def send_now(self, action: str, payload: dict[str, Any],
-                 call: Callable[[dict[str, Any]], Any]) -> tuple[QueuedCall | None, Any]:
-        """Send a wire payload from this thread if nothing is ahead of it, else queue it like :meth:`submit`.
-
-        ``call(payload)`` sends on the current connection and returns the
-        response, raising as ``deliver`` does; the payload it gets may differ
-        from the one given (a 1.6 placeholder replaced by the real id).
-        Returns (None, response) when it was answered without a row in the
-        queue (no handle is made: this is every online call's path), else
-        (handle, None): done when answered or given up, not done when queued
-        because it could not go now or its send failed (lost link: not an
-        attempt; CallError / CallTimeout: a failed attempt, retried by the
-        outbox as for any queued message).
-        """
-        if self._stop.is_set():
-            raise ConnectionClosed("the outbox is stopped")
-        with self._lock:
-            if (not self._online or self._sender is not None or len(self.queue) > 0
-                    or self._hold_until > time.monotonic()):
-                queued = self._put_locked(action, payload)
-            else:
-                queued = None
-                self._sender = threading.get_ident()
-                generation = self._generation
-                try:
-                    payload, local = self.queue.fix_up(self.version, action, payload)
-                    handle: QueuedCall | None = None
-                    if self.write_ahead:  # the queue is empty: this put never evicts nor refuses
-                        handle = self._put_locked(action, payload)[0]
-                    else:
-                        self._unstored = 1
-                except BaseException:
-                    self._sender = None
-                    self._unstored = 0
-                    self._idle.notify_all()
-                    raise
-        if queued is not None:
-            return self._after_put(*queued), None
-        try:
-            try:
-                response = call(payload)
-            except BaseException as exc:
-                kept = self._keep(action, payload, handle, generation, exc)
-                if not isinstance(exc, Exception):
-                    raise  # KeyboardInterrupt and the like: the message is kept all the same
-                return kept, None
-            return self._answered(action, local, handle, response)
-        finally:
-            self._release()
-
-    def _put_locked(self, action: str, payload: dict[str, Any],
-                    head: bool = False) -> tuple[QueuedCall, Enqueued, list[QueuedCall | None]]:
-        result = self.queue.put(self.version, action, payload, head=head)
-        handle = QueuedCall(result.seq, action, result.local_transaction_id)
-        if result.seq is not None:
-            self._handles[result.seq] = handle
-        return handle, result, [self._handles.pop(m.seq, None) for m in result.evicted]
-
-    def _after_put(self, handle: QueuedCall, result: Enqueued, evicted: list[QueuedCall | None]) -> QueuedCall:
-        """Outside the lock: fail the handles of what a full queue dropped, wake the outbox thread."""
-        for message, old in zip(result.evicted, evicted, strict=True):
-            self._give_up(message, old, _dropped(f"{message.action} dropped from the full offline queue"))
-        if result.seq is None:
-            self._give_up(None, handle, _dropped(f"{handle.action} refused: the offline queue is full"))
-        else:
-            self._wake.set()
-        return handle
-
-    def _started_id(self, action: str, response: Any) -> int | None:
-        """The transaction id a 1.6 StartTransaction's answer gives, else None."""
-        if action == "StartTransaction" and self.version == "1.6":
-            return _started_transaction_id(response)
-        return None
-
-    def _answered(self, action: str, local: int | None, handle: QueuedCall | None,
-                  response: Any) -> tuple[QueuedCall | None, Any]:
-        """A caller's send was answered: forget its row (if any) and its 1.6 placeholder if it ended one."""
-        if local is not None and action == "StopTransaction":
-            self.queue.forget_transaction_id(local)
-        if handle is None:
-            return None, response
-        transaction_id = self._started_id(action, response)
-        if handle.seq is not None:
-            self.queue.ack(handle.seq, transaction_id=transaction_id)
-            with self._lock:
-                self._handles.pop(handle.seq, None)
-        handle.real_transaction_id = transaction_id
-        _settle(handle, response)
-        return handle, None
-
-    def _keep(self, action: str, payload: dict[str, Any], handle: QueuedCall | None, generation: int,
-              exc: BaseException) -> QueuedCall:
-        """A caller's send failed: store the message at the head (if it has no row yet), then
-        apply the outbox thread's rules to the failure. Runs before the wire is released, so
-        nothing queued meanwhile can overtake it."""
-        if handle is None or handle.seq is None:
-            with self._lock:
-                queued = self._put_locked(action, payload, head=True)
-            handle = self._after_put(*queued)
-            if handle.seq is None:
-                return handle  # a full queue refused it: the handle has failed
-        message = self.queue.get(handle.seq)
-        if message is None:
-            return handle  # dropped from a full queue while in flight: the handle has failed
-        if not isinstance(exc, Exception) or not self._failure(message, generation, exc):
-            log.warning("%s: sending %s failed (%r); it stays in the offline queue", self.name, action, exc)
-        return handle
-
-    def _release(self) -> None:
-        """Free the wire; the outbox thread is woken only if something queued is waiting for it."""
-        with self._lock:
-            self._sender = None
-            self._unstored = 0
-            if self._stop.is_set():   # stop() waits for the wire to be free; nobody else does
-                self._idle.notify_all()
-            waiting = self._has_queued_locked()
-        if waiting:
-            self._wake.set()
-
-    def _has_queued_locked(self) -> bool:
-        return not self.queue.closed and len(self.queue) > 0
-
-    def __len__(self) -> int:
-        """Messages not yet answered nor given up: the queue's, plus a caller's send in flight without a row."""
-        return len(self.queue) + self._unstored
-
-    def _run(self) -> None:
-        me = threading.get_ident()
-        while True:
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            head = None
-            with self._lock:
-                hold = self._hold_until - time.monotonic()
-                generation = self._generation
-                if hold <= 0 and self._online and self._sender is None and self._has_queued_locked():
-                    head = self.queue.peek()
-                    if head is not None:
-                        self._sender = me
-            if hold > 0:
-                self._stop.wait(hold)
-                continue
-            if head is None:
-                self._wake.wait()
-                continue
-            try:
-                self._deliver_one(head, generation)
-            except Exception:  # a bug here must not end delivery for good
-                log.exception("%s: delivering %s #%d failed", self.name, head.action, head.seq)
-                self._stop.wait(1.0)
-            finally:
-                self._release()
-
-    def _deliver_one(self, message: QueuedMessage, generation: int) -> None:
-        if message.version != self.version:
-            self._discard(message, _dropped(f"queued for OCPP {message.version}, the connection speaks "
-                                            f"{self.version}"))
-            return
-        try:
-            response = self._deliver(message)
-        except (ConnectionClosed, ValidationError, CallError, CallTimeout) as exc:
-            self._failure(message, generation, exc)
-            return
-        transaction_id = None
-        if message.action == "StartTransaction" and message.version == "1.6":
-            transaction_id = _started_transaction_id(response)
-        self.queue.ack(message.seq, transaction_id=transaction_id)
-        with self._lock:
-            handle = self._handles.pop(message.seq, None)
-        if handle is None:
-            log.info("%s: delivered %s #%d queued before a restart", self.name, message.action, message.seq)
-            return
-        handle.real_transaction_id = transaction_id
-        _settle(handle, response)
-
-    def _failure(self, message: QueuedMessage, generation: int, exc: Exception) -> bool:
-        """Apply the delivery rules to a failed send of the stored ``message``; False for an unknown error."""
-        if isinstance(exc, ConnectionClosed):  # not an attempt: it waits for the next connection
-            with self._lock:
-                if self._generation == generation:
-                    self._online = False
-        elif isinstance(exc, ValidationError):
-            self._discard(message, exc)
-        elif isinstance(exc, (CallError, CallTimeout)):
-            self._failed(message, exc)
-        else:
-            return False
-        return True
-
-    def _failed(self, message: QueuedMessage, exc: OCPPError) -> None:
-        attempts = self.queue.record_attempt(message.seq)
-        delay = self.retry.delay_after(attempts)
-        if delay is None:
-            log.error("%s: %s #%d given up after %d attempts: %s", self.name, message.action, message.seq,
-                      attempts, exc)
-            self._discard(message, exc)
-            return
-        log.warning("%s: %s #%d failed (%s); attempt %d of %d in %g s", self.name, message.action, message.seq,
-                    exc, attempts + 1, self.retry.attempts, delay)
-        # Strict order: nothing behind it goes first, so the whole queue waits.
-        with self._lock:
-            self._hold_until = time.monotonic() + delay
-
-    def _discard(self, message: QueuedMessage, exc: BaseException) -> None:
-        self.queue.discard(message.seq)
-        with self._lock:
-            handle = self._handles.pop(message.seq, None)
-        self._give_up(message, handle, exc)
-
-    def _give_up(self, message: QueuedMessage | None, handle: QueuedCall | None, exc: BaseException) -> None:
-        if message is not None and self._on_dropped is not None:
-            try:
-                self._on_dropped(message, exc)
-            except Exception:
-                log.exception("%s: the on-dropped hook failed", self.name)
-        if handle is not None:
-            _settle(handle, exc=exc)
