@@ -38,6 +38,8 @@ STEPS: dict[str, dict[str, tuple[type, ...]]] = {
     "expect": {"action": (str,), "timeout": (int, float)},
 }
 REQUIRED = {"status": ("status",), "expect": ("action",), "wait": ("seconds",)}
+# A step whose non-essential message the CSMS refused: the station goes on, so does the scenario.
+REFUSED = "refused by the CSMS (CALLERROR), going on"
 
 
 @attrs.frozen
@@ -168,11 +170,10 @@ def _play(sim: StationSimulator, step: Step, seen: int) -> tuple[str, int]:
         response = sim.boot()
         return f"{wire_value(response.status)}, heartbeat every {response.interval} s", seen
     if step.name == "heartbeat":
-        sim.heartbeat()
-        return "ok", seen
+        return "ok" if sim.heartbeat() is not None else REFUSED, seen
     if step.name == "status":
-        sim.status(args["status"], connector)
-        return f"connector {connector} {args['status']}", seen
+        answered = sim.status(args["status"], connector) is not None
+        return f"connector {connector} {args['status']}" + ("" if answered else f", {REFUSED}"), seen
     if step.name == "authorize":
         tag = args.get("id_tag", sim.id_tags[0])
         if not sim.authorize(tag):
@@ -186,13 +187,15 @@ def _play(sim: StationSimulator, step: Step, seen: int) -> tuple[str, int]:
         state = sim.connector(connector)
         samples, sent = int(args.get("samples", 1)), 0
         interval = float(args.get("interval", sim.meter_interval))
+        refused = 0
         for _ in range(samples):
             if sim.charging_for(interval, connector) is not None:
                 break
-            sim.meter_values(connector)
+            refused += sim.meter_values(connector) is None
             sent += 1
         stopped = "" if state.transaction_id is not None or sent == samples else ", transaction ended"
-        return f"{sent} sample(s), {state.meter_wh} Wh{stopped}", seen
+        refusals = f", {refused} {REFUSED}" if refused else ""
+        return f"{sent} sample(s), {state.meter_wh} Wh{stopped}{refusals}", seen
     if step.name == "stop":
         if sim.connector(connector).transaction_id is None:
             raise ValueError(f"connector {connector} has no transaction to stop")

@@ -8,20 +8,41 @@ follow-up work in :attr:`StationSimulator.commands`.
 from __future__ import annotations
 
 import queue
+import random as _random
 import threading
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ocpp_sync._version import __version__
 from ocpp_sync.chargepoint.chargepoint import ChargePoint
-from ocpp_sync.errors import CallError, OCPPError
+from ocpp_sync.chargepoint.offline import QueuedCall
+from ocpp_sync.errors import CallError, ConnectionClosed, OCPPError
+from ocpp_sync.protocol.retry import BackOff, TransactionRetry
 from ocpp_sync.protocol.versions import message_info, version_module
 from ocpp_sync.sim.answers import StationAnswers
 from ocpp_sync.sim.common import CSMS, STATION, Command, Connector, Reporter, Reporting, error_payload, is_16, log, now
 
-__all__ = ["StationSimulator", "Connector"]
+__all__ = ["StationSimulator", "Connector", "NON_ESSENTIAL"]
+
+
+
+@dataclass(frozen=True)
+class AnnouncedBackOff(BackOff):
+    """The reconnect schedule, logging every wait: a station waiting for its CSMS says so."""
+
+    station_id: str = ""
+
+    def delays(self, random: Callable[[], float] = _random.random) -> Iterator[float]:
+        for attempt, delay in enumerate(super().delays(random), 1):
+            log.warning("%s: reconnect attempt %d in %.1f s", self.station_id, attempt, delay)
+            yield delay
+
+#: Messages the station does without when the CSMS answers them with a CALLERROR: none of
+#: them changes what happens next. A refused boot, tag or transaction message is an error.
+NON_ESSENTIAL = frozenset({"StatusNotification", "Heartbeat", "MeterValues", "DataTransfer"})
 
 
 class StationSimulator(StationAnswers, Reporting):
@@ -36,7 +57,17 @@ class StationSimulator(StationAnswers, Reporting):
     def __init__(self, url: str, station_id: str, version: str = "1.6", *,
                  id_tag: str = "DEMO-TAG-01", power_w: int = 11000, sample_seconds: int = 60,
                  timeout: float = 10.0, report: Reporter | None = None, connectors: int = 1,
-                 id_tags: list[str] | None = None, meter_interval: float = 1.0) -> None:
+                 id_tags: list[str] | None = None, meter_interval: float = 1.0,
+                 password: str | None = None, reconnect: bool = False,
+                 backoff: BackOff | None = None) -> None:
+        """``url``, ``station_id``, ``version``, ``timeout`` and ``password`` (security profile
+        1/2 Basic auth) are the ChargePoint's. ``id_tag`` is the tag a charge presents
+        unless ``id_tags`` gives one per connector; each meter sample adds ``sample_seconds``
+        of ``power_w``; scenarios wait ``meter_interval`` real seconds between samples.
+        ``report`` gets every :class:`Exchange`. With ``reconnect`` a lost connection is
+        reopened after the ``backoff`` delays (each attempt logged) and :meth:`run` boots
+        again once it is back; without, :meth:`run` ends when the connection does.
+        """
         super().__init__(report)
         if connectors < 1:
             raise ValueError("a station needs at least one connector")
@@ -48,7 +79,15 @@ class StationSimulator(StationAnswers, Reporting):
         self.power_w = power_w
         self.sample_seconds = sample_seconds
         self.meter_interval = meter_interval  # real seconds between a scenario's meter values
-        self.cp = ChargePoint(station_id, url, version=version, timeout=timeout)
+        self.reconnect = reconnect
+        schedule = backoff or BackOff()
+        # One attempt per transaction message: a CSMS that refuses one should be told at once,
+        # not after minutes of retries that hold up every later transaction message.
+        self.cp = ChargePoint(station_id, url, version=version, timeout=timeout, password=password,
+                              reconnect=reconnect, transaction_retry=TransactionRetry(attempts=1),
+                              backoff=AnnouncedBackOff(schedule.wait_minimum, schedule.random_range,
+                                                       schedule.repeat_times, station_id=station_id),
+                              on_disconnect=self._lost, on_reconnect=self._back)
         self.commands: queue.Queue[Command] = queue.Queue()
         self.heartbeat_interval = 0
         self.transactions_done = 0
@@ -129,14 +168,26 @@ class StationSimulator(StationAnswers, Reporting):
         self.close()
 
     def call(self, request: Any) -> Any:
-        """Send one request, reporting it and what came back."""
+        """Send one request, reporting it and what came back.
+
+        A CALLERROR to a :data:`NON_ESSENTIAL` message is logged and the answer
+        is None: a CSMS that does not take them is still one to charge with.
+        Any other CALLERROR is raised.
+        """
         action = message_info(request).action
         self._emit(self.id, STATION, action, "request", request)
         try:
             response = self.cp.send(request)
         except CallError as exc:
             self._emit(self.id, CSMS, action, "error", error_payload(exc))
-            raise
+            if action not in NON_ESSENTIAL:
+                raise
+            log.warning("%s: the CSMS answered CALLERROR %s to %s (%s); going on without it",
+                        self.id, exc.code, action, exc.description or "no description")
+            return None
+        if isinstance(response, QueuedCall):  # offline: the queue delivers it once we are back
+            log.info("%s: %s queued until the CSMS is reachable", self.id, action)
+            return response
         self._emit(self.id, CSMS, action, "result", response)
         return response
 
@@ -232,7 +283,9 @@ class StationSimulator(StationAnswers, Reporting):
             response = self.call(m.StartTransactionRequest(connector_id=connector, id_tag=id_tag,
                                                            meter_start=state.meter_wh,
                                                            timestamp=now()))
-            transaction_id = response.transaction_id
+            # Queued while offline: the queue's placeholder id stands in until the real one is known.
+            transaction_id = response.local_transaction_id if isinstance(response, QueuedCall) \
+                else response.transaction_id
         else:
             transaction_id = str(uuid.uuid4())
             state.seq_no = 0
@@ -337,26 +390,61 @@ class StationSimulator(StationAnswers, Reporting):
 
     def run(self, stop: threading.Event, *, once: bool = False, samples: int = 3,
             interval: float = 1.0) -> None:
-        """Boot (again until accepted), heartbeat, charge once, then obey the CSMS until ``stop``."""
+        """Boot (again until accepted), heartbeat, charge once, then obey the CSMS until ``stop``.
+
+        ``once`` returns after that first charge. With :attr:`reconnect` a lost
+        connection is waited out and the station boots again when it is back
+        (charging then if ``once`` had not finished); without, a lost
+        connection ends the run (ConnectionClosed if it was lost mid-call).
+        """
+        done = False  # the first charge is over (or its tag was refused)
+        start = True  # boot next: at first, and once more after each reconnect
+        while not stop.is_set() and (self.cp.connected or self.reconnect):
+            try:
+                if start:
+                    start = False
+                    done = self._start(stop, not done, samples, interval) or done
+                    if once and done:
+                        return
+                    continue
+                command = self.wait_for_command(0.2)
+                if command is None:
+                    continue
+                if command.name == "reconnected":
+                    start = True
+                else:
+                    self.carry_out(command, samples=samples, interval=interval)
+            except ConnectionClosed as exc:
+                if not self.reconnect:
+                    raise
+                log.warning("%s: %s; waiting for the connection to come back", self.id, exc)
+
+    def _start(self, stop: threading.Event, charge: bool, samples: int, interval: float) -> bool:
+        """Boot until accepted, heartbeats, every connector Available, a charge; False if stopped first."""
         while not stop.is_set():
             response = self.boot()
             if response.status == "Accepted":
                 break
             stop.wait(response.interval or 10)
         if stop.is_set():
-            return
+            return False
+        self._stop_heartbeat_thread()
         self.start_heartbeats()
         for number in self.connectors:
             self.status("Available", number)
-        self.charge(samples, interval)
-        if once:
-            return
-        while not stop.is_set() and self.cp.connected:
-            try:
-                command = self.commands.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            self.carry_out(command, samples=samples, interval=interval)
+        if charge:
+            self.charge(samples, interval)
+        return True
+
+    def _lost(self, cp: ChargePoint) -> None:
+        """on_disconnect (the reconnect thread): say so; the driving thread carries on."""
+        log.warning("%s: the connection to the CSMS was lost%s", self.id,
+                    "; reconnecting" if self.reconnect else "")
+
+    def _back(self, cp: ChargePoint) -> None:
+        """on_reconnect (the reconnect thread): the driving thread boots again."""
+        log.warning("%s: connected to the CSMS again", self.id)
+        self.commands.put(Command("reconnected"))
 
     def charging_for(self, seconds: float, connector: int = 1) -> str | None:
         """Obey the CSMS for ``seconds`` of charging; the stop reason if a command ends the charge."""
@@ -421,6 +509,10 @@ class StationSimulator(StationAnswers, Reporting):
             self.boot()
             for number in self.connectors:
                 self.status("Available", number)
+        elif command.name == "reconnected":  # the CSMS may have restarted: tell it who we are
+            self.boot()
+            for number, state in self.connectors.items():
+                self.status(state.status, number)
         elif command.name == "trigger":
             self._triggered(*command.argument)
         elif command.name == "availability":
