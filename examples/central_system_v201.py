@@ -58,6 +58,14 @@ def on_authorize(station, request):
     return v201.AuthorizeResponse(id_token_info=accepted())
 
 
+
+@csms.on(v201.MeterValuesRequest)
+def on_meter_values(station, request):
+    """Readings taken outside a transaction (those inside one come in TransactionEvent)."""
+    energy = [sample.value for meter_value in request.meter_value for sample in meter_value.sampled_value]
+    print(f"{station.id}: EVSE {request.evse_id} meter {energy} Wh")
+    return v201.MeterValuesResponse()
+
 # 2.0.1 reports a transaction's start, progress and end in one message type.
 @csms.on(v201.TransactionEventRequest)
 def on_transaction_event(station, request):

@@ -1,6 +1,6 @@
 """The ``ocpp-sync`` command: a demo session, a permissive CSMS and a charge point simulator.
 
-The behaviour lives in :mod:`ocpp_sync.sim.simulator`; this module parses
+The behaviour lives in :mod:`ocpp_sync.sim`; this module parses
 arguments, prints the exchanges and turns the outcome into an exit status.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import ocpp_sync
 from ocpp_sync.errors import OCPPError
 from ocpp_sync.protocol.versions import version_module
-from ocpp_sync.sim.simulator import CSMS as CSMS_SIDE
-from ocpp_sync.sim.simulator import (
+from ocpp_sync.sim import CSMS as CSMS_SIDE
+from ocpp_sync.sim import (
     CentralSystem,
     Exchange,
     ScenarioError,

@@ -28,7 +28,7 @@ import pytest
 from ocpp_sync.chargepoint.chargepoint import ChargePoint
 from ocpp_sync.csms.csms import CSMS, Station
 from ocpp_sync.protocol.versions import VERSIONS
-from ocpp_sync.sim.simulator import CentralSystem
+from ocpp_sync.sim.central import CentralSystem
 
 __all__ = [
     "VERSIONS",

@@ -1,14 +1,18 @@
 """Each example central system and charge point, run as is against each other."""
 from __future__ import annotations
 
+import importlib.util
 import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.background import ENV, Background
+
+from ocpp_sync.sim import Exchange, StationSimulator
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
 WAIT = 60.0
@@ -49,3 +53,59 @@ def test_example_pair_runs_against_each_other(central_system: str, charge_point:
         assert re.search(pattern, csms.text, re.MULTILINE), (pattern, csms.text)
     assert csms.text.rstrip().endswith("CSMS stopped")
     assert "Traceback" not in csms.text
+
+
+# -- the example CSMSs answer everything `ocpp-sync station` sends ---------------------------------
+
+# Every charge-point-initiated action the simulator can send, by version family.
+SIMULATOR_SENDS = {
+    "1.6": {"BootNotification", "Heartbeat", "StatusNotification", "Authorize", "StartTransaction",
+            "MeterValues", "StopTransaction"},
+    "2.0.1": {"BootNotification", "Heartbeat", "StatusNotification", "Authorize", "TransactionEvent",
+              "MeterValues"},
+}
+EXAMPLE_CSMSS = [
+    ("central_system_v16.py", None, ("1.6",)),
+    ("central_system_v201.py", None, ("2.0.1",)),
+    ("flask_csms/app.py", "flask", ("1.6", "2.0.1")),
+    ("django_csms/csms_site/ocpp.py", None, ("1.6", "2.0.1")),   # the handlers need no Django
+]
+
+
+def load_example_csms(relative: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The module-level CSMS of an example, imported afresh (each import builds a new one)."""
+    path = EXAMPLES / relative
+    monkeypatch.syspath_prepend(str(path.parent))
+    spec = importlib.util.spec_from_file_location(f"example_{path.parent.name}_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.csms
+
+
+@pytest.mark.parametrize("example, needs, version", [
+    (name, needs, version) for name, needs, versions in EXAMPLE_CSMSS for version in versions])
+def test_example_csms_answers_every_message_the_simulator_sends(
+        example: str, needs: str | None, version: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if needs is not None:
+        pytest.importorskip(needs)
+    csms = load_example_csms(example, monkeypatch)
+    exchanges: list[Exchange] = []
+    csms.start("127.0.0.1", 0)
+    sim = StationSimulator(f"ws://127.0.0.1:{csms.port}/ocpp", f"EX_{version}", version, timeout=WAIT,
+                           report=exchanges.append)
+    try:
+        sim.connect()
+        assert sim.boot().status == "Accepted"
+        sim.heartbeat()
+        sim.status("Available")
+        assert sim.authorize()
+        sim.start_transaction()
+        sim.meter_values()
+        sim.stop_transaction()
+        sim.meter_values()  # outside a transaction: 2.x sends MeterValues, not TransactionEvent
+    finally:
+        sim.close()
+        csms.stop()
+    assert [e for e in exchanges if e.kind == "error"] == []
+    assert {e.action for e in exchanges if e.sender == "station"} == SIMULATOR_SENDS[version]

@@ -32,7 +32,7 @@ from ocpp.v201.enums import Action as Action201  # noqa: E402
 
 import ocpp_sync  # noqa: E402
 from ocpp_sync import v16, v201  # noqa: E402
-from ocpp_sync.sim.simulator import CentralSystem, StationSimulator  # noqa: E402
+from ocpp_sync.sim import CentralSystem, StationSimulator  # noqa: E402
 
 WAIT = 10.0
 

@@ -15,7 +15,7 @@ from support.background import ENV, Background
 
 import ocpp_sync
 from ocpp_sync import cli, v16, v201
-from ocpp_sync.sim.simulator import CentralSystem, Exchange, StationSimulator
+from ocpp_sync.sim import CentralSystem, Exchange, StationSimulator
 
 WAIT = 30.0
 

@@ -14,7 +14,7 @@ import pytest
 
 import ocpp_sync
 from ocpp_sync import v16, v201
-from ocpp_sync.sim.simulator import (
+from ocpp_sync.sim import (
     CentralSystem,
     Exchange,
     ScenarioError,
