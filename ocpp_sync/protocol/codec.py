@@ -19,6 +19,7 @@ import enum
 import logging
 import math
 import re
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -47,6 +48,16 @@ _RFC3339 = re.compile(
 _OFFSETS: dict[tuple[str, str, str], _dt.timezone] = {}
 
 
+def _fromisoformat_310(text: str) -> _dt.datetime:
+    """Python 3.10's parser reads neither ``Z`` nor a fraction of other than 3 or 6 digits."""
+    head, dot, frac = text[:-1].partition(".")
+    return _dt.datetime.fromisoformat(f"{head}{dot}{frac[:6].ljust(6, '0') if dot else ''}+00:00")
+
+
+_fromisoformat_z: Callable[[str], _dt.datetime] = (
+    _dt.datetime.fromisoformat if sys.version_info >= (3, 11) else _fromisoformat_310)
+
+
 def parse_datetime(text: str, lenient: bool = False) -> _dt.datetime:
     """RFC 3339 to an aware datetime; a missing zone is only allowed when lenient (read as UTC)."""
     m = _RFC3339.match(text)
@@ -56,7 +67,7 @@ def parse_datetime(text: str, lenient: bool = False) -> _dt.datetime:
     if zulu == "Z" and text[10] == "T" and second != "60" and year not in ("0001", "9999"):
         # What peers send nearly always: the C parser reads it 15 times faster than the
         # conversions below, to the same value (extra fraction digits truncated, like ours).
-        return _dt.datetime.fromisoformat(text)
+        return _fromisoformat_z(text)
     if zulu:
         tz = _UTC
     elif sign:
