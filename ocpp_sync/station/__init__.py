@@ -1,0 +1,7 @@
+"""The station stack: what a real charge point keeps and answers on its own.
+
+Configuration (1.6 keys, the 2.x device model), smart charging, local
+authorization and reservations, each a store with pure methods, and handlers
+that :meth:`attach` them to a :class:`ocpp_sync.ChargePoint` through its public
+``on`` and ``send``. This package sits beside ``chargepoint``: it never imports it.
+"""
