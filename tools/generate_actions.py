@@ -9,14 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-# Which charge point messages go through its offline queue, so that a call may return
-# the queue's handle instead of the response (ocpp_sync.chargepoint.offline.QUEUED_ACTIONS;
-# tests/api/test_actions.py checks that the two agree).
-QUEUED = {
-    "v16": {"StartTransaction", "StopTransaction", "MeterValues", "SecurityEventNotification"},
-    "v201": {"TransactionEvent", "SecurityEventNotification"},
-    "v21": {"TransactionEvent", "SecurityEventNotification"},
-}
+from ocpp_sync.chargepoint.store import QUEUED_ACTIONS
+
+# Which charge point messages go through its offline queue: their send() may raise Queued.
+QUEUED = {tag: set(QUEUED_ACTIONS[version]) for tag, version in (("v16", "1.6"), ("v201", "2.0.1"), ("v21", "2.1"))}
 
 # Parameter names a generated method keeps for itself; a field of that name gets a "_".
 RESERVED = {"self", "timeout"}
@@ -164,8 +160,8 @@ CLASS_NOTE = '''
 '''
 
 QUEUED_NOTE = '''
-    Transaction messages keep the offline queue's order, so these may return the
-    queue's handle (a Future) instead of the response, as ``send`` does:
+    Transaction messages keep the offline queue's order, so these may raise
+    ``ocpp_sync.Queued`` (its ``handle`` gets the response later), as ``send`` does:
     {names}.'''
 
 
@@ -195,7 +191,7 @@ def render_method(action: str, request: Any, response: Any, queued: bool,
     optional = [f"{params[f.py]}: {annotation(f.kind, 'm.')} | None = None" for f in request.fields
                 if not f.required]
     answer = "None" if response is None else f"m.{response.name}"
-    sync_type = f"{answer} | Future[{answer}]" if queued else answer
+    sync_type = answer
     build = f"m.{request.name}(" + ", ".join(f"{py}={arg}" for py, arg in params.items()) + ")"
     lines = []
     for method, returns, send in ((name, sync_type, "send"), (name + "_async", f"Future[{answer}]", "send_async")):
@@ -209,6 +205,8 @@ def render_method(action: str, request: Any, response: Any, queued: bool,
         lines.append(f"    ) -> {returns}:")
         verb = "return the Future of its response" if send == "send_async" else \
             ("block for its response" if response is not None else "write it (a SEND: never answered)")
+        if queued and send == "send":
+            verb += " (ocpp_sync.Queued if it is kept for later delivery)"
         lines.append(f'        """Build and send the {request.name}; {verb}."""')
         lines.append(f"        return cast({returns!r}, self._sender.{send}({build}, timeout=timeout))")
     return lines

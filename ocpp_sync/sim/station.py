@@ -18,7 +18,7 @@ from typing import Any
 
 from ocpp_sync._version import __version__
 from ocpp_sync.chargepoint.chargepoint import ChargePoint
-from ocpp_sync.chargepoint.offline import QueuedCall
+from ocpp_sync.chargepoint.outbox import Queued, QueuedCall
 from ocpp_sync.errors import CallError, ConnectionClosed, OCPPError
 from ocpp_sync.protocol.retry import BackOff, TransactionRetry
 from ocpp_sync.protocol.versions import message_info, version_module
@@ -178,6 +178,9 @@ class StationSimulator(StationAnswers, Reporting):
         self._emit(self.id, STATION, action, "request", request)
         try:
             response = self.cp.send(request)
+        except Queued as queued:  # offline: the queue delivers it once we are back
+            log.info("%s: %s queued until the CSMS is reachable", self.id, action)
+            return queued.handle
         except CallError as exc:
             self._emit(self.id, CSMS, action, "error", error_payload(exc))
             if action not in NON_ESSENTIAL:
@@ -185,9 +188,6 @@ class StationSimulator(StationAnswers, Reporting):
             log.warning("%s: the CSMS answered CALLERROR %s to %s (%s); going on without it",
                         self.id, exc.code, action, exc.description or "no description")
             return None
-        if isinstance(response, QueuedCall):  # offline: the queue delivers it once we are back
-            log.info("%s: %s queued until the CSMS is reachable", self.id, action)
-            return response
         self._emit(self.id, CSMS, action, "result", response)
         return response
 

@@ -28,8 +28,8 @@ class ChargePointCalls:
     attributes; a field named ``timeout`` is ``timeout_``) and sends it with
     ``send(request, timeout=timeout)``: the same validation, errors and return
     value. ``<action>_async`` is ``send_async``: it returns the Future at once.
-    Transaction messages keep the offline queue's order, so these may return the
-    queue's handle (a Future) instead of the response, as ``send`` does:
+    Transaction messages keep the offline queue's order, so these may raise
+    ``ocpp_sync.Queued`` (its ``handle`` gets the response later), as ``send`` does:
     MeterValues, SecurityEventNotification, StartTransaction, StopTransaction.
     """
 
@@ -191,9 +191,9 @@ class ChargePointCalls:
         *,
         transaction_id: int | None = None,
         timeout: float | None = None,
-    ) -> m.MeterValuesResponse | Future[m.MeterValuesResponse]:
-        """Build and send the MeterValuesRequest; block for its response."""
-        return cast('m.MeterValuesResponse | Future[m.MeterValuesResponse]', self._sender.send(m.MeterValuesRequest(connector_id=connector_id, transaction_id=transaction_id, meter_value=meter_value), timeout=timeout))
+    ) -> m.MeterValuesResponse:
+        """Build and send the MeterValuesRequest; block for its response (ocpp_sync.Queued if it is kept for later delivery)."""
+        return cast('m.MeterValuesResponse', self._sender.send(m.MeterValuesRequest(connector_id=connector_id, transaction_id=transaction_id, meter_value=meter_value), timeout=timeout))
 
     def meter_values_async(
         self,
@@ -213,9 +213,9 @@ class ChargePointCalls:
         *,
         tech_info: str | None = None,
         timeout: float | None = None,
-    ) -> m.SecurityEventNotificationResponse | Future[m.SecurityEventNotificationResponse]:
-        """Build and send the SecurityEventNotificationRequest; block for its response."""
-        return cast('m.SecurityEventNotificationResponse | Future[m.SecurityEventNotificationResponse]', self._sender.send(m.SecurityEventNotificationRequest(type=type, timestamp=timestamp, tech_info=tech_info), timeout=timeout))
+    ) -> m.SecurityEventNotificationResponse:
+        """Build and send the SecurityEventNotificationRequest; block for its response (ocpp_sync.Queued if it is kept for later delivery)."""
+        return cast('m.SecurityEventNotificationResponse', self._sender.send(m.SecurityEventNotificationRequest(type=type, timestamp=timestamp, tech_info=tech_info), timeout=timeout))
 
     def security_event_notification_async(
         self,
@@ -275,9 +275,9 @@ class ChargePointCalls:
         *,
         reservation_id: int | None = None,
         timeout: float | None = None,
-    ) -> m.StartTransactionResponse | Future[m.StartTransactionResponse]:
-        """Build and send the StartTransactionRequest; block for its response."""
-        return cast('m.StartTransactionResponse | Future[m.StartTransactionResponse]', self._sender.send(m.StartTransactionRequest(connector_id=connector_id, id_tag=id_tag, meter_start=meter_start, reservation_id=reservation_id, timestamp=timestamp), timeout=timeout))
+    ) -> m.StartTransactionResponse:
+        """Build and send the StartTransactionRequest; block for its response (ocpp_sync.Queued if it is kept for later delivery)."""
+        return cast('m.StartTransactionResponse', self._sender.send(m.StartTransactionRequest(connector_id=connector_id, id_tag=id_tag, meter_start=meter_start, reservation_id=reservation_id, timestamp=timestamp), timeout=timeout))
 
     def start_transaction_async(
         self,
@@ -332,9 +332,9 @@ class ChargePointCalls:
         reason: m.Reason | str | None = None,
         transaction_data: list[m.StopTransactionMeterValue] | None = None,
         timeout: float | None = None,
-    ) -> m.StopTransactionResponse | Future[m.StopTransactionResponse]:
-        """Build and send the StopTransactionRequest; block for its response."""
-        return cast('m.StopTransactionResponse | Future[m.StopTransactionResponse]', self._sender.send(m.StopTransactionRequest(id_tag=id_tag, meter_stop=meter_stop, timestamp=timestamp, transaction_id=transaction_id, reason=reason, transaction_data=transaction_data), timeout=timeout))
+    ) -> m.StopTransactionResponse:
+        """Build and send the StopTransactionRequest; block for its response (ocpp_sync.Queued if it is kept for later delivery)."""
+        return cast('m.StopTransactionResponse', self._sender.send(m.StopTransactionRequest(id_tag=id_tag, meter_stop=meter_stop, timestamp=timestamp, transaction_id=transaction_id, reason=reason, transaction_data=transaction_data), timeout=timeout))
 
     def stop_transaction_async(
         self,

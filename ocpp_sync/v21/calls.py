@@ -28,8 +28,8 @@ class ChargePointCalls:
     attributes; a field named ``timeout`` is ``timeout_``) and sends it with
     ``send(request, timeout=timeout)``: the same validation, errors and return
     value. ``<action>_async`` is ``send_async``: it returns the Future at once.
-    Transaction messages keep the offline queue's order, so these may return the
-    queue's handle (a Future) instead of the response, as ``send`` does:
+    Transaction messages keep the offline queue's order, so these may raise
+    ``ocpp_sync.Queued`` (its ``handle`` gets the response later), as ``send`` does:
     SecurityEventNotification, TransactionEvent.
     """
 
@@ -846,9 +846,9 @@ class ChargePointCalls:
         tech_info: str | None = None,
         custom_data: m.CustomDataType | None = None,
         timeout: float | None = None,
-    ) -> m.SecurityEventNotificationResponse | Future[m.SecurityEventNotificationResponse]:
-        """Build and send the SecurityEventNotificationRequest; block for its response."""
-        return cast('m.SecurityEventNotificationResponse | Future[m.SecurityEventNotificationResponse]', self._sender.send(m.SecurityEventNotificationRequest(type=type, timestamp=timestamp, tech_info=tech_info, custom_data=custom_data), timeout=timeout))
+    ) -> m.SecurityEventNotificationResponse:
+        """Build and send the SecurityEventNotificationRequest; block for its response (ocpp_sync.Queued if it is kept for later delivery)."""
+        return cast('m.SecurityEventNotificationResponse', self._sender.send(m.SecurityEventNotificationRequest(type=type, timestamp=timestamp, tech_info=tech_info, custom_data=custom_data), timeout=timeout))
 
     def security_event_notification_async(
         self,
@@ -934,9 +934,9 @@ class ChargePointCalls:
         id_token: m.IdTokenType | None = None,
         custom_data: m.CustomDataType | None = None,
         timeout: float | None = None,
-    ) -> m.TransactionEventResponse | Future[m.TransactionEventResponse]:
-        """Build and send the TransactionEventRequest; block for its response."""
-        return cast('m.TransactionEventResponse | Future[m.TransactionEventResponse]', self._sender.send(m.TransactionEventRequest(cost_details=cost_details, event_type=event_type, meter_value=meter_value, timestamp=timestamp, trigger_reason=trigger_reason, seq_no=seq_no, offline=offline, number_of_phases_used=number_of_phases_used, cable_max_current=cable_max_current, reservation_id=reservation_id, preconditioning_status=preconditioning_status, evse_sleep=evse_sleep, transaction_info=transaction_info, evse=evse, id_token=id_token, custom_data=custom_data), timeout=timeout))
+    ) -> m.TransactionEventResponse:
+        """Build and send the TransactionEventRequest; block for its response (ocpp_sync.Queued if it is kept for later delivery)."""
+        return cast('m.TransactionEventResponse', self._sender.send(m.TransactionEventRequest(cost_details=cost_details, event_type=event_type, meter_value=meter_value, timestamp=timestamp, trigger_reason=trigger_reason, seq_no=seq_no, offline=offline, number_of_phases_used=number_of_phases_used, cable_max_current=cable_max_current, reservation_id=reservation_id, preconditioning_status=preconditioning_status, evse_sleep=evse_sleep, transaction_info=transaction_info, evse=evse, id_token=id_token, custom_data=custom_data), timeout=timeout))
 
     def transaction_event_async(
         self,
