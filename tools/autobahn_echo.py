@@ -25,7 +25,8 @@ from ocpp_sync.errors import ConnectionClosed
 from ocpp_sync.protocol.retry import Keepalive
 from ocpp_sync.runtime.listener import WebSocketServer
 from ocpp_sync.websocket.base import ConnectionRequest, Transport, abort_socket
-from ocpp_sync.websocket.inline import InlineTransport, _frame, accept_response
+from ocpp_sync.websocket.handshake import accept_response
+from ocpp_sync.websocket.inline import InlineTransport, _frame
 
 log = logging.getLogger("ocpp_sync.tools.autobahn")
 
@@ -101,27 +102,26 @@ class EchoServer(WebSocketServer):
         assert isinstance(transport, EchoTransport)
         echo(transport)
 
-    def _parse_request(self, head: bytes, remote: str, certificate: Any) -> ConnectionRequest:
-        if b"\r\nsec-websocket-protocol:" in head.lower():
-            return super()._parse_request(head, remote, certificate)
-        request = super()._parse_request(head + f"\r\nSec-WebSocket-Protocol: {_NONE}".encode(),
-                                         remote, certificate)
-        return dataclasses.replace(request, subprotocol="", subprotocols=())
+    def _request(self, head: Any, remote: str, certificate: Any) -> ConnectionRequest:  # type: ignore[override]
+        request = super()._request(head, remote, certificate)
+        if request.subprotocols:
+            return request
+        return dataclasses.replace(request, subprotocols=(_NONE,))
 
-    def _upgrade(self, conn: socket.socket, request: ConnectionRequest) -> InlineTransport | None:
-        response = accept_response(request.headers["Sec-WebSocket-Key"], request.subprotocol)
-        if not request.subprotocol:
-            response = response.replace(b"Sec-WebSocket-Protocol: \r\n", b"")
+    def _upgrade(self, conn: socket.socket, request: ConnectionRequest,
+                 leftover: bytes) -> InlineTransport | None:
+        subprotocol = "" if request.subprotocol == _NONE else request.subprotocol
         try:
             conn.settimeout(self._handshake_timeout)
-            conn.sendall(response)
+            conn.sendall(accept_response(request.headers["Sec-WebSocket-Key"], subprotocol or None))
             conn.settimeout(None)
         except OSError as exc:
             log.warning("websocket upgrade for %s failed: %s", request.remote_address, exc)
             return None
-        return EchoTransport(conn, request.subprotocol, request.remote_address,
+        return EchoTransport(conn, subprotocol, request.remote_address,
                              close_timeout=self._close_timeout, write_timeout=self._write_timeout,
-                             max_message_size=self._max_message_size, turnstile=self._turnstile)
+                             max_message_size=self._max_message_size, turnstile=self._turnstile,
+                             leftover=leftover)
 
 
 def open_client(url: str, *, timeout: float = 10.0) -> EchoTransport:

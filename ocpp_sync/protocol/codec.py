@@ -264,11 +264,11 @@ class _Compiler:
                 src.emit(1, "n += 1")
                 self.structure_value(src, 1, spec.kind, "v", target, path)
             else:
-                absent = "v is _MISSING or v is None" if self.lenient else "v is _MISSING"
-                src.emit(1, f"if {absent}:")
+                # A JSON null in an optional field is read as absent in both modes: real peers
+                # write them (ocpp-go: "statusInfo": null), and None never goes out.
+                src.emit(1, "if v is _MISSING or v is None:")
                 src.emit(2, f"{target} = None")
-                if self.lenient:
-                    src.emit(2, "if v is None: n += 1")
+                src.emit(2, "if v is None: n += 1")
                 src.emit(1, "else:")
                 src.emit(2, "n += 1")
                 self.structure_value(src, 2, spec.kind, "v", target, path)

@@ -202,10 +202,20 @@ def serialise(frame: Frame) -> str:
     try:
         raw = orjson.dumps(data, option=_ORJSON_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError
-        return _ENCODER.encode(data)
+        return _checked(_ENCODER.encode(data))
     if _NULL.search(raw):
         return _ENCODER.encode(data)
     return raw.decode()
+
+
+def _checked(text: str) -> str:
+    """The stdlib encoder's text, refused if it is not Unicode a peer can read (a lone surrogate,
+    which orjson refuses and the stdlib writes): only the fallback needs the look."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"a string is not valid Unicode: {exc.reason} at {exc.start}") from None
+    return text
 
 
 def new_message_id() -> str:

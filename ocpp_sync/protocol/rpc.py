@@ -234,7 +234,10 @@ class RpcState:
         unique_id = new_message_id()
         frame: Frame = Call(unique_id, action, payload) if response_cls is not None else \
             Send(unique_id, action, payload)
-        return unique_id, serialise(frame), response_cls
+        try:
+            return unique_id, serialise(frame), response_cls
+        except ValueError as exc:   # a lone surrogate: a ValidationError before anything is sent
+            raise ValidationError(error_code(FORMAT, self.version), "", f"{action}: {exc}") from None
 
     def check_open(self) -> None:
         if self.closing:

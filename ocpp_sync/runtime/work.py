@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from ocpp_sync.protocol.codec import from_payload, to_payload
 from ocpp_sync.protocol.rpc import OutgoingCall, PeerCall
 from ocpp_sync.protocol.versions import version_module
+from ocpp_sync.scheduling.futures import settle
 
 if TYPE_CHECKING:
     from ocpp_sync.runtime.connection import Connection
@@ -17,14 +18,8 @@ __all__ = ["call_with_dict"]
 
 
 def _settle(pending: _Pending, result: Any = None, exc: BaseException | None = None) -> None:
-    """Resolve a call's future unless the user cancelled it or it is already resolved."""
-    try:
-        if exc is not None:
-            pending.future.set_exception(exc)
-        else:
-            pending.future.set_result(result)
-    except InvalidStateError:
-        pass
+    """Resolve a call's future (unless cancelled or resolved already), then raise its flag."""
+    settle(pending.future, result, exc)
     pending.settled = True   # after the future: whoever sees the flag finds the outcome there
 
 

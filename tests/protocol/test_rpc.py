@@ -315,3 +315,31 @@ class Interleavings(RuleBasedStateMachine):
 
 
 TestInterleavings = Interleavings.TestCase
+
+
+def test_a_lone_surrogate_is_a_validation_error_before_anything_is_sent(version: str) -> None:
+    """It passes to_payload (Python strings may hold one) but no peer can read it."""
+    from ocpp_sync import ValidationError, to_payload
+    rpc = state(version)
+    request = MODULES[version].DataTransferRequest(vendor_id="ACME\ud800")
+    with pytest.raises(ValidationError):
+        rpc.frame_call("DataTransfer", to_payload(request))
+
+
+def test_an_answer_with_a_lone_surrogate_becomes_an_internal_error(version: str) -> None:
+    rpc = state(version, handled=("DataTransfer",))
+    call = rpc.receive('[2,"a","DataTransfer",{"vendorId":"v"}]')
+    assert isinstance(call, PeerCall)
+    response = MODULES[version].DataTransferResponse(status="Accepted", data="x\udfff" if version == "1.6"
+                                                     else {"k": "x\udfff"})
+    assert decoded(rpc.answer(call, response))[:3] == [4, "a", "InternalError"]
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_a_null_in_an_optional_field_is_read_as_absent_in_both_modes(lenient: bool) -> None:
+    from ocpp_sync import ValidationError, from_payload
+    payload = {"currentTime": "2026-12-03T08:00:00Z", "interval": 5, "status": "Accepted", "statusInfo": None}
+    assert from_payload(v201.BootNotificationResponse, payload, lenient=lenient).status_info is None
+    with pytest.raises(ValidationError) as caught:   # null in a required field stays an error
+        from_payload(v201.BootNotificationResponse, {**payload, "interval": None}, lenient=lenient)
+    assert caught.value.code == "TypeConstraintViolation"
