@@ -12,6 +12,7 @@ from ocpp_sync.errors import (
     HandshakeError,
     OCPPError,
     ProtocolError,
+    StationTimeout,
     ValidationError,
 )
 from ocpp_sync.protocol.codec import from_payload, to_payload
@@ -28,6 +29,7 @@ __all__ = [
     "ValidationError",
     "CallError",
     "CallTimeout",
+    "StationTimeout",
     "ConnectionClosed",
     "ProtocolError",
     "HandshakeError",

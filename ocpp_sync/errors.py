@@ -16,6 +16,7 @@ __all__ = [
     "ValidationError",
     "CallError",
     "CallTimeout",
+    "StationTimeout",
     "ConnectionClosed",
     "ProtocolError",
     "HandshakeError",
@@ -168,6 +169,13 @@ class CallTimeout(OCPPError, TimeoutError):
     """No answer to our CALL within the timeout."""
 
     code = "Timeout"
+
+
+class StationTimeout(CallTimeout):
+    """No station with the id connected within the timeout (``CSMS.wait_for_station``).
+
+    A CallTimeout, so one ``except ocpp_sync.CallTimeout`` covers every wait a script makes.
+    """
 
 
 class ConnectionClosed(OCPPError, ConnectionError):

@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from ocpp_sync import security
-from ocpp_sync.errors import ConnectionClosed, UpgradeRefused
+from ocpp_sync.errors import ConnectionClosed, StationTimeout, UpgradeRefused
 from ocpp_sync.protocol.versions import VERSIONS, check_handler_class, check_version
 from ocpp_sync.runtime.actions import CSMSGroups, StationActions
 from ocpp_sync.runtime.connection import CSMS as CSMS_ROLE
@@ -338,10 +338,10 @@ class CSMS(CSMSGroups):
             closer.join(max(0.0, deadline - time.monotonic()))
 
     def wait_for_station(self, station_id: str, timeout: float | None = None) -> Station:
-        """Block until a station with this id is connected; TimeoutError if none came in time."""
+        """Block until a station with this id is connected; StationTimeout if none came in time."""
         with self._changed:
             if not self._changed.wait_for(lambda: station_id in self._stations, timeout):
-                raise TimeoutError(f"station {station_id!r} did not connect within {timeout} s")
+                raise StationTimeout(f"station {station_id!r} did not connect within {timeout} s")
             return self._stations[station_id]
 
     def handle(self, ws: Any, station_id: str, subprotocol: str | None = None,

@@ -485,3 +485,10 @@ def test_server_options_reach_the_listener(version, m):
             assert cp.send(m.HeartbeatRequest()).current_time
     finally:
         csms.stop()
+
+
+def test_wait_for_station_times_out_with_the_librarys_timeout_error() -> None:
+    csms = ocpp_sync.CSMS(versions=("1.6",))
+    with pytest.raises(ocpp_sync.StationTimeout) as caught:
+        csms.wait_for_station("NOBODY", timeout=0.01)
+    assert isinstance(caught.value, ocpp_sync.CallTimeout) and isinstance(caught.value, TimeoutError)
