@@ -189,8 +189,15 @@ circular: list[Any] = []
 circular.append(circular)
 
 
+def test_a_lone_surrogate_is_refused_though_the_stdlib_writes_it():
+    """Neither UTF-8 nor any peer can carry one: a ValueError here, not a UnicodeEncodeError in the
+    transport after the call was queued."""
+    with pytest.raises(ValueError, match="not valid Unicode"):
+        serialise(CallResult("1", {"v": "\ud800"}))
+
+
 @pytest.mark.parametrize("value", [
-    None, 2**64, -2**63 - 1, 2**64 - 1, {1: "a", None: "b", False: "c", 2.5: "d"}, "\ud800", Colour.RED,
+    None, 2**64, -2**63 - 1, 2**64 - 1, {1: "a", None: "b", False: "c", 2.5: "d"}, Colour.RED,
     Side.LEFT, Text("t"), Number(1.5), Number("nan"), Dictionary(a=1),
     json.loads("[" * 300 + "]" * 300), datetime.datetime(2024, 1, 2), datetime.date(2024, 1, 2), Point(1),
     circular, {"s": {1, 2}}, b"x", 1.5,

@@ -17,7 +17,7 @@ WAIT = 20.0
 
 
 def minimal_csms(version: str) -> ocpp_sync.CSMS:
-    """A CSMS that answers boots, tags and transactions, and nothing else (NotImplemented)."""
+    """A CSMS that answers boots, tags and transactions, and nothing else (NotSupported)."""
     csms = ocpp_sync.CSMS(versions=(version,), timeout=WAIT)
 
     class EssentialsOnly:
@@ -53,12 +53,12 @@ def test_a_callerror_to_a_non_essential_message_is_logged_and_the_station_goes_o
     refused = {e.action for e in exchanges if e.kind == "error"}
     assert "StatusNotification" in refused and "Heartbeat" in refused
     assert refused <= NON_ESSENTIAL
-    assert "CALLERROR NotImplemented to StatusNotification" in caplog.text
+    assert "CALLERROR NotSupported to StatusNotification" in caplog.text
 
 
 def test_a_refused_boot_is_still_an_error() -> None:
     csms = ocpp_sync.CSMS(versions=("2.0.1",), timeout=WAIT)
-    csms.start("127.0.0.1", 0)   # no handlers at all: BootNotification gets NotImplemented
+    csms.start("127.0.0.1", 0)   # no handlers at all: BootNotification gets NotSupported
     sim = StationSimulator(f"ws://127.0.0.1:{csms.port}", "UNBOOTED", "2.0.1", timeout=WAIT)
     try:
         sim.connect()
