@@ -18,8 +18,6 @@ import decimal
 import enum
 import logging
 import math
-import re
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,6 +26,7 @@ import cattrs
 
 from ocpp_sync.errors import FORMAT, OCCURRENCE, PROPERTY, TYPE, ValidationError, error_code
 from ocpp_sync.protocol import spec as _spec
+from ocpp_sync.protocol.datetimes import format_datetime, parse_datetime
 from ocpp_sync.protocol.versions import version_module, version_of
 
 __all__ = ["to_payload", "from_payload", "converter"]
@@ -37,82 +36,6 @@ log = logging.getLogger("ocpp_sync.messages")
 T = TypeVar("T")
 
 _MISSING = object()
-_UTC = _dt.timezone.utc
-
-# -- date-times -------------------------------------------------------------
-
-_RFC3339 = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
-    r"(?:([Zz])|([+-])([01][0-9]|2[0-3]):([0-5][0-9]))?\Z"
-)
-_OFFSETS: dict[tuple[str, str, str], _dt.timezone] = {}
-
-
-def _fromisoformat_310(text: str) -> _dt.datetime:
-    """Python 3.10's parser reads neither ``Z`` nor a fraction of other than 3 or 6 digits."""
-    head, dot, frac = text[:-1].partition(".")
-    return _dt.datetime.fromisoformat(f"{head}{dot}{frac[:6].ljust(6, '0') if dot else ''}+00:00")
-
-
-_fromisoformat_z: Callable[[str], _dt.datetime] = (
-    _dt.datetime.fromisoformat if sys.version_info >= (3, 11) else _fromisoformat_310)
-
-
-def parse_datetime(text: str, lenient: bool = False) -> _dt.datetime:
-    """RFC 3339 to an aware datetime; a missing zone is only allowed when lenient (read as UTC)."""
-    m = _RFC3339.match(text)
-    if m is None:
-        raise ValueError("not an RFC 3339 date-time")
-    year, month, day, hour, minute, second, frac, zulu, sign, oh, om = m.groups()
-    if zulu == "Z" and text[10] == "T" and second != "60" and year not in ("0001", "9999"):
-        # What peers send nearly always: the C parser reads it 15 times faster than the
-        # conversions below, to the same value (extra fraction digits truncated, like ours).
-        return _fromisoformat_z(text)
-    if zulu:
-        tz = _UTC
-    elif sign:
-        key = (sign, oh, om)
-        offset = _OFFSETS.get(key)
-        if offset is None:
-            delta = _dt.timedelta(hours=int(oh), minutes=int(om))
-            offset = _OFFSETS[key] = _dt.timezone(-delta if sign == "-" else delta)
-        tz = offset
-    elif lenient:
-        log.warning("date-time %r has no zone; reading it as UTC", text)
-        tz = _UTC
-    else:
-        raise ValueError("date-time has no zone offset")
-    micro = int(frac[:6].ljust(6, "0")) if frac else 0
-    leap = second == "60"
-    value = _dt.datetime(int(year), int(month), int(day), int(hour), int(minute),
-                         59 if leap else int(second), micro, tz)
-    if leap:
-        value += _dt.timedelta(seconds=1)
-    if year in ("0001", "9999"):
-        try:
-            value.astimezone(_UTC)
-        except OverflowError:
-            raise ValueError("date-time out of range in UTC") from None
-    return value
-
-
-def format_datetime(value: _dt.datetime, lenient: bool = False) -> str:
-    """An aware datetime as RFC 3339 in UTC with ``Z``; milliseconds unless finer is needed."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        if not lenient:
-            raise ValueError("naive datetime (no tzinfo); use an aware one such as datetime.now(timezone.utc)")
-        log.warning("naive datetime %s sent as UTC", value)
-    elif value.tzinfo is not _UTC:
-        value = value.astimezone(_UTC)
-    micro = value.microsecond
-    if micro == 0:
-        spec = "seconds"
-    elif micro % 1000 == 0:
-        spec = "milliseconds"
-    else:
-        spec = "microseconds"
-    return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
-
 
 # -- helpers the compiled functions call on their slow paths ----------------
 
@@ -192,6 +115,18 @@ def _unknown_fields(payload: dict[str, Any], known: frozenset[str], lenient: boo
 
 def _warn_long(path: str, length: int, limit: int) -> None:
     log.warning("%s: %d characters, over the limit of %d; let through (lenient)", path, length, limit)
+
+
+def _plain_slots(cls: type, names: list[str]) -> bool:
+    """True if an instance of ``cls`` is fully made by setting ``names`` on a bare object:
+    a slotted, unfrozen attrs class whose __init__ assigns exactly those fields and
+    does nothing more (no validator, converter, on-setattr hook or post-init)."""
+    fields = attrs.fields(cls)
+    own_setattr: object = cls.__setattr__
+    return ("__slots__" in cls.__dict__ and own_setattr is object.__setattr__
+            and not hasattr(cls, "__attrs_post_init__") and not hasattr(cls, "__attrs_pre_init__")
+            and sorted(names) == sorted(f.name for f in fields)
+            and all(f.init and f.validator is None and f.converter is None for f in fields))
 
 
 # -- the compiler ---------------------------------------------------------------
@@ -281,7 +216,17 @@ class _Compiler:
             src.names["_unknown"] = _unknown_fields
             src.emit(1, "if n != len(d):")
             src.emit(2, f"_unknown(d, {known_name}, {self.lenient}, {self.codes[FORMAT]!r}, _cls)")
-        src.emit(1, f"return _cls({', '.join(args)})")
+        if _plain_slots(self.cls, [attr for attr, _ in self.fields]):
+            # Every field is set here, and __init__ would only assign them: building the
+            # object directly skips parsing a call of keyword arguments per object.
+            src.names["_new"] = object.__new__
+            src.emit(1, "o = _new(_cls)")
+            for arg in args:
+                attr, value = arg.split("=", 1)
+                src.emit(1, f"o.{attr} = {value}")
+            src.emit(1, "return o")
+        else:
+            src.emit(1, f"return _cls({', '.join(args)})")
         return "\n".join(src.lines), src.names
 
     def structure_value(self, src: _Source, indent: int, kind: Any, var: str, target: str, path: str) -> None:
@@ -483,15 +428,17 @@ class _Compiler:
             values = src.const(frozenset(m.value for m in kind.enum), "values")
             enum_cls = src.const(kind.enum, "enum")
             src.names["_plain_str"] = _plain_str
+            # A member of the field's own enum is valid by construction; anything else is looked up.
             emit(indent, f"if type({var}) is {enum_cls}:")
             emit(indent + 1, f"{var} = {var}._value_")
-            emit(indent, f"elif type({var}) is not str:")
-            emit(indent + 1, f"{var} = _plain_str({var})")
-            emit(indent + 1, f"if {var} is None:")
-            self._raise(src, indent + 2, TYPE, path, "'expected a string or enum member'")
-            emit(indent, f"if {var} not in {values}:")
+            emit(indent, "else:")
+            emit(indent + 1, f"if type({var}) is not str:")
+            emit(indent + 2, f"{var} = _plain_str({var})")
+            emit(indent + 2, f"if {var} is None:")
+            self._raise(src, indent + 3, TYPE, path, "'expected a string or enum member'")
+            emit(indent + 1, f"if {var} not in {values}:")
             allowed = ", ".join(m.value for m in kind.enum)
-            self._raise(src, indent + 1, PROPERTY, path, f"repr({var}) + ' is not one of: {allowed}'")
+            self._raise(src, indent + 2, PROPERTY, path, f"repr({var}) + ' is not one of: {allowed}'")
         elif isinstance(kind, _spec.Object):
             fn = src.const(self.registry.unstructure_fn(kind.cls), "unstructure")
             self._call_nested(src, indent, f"{var} = {fn}({var})", path)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from ocpp_sync import from_payload, v16
-from ocpp_sync.protocol import codec
+from ocpp_sync.protocol import datetimes as codec
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402

@@ -170,7 +170,7 @@ def test_every_generated_date_time_spelling_is_read(text: str) -> None:
 def test_the_fast_path_for_utc_date_times_reads_what_the_general_one_reads(
         value: _dt.datetime, fraction: str) -> None:
     """"...T...Z" goes to the C parser; the same instant spelled "t" goes the general way."""
-    from ocpp_sync.protocol.codec import parse_datetime
+    from ocpp_sync.protocol.datetimes import parse_datetime
 
     text = value.replace(microsecond=0).isoformat() + fraction + "Z"
     fast, general = parse_datetime(text), parse_datetime(text.replace("T", "t"))
