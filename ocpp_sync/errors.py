@@ -22,6 +22,8 @@ __all__ = [
     "HandshakeError",
     "FramingError",
     "UpgradeRefused",
+    "StationNotConnected",
+    "ClusterUnavailable",
     "error_code",
     "wire_code",
     "normalise_code",
@@ -182,6 +184,22 @@ class ConnectionClosed(OCPPError, ConnectionError):
     """The connection is gone (or never was), so the call cannot complete."""
 
     code = "ConnectionClosed"
+
+
+class StationNotConnected(ConnectionClosed):
+    """``ocpp_sync.cluster``: no live node holds a connection to the station, or it was lost during the call.
+
+    A ConnectionClosed (so also a ConnectionError): callers that already
+    handle a dropped connection handle this the same way.
+    """
+
+    code = "StationNotConnected"
+
+
+class ClusterUnavailable(OCPPError, ConnectionError):
+    """``ocpp_sync.cluster``: Redis cannot be reached, so a station on another node cannot be called."""
+
+    code = "ClusterUnavailable"
 
 
 class FramingError(OCPPError, ValueError):

@@ -11,8 +11,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("ocpp_sync.cluster needs the redis client: pip install 'ocpp_sync[cluster]'") from exc
 
 from ocpp_sync.cluster._cluster import Cluster, Location
-from ocpp_sync.cluster._errors import ClusterUnavailable, StationNotConnected
 from ocpp_sync.cluster._events import Event, EventConsumer
+from ocpp_sync.errors import ClusterUnavailable, StationNotConnected
 
 __all__ = ["Cluster", "Location", "Event", "EventConsumer", "StationNotConnected",
            "ClusterUnavailable"]

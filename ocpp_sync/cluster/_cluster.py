@@ -31,9 +31,8 @@ from typing import Any, NamedTuple, TypeVar, cast
 import redis
 
 from ocpp_sync.cluster import _wire as wire
-from ocpp_sync.cluster._errors import ClusterUnavailable, StationNotConnected
 from ocpp_sync.cluster._presence import Presence, _Claim
-from ocpp_sync.errors import CallTimeout, ConnectionClosed, OCPPError
+from ocpp_sync.errors import CallTimeout, ClusterUnavailable, ConnectionClosed, OCPPError, StationNotConnected
 from ocpp_sync.protocol.codec import from_payload, to_payload
 from ocpp_sync.protocol.versions import message_info, version_module
 from ocpp_sync.scheduling.futures import settle

@@ -15,7 +15,7 @@ import attrs
 import redis
 
 from ocpp_sync.cluster import _wire as wire
-from ocpp_sync.cluster._errors import ClusterUnavailable
+from ocpp_sync.errors import ClusterUnavailable
 from ocpp_sync.protocol.codec import from_payload
 from ocpp_sync.protocol.versions import version_module
 

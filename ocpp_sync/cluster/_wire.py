@@ -13,8 +13,15 @@ from typing import Any
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from ocpp_sync.cluster._errors import ClusterUnavailable, StationNotConnected
-from ocpp_sync.errors import CallError, CallTimeout, ConnectionClosed, OCPPError, ValidationError
+from ocpp_sync.errors import (
+    CallError,
+    CallTimeout,
+    ClusterUnavailable,
+    ConnectionClosed,
+    OCPPError,
+    StationNotConnected,
+    ValidationError,
+)
 
 SEP = "\t"
 
