@@ -1,10 +1,11 @@
 """Echo endpoints on our websocket transports, for the Autobahn|Testsuite only (tools/autobahn.py).
 
-Not part of the library: OCPP-J is text only, so the transports hand out text messages and
-drop binary ones, and the listener insists on an OCPP subprotocol. The suite checks the
-websocket layer itself, with binary echoes and no subprotocol, so this module bends both
-rules from the outside: ``EchoTransport`` is the inline transport keeping binary messages
-too, ``EchoServer`` is the CSMS's listener accepting an upgrade that names no subprotocol.
+Not part of the library: OCPP-J is text only, so the library never sends a binary message
+(the transports hand received ones up as bytes, and the connection refuses them), and the
+listener insists on an OCPP subprotocol. The suite checks the websocket layer itself, with
+binary echoes and no subprotocol, so this module bends both rules from the outside:
+``EchoTransport`` is the inline transport that can send binary messages too, ``EchoServer``
+is the CSMS's listener accepting an upgrade that names no subprotocol.
 Everything else (the handshake checks, frame parsing, closing, threads) is the library's.
 
     python tools/autobahn_echo.py server --port 9001
@@ -38,23 +39,7 @@ MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 
 
 class EchoTransport(InlineTransport):
-    """The inline transport, keeping binary messages (as bytes) instead of dropping them."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._chunks: list[bytes] = []
-
-    def _on_data(self, data: str | bytes, finished: bool) -> None:
-        if isinstance(data, str):
-            super()._on_data(data, finished)
-            return
-        if self._closing:
-            return
-        self._chunks.append(data)
-        if finished:
-            # Binary messages share the text queue: only the echo loop reads it.
-            self._ready.append(b"".join(self._chunks))  # type: ignore[arg-type]
-            self._chunks = []
+    """The inline transport, able to send binary messages as well."""
 
     def send_bytes(self, data: bytes) -> None:
         """Send one binary message, under the same rules as send()."""

@@ -35,16 +35,17 @@ from urllib.parse import quote, urlsplit
 from ocpp_sync import security
 from ocpp_sync.csms.csms import CSMS
 from ocpp_sync.errors import UpgradeRefused
+from ocpp_sync.protocol.retry import Keepalive
 from ocpp_sync.security import Reason, Refused, SecurityEvent
 from ocpp_sync.websocket.admission import STRICT_STATION_IDS, Admission
-from ocpp_sync.websocket.base import ConnectionRequest, Headers
+from ocpp_sync.websocket.base import MAX_MESSAGE_SIZE, ConnectionRequest, Headers
 from ocpp_sync.websocket.handshake import (
     check_upgrade,
     offered_subprotocols,
     refusal_parts,
     station_id_from_path,
+    upgrade_socket,
 )
-from ocpp_sync.websocket.simple import MAX_MESSAGE_SIZE, accept_socket
 
 __all__ = ["CSMSMiddleware", "StationEndpoint", "is_websocket_upgrade", "request_headers",
            "refusal_response", "finished_response"]
@@ -207,11 +208,11 @@ class StationEndpoint:
         remote = _remote_address(environ)
         try:
             try:
-                transport = accept_socket(
+                transport = upgrade_socket(
                     sock, str(environ["HTTP_SEC_WEBSOCKET_KEY"]).strip(), subprotocol, remote,
                     max_message_size=self.csms.max_message_size or MAX_MESSAGE_SIZE,
-                    close_timeout=self.csms.close_timeout, ping_interval=self.csms.ping_interval,
-                    pong_timeout=self.csms.pong_timeout, thread_name=f"ocpp-ws-{station_id}")
+                    close_timeout=self.csms.close_timeout,
+                    keepalive=Keepalive(self.csms.ping_interval, self.csms.pong_timeout))
             except Exception as exc:
                 log.warning("websocket upgrade for %s (%r) failed: %s", remote, station_id, exc)
                 return

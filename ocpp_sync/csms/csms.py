@@ -352,10 +352,11 @@ class CSMS(CSMSGroups):
         call it from the route with the station id taken from the URL.
         ``subprotocol`` defaults to the one the websocket negotiated.
         """
-        from ocpp_sync.websocket.simple import adapt_simple_websocket
+        from ocpp_sync.websocket.simple import MAX_MESSAGE_SIZE, adapt_simple_websocket
 
         chosen = subprotocol or getattr(ws, "subprotocol", None) or ""
-        transport = adapt_simple_websocket(ws, chosen, remote_address)
+        transport = adapt_simple_websocket(ws, chosen, remote_address,
+                                           max_message_size=self.max_message_size or MAX_MESSAGE_SIZE)
         self._serve(transport, station_id, chosen, None)
 
     def _on_connection(self, transport: Any, station_id: str, request: Any) -> None:

@@ -458,7 +458,12 @@ class Connection(Handling):
         if turnstile is not None:
             turnstile.enter()
         try:
-            self._on_text(text)
+            if type(text) is str:
+                self._on_text(text)
+            else:
+                self._log_frame("<", f"<binary message of {len(text)} bytes>")
+                self._on_refused(self._rpc.bad_message(
+                    f"a binary message of {len(text)} bytes (OCPP-J is text only)"))
         except Exception:
             log.exception("%s: failed to process a message", self.name)
         finally:

@@ -51,12 +51,12 @@ from ocpp_sync.websocket.handshake import (
     MAX_REQUEST_BYTES,
     MAX_REQUEST_LINE,
     RequestParser,
-    accept_response,
     check_upgrade,
     offered_subprotocols,
     read_request,
     refusal_response,
     station_id_from_path,
+    upgrade_socket,
 )
 from ocpp_sync.websocket.inline import InlineTransport
 from ocpp_sync.websocket.simple import adapt_simple_websocket
@@ -492,16 +492,12 @@ class WebSocketServer:
     def _upgrade(self, conn: socket.socket, request: ConnectionRequest,
                  leftover: bytes) -> InlineTransport | None:
         try:
-            conn.settimeout(self._handshake_timeout)
-            conn.sendall(accept_response(request.headers["Sec-WebSocket-Key"],
-                                         request.subprotocol or None))
-            conn.settimeout(None)
+            return upgrade_socket(conn, request.headers["Sec-WebSocket-Key"], request.subprotocol,
+                                  request.remote_address, handshake_timeout=self._handshake_timeout,
+                                  leftover=leftover, close_timeout=self._close_timeout,
+                                  write_timeout=self._write_timeout,
+                                  keepalive=Keepalive(self._ping_interval, self._pong_timeout),
+                                  max_message_size=self._max_message_size, turnstile=self._turnstile)
         except OSError as exc:
             log.warning("websocket upgrade for %s failed: %s", request.remote_address, exc)
             return None
-        return InlineTransport(conn, request.subprotocol, request.remote_address,
-                               close_timeout=self._close_timeout,
-                               write_timeout=self._write_timeout,
-                               keepalive=Keepalive(self._ping_interval, self._pong_timeout),
-                               max_message_size=self._max_message_size,
-                               turnstile=self._turnstile, leftover=leftover)

@@ -23,7 +23,10 @@ from urllib.parse import unquote
 import h11
 
 from ocpp_sync.errors import UpgradeRefused
-from ocpp_sync.websocket.base import Headers
+from ocpp_sync.protocol.retry import Keepalive
+from ocpp_sync.scheduling.turnstile import Turnstile
+from ocpp_sync.websocket.base import CLOSE_TIMEOUT, WRITE_TIMEOUT, Headers
+from ocpp_sync.websocket.inline import InlineTransport
 
 __all__ = [
     "HANDSHAKE_TIMEOUT",
@@ -37,6 +40,7 @@ __all__ = [
     "station_id_from_path",
     "offered_subprotocols",
     "accept_response",
+    "upgrade_socket",
     "refusal_parts",
     "refusal_response",
 ]
@@ -213,3 +217,26 @@ def refusal_response(refused: UpgradeRefused) -> bytes:
     head = [f"HTTP/1.1 {status} {phrase}".rstrip(), *(f"{n}: {v}" for n, v in headers),
             "Connection: close"]
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+def upgrade_socket(sock: socket.socket, key: str, subprotocol: str, remote_address: str, *,
+                   handshake_timeout: float = HANDSHAKE_TIMEOUT, leftover: bytes = b"",
+                   close_timeout: float = CLOSE_TIMEOUT, write_timeout: float = WRITE_TIMEOUT,
+                   keepalive: Keepalive | None = None, max_message_size: int | None = None,
+                   turnstile: Turnstile | None = None) -> InlineTransport:
+    """Answer a vetted upgrade on ``sock`` with 101 and serve it as a websocket we read ourselves.
+
+    The one way a socket we own becomes a websocket, the listener's and the WSGI
+    endpoint's alike. ``key`` is the request's ``Sec-WebSocket-Key``; an empty
+    ``subprotocol`` answers without one (the caller then closes: OCPP-J's refusal
+    of the offered ones); ``leftover`` is what was read past the request head.
+    The other options are :class:`InlineTransport`'s. Raises OSError if the 101
+    cannot be written within ``handshake_timeout`` seconds.
+    """
+    sock.settimeout(handshake_timeout)
+    sock.sendall(accept_response(key, subprotocol or None))
+    sock.settimeout(None)
+    return InlineTransport(sock, subprotocol, remote_address, close_timeout=close_timeout,
+                           write_timeout=write_timeout, keepalive=keepalive,
+                           max_message_size=max_message_size, turnstile=turnstile,
+                           leftover=leftover)

@@ -35,7 +35,7 @@ from ocpp_sync.errors import ConnectionClosed
 from ocpp_sync.protocol.retry import Keepalive
 from ocpp_sync.scheduling.deadlines import TIMER
 from ocpp_sync.scheduling.turnstile import Turnstile
-from ocpp_sync.websocket.base import CLOSE_TIMEOUT, PONG_TIMEOUT, WRITE_TIMEOUT, abort_socket
+from ocpp_sync.websocket.base import CLOSE_TIMEOUT, WRITE_TIMEOUT, TransportBase, abort_socket
 
 __all__ = ["InlineTransport"]
 
@@ -113,7 +113,7 @@ def _utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
-class InlineTransport:
+class InlineTransport(TransportBase):
     """Transport over an upgraded socket, read inline by the thread in receive().
 
     ``client`` says which end of the websocket this is: a client masks what it sends
@@ -138,9 +138,9 @@ class InlineTransport:
                  max_message_size: int | None = None,
                  write_timeout: float = WRITE_TIMEOUT,
                  turnstile: Turnstile | None = None, leftover: bytes = b"") -> None:
-        self.subprotocol = subprotocol
+        super().__init__(subprotocol, remote_address, close_timeout=close_timeout,
+                         keepalive=keepalive, max_message_size=max_message_size)
         self.turnstile = turnstile
-        self.remote_address = remote_address
         self._client = client
         self._name = ("connection to " if client else "connection from ") + remote_address
         # The mask bit the peer's frames must carry, and where the payload of a short frame
@@ -148,30 +148,25 @@ class InlineTransport:
         self._peer_mask_bit, self._head = (0, 2) if client else (0x80, 6)
         self._sock = sock
         self._tls = isinstance(sock, ssl.SSLSocket)
-        self._close_timeout = close_timeout
         self._write_timeout = write_timeout
         self._write_poll = select.poll()
         self._write_poll.register(sock.fileno(), select.POLLOUT)
-        self._keepalive = keepalive if keepalive is not None else Keepalive(None, PONG_TIMEOUT)
-        self._pinging = self._keepalive.enabled
-        self._max_size = max_message_size or None
         self._proto = Connection(ConnectionType.CLIENT if client else ConnectionType.SERVER)
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN | select.POLLPRI)
         self._read_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._state_lock = threading.Lock()
-        self._ready: collections.deque[str] = collections.deque()
-        self._parts: list[str] = []
+        self._ready: collections.deque[str | bytes] = collections.deque()
+        self._parts: list[str | bytes] = []
         self._size = 0
-        self._binary = False              # the message being assembled is binary (dropped)
+        self._binary = False              # the message being assembled is binary
         self._closing = False             # our close frame went out (ours, or our answer)
         self._close_called = False
         self._gave_up = False             # the reader closed (1009, bad frames): receive() ends
         # A bad frame behind messages not yet handed out: (code, reason) of the close that
         # follows them, so that their answers go out before it.
         self._failure: tuple[int, str] | None = None
-        self._too_large = False
         self._finished = threading.Event()   # the peer's close came, or the stream ended
         self._fast = True                 # frames parsed here until wsproto is needed
         self._partial = bytearray()       # the start of a frame not yet complete (fast mode)
@@ -260,7 +255,7 @@ class InlineTransport:
 
     # -- reading (one thread at a time) -----------------------------------------------------
 
-    def receive(self, timeout: float | None = None) -> str | None:
+    def receive(self, timeout: float | None = None) -> str | bytes | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._read_lock:
             while True:
@@ -271,13 +266,9 @@ class InlineTransport:
                     self._fail(*failure)
                 if self._finished.is_set() or self._gave_up:
                     return None
-                wait_until = deadline
-                if self._pinging:
-                    if not self._keep_alive():
-                        return None
-                    ping_due = self._keepalive.deadline()
-                    if ping_due is not None and (deadline is None or ping_due < deadline):
-                        wait_until = ping_due
+                if self._pinging and not self._keep_alive():
+                    return None
+                wait_until = self._wake_at(deadline)
                 if wait_until is not None and not self._readable(wait_until):
                     if deadline is not None and time.monotonic() >= deadline:
                         raise TimeoutError("no message within the timeout")
@@ -394,25 +385,23 @@ class InlineTransport:
             return   # after a close frame went out, messages are dropped, not assembled
         if isinstance(data, str):
             self._size += _utf8_len(data)
-            self._parts.append(data)
         else:
             self._size += len(data)
             self._binary = True
-        if self._max_size is not None and self._size > self._max_size:
-            log.warning("%s sent a message over %d bytes: closing (1009)", self.remote_address,
-                        self._max_size)
-            self._too_large = True
+        if self._over_limit(self._size):
             self._parts = []
             self._give_up(1009, "message too big")
             return
+        self._parts.append(data)
         if not finished:
             return
-        if self._binary:
-            log.warning("ignored a binary message from %s (%d bytes): OCPP-J is text only",
-                        self.remote_address, self._size)
+        parts = self._parts
+        if len(parts) == 1:
+            self._ready.append(parts[0])
+        elif self._binary:
+            self._ready.append(b"".join(p for p in parts if isinstance(p, bytes)))
         else:
-            parts = self._parts
-            self._ready.append(parts[0] if len(parts) == 1 else "".join(parts))
+            self._ready.append("".join(p for p in parts if isinstance(p, str)))
         self._parts = []
         self._size = 0
         self._binary = False
@@ -456,25 +445,10 @@ class InlineTransport:
         if send:
             self._send_control(_close_frame(code, reason, self._client))
 
-    def _keep_alive(self) -> bool:
-        """Ping a quiet peer; False once it is declared dead (the socket is then aborted)."""
-        action = self._keepalive.check()
-        if action == Keepalive.PING:
-            if not self._closing:
-                return self._send_control(_frame(_PING, b"", self._client))
-        elif action == Keepalive.DEAD:
-            log.warning("%s did not answer a ping within %g s: connection given up",
-                        self.remote_address, self._keepalive.pong_timeout)
-            self._finished.set()
-            abort_socket(self._sock)
-            return False
-        return True
+    def _send_ping(self) -> bool:
+        return self._closing or self._send_control(_frame(_PING, b"", self._client))
 
     # -- closing (any thread) ---------------------------------------------------------------
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        self._begin_close(code, reason)
-        self._finish_close()
 
     def _begin_close(self, code: int, reason: str) -> bool:
         """Send our close frame; False if close() had already been called."""
@@ -538,11 +512,5 @@ class InlineTransport:
             self._read_lock.release()
 
     def _abort(self) -> None:
-        """Wake every thread blocked on the socket; the stream is over."""
         self._finished.set()
         abort_socket(self._sock)
-
-    @property
-    def message_too_large(self) -> bool:
-        """True once the connection was closed (1009) for a message over the limit."""
-        return self._too_large

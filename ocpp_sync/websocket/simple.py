@@ -1,41 +1,35 @@
 """A Transport over a websocket that another server accepted with simple-websocket.
 
-For hosting the CSMS inside an existing web server (flask-sock, gunicorn through
-``ocpp_sync.contrib``): that server owns the HTTP upgrade, and simple-websocket
-reads frames in a thread of its own, which hands each message to our reader.
-The standalone ``WebSocketServer`` does not use this module (see runtime/listener.py).
-
-Two entry points: :func:`adapt_simple_websocket` for a websocket the other server
-upgraded itself, and :func:`accept_socket` for a request we vetted (``contrib.wsgi``):
-we write the 101 (``websocket.handshake``), and simple-websocket only reads frames.
+For hosting the CSMS inside an existing web app that upgrades the request itself
+(a flask-sock route, ``CSMS.handle``): simple-websocket reads frames in a thread
+of its own, which hands each message to our reader. A socket we upgrade
+ourselves (the listener's, ``contrib.wsgi``'s) is read by ``websocket.inline``.
 """
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
 from typing import Any
 
 import simple_websocket
-from simple_websocket.ws import Base as _SimpleBase
-from wsproto import ConnectionType
-from wsproto.connection import Connection
 from wsproto.events import Ping
 from wsproto.utilities import LocalProtocolError
 
 from ocpp_sync.errors import ConnectionClosed
 from ocpp_sync.protocol.retry import Keepalive
-from ocpp_sync.websocket.base import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE, PONG_TIMEOUT, Transport, abort_socket
-from ocpp_sync.websocket.handshake import accept_response
+from ocpp_sync.websocket.base import (
+    CLOSE_TIMEOUT,
+    MAX_MESSAGE_SIZE,
+    PONG_TIMEOUT,
+    Transport,
+    TransportBase,
+    abort_socket,
+)
 
-__all__ = ["adapt_simple_websocket", "accept_socket", "MAX_MESSAGE_SIZE", "RECEIVE_BYTES"]
+__all__ = ["adapt_simple_websocket", "MAX_MESSAGE_SIZE"]
 
 log = logging.getLogger("ocpp_sync.transport")
-
-# Large reads: with TLS and a ping interval, simple-websocket only notices a message bigger than
-# one read at the next ping tick.
-RECEIVE_BYTES = 64 * 1024
 
 _WS_ERRORS = (simple_websocket.ConnectionClosed, simple_websocket.ConnectionError, OSError,
               LocalProtocolError)
@@ -65,39 +59,21 @@ class _LockedSocket:
         return getattr(self.raw, name)
 
 
-class _AcceptedWebSocket(_SimpleBase):  # type: ignore[misc]
-    """simple-websocket on a socket whose 101 is already written: frames only, no handshake."""
-
-    def __init__(self, sock: _LockedSocket, subprotocol: str, leftover: bytes,
-                 **options: Any) -> None:
-        self._accepted = subprotocol
-        self._leftover = leftover
-        super().__init__(sock, connection_type=ConnectionType.SERVER, **options)
-
-    def handshake(self) -> None:
-        # wsproto's frame-level connection: the upgrade it would otherwise parse is done.
-        self.ws = Connection(ConnectionType.SERVER)
-        self.subprotocol = self._accepted or None
-        self.connected = True
-        if self._leftover:
-            self.ws.receive_data(self._leftover)
-            self.connected = self._handle_events()
-
-
-class _SimpleWebSocketTransport:
+class _SimpleWebSocketTransport(TransportBase):
     """Transport over an accepted ``simple_websocket.Server``."""
 
     def __init__(self, ws: simple_websocket.Server, subprotocol: str, remote_address: str,
-                 close_timeout: float = CLOSE_TIMEOUT, keepalive: Keepalive | None = None) -> None:
-        self.subprotocol = subprotocol
-        self.remote_address = remote_address
+                 close_timeout: float = CLOSE_TIMEOUT, keepalive: Keepalive | None = None,
+                 max_message_size: int | None = MAX_MESSAGE_SIZE) -> None:
+        # The reader's own keepalive; simple-websocket's ping would use the interval as the pong timeout.
+        super().__init__(subprotocol, remote_address, close_timeout=close_timeout,
+                         keepalive=keepalive, max_message_size=max_message_size)
+        # simple-websocket assembles messages and closes with 1009 past its own limit: it gets ours.
+        ws.max_message_size = self._max_size
         if not isinstance(ws.sock, _LockedSocket):
             ws.sock = _LockedSocket(ws.sock)
         self._ws = ws
         self._sock: _LockedSocket = ws.sock
-        self._close_timeout = close_timeout
-        # The reader's own; simple-websocket's ping would use the interval as the pong timeout.
-        self._keepalive = keepalive if keepalive is not None else Keepalive(None, PONG_TIMEOUT)
         self._state_lock = threading.Lock()
         self._closing = False
         self._closed = False
@@ -115,15 +91,16 @@ class _SimpleWebSocketTransport:
             abort_socket(self._sock.raw)
             raise ConnectionClosed(f"send failed: {exc or type(exc).__name__}") from exc
 
-    def receive(self, timeout: float | None = None) -> str | None:
+    def receive(self, timeout: float | None = None) -> str | bytes | None:
         ws = self._ws
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            if ws.pong_received:  # set by simple-websocket's thread; a pong does not wake receive()
+                self._keepalive.seen()
+                ws.pong_received = False
             if not self._keep_alive():
                 return None
-            ping_due = self._keepalive.deadline()
-            wait_until = deadline if ping_due is None else \
-                ping_due if deadline is None else min(deadline, ping_due)
+            wait_until = self._wake_at(deadline)
             remaining = None if wait_until is None else max(0.0, wait_until - time.monotonic())
             try:
                 data: str | bytes | None = ws.receive(remaining)
@@ -138,39 +115,18 @@ class _SimpleWebSocketTransport:
                     raise TimeoutError("no message within the timeout")
                 continue
             self._keepalive.seen()
-            if isinstance(data, (bytes, bytearray)):
-                log.warning("ignored a binary message from %s (%d bytes): OCPP-J is text only",
-                            self.remote_address, len(data))
-                continue
-            return data
+            return bytes(data) if isinstance(data, (bytes, bytearray)) else data
 
-    def _keep_alive(self) -> bool:
-        """Ping a quiet station; False once it is declared dead (the socket is then aborted)."""
+    def _send_ping(self) -> bool:
         ws = self._ws
-        if ws.pong_received:  # set by simple-websocket's thread; a pong does not wake receive()
-            self._keepalive.seen()
-            ws.pong_received = False
-        action = self._keepalive.check()
-        if action == Keepalive.PING:
-            try:
-                with self._sock.lock:
-                    if not self._closing and ws.connected:
-                        self._sock.raw.sendall(ws.ws.send(Ping()))
-            except _WS_ERRORS:
-                ws.connected = False
-                abort_socket(self._sock.raw)
-                return False
-        elif action == Keepalive.DEAD:
-            log.warning("%s did not answer a ping within %g s: connection given up",
-                        self.remote_address, self._keepalive.pong_timeout)
-            ws.connected = False
-            abort_socket(self._sock.raw)
+        try:
+            with self._sock.lock:
+                if not self._closing and ws.connected:
+                    self._sock.raw.sendall(ws.ws.send(Ping()))
+            return True
+        except _WS_ERRORS:
+            self._abort()
             return False
-        return True
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        self._begin_close(code, reason)
-        self._finish_close()
 
     def _begin_close(self, code: int, reason: str) -> bool:
         """Send our close frame and wake the reader; False if closing had already begun."""
@@ -215,45 +171,26 @@ class _SimpleWebSocketTransport:
             log.info("connection from %s closed", self.remote_address)
 
     def _abort(self) -> None:
+        self._ws.connected = False
         abort_socket(self._sock.raw)
 
     @property
     def message_too_large(self) -> bool:
         """True once simple-websocket closed the connection (1009) for a message over the limit."""
-        ws = self._ws
-        return bool(ws.max_message_size) and ws.incoming_message_len > ws.max_message_size
+        return self._max_size is not None and self._ws.incoming_message_len > self._max_size
 
 
 def adapt_simple_websocket(ws: simple_websocket.Server, subprotocol: str, remote_address: str,
                            *, close_timeout: float = CLOSE_TIMEOUT,
                            ping_interval: float | None = None,
-                           pong_timeout: float = PONG_TIMEOUT) -> Transport:
+                           pong_timeout: float = PONG_TIMEOUT,
+                           max_message_size: int | None = MAX_MESSAGE_SIZE) -> Transport:
     """Serve a websocket some other server accepted (e.g. a flask-sock route) as a Transport.
 
     Its socket is wrapped so that every write, including those of its own thread, shares one lock.
     Accept it with simple-websocket's own ``ping_interval`` off when passing one here.
+    ``max_message_size`` replaces the websocket's own limit (None: no limit): a bigger
+    message closes the connection with 1009.
     """
     return _SimpleWebSocketTransport(ws, subprotocol, remote_address, close_timeout,
-                                     Keepalive(ping_interval, pong_timeout))
-
-
-def accept_socket(sock: Any, key: str, subprotocol: str, remote_address: str, *,
-                  leftover: bytes = b"", max_message_size: int | None = MAX_MESSAGE_SIZE,
-                  close_timeout: float = CLOSE_TIMEOUT, ping_interval: float | None = None,
-                  pong_timeout: float = PONG_TIMEOUT, thread_name: str | None = None) -> Transport:
-    """Answer a vetted upgrade request on ``sock`` with 101 and serve it as a Transport.
-
-    ``key`` is the request's ``Sec-WebSocket-Key``; an empty ``subprotocol`` answers
-    without one (the caller then closes: OCPP-J's refusal of the offered ones).
-    ``leftover`` is what the server read past the request head, read first; a
-    message over ``max_message_size`` bytes closes with 1009; simple-websocket's
-    reader thread is named ``thread_name``; the other options are
-    :func:`adapt_simple_websocket`'s. Raises OSError if the 101 cannot be written.
-    """
-    locked = _LockedSocket(sock)
-    locked.sendall(accept_response(key, subprotocol or None))
-    thread_class = functools.partial(threading.Thread, name=thread_name, daemon=True)
-    ws = _AcceptedWebSocket(locked, subprotocol, leftover, receive_bytes=RECEIVE_BYTES,
-                            max_message_size=max_message_size, thread_class=thread_class)
-    return adapt_simple_websocket(ws, subprotocol, remote_address, close_timeout=close_timeout,
-                                  ping_interval=ping_interval, pong_timeout=pong_timeout)
+                                     Keepalive(ping_interval, pong_timeout), max_message_size)

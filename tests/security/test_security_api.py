@@ -290,6 +290,26 @@ def test_bad_messages_in_a_row_close_with_1008(start_csms: Any, events: Events) 
 
 
 @pytest.mark.usefixtures("no_leftover_threads")
+def test_binary_messages_count_as_bad_messages(start_csms: Any, events: Events) -> None:
+    """OCPP-J is text only: a peer sending binary frames forever must not hold a connection."""
+    csms = start_csms(max_bad_messages=3, on_security_event=events)
+    heartbeat_handlers(csms)
+    raw = RawStation(csms.port, "CP_RAW")
+    try:
+        for _ in range(2):
+            raw.ws.send_binary(b"\x00\x01")
+        # Nothing answers a binary message (it has no id), and a call after them is answered.
+        assert raw.exchange(json.dumps([2, "ok-1", "Heartbeat", {}]))[0] == 3
+        for _ in range(3):
+            raw.ws.send_binary(b"[2, \"id\", \"Heartbeat\", {}]")   # JSON, but not text
+        assert raw.close_code() == 1008
+    finally:
+        raw.close()
+    event = events.wait_for(Reason.BAD_MESSAGES)
+    assert (event.station_id, event.close_code) == ("CP_RAW", 1008)
+
+
+@pytest.mark.usefixtures("no_leftover_threads")
 def test_no_bad_message_budget(start_csms: Any, events: Events) -> None:
     csms = start_csms(max_bad_messages=None, on_security_event=events)
     raw = RawStation(csms.port, "CP_RAW")

@@ -35,7 +35,7 @@ def echo(transport, station_id, request) -> None:
         text = transport.receive()
         if text is None:
             return
-        transport.send(text)
+        transport.send(text if isinstance(text, str) else f"binary: {text!r}")
 
 
 class Recorder:
@@ -511,14 +511,16 @@ def test_client_answers_pings(make_server):
         client.close()
 
 
-def test_binary_frames_are_ignored(make_server):
+def test_binary_messages_are_handed_up_as_bytes(make_server):
+    """What a binary message means is the protocol core's decision, not the transport's."""
     recorder = Recorder()
     server = make_server(recorder)
     ws = websocket.create_connection(url(server, "/ocpp/CP_1"), subprotocols=["ocpp1.6"])
     try:
         ws.send_binary(b"\x00\x01")
         ws.send("text")
-        assert ws.recv() == "text"           # the echo only ever saw the text frame
+        assert ws.recv() == "binary: b'\\x00\\x01'"
+        assert ws.recv() == "text"
     finally:
         ws.close()
 
@@ -638,7 +640,8 @@ def test_adapt_simple_websocket():
     try:
         client.send("hello")
         assert transport.receive(timeout=WAIT) == "hello"
-        ws.send(b"\x00binary")               # the client skips it
+        ws.send(b"\x00binary")               # handed up as bytes, for the connection to refuse
+        assert client.receive(timeout=WAIT) == b"\x00binary"
         senders = [threading.Thread(target=lambda n=n: [transport.send(_message(n, s))
                                                         for s in range(30)])
                    for n in range(8)]
@@ -740,9 +743,10 @@ def test_fragmented_text_is_reassembled_with_control_frames_between(make_server)
         peer.send(CONT, text[cut:])
         assert peer.frame() == (PONG, b"between")
         assert peer.frame() == (TEXT, text)              # echoed as one message
-        peer.send(BINARY, b"\x00\x01", fin=False)        # binary, fragmented: ignored
+        peer.send(BINARY, b"\x00\x01", fin=False)        # binary, fragmented: one message
         peer.send(CONT, b"\x02")
         peer.send(TEXT, b"after")
+        assert peer.frame() == (TEXT, b"binary: b'\\x00\\x01\\x02'")
         assert peer.frame() == (TEXT, b"after")
     finally:
         peer.close()
@@ -1137,8 +1141,9 @@ def test_charge_point_reads_unmasked_frames_fragments_and_pings(raw_server):
         server.send(CONT, text[cut:])
         assert client.receive(timeout=WAIT) == text.decode()
         assert server.frame() == (PONG, b"between")
-        server.send(BINARY, b"\x00\x01", fin=False)     # binary, fragmented: ignored
+        server.send(BINARY, b"\x00\x01", fin=False)     # binary, fragmented: one message
         server.send(CONT, b"\x02")
+        assert client.receive(timeout=WAIT) == b"\x00\x01\x02"
         server.send(TEXT, b"l" * 70_000)                # over 64 KiB: a 64-bit length
         assert client.receive(timeout=WAIT) == "l" * 70_000
         # The server closes: answered once, with its code; the reader sees the end.
