@@ -6,12 +6,15 @@ from ocpp_sync.chargepoint.chargepoint import ChargePoint
 from ocpp_sync.chargepoint.outbox import Queued, QueuedCall
 from ocpp_sync.csms.csms import CSMS, Station
 from ocpp_sync.errors import (
+    CLOSE_REPLACED,
+    AddressInUse,
     CallError,
     CallTimeout,
     ConnectionClosed,
     HandshakeError,
     OCPPError,
     ProtocolError,
+    Replaced,
     StationTimeout,
     ValidationError,
 )
@@ -33,6 +36,9 @@ __all__ = [
     "ConnectionClosed",
     "ProtocolError",
     "HandshakeError",
+    "Replaced",
+    "CLOSE_REPLACED",
+    "AddressInUse",
     "QueuedCall",
     "Queued",
     "BackOff",

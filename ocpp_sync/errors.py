@@ -8,6 +8,7 @@ looked up for the connection's version here, never written out elsewhere.
 """
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,9 @@ __all__ = [
     "FramingError",
     "UpgradeRefused",
     "StationNotConnected",
+    "Replaced",
+    "AddressInUse",
+    "CLOSE_REPLACED",
     "ClusterUnavailable",
     "error_code",
     "wire_code",
@@ -184,6 +188,41 @@ class ConnectionClosed(OCPPError, ConnectionError):
     """The connection is gone (or never was), so the call cannot complete."""
 
     code = "ConnectionClosed"
+
+
+#: The websocket close code (RFC 6455 leaves 4000-4999 to applications) with which a CSMS
+#: closes a station's connection when a newer one under the same id takes over.
+CLOSE_REPLACED = 4000
+
+
+class Replaced(ConnectionClosed):
+    """The CSMS closed this connection because a newer one under the same station id took over.
+
+    The charge point does not reconnect after it: two clients sharing one id (a
+    notebook cell run twice, a second test bench) would otherwise replace each
+    other for ever. Close the other one, or give this one its own id.
+    """
+
+    code = "Replaced"
+
+
+class AddressInUse(OCPPError, OSError):
+    """The port is taken; ``holder`` is the CSMS of this process that listens on it, if one does.
+
+    In a notebook, re-running the cell that starts a CSMS meets the first one,
+    still listening: the message says how to stop it.
+    """
+
+    code = "AddressInUse"
+
+    def __init__(self, message: str, holder: object = None) -> None:
+        super().__init__(message)
+        self.errno = errno.EADDRINUSE
+        self.strerror = message
+        self.holder = holder
+
+    def __str__(self) -> str:
+        return self.description
 
 
 class StationNotConnected(ConnectionClosed):

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from ocpp_sync.chargepoint.outbox import Outbox, Queued, QueuedCall
 from ocpp_sync.chargepoint.store import OfflineQueue, QueuedMessage, is_queued, stored_count
-from ocpp_sync.errors import ConnectionClosed, HandshakeError
+from ocpp_sync.errors import CLOSE_REPLACED, ConnectionClosed, HandshakeError, OCPPError, Replaced
 from ocpp_sync.protocol.codec import from_payload, to_payload
 from ocpp_sync.protocol.retry import BackOff, TransactionRetry
 from ocpp_sync.protocol.versions import MessageInfo, check_handler_class, check_version, message_info, version_module
@@ -48,7 +48,9 @@ class ChargePoint(ChargePointActions):
 
     A lost connection is reopened in the background ("ocpp-<id>-reconnect")
     after the ``backoff`` delays, unless ``reconnect`` is False or the server
-    refused us in a way a retry cannot heal (HandshakeError.permanent).
+    refused us in a way a retry cannot heal (HandshakeError.permanent), or
+    closed us because a newer connection under our id took over (close code
+    ``CLOSE_REPLACED``: calls then raise :class:`Replaced`).
     Transaction messages (1.6 StartTransaction, StopTransaction, MeterValues;
     2.x TransactionEvent; SecurityEventNotification) keep the order of a
     durable queue (sqlite at ``queue_path``, in memory if None) delivered one
@@ -127,7 +129,7 @@ class ChargePoint(ChargePointActions):
         self._stop = threading.Event()       # set by close(): ends every wait at once
         self._link_down = threading.Event()  # set when the connection ends, and by close()
         self._up = threading.Event()         # set by the reconnect thread after each open
-        self._fatal: HandshakeError | None = None
+        self._fatal: OCPPError | None = None   # why the charge point stopped reconnecting
 
     def on(self, request_cls: type[Any]) -> Callable[[F], F]:
         """Decorator: answer the CSMS's ``request_cls`` calls with the decorated function."""
@@ -257,11 +259,17 @@ class ChargePoint(ChargePointActions):
                 if stop.is_set():
                     return
                 with self._lock:
-                    outbox = self._outbox
+                    outbox, connection = self._outbox, self._connection
                 if outbox is not None:
                     outbox.offline()
+                replaced = connection is not None and connection.peer_close_code == CLOSE_REPLACED
+                if replaced:
+                    log.error("%s: the CSMS took a newer connection under this id; not reconnecting",
+                              self.id)
+                    self._fatal = Replaced(f"{self.id} was replaced by a newer connection under the "
+                                           "same id: close the other one, or give this one its own id")
                 self._hook(self.on_disconnect)
-                if not self.reconnect:
+                if replaced or not self.reconnect:
                     return
             if not self._reopen(first, session, stop):
                 return
@@ -315,6 +323,8 @@ class ChargePoint(ChargePointActions):
     def _live(self) -> Connection:
         connection = self._connection
         if connection is None or connection.closed:
+            if self._fatal is not None:
+                raise self._fatal
             raise ConnectionClosed(f"{self.id} is not connected")
         return connection
 

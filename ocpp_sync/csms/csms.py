@@ -1,17 +1,19 @@
 """The central system side: a server for many stations, each on its own connection."""
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from ocpp_sync import security
-from ocpp_sync.errors import ConnectionClosed, StationTimeout, UpgradeRefused
+from ocpp_sync.errors import CLOSE_REPLACED, AddressInUse, ConnectionClosed, StationTimeout, UpgradeRefused
 from ocpp_sync.protocol.versions import VERSIONS, check_handler_class, check_version
 from ocpp_sync.runtime.actions import CSMSGroups, StationActions
 from ocpp_sync.runtime.connection import CSMS as CSMS_ROLE
@@ -30,6 +32,10 @@ RequestCallback = Callable[["Station", Any], Any]
 
 #: Frames kept per station by default: small, as a CSMS may hold thousands of stations.
 STATION_HISTORY_SIZE = 100
+
+# The CSMSs of this process by the port they listen on, so that a port taken by one of them
+# (a notebook cell run twice) can be named in the error; weak, so a forgotten CSMS can still go.
+_LISTENING: weakref.WeakValueDictionary[int, CSMS] = weakref.WeakValueDictionary()
 
 REPLACE = "replace"  # a station that connects again takes over from its old connection
 REFUSE = "refuse"    # ... is refused while its old connection is still up
@@ -223,6 +229,11 @@ class CSMS(CSMSGroups):
         self._request_callbacks.append(callback)
         return callback
 
+    def __repr__(self) -> str:
+        server = self._server
+        where = f"listening on port {server.port}" if server is not None else "not listening"
+        return f"<CSMS {where}, {len(self._stations)} station(s), OCPP {', '.join(self.versions)}>"
+
     @property
     def port(self) -> int:
         if self._server is None:
@@ -258,10 +269,27 @@ class CSMS(CSMSGroups):
             self._event_hook = options["on_security_event"]
             options["check_request"] = functools.partial(self._check_request,
                                                          options.get("check_request"))
-            self._server = WebSocketServer(
-                host, port, subprotocols=[f"ocpp{v}" for v in self._preference()],
-                on_connection=self._on_connection, **options)
+            try:
+                self._server = WebSocketServer(
+                    host, port, subprotocols=[f"ocpp{v}" for v in self._preference()],
+                    on_connection=self._on_connection, **options)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                holder = _LISTENING.get(port) if port else None
+                if holder is None:
+                    raise AddressInUse(f"port {port} on {host} is in use by another program") from exc
+                raise AddressInUse(
+                    f"port {port} is held by a CSMS of this process ({holder!r}), started earlier "
+                    f"(a cell run twice?): stop it first, e.g. with "
+                    f"ocpp_sync.CSMS.listening_on({port}).stop()", holder) from exc
+            _LISTENING[self._server.port] = self
             return self._server
+
+    @staticmethod
+    def listening_on(port: int) -> CSMS | None:
+        """The CSMS of this process listening on ``port``, if any: to stop one a notebook lost."""
+        return _LISTENING.get(port)
 
     def _check_request(self, user_check: Callable[[ConnectionRequest], None] | None,
                        request: ConnectionRequest) -> None:
@@ -320,6 +348,8 @@ class CSMS(CSMSGroups):
         with self._changed:
             server, self._server = self._server, None
             self._stopped = True  # from now on a new connection is refused with 1001
+            if server is not None and _LISTENING.get(server.port) is self:
+                del _LISTENING[server.port]
             stations = list(self._stations.values())
         # Side by side, so one slow station does not eat the others' time: each may finish
         # the calls in flight, then closes with 1001. The listener gets the second half.
@@ -395,7 +425,7 @@ class CSMS(CSMSGroups):
             return
         if previous is not None:
             log.warning("station %r connected again; closing its previous connection", station_id)
-            previous.close()
+            previous._close(CLOSE_REPLACED, "replaced by a newer connection under this id", 0.0)
         log.info("station %r connected from %s (OCPP %s)", station_id, station.remote_address,
                  version)
         for callback in list(self._callbacks["connect"]):

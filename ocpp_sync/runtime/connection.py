@@ -143,6 +143,11 @@ class Connection(Handling):
         return getattr(self._transport, "remote_address", "")
 
     @property
+    def peer_close_code(self) -> int | None:
+        """The code of the peer's close frame, once one came."""
+        return getattr(self._transport, "peer_close_code", None)
+
+    @property
     def closed(self) -> bool:
         return self._finished.is_set()
 

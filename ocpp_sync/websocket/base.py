@@ -69,6 +69,8 @@ class TransportBase:
 
     subprotocol: str
     remote_address: str
+    #: The code of the peer's close frame, once one came (None before, or without one).
+    peer_close_code: int | None = None
 
     def __init__(self, subprotocol: str, remote_address: str, *, close_timeout: float,
                  keepalive: Keepalive | None, max_message_size: int | None) -> None:

@@ -410,6 +410,7 @@ class InlineTransport(TransportBase):
         state = self._proto.state
         if state is ConnectionState.REMOTE_CLOSING:
             # The peer's close frame: answer it once, unless ours already went out.
+            self.peer_close_code = int(event.code)
             with self._state_lock:
                 answer = not self._closing
                 self._closing = True
