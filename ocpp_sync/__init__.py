@@ -12,6 +12,7 @@ from ocpp_sync.errors import (
     CallTimeout,
     ConnectionClosed,
     HandshakeError,
+    NotRegistered,
     OCPPError,
     ProtocolError,
     Replaced,
@@ -19,6 +20,7 @@ from ocpp_sync.errors import (
     ValidationError,
 )
 from ocpp_sync.protocol.codec import from_payload, to_payload
+from ocpp_sync.protocol.registration import RegistrationStatus
 from ocpp_sync.protocol.retry import BackOff, TransactionRetry
 
 __all__ = [
@@ -38,6 +40,8 @@ __all__ = [
     "HandshakeError",
     "Replaced",
     "CLOSE_REPLACED",
+    "NotRegistered",
+    "RegistrationStatus",
     "AddressInUse",
     "QueuedCall",
     "Queued",

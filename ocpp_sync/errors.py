@@ -25,6 +25,7 @@ __all__ = [
     "UpgradeRefused",
     "StationNotConnected",
     "Replaced",
+    "NotRegistered",
     "AddressInUse",
     "CLOSE_REPLACED",
     "ClusterUnavailable",
@@ -260,6 +261,16 @@ class ProtocolError(OCPPError):
     """The peer broke OCPP-J framing (answered with RpcFrameworkError/FormationViolation)."""
 
     code = "RpcFrameworkError"
+
+
+class NotRegistered(OCPPError, RuntimeError):
+    """The station's registration status forbids this call now (see docs/registration.md).
+
+    Raised locally, before anything is written: a CSMS calling a Pending station
+    with RemoteStartTransaction, say, or any station it Rejected.
+    """
+
+    code = "SecurityError"
 
 
 # HTTP answers to an upgrade that the same request will get again.

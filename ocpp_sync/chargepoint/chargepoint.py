@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import os
 import random
@@ -38,6 +39,14 @@ def _info(message: Any) -> MessageInfo:
         return message_info(message)
     except (TypeError, KeyError, AttributeError, ValueError):
         raise TypeError(f"not an OCPP message: {message!r}") from None
+
+
+def _run_hooks(name: str, hooks: list[Callable[[Any, Any], Any]], request: Any, response: Any) -> None:
+    for hook in hooks:
+        try:
+            hook(request, response)
+        except Exception:
+            log.exception("%s: an after-answer hook for %s failed", name, type(request).__name__)
 
 
 class ChargePoint(ChargePointActions):
@@ -115,6 +124,7 @@ class ChargePoint(ChargePointActions):
         self.history = History(history_size)  # one for every connection this object opens
         self._random: Callable[[], float] = random.random
         self._handlers: dict[type, Callable[[Any], Any]] = {}
+        self._after: dict[type, list[Callable[[Any, Any], Any]]] = {}
         # _lock guards every attribute below; it is never held while opening a websocket,
         # sending, joining a thread or running a hook.
         self._lock = threading.Lock()
@@ -140,6 +150,25 @@ class ChargePoint(ChargePointActions):
             return handler
 
         return register
+
+    def after(self, request_cls: type[Any]) -> Callable[[F], F]:
+        """Decorator: ``hook(request, response)`` runs once our answer to the CSMS's
+        ``request_cls`` call is on the wire, before its next call is handled.
+
+        Not run when the answer was a CALLERROR; several hooks run in the order
+        they were registered.
+        """
+        check_handler_class(request_cls, (self.version,), "CSMS_TO_CS")
+
+        def register(hook: F) -> F:
+            self._after.setdefault(request_cls, []).append(hook)
+            return hook
+
+        return register
+
+    def _find_after(self, request_cls: type) -> Callable[[Any, Any], None] | None:
+        hooks = self._after.get(request_cls)
+        return None if hooks is None else functools.partial(_run_hooks, self.id, list(hooks))
 
     @property
     def connected(self) -> bool:
@@ -238,6 +267,7 @@ class ChargePoint(ChargePointActions):
                 link_down.clear()
                 connection = Connection(transport, name=f"ocpp-{self.id}", version=self.version,
                                         role=CS, find_handler=self._handlers.get,
+                                        find_after=self._find_after,
                                         timeout=self.timeout, lenient=self.lenient,
                                         on_close=link_down.set, history=self.history)
                 self._connection = connection

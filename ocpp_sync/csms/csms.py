@@ -13,7 +13,9 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from ocpp_sync import security
+from ocpp_sync.csms.registrations import Registrations, RegistrationStore
 from ocpp_sync.errors import CLOSE_REPLACED, AddressInUse, ConnectionClosed, StationTimeout, UpgradeRefused
+from ocpp_sync.protocol.registration import BOOT, Registration, RegistrationStatus
 from ocpp_sync.protocol.versions import VERSIONS, check_handler_class, check_version
 from ocpp_sync.runtime.actions import CSMSGroups, StationActions
 from ocpp_sync.runtime.connection import CSMS as CSMS_ROLE
@@ -23,12 +25,15 @@ from ocpp_sync.websocket.base import ConnectionRequest
 
 __all__ = ["CSMS", "Station"]
 
+_BOOT_REQUEST = f"{BOOT}Request"
+
 log = logging.getLogger("ocpp_sync.csms")
 
 F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R")
 StationCallback = Callable[["Station"], Any]
 RequestCallback = Callable[["Station", Any], Any]
+AfterHook = Callable[["Station", Any, Any], Any]
 
 #: Frames kept per station by default: small, as a CSMS may hold thousands of stations.
 STATION_HISTORY_SIZE = 100
@@ -56,6 +61,14 @@ class Station(StationActions):
         self.request = request
         self.history = History(history_size)
         self._connection: Connection | None = None
+        self._registration: Registration | None = None
+
+    @property
+    def registration_status(self) -> RegistrationStatus:
+        """Accepted, Pending or Rejected as its last boot answer said; Unknown: no boot on record
+        (or the CSMS checks no registration)."""
+        registration = self._registration
+        return RegistrationStatus.UNKNOWN if registration is None else registration.status
 
     @property
     def remote_address(self) -> str:
@@ -134,7 +147,19 @@ class CSMS(CSMSGroups):
     A handler gets ``(station, request)`` and returns the response object.
     ``on_connect`` callbacks run in a station's worker before its first
     call is handled (so they may call ``station.send``); ``on_disconnect``
-    callbacks run once its connection has ended.
+    callbacks run once its connection has ended. ``on_accepted`` callbacks run
+    once the station is Accepted: after our Accepted answer to its boot is on
+    the wire, or at connect for a station Accepted before (the safe place to
+    configure a station: see docs/registration.md).
+
+    ``registration`` (on by default) applies the boot rules: until a station is
+    Accepted its calls other than BootNotification (and what we asked for) are
+    answered SecurityError, and our calls its status forbids raise NotRegistered
+    before anything is sent. ``unknown_stations`` is what a station without a
+    boot on record counts as ("Accepted" by default, so a CSMS restarted without
+    a store serves its fleet; "Pending" answers SecurityError until a boot);
+    ``registration_store`` (``load(id)`` / ``save(id, status)``) keeps statuses
+    across restarts.
 
     ``on_duplicate`` says what happens when a station connects while its old
     connection still looks alive: REPLACE (close the old one) or REFUSE (answer
@@ -156,6 +181,7 @@ class CSMS(CSMSGroups):
 
     on_connect = _Callbacks("connect")
     on_disconnect = _Callbacks("disconnect")
+    on_accepted = _Callbacks("accepted")
 
     def __init__(self, versions: Sequence[str] = ("1.6", "2.0.1", "2.1"), *,
                  timeout: float = 30.0, lenient: bool = False, on_duplicate: str = REPLACE,
@@ -170,7 +196,9 @@ class CSMS(CSMSGroups):
                  strict_station_ids: bool = True, handshake_timeout: float = 5.0,
                  max_connections_per_address: int | None = None,
                  max_pending_handshakes: int | None = 256,
-                 max_bad_messages: int | None = 10) -> None:
+                 max_bad_messages: int | None = 10, registration: bool = True,
+                 unknown_stations: str = "Accepted",
+                 registration_store: RegistrationStore | None = None) -> None:
         if not versions:
             raise ValueError("a CSMS needs at least one OCPP version")
         if on_duplicate not in (REPLACE, REFUSE):
@@ -179,6 +207,10 @@ class CSMS(CSMSGroups):
             raise ValueError("max_connections must be at least 1")
         if max_bad_messages is not None and max_bad_messages < 1:
             raise ValueError("max_bad_messages must be at least 1 (or None)")
+        if unknown_stations not in ("Accepted", "Pending", "Rejected"):
+            raise ValueError("unknown_stations must be 'Accepted', 'Pending' or 'Rejected'")
+        self._registrations = Registrations(RegistrationStatus(unknown_stations), registration_store) \
+            if registration else None
         self.on_duplicate = on_duplicate
         self.max_connections = max_connections
         self.max_message_size = max_message_size
@@ -189,7 +221,9 @@ class CSMS(CSMSGroups):
         self.timeout = timeout
         self.lenient = lenient
         self._handlers: dict[type, Callable[..., Any]] = {}
-        self._callbacks: dict[str, list[StationCallback]] = {"connect": [], "disconnect": []}
+        self._callbacks: dict[str, list[StationCallback]] = {"connect": [], "disconnect": [],
+                                                             "accepted": []}
+        self._after: dict[type, list[AfterHook]] = {}
         self._request_callbacks: list[RequestCallback] = []
         self.history_size = history_size
         self.ssl_context = ssl_context
@@ -214,6 +248,22 @@ class CSMS(CSMSGroups):
         def register(handler: F) -> F:
             self._handlers[request_cls] = handler
             return handler
+
+        return register
+
+    def after(self, request_cls: type[Any]) -> Callable[[F], F]:
+        """Decorator: ``hook(station, request, response)`` runs once our answer to a station's
+        ``request_cls`` call is on the wire, before its next call is handled.
+
+        So a call the hook makes (a SetChargingProfile after a StartTransaction, say)
+        reaches the station after the answer, never before it. Not run when the
+        answer was a CALLERROR. Several hooks run in the order they were registered.
+        """
+        check_handler_class(request_cls, self.versions, "CS_TO_CSMS")
+
+        def register(hook: F) -> F:
+            self._after.setdefault(request_cls, []).append(hook)
+            return hook
 
         return register
 
@@ -400,6 +450,9 @@ class CSMS(CSMSGroups):
             transport.close(1002, "unsupported subprotocol")
             return
         station = Station(station_id, version, request, self.history_size)
+        registrations = self._registrations
+        if registrations is not None:
+            station._registration = registrations.for_station(station_id, version)
         connection = Connection(transport, name=f"ocpp-csms-{station_id}", version=version,
                                 role=CSMS_ROLE,
                                 find_handler=functools.partial(self._find_handler, station),
@@ -407,7 +460,9 @@ class CSMS(CSMSGroups):
                                 on_close=functools.partial(self._closed, station),
                                 history=station.history, max_bad_messages=self.max_bad_messages,
                                 on_bad_messages=functools.partial(self._bad_messages, station),
-                                turnstile=getattr(transport, "turnstile", None))
+                                turnstile=getattr(transport, "turnstile", None),
+                                find_after=functools.partial(self._find_after, station),
+                                registration=station._registration)
         station._connection = connection
         with self._changed:
             stopped = self._stopped
@@ -430,7 +485,36 @@ class CSMS(CSMSGroups):
                  version)
         for callback in list(self._callbacks["connect"]):
             connection.run_task(functools.partial(callback, station))
+        if station._registration is not None and station._registration.status is RegistrationStatus.ACCEPTED:
+            connection.run_task(functools.partial(self._accepted, station))
         connection.run()
+
+    def _find_after(self, station: Station, request_cls: type) -> Callable[[Any, Any], None] | None:
+        hooks = self._after.get(request_cls)
+        if hooks is None and not (request_cls.__name__ == _BOOT_REQUEST
+                                  and (self._registrations is not None or self._callbacks["accepted"])):
+            return None
+        return functools.partial(self._run_after, station, list(hooks or ()))
+
+    def _run_after(self, station: Station, hooks: list[AfterHook], request: Any, response: Any) -> None:
+        for hook in hooks:
+            try:
+                hook(station, request, response)
+            except Exception:
+                log.exception("an after-answer hook failed for %r", station.id)
+        if type(request).__name__ == _BOOT_REQUEST:
+            status = RegistrationStatus(str(getattr(response.status, "value", response.status)))
+            if self._registrations is not None:
+                self._registrations.save(station.id, status)
+            if status is RegistrationStatus.ACCEPTED:
+                self._accepted(station)
+
+    def _accepted(self, station: Station) -> None:
+        for callback in list(self._callbacks["accepted"]):
+            try:
+                callback(station)
+            except Exception:
+                log.exception("an on_accepted callback failed for %r", station.id)
 
     def _bad_messages(self, station: Station, count: int) -> None:
         security.notify_security_event(self._event_hook, security.SecurityEvent(

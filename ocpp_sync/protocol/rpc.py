@@ -29,11 +29,13 @@ from ocpp_sync.errors import (
     FORMAT,
     INTERNAL,
     RPC,
+    SECURITY,
     UNKNOWN_ACTION,
     UNSUPPORTED_ACTION,
     CallError,
     ConnectionClosed,
     FramingError,
+    NotRegistered,
     OCPPError,
     ProtocolError,
     ValidationError,
@@ -54,6 +56,7 @@ from ocpp_sync.protocol.frames import (
     parse,
     serialise,
 )
+from ocpp_sync.protocol.registration import BOOT, Registration, RegistrationRefused
 from ocpp_sync.protocol.versions import message_info, version_module
 
 __all__ = [
@@ -178,13 +181,16 @@ class RpcState:
     ``find_handler(request_cls)`` returns the callable that answers that request
     class, or None. ``max_bad_messages`` malformed frames in a row (None: no
     limit) make :meth:`receive` ask for the connection to be closed with 1008.
+    ``registration`` (a CSMS's, for the station on the other end; None: no
+    checks) decides which calls each side may make before the station is Accepted.
     """
 
     def __init__(self, version: str, role: str, find_handler: Callable[[type], Handler | None], *,
                  name: str = "", lenient: bool = False, max_bad_messages: int | None = None,
                  guard: ContextManager[Any] | None = None,
                  on_current: Callable[[OutgoingCall], None] | None = None,
-                 on_idle: Callable[[], None] | None = None) -> None:
+                 on_idle: Callable[[], None] | None = None,
+                 registration: Registration | None = None) -> None:
         if max_bad_messages is not None and max_bad_messages < 1:
             raise ValueError("max_bad_messages must be at least 1 (or None)")
         if role not in (CS, CSMS):
@@ -202,6 +208,7 @@ class RpcState:
         self._guard: ContextManager[Any] = guard if guard is not None else contextlib.nullcontext()
         self._on_current = on_current
         self._on_idle = on_idle
+        self.registration = registration if role == CSMS else None
         self._bad_frames = 0   # malformed frames in a row; only the reading thread counts them
         # Under the guard:
         self.current: OutgoingCall | None = None
@@ -229,7 +236,16 @@ class RpcState:
         return info.action
 
     def frame_call(self, action: str, payload: dict[str, Any]) -> tuple[str, str, type | None]:
-        """A new id, the frame's text and the response class (None: a 2.1 SEND, never answered)."""
+        """A new id, the frame's text and the response class (None: a 2.1 SEND, never answered).
+
+        NotRegistered if the station's registration forbids the call now.
+        """
+        if self.registration is not None:
+            try:
+                with self._guard:
+                    self.registration.check_csms_call(action, payload)
+            except RegistrationRefused as exc:
+                raise NotRegistered(str(exc)) from None
         response_cls = self._module.RESPONSES.get(action)
         unique_id = new_message_id()
         frame: Frame = Call(unique_id, action, payload) if response_cls is not None else \
@@ -436,6 +452,12 @@ class RpcState:
             if action not in self._incoming:
                 raise OCPPError(f"{action} is not sent in this direction",
                                 code=error_code(UNSUPPORTED_ACTION, self.version))
+            if self.registration is not None:
+                try:
+                    with self._guard:
+                        self.registration.check_station_call(action, payload)
+                except RegistrationRefused as exc:
+                    raise OCPPError(str(exc), code=error_code(SECURITY, self.version)) from None
             cls = self._module.REQUESTS[action]
             handler = self._find_handler(cls)
             if handler is None:
@@ -473,7 +495,17 @@ class RpcState:
         except ValidationError as exc:
             log.error("%s: the %s handler returned an invalid response: %s", self.name, call.action, exc)
             return self._internal_error(call, "returned an invalid response")
-        return self._serialise_answer(CallResult(call.unique_id, payload))
+        text = self._serialise_answer(CallResult(call.unique_id, payload))
+        if call.action == BOOT and self.registration is not None:
+            with self._guard:
+                self.registration.booted(payload["status"])
+        return text
+
+    @staticmethod
+    def is_result(text: str) -> bool:
+        """Whether an answer this state wrote is a CALLRESULT (not a CALLERROR): its compact
+        JSON starts with the message type."""
+        return text.startswith(f"[{CALLRESULT},")
 
     def answer_error(self, call: PeerCall, exc: BaseException) -> str:
         """The text that answers ``call`` whose handler raised ``exc``."""

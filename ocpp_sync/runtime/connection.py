@@ -48,6 +48,7 @@ from typing import Any
 
 from ocpp_sync.errors import CallTimeout, ConnectionClosed
 from ocpp_sync.protocol.codec import to_payload
+from ocpp_sync.protocol.registration import Registration
 from ocpp_sync.protocol.rpc import CS, CSMS, CallAnswered, FrameRefused, Handler, OutgoingCall, PeerCall, RpcState
 from ocpp_sync.runtime.handling import Handling
 from ocpp_sync.runtime.history import History
@@ -88,6 +89,10 @@ class Connection(Handling):
     ``turnstile``, shared by the connections of one server, makes them work on the
     messages they read in arrival order (see ``_turnstile``): a thread takes a turn
     once it has read a message and steps out of it to run user code.
+
+    ``find_after(request_cls)`` returns the hook to run with (request, response) once
+    our answer to such a request is written, or None. ``registration`` (a CSMS's)
+    is the station's registration, which the RPC core consults for every call.
     """
 
     def __init__(self, transport: Transport, *, name: str, version: str, role: str,
@@ -95,7 +100,9 @@ class Connection(Handling):
                  lenient: bool = False, on_close: Callable[[], None] | None = None,
                  history: History | None = None, max_bad_messages: int | None = None,
                  on_bad_messages: Callable[[int], None] | None = None,
-                 turnstile: Turnstile | None = None) -> None:
+                 turnstile: Turnstile | None = None,
+                 find_after: Callable[[type], Callable[[Any, Any], Any] | None] | None = None,
+                 registration: Registration | None = None) -> None:
         self.name = name
         self.version = version
         self.timeout = timeout
@@ -105,6 +112,7 @@ class Connection(Handling):
         self._history = history
         self._on_bad_messages = on_bad_messages
         self._turnstile = turnstile
+        self._find_after = find_after
         # _lock guards the protocol state (the RpcState holds it around its own fields), the
         # reading role (_reading_thread, _waiting_callers, _lazy_until, _stream_ended) and the
         # handling role (_work, _handler_running, _handlers_run, _sleeper, _watcher, _ended, _workers).
@@ -113,7 +121,8 @@ class Connection(Handling):
         self._wake = threading.Condition(self._lock)  # workers wait here for a role
         self._rpc = RpcState(version, role, find_handler, name=name, lenient=lenient,
                              max_bad_messages=max_bad_messages, guard=self._lock,
-                             on_current=self._on_current_locked, on_idle=self._on_idle_locked)
+                             on_current=self._on_current_locked, on_idle=self._on_idle_locked,
+                             registration=registration)
         self._reading_thread: int | None = None   # the thread reading the socket now, if any
         self._waiting_callers = 0                 # blocking callers waiting for another to read
         self._lazy_until = 0.0                    # workers leave the socket to callers until then

@@ -2,14 +2,17 @@
 
 A worker that reads a peer's call and finds no handler running leaves the
 socket and runs it itself (leader/follower); anything else queues behind it.
-User code always runs outside the server's turn.
+User code always runs outside the server's turn. An after-answer hook runs in
+the same role once the answer is written, before the next call is handled: a
+call it makes reaches the peer after the answer, never before.
 """
 from __future__ import annotations
 
 import collections
 import logging
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ocpp_sync.errors import OCPPError
 from ocpp_sync.protocol.rpc import PeerCall, RpcState
@@ -37,6 +40,7 @@ class Handling:
     _workers: set[int]
     _history: History | None
     _turnstile: Turnstile | None
+    _find_after: Callable[[type], Callable[[Any, Any], Any] | None] | None
 
     def _unread_call_locked(self) -> bool:
         raise NotImplementedError
@@ -107,19 +111,36 @@ class Handling:
             except Exception:
                 log.exception("%s: the %s handler raised", self.name, item.action)
         else:
+            response = None
             try:
-                self._write_answer(self._run_handler(item))
+                text, response = self._run_handler(item)
+                self._write_answer(text)
             except Exception:  # never let one message end the worker
                 log.exception("%s: failed to answer %s", self.name, item.unique_id)
+            if response is not None and self._find_after is not None:
+                self._run_after(item, response)
         if self._history is not None:
             self._history.handled(item.request)
+
+    def _run_after(self, call: PeerCall, response: Any) -> None:
+        """The after-answer hook of ``call``'s request, its answer on the wire already."""
+        assert self._find_after is not None
+        after = self._find_after(type(call.request))
+        if after is None:
+            return
+        self._step_out()
+        try:
+            after(call.request, response)
+        except Exception:
+            log.exception("%s: the after-answer hook for %s failed", self.name, call.action)
 
     def _step_out(self) -> bool:
         """Leave the turn before user code runs, which may wait; True if this thread held it."""
         return self._turnstile is not None and self._turnstile.leave()
 
-    def _run_handler(self, call: PeerCall) -> str:
-        """Run the handler of the peer's ``call`` outside the turn; the text that answers it."""
+    def _run_handler(self, call: PeerCall) -> tuple[str, Any]:
+        """Run the handler of the peer's ``call`` outside the turn; the text that answers it,
+        and the response (None if the answer is a CALLERROR)."""
         turnstile, held = self._turnstile, self._step_out()
         try:
             response = call.handler(call.request)
@@ -128,10 +149,11 @@ class Handling:
                 log.info("%s: the %s handler answered %s: %s", self.name, call.action, exc.code, exc)
             else:
                 log.exception("%s: the %s handler raised", self.name, call.action)
-            return self._rpc.answer_error(call, exc)
+            return self._rpc.answer_error(call, exc), None
         finally:
             if held and turnstile is not None:
                 # Back at the front of the queue: the answer goes out before the messages
                 # read since are worked on, as if the handler had not stepped out.
                 turnstile.enter(first=True)
-        return self._rpc.answer(call, response)
+        text = self._rpc.answer(call, response)
+        return text, (response if self._rpc.is_result(text) else None)
