@@ -369,19 +369,13 @@ class CSMS(CSMSGroups):
             transport.close(1002, "unsupported subprotocol")
             return
         station = Station(station_id, version, request, self.history_size)
-        connection = Connection(transport, name=f"ocpp-csms-{station_id}", version=version,
-                                role=CSMS_ROLE,
-                                find_handler=functools.partial(self._find_handler, station),
-                                timeout=self.timeout, lenient=self.lenient,
-                                on_close=functools.partial(self._closed, station),
-                                history=station.history, max_bad_messages=self.max_bad_messages,
-                                on_bad_messages=functools.partial(self._bad_messages, station),
-                                turnstile=getattr(transport, "turnstile", None))
-        station._connection = connection
         with self._changed:
             stopped = self._stopped
             refusal = None if stopped else self._refusal_locked(station_id)
             if not stopped and refusal is None:
+                # Only for a station let in: the connection and the station point at each
+                # other until it ends, which cuts the cycle; a refused one never runs.
+                connection = self._connection(transport, station)
                 previous = self._stations.get(station_id)
                 self._stations[station_id] = station
                 self._changed.notify_all()
@@ -400,6 +394,18 @@ class CSMS(CSMSGroups):
         for callback in list(self._callbacks["connect"]):
             connection.run_task(functools.partial(callback, station))
         connection.run()
+
+    def _connection(self, transport: Any, station: Station) -> Connection:
+        connection = Connection(transport, name=f"ocpp-csms-{station.id}", version=station.version,
+                                role=CSMS_ROLE,
+                                find_handler=functools.partial(self._find_handler, station),
+                                timeout=self.timeout, lenient=self.lenient,
+                                on_close=functools.partial(self._closed, station),
+                                history=station.history, max_bad_messages=self.max_bad_messages,
+                                on_bad_messages=functools.partial(self._bad_messages, station),
+                                turnstile=getattr(transport, "turnstile", None))
+        station._connection = connection
+        return connection
 
     def _bad_messages(self, station: Station, count: int) -> None:
         security.notify_security_event(self._event_hook, security.SecurityEvent(

@@ -172,6 +172,10 @@ def _short(text: str) -> str:
     return text if len(text) <= _MAX_DESCRIPTION else text[:_MAX_DESCRIPTION - 3] + "..."
 
 
+def _no_handler(request_cls: type) -> None:
+    return None
+
+
 class RpcState:
     """The RPC rules of one connection for one side (``CS`` or ``CSMS``), without I/O.
 
@@ -273,6 +277,17 @@ class RpcState:
             if self._on_idle is not None:
                 self._on_idle()
         return failed
+
+    def detach(self) -> None:
+        """Forget the callables given at construction, once the connection is over.
+
+        They point back at the objects that own this state: kept, they would
+        make a cycle that only the cyclic garbage collector frees.
+        """
+        with self._guard:
+            self._find_handler = _no_handler
+            self._on_current = None
+            self._on_idle = None
 
     def has_calls_locked(self) -> bool:
         """A call is queued or on the wire (with the guard held)."""
