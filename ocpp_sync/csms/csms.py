@@ -30,6 +30,9 @@ RequestCallback = Callable[["Station", Any], Any]
 
 #: Frames kept per station by default: small, as a CSMS may hold thousands of stations.
 STATION_HISTORY_SIZE = 100
+#: Characters of frame text kept per station by default: about STATION_HISTORY_SIZE
+#: ordinary messages, so that big ones cannot multiply a station's share.
+STATION_HISTORY_BYTES = 128 * 1024
 
 REPLACE = "replace"  # a station that connects again takes over from its old connection
 REFUSE = "refuse"    # ... is refused while its old connection is still up
@@ -44,11 +47,12 @@ class Station(StationActions):
     """
 
     def __init__(self, id: str, version: str, request: Any = None,
-                 history_size: int | None = STATION_HISTORY_SIZE) -> None:
+                 history_size: int | None = STATION_HISTORY_SIZE,
+                 history_bytes: int | None = STATION_HISTORY_BYTES) -> None:
         self.id = id
         self.version = version
         self.request = request
-        self.history = History(history_size)
+        self.history = History(history_size, history_bytes)
         self._connection: Connection | None = None
 
     @property
@@ -135,7 +139,9 @@ class CSMS(CSMSGroups):
     the new upgrade with HTTP 409). ``max_connections`` refuses stations beyond
     it (HTTP 503); ``max_message_size`` closes a connection that sends a bigger
     message (1009); ``ping_interval``/``pong_timeout`` give up a silent station.
-    ``history_size`` bounds each station's :attr:`Station.history` (None: unbounded).
+    ``history_size`` (frames) and ``history_bytes`` (characters of their texts; a
+    bigger frame is kept as a placeholder) bound each station's
+    :attr:`Station.history` and the requests it keeps for ``expect`` (None: unbounded).
 
     Security (see :mod:`ocpp_sync.security`): ``ssl_context`` serves ``wss://``
     (profiles 2 and 3); ``authenticate`` and ``known_stations`` decide each station
@@ -157,6 +163,7 @@ class CSMS(CSMSGroups):
                  ping_interval: float | None = None, pong_timeout: float = 10.0,
                  close_timeout: float = 5.0,
                  history_size: int | None = STATION_HISTORY_SIZE,
+                 history_bytes: int | None = STATION_HISTORY_BYTES,
                  ssl_context: ssl.SSLContext | None = None,
                  authenticate: security.Authenticate | None = None,
                  known_stations: security.KnownStations | None = None,
@@ -186,6 +193,7 @@ class CSMS(CSMSGroups):
         self._callbacks: dict[str, list[StationCallback]] = {"connect": [], "disconnect": []}
         self._request_callbacks: list[RequestCallback] = []
         self.history_size = history_size
+        self.history_bytes = history_bytes
         self.ssl_context = ssl_context
         self.authenticate = authenticate
         self.known_stations = known_stations
@@ -368,7 +376,7 @@ class CSMS(CSMSGroups):
                         subprotocol)
             transport.close(1002, "unsupported subprotocol")
             return
-        station = Station(station_id, version, request, self.history_size)
+        station = Station(station_id, version, request, self.history_size, self.history_bytes)
         with self._changed:
             stopped = self._stopped
             refusal = None if stopped else self._refusal_locked(station_id)

@@ -106,17 +106,21 @@ class OutgoingCall:
 
 
 class PeerCall:
-    """A call (or a 2.1 SEND, with ``answer`` False) from the peer, read and ready to handle."""
+    """A call (or a 2.1 SEND, with ``answer`` False) from the peer, read and ready to handle.
 
-    __slots__ = ("unique_id", "action", "handler", "request", "answer")
+    ``size`` is the length of the message it came in, for whoever bounds what it keeps.
+    """
+
+    __slots__ = ("unique_id", "action", "handler", "request", "answer", "size")
 
     def __init__(self, unique_id: str, action: str, handler: Handler, request: Any,
-                 answer: bool) -> None:
+                 answer: bool, size: int = 0) -> None:
         self.unique_id = unique_id
         self.action = action
         self.handler = handler
         self.request = request
         self.answer = answer
+        self.size = size
 
 
 class CallAnswered:

@@ -493,6 +493,7 @@ class Connection(Handling):
                 self._write_answer(event.reply)
             self._settle_read(event.call, event.response, event.error)
         elif isinstance(event, PeerCall):
+            event.size = len(text)   # what the history counts the request as
             self._take_in(event)
         elif isinstance(event, FrameRefused):
             self._on_refused(event)

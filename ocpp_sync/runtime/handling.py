@@ -112,7 +112,7 @@ class Handling:
             except Exception:  # never let one message end the worker
                 log.exception("%s: failed to answer %s", self.name, item.unique_id)
         if self._history is not None:
-            self._history.handled(item.request)
+            self._history.handled(item.request, item.size)
 
     def _step_out(self) -> bool:
         """Leave the turn before user code runs, which may wait; True if this thread held it."""
