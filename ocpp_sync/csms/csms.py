@@ -397,6 +397,7 @@ class CSMS(CSMSGroups):
         if previous is not None:
             log.warning("station %r connected again; closing its previous connection", station_id)
             previous.close()
+            previous = None   # this frame lives as long as the new connection: let the old one go
         log.info("station %r connected from %s (OCPP %s)", station_id, station.remote_address,
                  version)
         for callback in list(self._callbacks["connect"]):

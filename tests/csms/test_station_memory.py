@@ -56,3 +56,16 @@ def _holders(obj: Any) -> str:
     if obj is None:
         return "the station was freed, but its connection or history was not"
     return "held by " + ", ".join(type(r).__name__ for r in gc.get_referrers(obj))
+
+
+@pytest.mark.usefixtures("no_cyclic_gc")
+def test_a_station_replaced_by_its_reconnection_is_freed_without_the_cyclic_gc() -> None:
+    with running_csms(("1.6",)) as csms:
+        with connected_charge_point(csms, "1.6", "CP_AGAIN") as (first_cp, first):
+            first_cp.send(v16.HeartbeatRequest())
+            first_ref = weakref.ref(first)
+            del first
+            with connected_charge_point(csms, "1.6", "CP_AGAIN") as (cp, station):
+                assert wait_until(lambda: first_ref() is None), _holders(first_ref())
+                cp.send(v16.HeartbeatRequest())
+                assert csms.stations["CP_AGAIN"] is station
