@@ -30,9 +30,10 @@ RequestCallback = Callable[["Station", Any], Any]
 
 #: Frames kept per station by default: small, as a CSMS may hold thousands of stations.
 STATION_HISTORY_SIZE = 100
-#: Characters of frame text kept per station by default: about STATION_HISTORY_SIZE
-#: ordinary messages, so that big ones cannot multiply a station's share.
-STATION_HISTORY_BYTES = 128 * 1024
+#: Characters of frame text kept per station by default: the last few dozen ordinary
+#: messages, so big ones cannot multiply a station's share (the requests kept for
+#: ``expect`` have the same bound, and cost more once parsed).
+STATION_HISTORY_BYTES = 64 * 1024
 
 REPLACE = "replace"  # a station that connects again takes over from its old connection
 REFUSE = "refuse"    # ... is refused while its old connection is still up
