@@ -308,7 +308,7 @@ def _placeholder(when: datetime, mono: float, direction: str, head: str, size: i
                  calls: dict[tuple[str, str], tuple[str | None, float]],
                  ) -> tuple[HistoryEntry, tuple[str, str] | None]:
     """The entry of a frame too large to keep: what its head says, no payload."""
-    match = _HEADER.match(head)
+    match = _HEADER.match(head) if isinstance(head, str) else None   # a binary frame: no header
     kind = None if match is None else _TYPES.get(int(match.group(1)))
     if match is None or kind is None:
         return HistoryEntry(when, direction, "invalid", None, None, None, None, size), None
