@@ -22,7 +22,7 @@ from ocpp_sync.protocol.retry import BackOff, TransactionRetry
 from ocpp_sync.protocol.versions import MessageInfo, check_handler_class, check_version, message_info, version_module
 from ocpp_sync.runtime.actions import ChargePointActions
 from ocpp_sync.runtime.connection import CS, Connection, call_with_dict
-from ocpp_sync.runtime.history import DEFAULT_HISTORY_SIZE, History
+from ocpp_sync.runtime.history import DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_SIZE, History
 from ocpp_sync.websocket.client import connect as open_websocket
 
 __all__ = ["ChargePoint"]
@@ -73,7 +73,8 @@ class ChargePoint(ChargePointActions):
     and one row costs far less than the round trip. ``on_disconnect`` /
     ``on_reconnect`` run in the reconnect thread, ``on_message_dropped`` when
     a queued message is given up or refused by a full queue.
-    ``history`` keeps the last ``history_size`` frames across reconnects.
+    ``history`` keeps the last ``history_size`` frames across reconnects, and at most
+    ``history_bytes`` characters of their texts (see :class:`History`; None: no bound).
     A message over ``max_message_size`` bytes (None: 4 MiB, as for the CSMS) closes with 1009.
 
     Security profiles 1 and 2: ``password`` is sent as HTTP Basic auth with the
@@ -94,6 +95,7 @@ class ChargePoint(ChargePointActions):
                  on_disconnect: Hook | None = None, on_reconnect: Hook | None = None,
                  on_message_dropped: DroppedHook | None = None,
                  history_size: int | None = DEFAULT_HISTORY_SIZE,
+                 history_bytes: int | None = DEFAULT_HISTORY_BYTES,
                  password: str | bytes | None = None,
                  ssl_context: ssl.SSLContext | None = None, max_message_size: int | None = None) -> None:
         if not id:
@@ -121,7 +123,7 @@ class ChargePoint(ChargePointActions):
         self.on_disconnect = on_disconnect
         self.on_reconnect = on_reconnect
         self.on_message_dropped = on_message_dropped
-        self.history = History(history_size)  # one for every connection this object opens
+        self.history = History(history_size, history_bytes)  # one for every connection this object opens
         self._random: Callable[[], float] = random.random
         self._handlers: dict[type, Callable[[Any], Any]] = {}
         self._after: dict[type, list[Callable[[Any, Any], Any]]] = {}

@@ -37,6 +37,10 @@ AfterHook = Callable[["Station", Any, Any], Any]
 
 #: Frames kept per station by default: small, as a CSMS may hold thousands of stations.
 STATION_HISTORY_SIZE = 100
+#: Characters of frame text kept per station by default: the last few dozen ordinary
+#: messages, so big ones cannot multiply a station's share (the requests kept for
+#: ``expect`` have the same bound, and cost more once parsed).
+STATION_HISTORY_BYTES = 64 * 1024
 
 # The CSMSs of this process by the port they listen on, so that a port taken by one of them
 # (a notebook cell run twice) can be named in the error; weak, so a forgotten CSMS can still go.
@@ -55,11 +59,12 @@ class Station(StationActions):
     """
 
     def __init__(self, id: str, version: str, request: Any = None,
-                 history_size: int | None = STATION_HISTORY_SIZE) -> None:
+                 history_size: int | None = STATION_HISTORY_SIZE,
+                 history_bytes: int | None = STATION_HISTORY_BYTES) -> None:
         self.id = id
         self.version = version
         self.request = request
-        self.history = History(history_size)
+        self.history = History(history_size, history_bytes)
         self._connection: Connection | None = None
         self._registration: Registration | None = None
 
@@ -166,7 +171,9 @@ class CSMS(CSMSGroups):
     the new upgrade with HTTP 409). ``max_connections`` refuses stations beyond
     it (HTTP 503); ``max_message_size`` closes a connection that sends a bigger
     message (1009); ``ping_interval``/``pong_timeout`` give up a silent station.
-    ``history_size`` bounds each station's :attr:`Station.history` (None: unbounded).
+    ``history_size`` (frames) and ``history_bytes`` (characters of their texts; a
+    bigger frame is kept as a placeholder) bound each station's
+    :attr:`Station.history` and the requests it keeps for ``expect`` (None: unbounded).
 
     Security (see :mod:`ocpp_sync.security`): ``ssl_context`` serves ``wss://``
     (profiles 2 and 3); ``authenticate`` and ``known_stations`` decide each station
@@ -189,6 +196,7 @@ class CSMS(CSMSGroups):
                  ping_interval: float | None = None, pong_timeout: float = 10.0,
                  close_timeout: float = 5.0,
                  history_size: int | None = STATION_HISTORY_SIZE,
+                 history_bytes: int | None = STATION_HISTORY_BYTES,
                  ssl_context: ssl.SSLContext | None = None,
                  authenticate: security.Authenticate | None = None,
                  known_stations: security.KnownStations | None = None,
@@ -226,6 +234,7 @@ class CSMS(CSMSGroups):
         self._after: dict[type, list[AfterHook]] = {}
         self._request_callbacks: list[RequestCallback] = []
         self.history_size = history_size
+        self.history_bytes = history_bytes
         self.ssl_context = ssl_context
         self.authenticate = authenticate
         self.known_stations = known_stations
@@ -449,25 +458,17 @@ class CSMS(CSMSGroups):
                         subprotocol)
             transport.close(1002, "unsupported subprotocol")
             return
-        station = Station(station_id, version, request, self.history_size)
+        station = Station(station_id, version, request, self.history_size, self.history_bytes)
         registrations = self._registrations
         if registrations is not None:
             station._registration = registrations.for_station(station_id, version)
-        connection = Connection(transport, name=f"ocpp-csms-{station_id}", version=version,
-                                role=CSMS_ROLE,
-                                find_handler=functools.partial(self._find_handler, station),
-                                timeout=self.timeout, lenient=self.lenient,
-                                on_close=functools.partial(self._closed, station),
-                                history=station.history, max_bad_messages=self.max_bad_messages,
-                                on_bad_messages=functools.partial(self._bad_messages, station),
-                                turnstile=getattr(transport, "turnstile", None),
-                                find_after=functools.partial(self._find_after, station),
-                                registration=station._registration)
-        station._connection = connection
         with self._changed:
             stopped = self._stopped
             refusal = None if stopped else self._refusal_locked(station_id)
             if not stopped and refusal is None:
+                # Only for a station let in: the connection and the station point at each
+                # other until it ends, which cuts the cycle; a refused one never runs.
+                connection = self._new_connection(transport, station)
                 previous = self._stations.get(station_id)
                 self._stations[station_id] = station
                 self._changed.notify_all()
@@ -481,6 +482,7 @@ class CSMS(CSMSGroups):
         if previous is not None:
             log.warning("station %r connected again; closing its previous connection", station_id)
             previous._close(CLOSE_REPLACED, "replaced by a newer connection under this id", 0.0)
+            previous = None   # this frame lives as long as the new connection: let the old one go
         log.info("station %r connected from %s (OCPP %s)", station_id, station.remote_address,
                  version)
         for callback in list(self._callbacks["connect"]):
@@ -488,6 +490,20 @@ class CSMS(CSMSGroups):
         if station._registration is not None and station._registration.status is RegistrationStatus.ACCEPTED:
             connection.run_task(functools.partial(self._accepted, station))
         connection.run()
+
+    def _new_connection(self, transport: Any, station: Station) -> Connection:
+        connection = Connection(transport, name=f"ocpp-csms-{station.id}", version=station.version,
+                                role=CSMS_ROLE,
+                                find_handler=functools.partial(self._find_handler, station),
+                                timeout=self.timeout, lenient=self.lenient,
+                                on_close=functools.partial(self._closed, station),
+                                history=station.history, max_bad_messages=self.max_bad_messages,
+                                on_bad_messages=functools.partial(self._bad_messages, station),
+                                turnstile=getattr(transport, "turnstile", None),
+                                find_after=functools.partial(self._find_after, station),
+                                registration=station._registration)
+        station._connection = connection
+        return connection
 
     def _find_after(self, station: Station, request_cls: type) -> Callable[[Any, Any], None] | None:
         hooks = self._after.get(request_cls)

@@ -109,17 +109,21 @@ class OutgoingCall:
 
 
 class PeerCall:
-    """A call (or a 2.1 SEND, with ``answer`` False) from the peer, read and ready to handle."""
+    """A call (or a 2.1 SEND, with ``answer`` False) from the peer, read and ready to handle.
 
-    __slots__ = ("unique_id", "action", "handler", "request", "answer")
+    ``size`` is the length of the message it came in, for whoever bounds what it keeps.
+    """
+
+    __slots__ = ("unique_id", "action", "handler", "request", "answer", "size")
 
     def __init__(self, unique_id: str, action: str, handler: Handler, request: Any,
-                 answer: bool) -> None:
+                 answer: bool, size: int = 0) -> None:
         self.unique_id = unique_id
         self.action = action
         self.handler = handler
         self.request = request
         self.answer = answer
+        self.size = size
 
 
 class CallAnswered:
@@ -173,6 +177,10 @@ Event = PeerCall | CallAnswered | FrameRefused | Ignored
 
 def _short(text: str) -> str:
     return text if len(text) <= _MAX_DESCRIPTION else text[:_MAX_DESCRIPTION - 3] + "..."
+
+
+def _no_handler(request_cls: type) -> None:
+    return None
 
 
 class RpcState:
@@ -289,6 +297,17 @@ class RpcState:
             if self._on_idle is not None:
                 self._on_idle()
         return failed
+
+    def detach(self) -> None:
+        """Forget the callables given at construction, once the connection is over.
+
+        They point back at the objects that own this state: kept, they would
+        make a cycle that only the cyclic garbage collector frees.
+        """
+        with self._guard:
+            self._find_handler = _no_handler
+            self._on_current = None
+            self._on_idle = None
 
     def has_calls_locked(self) -> bool:
         """A call is queued or on the wire (with the guard held)."""

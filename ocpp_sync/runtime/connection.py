@@ -448,11 +448,18 @@ class Connection(Handling):
             self._wake.notify_all()
         self._finished.set()
         log.debug("%s: connection ended", self.name)
-        if self._on_close is not None:
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
             try:
-                self._on_close()
+                on_close()
             except Exception:
                 log.exception("%s: the on-close callback failed", self.name)
+        # The callables we were given point back at their owners (a CSMS's Station holds
+        # this connection), and the protocol state points at our methods: cycles, which
+        # only the cyclic GC would free, and payload dicts never trigger it. Cut them.
+        self._on_bad_messages = None
+        self._find_after = None
+        self._rpc.detach()
 
     def _read_and_handle(self, timeout: float | None = None) -> bool:
         """Read one message and handle it; False once the stream has ended.
@@ -506,6 +513,7 @@ class Connection(Handling):
                 self._write_answer(event.reply)
             self._settle_read(event.call, event.response, event.error)
         elif isinstance(event, PeerCall):
+            event.size = len(text)   # what the history counts the request as
             self._take_in(event)
         elif isinstance(event, FrameRefused):
             self._on_refused(event)
@@ -520,9 +528,10 @@ class Connection(Handling):
         if event.close is None:
             return
         self._step_out()   # a callback runs, and closing waits for the peer
-        if self._on_bad_messages is not None and event.reason == "too many malformed messages":
+        on_bad_messages = self._on_bad_messages   # None once the connection has ended
+        if on_bad_messages is not None and event.reason == "too many malformed messages":
             try:
-                self._on_bad_messages(self._rpc.bad_frames)
+                on_bad_messages(self._rpc.bad_frames)
             except Exception:
                 log.exception("%s: the bad-messages callback failed", self.name)
         self._close_transport(event.close, event.reason)

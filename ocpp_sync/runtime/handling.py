@@ -117,15 +117,14 @@ class Handling:
                 self._write_answer(text)
             except Exception:  # never let one message end the worker
                 log.exception("%s: failed to answer %s", self.name, item.unique_id)
-            if response is not None and self._find_after is not None:
-                self._run_after(item, response)
+            find_after = self._find_after   # None once the connection is over
+            if response is not None and find_after is not None:
+                self._run_after(find_after(type(item.request)), item, response)
         if self._history is not None:
-            self._history.handled(item.request)
+            self._history.handled(item.request, item.size)
 
-    def _run_after(self, call: PeerCall, response: Any) -> None:
+    def _run_after(self, after: Callable[[Any, Any], Any] | None, call: PeerCall, response: Any) -> None:
         """The after-answer hook of ``call``'s request, its answer on the wire already."""
-        assert self._find_after is not None
-        after = self._find_after(type(call.request))
         if after is None:
             return
         self._step_out()

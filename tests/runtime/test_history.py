@@ -65,6 +65,65 @@ def test_history_is_bounded() -> None:
         History(maxlen=0)
 
 
+def test_the_byte_bound_drops_the_oldest_frames_until_the_texts_fit() -> None:
+    frames = [f'[2,"{n}","DataTransfer",{{"vendorId":"{"x" * 20}"}}]' for n in range(10)]
+    bound = 3 * len(frames[0]) - 1
+    history = History(maxlen=None, max_bytes=bound)
+    for text in frames:
+        history.frame("<", text)
+    kept = [e.message_id for e in history]
+    assert kept == ["8", "9"] and history.size == 2 * len(frames[0]) <= bound
+    with pytest.raises(ValueError):
+        History(max_bytes=0)
+
+
+def test_both_bounds_hold_together_and_clear_resets_the_count() -> None:
+    history = History(maxlen=3, max_bytes=1000)
+    for n in range(10):
+        history.frame(">", f'[2,"{n}","Heartbeat",{{}}]')
+    assert [e.message_id for e in history] == ["7", "8", "9"]
+    assert history.size == sum(len(f'[2,"{n}","Heartbeat",{{}}]') for n in (7, 8, 9))
+    history.clear()
+    assert history.size == 0 and len(history) == 0
+
+
+def test_a_frame_over_the_byte_bound_is_kept_as_a_placeholder_paired_with_its_answer() -> None:
+    history = History(max_bytes=1000)
+    big = '[2,"big-1","DataTransfer",{"vendorId":"ACME","data":"' + "x" * 5000 + '"}]'
+    history.frame(">", '[2,"small","Heartbeat",{}]')
+    history.frame("<", big)
+    history.frame(">", '[3,"big-1",{"status":"Accepted"}]')
+    history.frame(">", '[3,"huge-answer",{"data":"' + "y" * 5000 + '"}]')
+    history.frame("<", "x" * 5000)
+    entries = history.entries()
+    assert history.size <= 1000 and len(entries) == 5
+    call, answer = entries[1], entries[2]
+    assert (call.type, call.action, call.message_id, call.payload, call.too_large) == (
+        "CALL", "DataTransfer", "big-1", None, len(big))
+    assert answer.action == "DataTransfer" and answer.latency is not None and answer.too_large is None
+    assert (entries[3].type, entries[3].message_id, entries[3].too_large) == (
+        "CALLRESULT", "huge-answer", len('[3,"huge-answer",{"data":"') + 5000 + 3)
+    assert (entries[4].type, entries[4].payload, entries[4].too_large) == ("invalid", None, 5000)
+    items = history.to_list()
+    assert items[1]["too_large"] == len(big) and "too_large" not in items[0]
+
+
+def test_expect_keeps_requests_within_the_same_bounds_and_says_what_it_dropped() -> None:
+    history = History(maxlen=2, max_bytes=100)
+    requests = [v16.HeartbeatRequest() for _ in range(3)]
+    for request in requests:
+        history.handled(request, 40)
+    assert history.expect(v16.HeartbeatRequest, timeout=0) is requests[1]   # the oldest went
+    history.handled(boot_16(), 101)   # larger than the bound on its own: not kept
+    with pytest.raises(TimeoutError, match="2 requests dropped"):
+        history.expect(v16.BootNotificationRequest, timeout=0.01)
+    for request in requests:
+        history.handled(request, 60)   # 60 + 60 > 100: only the newest fits
+    assert history.expect(v16.HeartbeatRequest, timeout=0) is requests[2]
+    with pytest.raises(TimeoutError, match="5 requests dropped"):
+        history.expect(v16.HeartbeatRequest, timeout=0.01)
+
+
 def test_exports(tmp_path: Path) -> None:
     history = History()
     history.frame(">", '[2,"a","Heartbeat",{}]')
@@ -180,6 +239,20 @@ def test_history_size_bounds_station_and_charge_point_histories() -> None:
             cp.send(v16.HeartbeatRequest())
         assert len(station.history) == 2 and len(cp.history) == 3
         assert station.history.maxlen == 2
+
+
+def test_history_bytes_bounds_a_station_that_sends_big_messages() -> None:
+    big = v16.DataTransferRequest(vendor_id="ACME", data="x" * 200_000)
+    with running_csms(("1.6",), history_bytes=10_000) as csms, \
+            connected_charge_point(csms, "1.6", history_bytes=50_000) as (cp, station):
+        for _ in range(3):
+            cp.send(big)
+        assert station.history.max_bytes == 10_000 and station.history.size <= 10_000
+        assert cp.history.size <= 50_000
+        calls = [e for e in station.history if e.type == "CALL"]
+        assert len(calls) == 3 and all(e.action == "DataTransfer" and e.too_large for e in calls)
+        with pytest.raises(TimeoutError, match="3 requests dropped"):
+            station.expect(v16.DataTransferRequest, timeout=0.01)
 
 
 # -- csms.on_request ----------------------------------------------------------------
