@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ocpp_sync.chargepoint.boot import Booter
 from ocpp_sync.chargepoint.outbox import Outbox, Queued, QueuedCall
 from ocpp_sync.chargepoint.store import OfflineQueue, QueuedMessage, is_queued, stored_count
 from ocpp_sync.errors import CLOSE_REPLACED, ConnectionClosed, HandshakeError, OCPPError, Replaced
@@ -81,6 +82,12 @@ class ChargePoint(ChargePointActions):
     id as user (it is kept private: never logged, not in the repr). Profiles 2
     and 3: ``ssl_context`` (see ``security.client_ssl_context``) verifies the
     CSMS of a ``wss://`` URL and may carry the station's own certificate.
+
+    ``boot``, a BootNotificationRequest, makes the charge point register
+    itself (docs/registration.md): it is sent on every connection, the
+    application's messages wait until the CSMS answers Accepted (a Pending or
+    Rejected answer sends it again after the interval), and Heartbeats keep an
+    idle connection alive at the accepted interval.
     """
 
     def __init__(self, id: str, url: str, version: str = "1.6", timeout: float = 30.0,
@@ -97,7 +104,8 @@ class ChargePoint(ChargePointActions):
                  history_size: int | None = DEFAULT_HISTORY_SIZE,
                  history_bytes: int | None = DEFAULT_HISTORY_BYTES,
                  password: str | bytes | None = None,
-                 ssl_context: ssl.SSLContext | None = None, max_message_size: int | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, max_message_size: int | None = None,
+                 boot: Any = None) -> None:
         if not id:
             raise ValueError("a charge point needs a non-empty id")
         self.id = id
@@ -127,6 +135,9 @@ class ChargePoint(ChargePointActions):
         self._random: Callable[[], float] = random.random
         self._handlers: dict[type, Callable[[Any], Any]] = {}
         self._after: dict[type, list[Callable[[Any, Any], Any]]] = {}
+        self._booter = None if boot is None else Booter(id, self.version, boot, self._registered)
+        if self._booter is not None:
+            self.after(version_module(self.version).REQUESTS["TriggerMessage"])(self._booter.triggered)
         # _lock guards every attribute below; it is never held while opening a websocket,
         # sending, joining a thread or running a hook.
         self._lock = threading.Lock()
@@ -268,25 +279,50 @@ class ChargePoint(ChargePointActions):
                 link_down = self._link_down
                 link_down.clear()
                 connection = Connection(transport, name=f"ocpp-{self.id}", version=self.version,
-                                        role=CS, find_handler=self._handlers.get,
+                                        role=CS, find_handler=self._find_handler,
                                         find_after=self._find_after,
                                         timeout=self.timeout, lenient=self.lenient,
-                                        on_close=link_down.set, history=self.history)
+                                        on_close=self._link_lost(link_down), history=self.history)
                 self._connection = connection
                 outbox = self._outbox
         if not current:  # close() raced with the handshake
             transport.close(1001, "closing")
             raise ConnectionClosed(f"{self.id} was closed")
         connection.start()
-        if outbox is not None:
+        if outbox is not None and self._booter is None:   # with a boot: once Accepted
             outbox.online(connection)
         return connection
+
+    def _link_lost(self, link_down: threading.Event) -> Callable[[], None]:
+        booter = self._booter
+        if booter is None:
+            return link_down.set
+
+        def lost() -> None:
+            link_down.set()
+            booter.wake()
+        return lost
+
+    def _find_handler(self, request_cls: type) -> Callable[[Any], Any] | None:
+        handler = self._handlers.get(request_cls)
+        if handler is None and self._booter is not None and request_cls.__name__ == "TriggerMessageRequest":
+            return self._booter.answer_trigger
+        return handler
+
+    def _registered(self, connection: Connection) -> None:
+        """The CSMS accepted our boot on ``connection``: the offline queue may deliver."""
+        with self._lock:
+            outbox = self._outbox if self._connection is connection else None
+        if outbox is not None:
+            outbox.online(connection)
 
     def _supervise(self, first: bool, session: int, stop: threading.Event) -> None:
         while not stop.is_set():
             if not first:
                 with self._lock:
-                    link_down = self._link_down
+                    link_down, connection = self._link_down, self._connection
+                if self._booter is not None and connection is not None:
+                    self._booter.serve(connection, link_down)
                 link_down.wait()
                 if stop.is_set():
                     return
@@ -358,6 +394,8 @@ class ChargePoint(ChargePointActions):
             if self._fatal is not None:
                 raise self._fatal
             raise ConnectionClosed(f"{self.id} is not connected")
+        if self._booter is not None and not self._booter.accepted.is_set():
+            self._booter.wait_accepted(self.timeout)   # our messages wait for the boot's answer
         return connection
 
     def send(self, message: Any, timeout: float | None = None) -> Any:
@@ -480,6 +518,8 @@ class ChargePoint(ChargePointActions):
             stop, link_down = self._stop, self._link_down
         stop.set()
         link_down.set()
+        if self._booter is not None:
+            self._booter.wake()
         if outbox is not None:
             outbox.offline()  # nothing more goes out; the one in flight may finish
         if connection is not None:
