@@ -109,11 +109,13 @@ def test_a_station_that_floods_calls_without_reading_is_closed_and_bounded(
 # -- a CSMS that streams one endless message ---------------------------------------------------
 
 ANNOUNCED = 256 * 1024 * 1024       # the frame's 64-bit length
-STREAM_CAP = 16 * MAX_MESSAGE_SIZE  # the most the server streams before calling the bound broken
+STREAM_CAP = 64 * 1024 * 1024  # the most the server streams before calling the bound broken
 CHUNK = 64 * 1024
 # Bytes in flight when the charge point's close comes: the server's small send buffer, the
 # charge point's receive buffer (it reads eagerly) and one read of the transport.
-IN_FLIGHT = 8 * 1024 * 1024
+IN_FLIGHT = 4 * 1024 * 1024
+# What the charge point allocates besides the message: its threads, the frames read.
+OVERHEAD = 1024 * 1024
 
 
 class EndlessServer:
@@ -212,4 +214,4 @@ def test_a_charge_point_closes_an_endless_message_at_the_default_limit() -> None
     assert server.close_code == 1009
     assert server.sent <= MAX_MESSAGE_SIZE + IN_FLIGHT, server.sent
     # The message was dropped once over the limit, never held whole or twice.
-    assert peak < 2 * MAX_MESSAGE_SIZE, peak
+    assert peak < MAX_MESSAGE_SIZE + OVERHEAD, peak
