@@ -1,6 +1,6 @@
 """One hostile station against one CSMS process, while a well-behaved station heartbeats (issue 16).
 
-    python benchmarks/bench_hostile.py                 # 4 MiB, 1 MiB, 512 KiB, 256 KiB limits, ~3 minutes
+    python benchmarks/bench_hostile.py                 # 4 MiB, 1 MiB, 512 KiB, 256 KiB limits, ~4 minutes
     python benchmarks/bench_hostile.py --quick         # the default limit only, short phases
     python benchmarks/bench_hostile.py --parse-only    # only the parse+validate cost per size
 
@@ -57,14 +57,15 @@ def big_message(shape: str, size: int, unique_id: str = "big") -> tuple[str, str
 
 # -- the CSMS process -------------------------------------------------------------------------
 
-def csms_main(conn: Any, max_size: int, max_life: float) -> None:
+def csms_main(conn: Any, max_size: int, history: int, freeze: bool, max_life: float) -> None:
     _child_setup(max_life)
     from datetime import datetime, timezone
 
     import ocpp_sync
     from ocpp_sync import v16, v201
 
-    csms = ocpp_sync.CSMS(versions=("1.6", "2.0.1"), max_message_size=max_size)
+    options = {"history_size": history} if history else {}
+    csms = ocpp_sync.CSMS(versions=("1.6", "2.0.1"), max_message_size=max_size, **options)
 
     @csms.on(v16.HeartbeatRequest)
     def heartbeat(station: Any, request: Any) -> Any:
@@ -79,6 +80,10 @@ def csms_main(conn: Any, max_size: int, max_life: float) -> None:
         return v201.NotifyReportResponse()
 
     csms.start(host=HOST, port=0)
+    if freeze:
+        import gc
+
+        gc.freeze()   # what is loaded by now is never walked by a full collection again
     conn.send(csms.port)
     conn.recv()
     csms.stop()
@@ -202,7 +207,8 @@ class RssSampler:
 def run_size(size: int, modes: list[str], shape: str, args: argparse.Namespace) -> dict[str, Any]:
     life = 60 + len(modes) * (args.phase + args.settle + 10) + args.warmup
     parent, child = CTX.Pipe()
-    csms = CTX.Process(target=csms_main, args=(child, size, life), name="csms", daemon=True)
+    csms = CTX.Process(target=csms_main, args=(child, size, args.history, args.gc_freeze, life),
+                       name="csms", daemon=True)
     csms.start()
     port = parent.recv() if parent.poll(60) else None
     if port is None:
@@ -294,18 +300,29 @@ def _size(size: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--name", default="hostile", help="results/<name>.json")
     parser.add_argument("--parse-only", action="store_true")
     parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
+    parser.add_argument("--modes", nargs="*", default=["noread", "flood", "big"],
+                        help="hostile phases at the first size (the others run only big)")
     parser.add_argument("--shape", choices=("report", "string"), default="report")
     parser.add_argument("--phase", type=float, default=10.0, help="seconds per hostile phase")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds after each phase")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--gap", type=float, default=0.01, help="seconds between good Heartbeats")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="gc.freeze() in the CSMS once started (an application's choice)")
+    parser.add_argument("--history", type=int, default=0,
+                        help="the CSMS's history_size (0: its default); 1 all but takes it out")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.phase, args.settle = args.sizes[:1], 4.0, 2.0
+        if args.name == "hostile":
+            args.name = "hostile-quick"   # a smoke run never replaces recorded figures
     info = machine()
-    result: dict[str, Any] = {"machine": info, "parse": parse_costs(3 if args.quick else 7),
+    result: dict[str, Any] = {"machine": info, "history_size": args.history or "default",
+                              "gc_freeze": args.gc_freeze,
+                              "shape": args.shape, "parse": parse_costs(3 if args.quick else 7),
                               "runs": []}
     print(machine_line(info))
     print(table(["shape", "message", "RpcState.receive ms (median)", "max", "json.loads ms"],
@@ -314,7 +331,7 @@ def main() -> None:
     if not args.parse_only:
         rows = []
         for number, size in enumerate(args.sizes):
-            modes = ["noread", "flood", "big"] if number == 0 else ["big"]
+            modes = args.modes if number == 0 else ["big"]
             run = run_size(size, modes, args.shape, args)
             result["runs"].append(run)
             for phase in run["phases"]:
@@ -327,7 +344,7 @@ def main() -> None:
             print(f"max_message_size {_size(size)}: good station errors {run['good_errors']}")
         print(table(["limit", "hostile", "RSS before MiB", "peak", "after", "good p50 ms", "p99",
                      "max", "good calls", "hostile sent/conns"], rows))
-    print(f"wrote {save('hostile', result)}")
+    print(f"wrote {save(args.name, result)}")
 
 
 if __name__ == "__main__":
