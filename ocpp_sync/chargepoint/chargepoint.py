@@ -76,7 +76,7 @@ class ChargePoint(ChargePointActions):
     a queued message is given up or refused by a full queue.
     ``history`` keeps the last ``history_size`` frames across reconnects, and at most
     ``history_bytes`` characters of their texts (see :class:`History`; None: no bound).
-    A message over ``max_message_size`` bytes (None: 4 MiB, as for the CSMS) closes with 1009.
+    A message over ``max_message_size`` bytes (None: 256 KiB, as for the CSMS) closes with 1009.
 
     Security profiles 1 and 2: ``password`` is sent as HTTP Basic auth with the
     id as user (it is kept private: never logged, not in the repr). Profiles 2

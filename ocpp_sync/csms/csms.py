@@ -169,8 +169,8 @@ class CSMS(CSMSGroups):
     ``on_duplicate`` says what happens when a station connects while its old
     connection still looks alive: REPLACE (close the old one) or REFUSE (answer
     the new upgrade with HTTP 409). ``max_connections`` refuses stations beyond
-    it (HTTP 503); ``max_message_size`` closes a connection that sends a bigger
-    message (1009); ``ping_interval``/``pong_timeout`` give up a silent station.
+    it (HTTP 503); ``max_message_size`` (None: 256 KiB) closes a connection that sends
+    a bigger message (1009); ``ping_interval``/``pong_timeout`` give up a silent station.
     ``history_size`` (frames) and ``history_bytes`` (characters of their texts; a
     bigger frame is kept as a placeholder) bound each station's
     :attr:`Station.history` and the requests it keeps for ``expect`` (None: unbounded).

@@ -28,7 +28,11 @@ CLOSE_TIMEOUT = 2.0
 PONG_TIMEOUT = 10.0
 # A write that makes no progress for this long (the peer stopped reading) ends the connection.
 WRITE_TIMEOUT = 10.0
-MAX_MESSAGE_SIZE = 4 * 1024 * 1024
+# Parsing one message holds the CSMS's turn (and the GIL) and its objects take several times
+# its bytes, so the bound is what one station may stall the others by (benchmarks/README.md,
+# "Hostile station"). OCPP's largest bounded field is 32 KiB; reports and local lists can be
+# split across messages. Raise it per CSMS or ChargePoint if yours are bigger.
+MAX_MESSAGE_SIZE = 256 * 1024
 
 
 def abort_socket(sock: Any) -> None:
