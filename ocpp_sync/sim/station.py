@@ -201,10 +201,12 @@ class StationSimulator(StationAnswers, Reporting):
         if self._heartbeat_thread is not None or not interval or interval <= 0:
             return
         self._heartbeat_stop.clear()
-        self._heartbeat_thread = threading.Thread(
-            target=self._heartbeat_loop, args=(float(interval),), daemon=True,
-            name=f"ocpp-sim-{self.id}-heartbeat")
-        self._heartbeat_thread.start()
+        thread = threading.Thread(target=self._heartbeat_loop, args=(float(interval),), daemon=True,
+                                  name=f"ocpp-sim-{self.id}-heartbeat")
+        thread.start()
+        # Kept once started: Ctrl-C inside start() must not leave close() a thread join() refuses
+        # ("cannot join thread before it is started"); such a one ends on _heartbeat_stop.
+        self._heartbeat_thread = thread
 
     def _heartbeat_loop(self, interval: float) -> None:
         while not self._heartbeat_stop.wait(interval):
