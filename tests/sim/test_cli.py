@@ -388,6 +388,28 @@ def test_station_command_reconnects_when_the_csms_restarts_and_says_so() -> None
     assert "the CSMS closed the connection" not in station.text and "Traceback" not in station.text
 
 
+def test_station_command_stops_reconnecting_when_the_restarted_csms_refuses_it_for_good() -> None:
+    seen = Seen()
+    first = seen_csms(seen)
+    port = first.port
+    station = cli_process("station", f"ws://127.0.0.1:{port}/ocpp", "--id", "CP_PW", "--samples", "1",
+                          "--interval", "0", "--reconnect-wait", "0.2", "--password", PASSWORD)
+    try:
+        seen.wait_until(lambda: seen.count("StopTransaction") == 1)
+        first.stop()
+        station.expect(r"CP_PW: reconnect attempt 1 in")
+        changed = ocpp_sync.CSMS(versions=("1.6",), timeout=WAIT,
+                                 authenticate=security.simple_authenticator({"CP_PW": "rotated"}))
+        changed.start("127.0.0.1", port)
+        try:
+            assert station.wait() == 1  # a 401 will not heal: no waiting forever
+        finally:
+            changed.stop()
+    finally:
+        station.kill()
+    assert "station failed: HandshakeError" in station.text and "401" in station.text, station.text
+
+
 def test_ctrl_c_while_the_csms_is_busy_with_the_station_call_exits_promptly() -> None:
     entered, release = threading.Event(), threading.Event()
     csms = ocpp_sync.CSMS(versions=("1.6",), timeout=WAIT)
