@@ -13,11 +13,13 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import ocpp_sync
 from ocpp_sync.errors import OCPPError
+from ocpp_sync.protocol.retry import BackOff
 from ocpp_sync.protocol.versions import version_module
 from ocpp_sync.sim import CSMS as CSMS_SIDE
 from ocpp_sync.sim import (
@@ -33,6 +35,10 @@ from ocpp_sync.sim import (
 
 VERSIONS = ("1.6", "2.0.1", "2.1")
 DEMO_STATION = "DEMO_CP"
+#: Where ``ocpp-sync station`` finds the station's password when ``--password`` is not given.
+PASSWORD_VARIABLE = "OCPP_SYNC_PASSWORD"
+#: The exit status after Ctrl-C, as a shell reports a program that SIGINT ended.
+INTERRUPTED = 130
 
 
 class DemoFailed(Exception):
@@ -155,7 +161,7 @@ def _summary(version: str, sim: StationSimulator, record: dict[str, Any], transa
 
 def run_csms(host: str, port: int, versions: Sequence[str], heartbeat_interval: int,
              stop: threading.Event) -> None:
-    """Serve until ``stop`` is set (or Ctrl-C)."""
+    """Serve until ``stop`` is set (or Ctrl-C, which propagates once the CSMS has stopped)."""
     csms = ocpp_sync.CSMS(versions=tuple(versions))
     CentralSystem(heartbeat_interval=heartbeat_interval,
                   report=_printer(show_station=True)).install(csms)
@@ -168,8 +174,6 @@ def run_csms(host: str, port: int, versions: Sequence[str], heartbeat_interval: 
     try:
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
         csms.stop()
         say("CSMS stopped")
@@ -179,25 +183,31 @@ def run_csms(host: str, port: int, versions: Sequence[str], heartbeat_interval: 
 
 def run_station(url: str, station_id: str, version: str, *, once: bool, samples: int,
                 interval: float, id_tag: str | list[str], stop: threading.Event,
-                connectors: int = 1, quiet: bool = False) -> int:
+                connectors: int = 1, quiet: bool = False, password: str | None = None,
+                reconnect: bool = False, reconnect_wait: float = 5.0) -> int:
+    """Run the built-in session; 1 if the CSMS went away (without ``reconnect``) or refused us."""
     tags = [id_tag] if isinstance(id_tag, str) else id_tag
     sim = StationSimulator(url, station_id, version, id_tag=tags[0], id_tags=tags,
-                           connectors=connectors,
+                           connectors=connectors, password=password, reconnect=reconnect,
+                           backoff=BackOff(reconnect_wait, reconnect_wait),
                            report=None if quiet else _printer(show_station=False))
+    interrupted = False
     try:
+        say(f"{station_id} connecting to {url} (OCPP {version}"
+            f"{', with a password' if password else ''})")
         sim.connect()
         say(f"{station_id} connected to {url} (OCPP {version}, {connectors} connector(s))")
         sim.run(stop, once=once, samples=samples, interval=interval)
     except KeyboardInterrupt:
-        stop.set()
+        interrupted = True
     finally:
         lost = not sim.cp.connected
-        sim.close()
-    if not once and not stop.is_set() and lost:
+        sim.close(0.0 if interrupted else None)  # after Ctrl-C nobody waits for answers still due
+    if not once and not stop.is_set() and not interrupted and lost:
         print("the CSMS closed the connection", file=sys.stderr)
         return 1
     say(f"{station_id} done: {sim.transactions_done} transaction(s)")
-    return 0
+    return INTERRUPTED if interrupted else 0
 
 
 def progress_line(result: StepResult) -> str:
@@ -217,7 +227,8 @@ def _show_step(result: StepResult, quiet: bool) -> None:
 
 
 def run_scenario_file(url: str, station_id: str, version: str, path: str, *, id_tags: list[str],
-                      connectors: int, quiet: bool, interval: float = 1.0) -> int:
+                      connectors: int, quiet: bool, interval: float = 1.0,
+                      password: str | None = None) -> int:
     """Play a scenario file; 2 if the file is bad (before connecting), 1 if a step fails."""
     try:
         steps = load_scenario(path)
@@ -226,15 +237,19 @@ def run_scenario_file(url: str, station_id: str, version: str, path: str, *, id_
         print(f"bad scenario: {exc}", file=sys.stderr)
         return 2
     sim = StationSimulator(url, station_id, version, id_tag=id_tags[0], id_tags=id_tags,
-                           connectors=connectors, meter_interval=interval)
+                           connectors=connectors, meter_interval=interval, password=password)
     started = time.monotonic()
+    drain = None
     try:
         sim.connect()
         if not quiet:
             say(f"{station_id} connected to {url} (OCPP {version}); {len(steps)} steps from {path}")
         ok = run_scenario(sim, steps, lambda result: _show_step(result, quiet))
+    except KeyboardInterrupt:
+        drain = 0.0
+        raise
     finally:
-        sim.close()
+        sim.close(drain)
     if not ok:
         print(f"scenario {path} failed", file=sys.stderr)
         return 1
@@ -252,35 +267,99 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
+class StationURL(str):
+    """A CSMS URL with any ``user:password@`` taken out (sent as Basic auth, never printed)."""
+
+    user: str | None = None
+    password: str | None = None
+
+
+def station_url(text: str) -> StationURL:
+    """argparse type: a ``ws://`` or ``wss://`` URL with a host, its userinfo split off."""
+    example = "ws://127.0.0.1:9000/ocpp"
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("ws", "wss"):
+        raise argparse.ArgumentTypeError(
+            f"expected a websocket URL starting with ws:// or wss:// (e.g. {example}), got {text!r}")
+    try:
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid URL ({exc}); e.g. {example}") from None
+    if not host:
+        raise argparse.ArgumentTypeError(f"{text!r} names no host; e.g. {example}")
+    netloc = parts.netloc.rpartition("@")[2]
+    url = StationURL(urllib.parse.urlunsplit(parts._replace(netloc=netloc)))
+    url.user = None if parts.username is None else urllib.parse.unquote(parts.username)
+    url.password = None if parts.password is None else urllib.parse.unquote(parts.password)
+    return url
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The epilog's examples as written, and each option's default when it has a real one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.nargs == 0 or action.default is None or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    # -v is accepted before the subcommand and after it (counted together).
+    verbosity = argparse.ArgumentParser(add_help=False)
+    verbosity.add_argument("-v", "--verbose", action="count", default=0, dest="verbose_after",
+                           help="log the library's activity (twice: every frame)")
     parser = argparse.ArgumentParser(
-        prog="ocpp-sync", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="ocpp-sync", formatter_class=HelpFormatter,
         description="OCPP-J from the command line: a demo session, a CSMS, a charge point simulator.",
         epilog="examples:\n"
                "  ocpp-sync demo --version 2.0.1\n"
                "  ocpp-sync csms --port 9000\n"
                "  ocpp-sync station ws://127.0.0.1:9000/ocpp --id CP_1 --version 1.6\n"
+               "  OCPP_SYNC_PASSWORD=secret ocpp-sync station ws://127.0.0.1:5000/ocpp --id CP_1\n"
                "  ocpp-sync station ws://127.0.0.1:9000/ocpp --id CP_2 --version 2.0.1 \\\n"
                "      --connectors 2 --scenario examples/scenario_v201.json")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log the library's activity (twice: every frame)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="a CSMS and a charge point talking on loopback")
-    demo.add_argument("--version", choices=VERSIONS, default="1.6")
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, formatter_class=HelpFormatter,
+                                   parents=[verbosity])
 
-    csms = commands.add_parser("csms", help="a CSMS that accepts any station and logs what it gets")
-    csms.add_argument("--host", default="127.0.0.1")
+    demo = command("demo", "a CSMS and a charge point talking on loopback")
+    demo.add_argument("--version", choices=VERSIONS, default="1.6", help="the OCPP version")
+
+    csms = command("csms", "a CSMS that accepts any station and logs what it gets")
+    csms.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     csms.add_argument("--port", type=int, default=9000, help="0 picks a free port")
     csms.add_argument("--version", choices=VERSIONS, action="append",
                       help="accept this version (repeatable; default: all)")
     csms.add_argument("--heartbeat-interval", type=int, default=300,
                       help="the interval the boot answer gives stations (s)")
 
-    station = commands.add_parser("station", help="a simulated charge point for any CSMS")
-    station.add_argument("url", help="the CSMS's websocket URL; the id is appended to its path")
+    station = command("station", "a simulated charge point for any CSMS")
+    station.add_argument("url", type=station_url,
+                         help="the CSMS's websocket URL (ws:// or wss://); the id is appended to "
+                              "its path; ws://ID:PASSWORD@host/... logs in like --password")
     station.add_argument("--id", required=True, help="the charge point's identity")
-    station.add_argument("--version", choices=VERSIONS, default="1.6")
+    station.add_argument("--version", choices=VERSIONS, default="1.6", help="the OCPP version")
+    station.add_argument("--password",
+                         help="HTTP Basic auth password (security profile 1/2), never printed; "
+                              f"default: ${PASSWORD_VARIABLE}, which keeps it out of the process list")
+    station.add_argument("--no-reconnect", dest="reconnect", action="store_false",
+                         help="exit (status 1) when the CSMS closes the connection, instead of "
+                              "reconnecting as a ChargePoint does")
+    station.add_argument("--reconnect-wait", type=_seconds, default=5.0, metavar="SECONDS",
+                         help="the first wait before reconnecting (doubling per attempt, plus up "
+                              "to as much at random)")
     station.add_argument("--once", action="store_true",
                          help="exit after the first transaction instead of staying connected")
     station.add_argument("--samples", type=int, default=3, help="meter values per transaction")
@@ -299,9 +378,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _password(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """--password, else the URL's, else the environment's; the URL's user must be the id."""
+    url: StationURL = args.url
+    if url.user is not None and url.user != args.id:
+        parser.error(f"the URL logs in as {url.user!r} but --id is {args.id!r}: the CSMS "
+                     "takes the station id as the Basic auth user")
+    return args.password or url.password or os.environ.get(PASSWORD_VARIABLE) or None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    verbose = args.verbose + args.verbose_after
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     try:
@@ -315,13 +405,18 @@ def main(argv: list[str] | None = None) -> int:
             run_csms(args.host, args.port, args.version or VERSIONS, args.heartbeat_interval, stop)
             return 0
         tags = args.id_tags or ["DEMO-TAG-01"]
+        password = _password(parser, args)
         if args.scenario:
             return run_scenario_file(args.url, args.id, args.version, args.scenario,
                                      id_tags=tags, connectors=args.connectors, quiet=args.quiet,
-                                     interval=args.interval)
+                                     interval=args.interval, password=password)
         return run_station(args.url, args.id, args.version, once=args.once, samples=args.samples,
                            interval=args.interval, id_tag=tags, stop=stop,
-                           connectors=args.connectors, quiet=args.quiet)
+                           connectors=args.connectors, quiet=args.quiet, password=password,
+                           reconnect=args.reconnect, reconnect_wait=args.reconnect_wait)
+    except KeyboardInterrupt:
+        # Ctrl-C is how these commands are meant to end: quietly, with the shell's status.
+        return INTERRUPTED
     except DemoFailed as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
     except (OCPPError, ConnectionError, TimeoutError, OSError) as exc:

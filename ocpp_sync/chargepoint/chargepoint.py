@@ -500,12 +500,15 @@ class ChargePoint(ChargePointActions):
         """
         return self.history.expect(request_cls, timeout, where)
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
         """Stop reconnecting, let calls in flight finish (bounded), close, join the threads.
 
+        Calls in flight get ``timeout`` seconds (default :attr:`close_timeout`) to be
+        answered: 0 closes at once, failing them, when no answer is worth waiting for.
         Idempotent; a later :meth:`connect` starts over. Queued messages stay
         in the queue file for the next run.
         """
+        drain = self.close_timeout if timeout is None else max(0.0, timeout)
         with self._lock:
             self._closed = True
             self._session += 1
@@ -523,7 +526,7 @@ class ChargePoint(ChargePointActions):
         if outbox is not None:
             outbox.offline()  # nothing more goes out; the one in flight may finish
         if connection is not None:
-            connection.close(drain=self.close_timeout)
+            connection.close(drain=drain)
         if outbox is not None:
             outbox.stop()
         if supervisor is not None and supervisor is not threading.current_thread():
@@ -540,7 +543,9 @@ class ChargePoint(ChargePointActions):
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.close()
+        # Ctrl-C (or SystemExit) out of the block: the user wants out, not answers to wait for.
+        interrupted = exc_type is not None and not issubclass(exc_type, Exception)
+        self.close(0.0 if interrupted else None)
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "not connected"

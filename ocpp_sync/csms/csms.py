@@ -389,11 +389,20 @@ class CSMS(CSMSGroups):
         log.info("CSMS listening on %s:%d", host, self.port)
 
     def serve_forever(self, host: str = "0.0.0.0", port: int = 9000, **server_options: Any) -> None:
-        """Listen and block until :meth:`stop` is called from another thread (or Ctrl-C)."""
+        """Listen and block until :meth:`stop` is called from another thread (or Ctrl-C).
+
+        Ctrl-C stops the CSMS and ends the program quietly with status 130 (a
+        SystemExit, so ``finally`` and ``with`` blocks still run): no traceback
+        for the usual way to stop a server.
+        """
         server = self._listen(host, port, server_options)
         log.info("CSMS listening on %s:%d", host, self.port)
         try:
             server.serve_forever()
+        except KeyboardInterrupt:
+            log.info("CSMS interrupted (Ctrl-C); stopping")
+            self.stop()
+            raise SystemExit(130) from None
         finally:
             self.stop()
 

@@ -6,9 +6,10 @@ CSMS's commands between steps.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -76,14 +77,16 @@ def parse_scenario(data: Any) -> list[Step]:
             raise ScenarioError(f"{where}: expected an object with one key, the step name, got {item!r}")
         (name, args), = item.items()
         if name not in STEPS:
-            raise ScenarioError(f"{where}: unknown step {name!r} (known: {', '.join(STEPS)})")
+            raise ScenarioError(f"{where}: unknown step {name!r}{_did_you_mean(name, STEPS)} "
+                                f"(known: {', '.join(STEPS)})")
         args = {} if args is None else args
         if not isinstance(args, dict):
             raise ScenarioError(f"{where} ({name}): arguments must be an object, got {args!r}")
         for key, value in args.items():
             allowed = STEPS[name].get(key)
             if allowed is None:
-                raise ScenarioError(f"{where} ({name}): unknown argument {key!r} "
+                raise ScenarioError(f"{where} ({name}): unknown argument {key!r}"
+                                    f"{_did_you_mean(str(key), STEPS[name])} "
                                     f"(known: {', '.join(STEPS[name]) or 'none'})")
             if isinstance(value, bool) or not isinstance(value, allowed):
                 raise ScenarioError(f"{where} ({name}): {key} must be "
@@ -93,6 +96,12 @@ def parse_scenario(data: Any) -> list[Step]:
                 raise ScenarioError(f"{where} ({name}): {key!r} is required")
         steps.append(Step(name, dict(args)))
     return steps
+
+
+def _did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``, did you mean 'x'?`` for a near miss (a typo), else nothing."""
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f", did you mean {close[0]!r}?" if close else ""
 
 
 def check_connectors(steps: list[Step], connectors: int) -> None:
@@ -115,7 +124,8 @@ def load_scenario(path: str) -> list[Step]:
         try:
             import yaml  # type: ignore[import-untyped]
         except ImportError:
-            raise ScenarioError(f"{path}: YAML scenarios need PyYAML; use JSON instead") from None
+            raise ScenarioError(f"{path}: YAML scenarios need PyYAML, which is not installed: "
+                                "pip install pyyaml (or write the scenario as JSON)") from None
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:

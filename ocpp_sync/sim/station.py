@@ -19,7 +19,7 @@ from typing import Any
 from ocpp_sync._version import __version__
 from ocpp_sync.chargepoint.chargepoint import ChargePoint
 from ocpp_sync.chargepoint.outbox import Queued, QueuedCall
-from ocpp_sync.errors import CallError, ConnectionClosed, OCPPError
+from ocpp_sync.errors import CallError, ConnectionClosed, HandshakeError, OCPPError
 from ocpp_sync.protocol.retry import BackOff, TransactionRetry
 from ocpp_sync.protocol.versions import message_info, version_module
 from ocpp_sync.sim.answers import StationAnswers
@@ -148,10 +148,14 @@ class StationSimulator(StationAnswers, Reporting):
     def connect(self) -> None:
         self.cp.connect()
 
-    def close(self) -> None:
-        """Stop heartbeats and close the connection; idempotent."""
+    def close(self, drain: float | None = None) -> None:
+        """Stop heartbeats and close the connection; idempotent.
+
+        ``drain`` bounds the wait for answers still due (default: the ChargePoint's
+        ``close_timeout``); 0 after Ctrl-C, when nobody waits for them any more.
+        """
         self._heartbeat_stop.set()
-        self.cp.close()  # first, so a heartbeat waiting for its answer fails at once
+        self.cp.close(drain)  # first, so a heartbeat waiting for its answer fails at once
         self._stop_heartbeat_thread()
 
     def _stop_heartbeat_thread(self) -> None:
@@ -197,10 +201,12 @@ class StationSimulator(StationAnswers, Reporting):
         if self._heartbeat_thread is not None or not interval or interval <= 0:
             return
         self._heartbeat_stop.clear()
-        self._heartbeat_thread = threading.Thread(
-            target=self._heartbeat_loop, args=(float(interval),), daemon=True,
-            name=f"ocpp-sim-{self.id}-heartbeat")
-        self._heartbeat_thread.start()
+        thread = threading.Thread(target=self._heartbeat_loop, args=(float(interval),), daemon=True,
+                                  name=f"ocpp-sim-{self.id}-heartbeat")
+        thread.start()
+        # Kept once started: Ctrl-C inside start() must not leave close() a thread join() refuses
+        # ("cannot join thread before it is started"); such a one ends on _heartbeat_stop.
+        self._heartbeat_thread = thread
 
     def _heartbeat_loop(self, interval: float) -> None:
         while not self._heartbeat_stop.wait(interval):
@@ -400,6 +406,9 @@ class StationSimulator(StationAnswers, Reporting):
         done = False  # the first charge is over (or its tag was refused)
         start = True  # boot next: at first, and once more after each reconnect
         while not stop.is_set() and (self.cp.connected or self.reconnect):
+            refused = self.refused
+            if refused is not None:
+                raise refused
             try:
                 if start:
                     start = False
@@ -435,6 +444,13 @@ class StationSimulator(StationAnswers, Reporting):
         if charge:
             self.charge(samples, interval)
         return True
+
+    @property
+    def refused(self) -> HandshakeError | None:
+        """Why the ChargePoint gave up reconnecting (a refusal no retry heals), or None."""
+        # The ChargePoint keeps it for connect() to raise; the run loop must not wait forever.
+        fatal: HandshakeError | None = getattr(self.cp, "_fatal", None)
+        return fatal
 
     def _lost(self, cp: ChargePoint) -> None:
         """on_disconnect (the reconnect thread): say so; the driving thread carries on."""

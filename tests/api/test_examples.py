@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +110,46 @@ def test_example_csms_answers_every_message_the_simulator_sends(
         csms.stop()
     assert [e for e in exchanges if e.kind == "error"] == []
     assert {e.action for e in exchanges if e.sender == "station"} == SIMULATOR_SENDS[version]
+
+
+# -- the newcomer's path: the simulator against the Flask example, with a password, across a restart --
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_simulator_logs_in_to_the_flask_example_and_survives_its_restart() -> None:
+    pytest.importorskip("flask")
+    port = str(_free_port())
+    passwords = {"STATION_PASSWORDS": "CP_1=secret,CP_2=other"}
+
+    def flask_csms() -> Background:
+        app = Background([sys.executable, "app.py", "--port", port], wait=WAIT,
+                         cwd=EXAMPLES / "flask_csms", env=passwords)
+        app.expect(rf"Running on http://127\.0\.0\.1:{port}")
+        return app
+
+    first = flask_csms()
+    station = Background([sys.executable, "-m", "ocpp_sync.cli", "station",
+                          f"ws://127.0.0.1:{port}/ocpp", "--id", "CP_1", "--samples", "1",
+                          "--interval", "0", "--reconnect-wait", "0.2"],
+                         wait=WAIT, env={"OCPP_SYNC_PASSWORD": "secret"})
+    second = None
+    try:
+        station.expect(r"StopTransaction \(result\)")    # logged in (a wrong password is a 401)
+        station.expect(r"StatusNotification \(result\)")  # Available again, idle
+        first.kill()                                      # the CSMS goes away without a goodbye
+        station.expect(r"CP_1: reconnect attempt 1 in")
+        second = flask_csms()
+        station.expect(r"CP_1: connected to the CSMS again")
+        station.expect(r"BootNotification \(result\)\s+\{\"status\": \"Accepted\"")
+        assert station.interrupt() == 130, station.text
+    finally:
+        station.kill()
+        first.kill()
+        if second is not None:
+            second.kill()
+    assert "secret" not in station.text
+    assert "Traceback" not in station.text and "the CSMS closed the connection" not in station.text

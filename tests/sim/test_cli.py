@@ -1,11 +1,13 @@
 """The ``ocpp-sync`` command and the simulator behind it, over real loopback sockets."""
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,8 @@ import pytest
 from support.background import ENV, Background
 
 import ocpp_sync
-from ocpp_sync import cli, v16, v201
-from ocpp_sync.sim import CentralSystem, Exchange, StationSimulator
+from ocpp_sync import cli, security, v16, v201
+from ocpp_sync.sim import CentralSystem, Exchange, ScenarioError, StationSimulator, load_scenario, parse_scenario
 
 WAIT = 30.0
 
@@ -102,7 +104,7 @@ def test_station_command_stays_connected_until_ctrl_c(csms_command: tuple[Backgr
     try:
         stays.expect(r"StopTransaction \(result\)")
         assert stays.process.poll() is None
-        assert stays.interrupt() == 0
+        assert stays.interrupt() == 130  # Ctrl-C: quietly, with the shell's status
     finally:
         stays.kill()
     assert "STAYS done: 1 transaction(s)" in stays.text
@@ -112,11 +114,12 @@ def test_station_command_stays_connected_until_ctrl_c(csms_command: tuple[Backgr
 def test_csms_command_stops_on_ctrl_c_and_its_stations_notice() -> None:
     csms, url = start_csms_command()
     try:
-        orphan = cli_process("station", url, "--id", "ORPHAN", "--samples", "1", "--interval", "0")
+        orphan = cli_process("station", url, "--id", "ORPHAN", "--samples", "1", "--interval", "0",
+                             "--no-reconnect")
         try:
             orphan.expect(r"StopTransaction \(result\)")
             orphan.expect(r"StatusNotification \(result\)")  # now idle, just connected
-            assert csms.interrupt() == 0
+            assert csms.interrupt() == 130
             assert orphan.process.wait(WAIT) == 1
             orphan.reader.join(WAIT)
         finally:
@@ -238,8 +241,195 @@ def test_csms_command_refuses_versions_it_was_not_given() -> None:
         # The OCPP-J refusal (a 101 naming no subprotocol, then a close), which the station takes
         # as permanent: it stops at once instead of retrying.
         assert "HandshakeError" in refused.stderr and "none of the subprotocols" in refused.stderr
-        assert csms.interrupt() == 0
+        assert csms.interrupt() == 130
     finally:
         csms.kill()
     assert "(OCPP 1.6)" in csms.text
     assert "[NEWER]" not in csms.text
+
+
+# -- the command line's edges ---------------------------------------------------------
+
+def test_verbose_is_accepted_after_the_subcommand_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    levels: list[int] = []
+    monkeypatch.setattr(cli, "run_demo", lambda version: None)
+    monkeypatch.setattr(cli.logging, "basicConfig", lambda **options: levels.append(options["level"]))
+    assert cli.main(["demo", "-v"]) == 0
+    assert cli.main(["-v", "demo", "--verbose"]) == 0  # counted together: every frame
+    assert cli.main(["demo"]) == 0
+    assert levels == [logging.INFO, logging.DEBUG, logging.WARNING]
+
+
+def test_help_shows_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["station", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # however argparse wraps the lines
+    assert "meter values per transaction (default: 3)" in out
+    assert "(default: 1.6)" in out and "(default: 5.0)" in out
+    assert "(default: None)" not in out and "(default: False)" not in out
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:9000/ocpp", "http://127.0.0.1:9000/ocpp", "ws:///ocpp",
+                                 "ws://127.0.0.1:port/ocpp"])
+def test_a_url_that_is_not_a_websocket_url_says_what_was_expected(
+        url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["station", url, "--id", "CP_URL", "--once"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "ws://127.0.0.1:9000/ocpp" in err and repr(url) in err, err
+    assert "hostname is invalid" not in err
+
+
+def test_a_yaml_scenario_without_pyyaml_says_how_to_install_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "yaml", None)  # import yaml raises ImportError
+    path = tmp_path / "scenario.yaml"
+    path.write_text("- boot: {}\n")
+    with pytest.raises(ScenarioError, match=r"pip install pyyaml \(or write the scenario as JSON\)"):
+        load_scenario(str(path))
+
+
+@pytest.mark.parametrize("steps, message", [
+    ([{"stop": {"reasn": "Local"}}], "unknown argument 'reasn', did you mean 'reason'?"),
+    ([{"metre": {"samples": 2}}], "unknown step 'metre', did you mean 'meter'?"),
+    ([{"start": {"id_tga": "A"}}], "unknown argument 'id_tga', did you mean 'id_tag'?"),
+])
+def test_a_misspelt_scenario_field_is_named_with_its_close_match(steps: list[Any], message: str) -> None:
+    with pytest.raises(ScenarioError) as refused:
+        parse_scenario(steps)
+    assert message in str(refused.value)
+
+
+def test_a_field_with_no_close_match_gets_no_guess() -> None:
+    with pytest.raises(ScenarioError) as refused:
+        parse_scenario([{"stop": {"zzz": 1}}])
+    assert "did you mean" not in str(refused.value) and "known: connector, reason" in str(refused.value)
+
+
+# -- the station command logs in, and reconnects ---------------------------------------
+
+PASSWORD = "s3cret-horse"
+
+
+@pytest.fixture
+def guarded_csms() -> Iterator[ocpp_sync.CSMS]:
+    """A CSMS that lets CP_PW in with PASSWORD only (security profile 1), as docs/security.md does."""
+    csms = ocpp_sync.CSMS(versions=("1.6",), timeout=WAIT,
+                          authenticate=security.simple_authenticator({"CP_PW": PASSWORD}))
+    CentralSystem(heartbeat_interval=300).install(csms)
+    csms.start("127.0.0.1", 0)
+    yield csms
+    csms.stop()
+
+
+@pytest.mark.parametrize("how", ["option", "environment", "url"])
+def test_station_command_logs_in_with_a_password_it_never_prints(
+        guarded_csms: ocpp_sync.CSMS, how: str) -> None:
+    url = f"ws://127.0.0.1:{guarded_csms.port}/ocpp"
+    options, env = [], dict(ENV)
+    if how == "option":
+        options = ["--password", PASSWORD]
+    elif how == "environment":
+        env[cli.PASSWORD_VARIABLE] = PASSWORD
+    else:
+        url = f"ws://CP_PW:{PASSWORD}@127.0.0.1:{guarded_csms.port}/ocpp"
+    done = subprocess.run([sys.executable, "-m", "ocpp_sync.cli", "station", url, "--id", "CP_PW",
+                           "--once", "--samples", "1", "--interval", "0", "-vv", *options],
+                          capture_output=True, text=True, timeout=WAIT, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "CP_PW done: 1 transaction(s)" in done.stdout
+    assert PASSWORD not in done.stdout + done.stderr  # not even in the DEBUG frame log
+
+
+def test_station_command_with_a_wrong_password_is_refused(guarded_csms: ocpp_sync.CSMS) -> None:
+    done = run_cli("station", f"ws://127.0.0.1:{guarded_csms.port}/ocpp", "--id", "CP_PW", "--once",
+                   "--password", "guess", timeout=WAIT)
+    assert done.returncode == 1
+    assert "station failed: HandshakeError" in done.stderr and "401" in done.stderr, done.stderr
+
+
+def test_station_command_refuses_a_url_user_that_is_not_its_id(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["station", "ws://CP_OTHER:pw@127.0.0.1:9/ocpp", "--id", "CP_PW"])
+    assert exited.value.code == 2
+    assert "logs in as 'CP_OTHER' but --id is 'CP_PW'" in capsys.readouterr().err
+
+
+def seen_csms(seen: Seen, port: int = 0) -> ocpp_sync.CSMS:
+    csms = ocpp_sync.CSMS(versions=("1.6",), timeout=WAIT)
+    CentralSystem(heartbeat_interval=300, report=seen).install(csms)
+    csms.start("127.0.0.1", port)
+    return csms
+
+
+def test_station_command_reconnects_when_the_csms_restarts_and_says_so() -> None:
+    seen = Seen()
+    first = seen_csms(seen)
+    port = first.port
+    station = cli_process("station", f"ws://127.0.0.1:{port}/ocpp", "--id", "COMEBACK",
+                          "--samples", "1", "--interval", "0", "--reconnect-wait", "0.2")
+    try:
+        seen.wait_until(lambda: seen.count("StopTransaction") == 1)
+        first.stop()
+        station.expect(r"COMEBACK: reconnect attempt 1 in \d+\.\d s")
+        second = seen_csms(seen, port)   # the same port, as a restarted CSMS
+        try:
+            second.wait_for_station("COMEBACK", timeout=WAIT)
+            seen.wait_until(lambda: seen.count("BootNotification") == 2)  # it told the new CSMS who it is
+            station.expect(r"COMEBACK: connected to the CSMS again")
+            assert station.process.poll() is None
+            assert station.interrupt() == 130
+        finally:
+            second.stop()
+    finally:
+        station.kill()
+    assert "COMEBACK connecting to ws://127.0.0.1" in station.text
+    assert "the CSMS closed the connection" not in station.text and "Traceback" not in station.text
+
+
+def test_station_command_stops_reconnecting_when_the_restarted_csms_refuses_it_for_good() -> None:
+    seen = Seen()
+    first = seen_csms(seen)
+    port = first.port
+    station = cli_process("station", f"ws://127.0.0.1:{port}/ocpp", "--id", "CP_PW", "--samples", "1",
+                          "--interval", "0", "--reconnect-wait", "0.2", "--password", PASSWORD)
+    try:
+        seen.wait_until(lambda: seen.count("StopTransaction") == 1)
+        first.stop()
+        station.expect(r"CP_PW: reconnect attempt 1 in")
+        changed = ocpp_sync.CSMS(versions=("1.6",), timeout=WAIT,
+                                 authenticate=security.simple_authenticator({"CP_PW": "rotated"}))
+        changed.start("127.0.0.1", port)
+        try:
+            assert station.wait() == 1  # a 401 will not heal: no waiting forever
+        finally:
+            changed.stop()
+    finally:
+        station.kill()
+    assert "station failed: HandshakeError" in station.text and "401" in station.text, station.text
+
+
+def test_ctrl_c_while_the_csms_is_busy_with_the_station_call_exits_promptly() -> None:
+    entered, release = threading.Event(), threading.Event()
+    csms = ocpp_sync.CSMS(versions=("1.6",), timeout=WAIT)
+
+    @csms.on(v16.BootNotificationRequest)
+    def boot(station: Any, request: Any) -> Any:
+        entered.set()
+        release.wait(WAIT)  # the answer is not coming before the station gives up
+        return v16.BootNotificationResponse(current_time=datetime.now(timezone.utc), interval=300,
+                                            status="Accepted")
+
+    csms.start("127.0.0.1", 0)
+    station = cli_process("station", f"ws://127.0.0.1:{csms.port}/ocpp", "--id", "IMPATIENT")
+    try:
+        assert entered.wait(WAIT)
+        started = time.monotonic()
+        assert station.interrupt() == 130
+        assert time.monotonic() - started < 2.0, station.text  # the default close_timeout is 5 s
+    finally:
+        station.kill()
+        release.set()
+        csms.stop()
+    assert "Traceback" not in station.text and "KeyboardInterrupt" not in station.text

@@ -93,3 +93,17 @@ def test_a_scenario_goes_on_past_a_refused_status_and_says_so() -> None:
     assert [r.ok for r in results] == [True] * 6
     assert "refused by the CSMS" in results[1].result and "refused by the CSMS" in results[2].result
     assert "1 refused by the CSMS" in results[4].result
+
+
+def test_ctrl_c_while_the_heartbeat_thread_starts_leaves_close_working(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sim = StationSimulator("ws://127.0.0.1:9/ocpp", "HB_INTERRUPTED", "1.6")  # never connected
+
+    def interrupted(thread: threading.Thread) -> None:
+        raise KeyboardInterrupt  # SIGINT inside Thread.start(), before the thread counts as started
+
+    monkeypatch.setattr(threading.Thread, "start", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sim.start_heartbeats(60)
+    monkeypatch.undo()
+    sim.close(0)  # raised "cannot join thread before it is started"

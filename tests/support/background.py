@@ -7,7 +7,7 @@ import re
 import signal
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -23,10 +23,13 @@ def ctrl_c_works() -> None:
 
 
 class Background:
-    def __init__(self, argv: Sequence[str], *, wait: float, cwd: Path | None = None) -> None:
+    def __init__(self, argv: Sequence[str], *, wait: float, cwd: Path | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
+        """``env``: variables to set on top of :data:`ENV`."""
         self.wait_limit = wait
         self.process = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, env=ENV, cwd=cwd, preexec_fn=ctrl_c_works)
+                                        text=True, env={**ENV, **(env or {})}, cwd=cwd,
+                                        preexec_fn=ctrl_c_works)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []
         self.reader = threading.Thread(target=self._pump, name="test-process-reader", daemon=True)
