@@ -32,6 +32,7 @@ from ocpp_sync.sim import (
     load_scenario,
     run_scenario,
 )
+from ocpp_sync.websocket.client import check_url
 
 VERSIONS = ("1.6", "2.0.1", "2.1")
 DEMO_STATION = "DEMO_CP"
@@ -283,18 +284,11 @@ class StationURL(str):
 
 def station_url(text: str) -> StationURL:
     """argparse type: a ``ws://`` or ``wss://`` URL with a host, its userinfo split off."""
-    example = "ws://127.0.0.1:9000/ocpp"
-    parts = urllib.parse.urlsplit(text)
-    if parts.scheme not in ("ws", "wss"):
-        raise argparse.ArgumentTypeError(
-            f"expected a websocket URL starting with ws:// or wss:// (e.g. {example}), got {text!r}")
     try:
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        check_url(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a valid URL ({exc}); e.g. {example}") from None
-    if not host:
-        raise argparse.ArgumentTypeError(f"{text!r} names no host; e.g. {example}")
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    parts = urllib.parse.urlsplit(text)
     netloc = parts.netloc.rpartition("@")[2]
     url = StationURL(urllib.parse.urlunsplit(parts._replace(netloc=netloc)))
     url.user = None if parts.username is None else urllib.parse.unquote(parts.username)

@@ -24,6 +24,7 @@ from ocpp_sync.protocol.versions import MessageInfo, check_handler_class, check_
 from ocpp_sync.runtime.actions import ChargePointActions
 from ocpp_sync.runtime.connection import CS, Connection, call_with_dict
 from ocpp_sync.runtime.history import DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_SIZE, History
+from ocpp_sync.websocket.client import check_url
 from ocpp_sync.websocket.client import connect as open_websocket
 
 __all__ = ["ChargePoint"]
@@ -108,6 +109,7 @@ class ChargePoint(ChargePointActions):
                  boot: Any = None) -> None:
         if not id:
             raise ValueError("a charge point needs a non-empty id")
+        check_url(url)
         self.id = id
         self.url = url
         self.version = check_version(version)

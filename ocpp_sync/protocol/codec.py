@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal
+import difflib
 import enum
 import logging
 import math
@@ -110,7 +111,15 @@ def _unknown_fields(payload: dict[str, Any], known: frozenset[str], lenient: boo
     if lenient:
         log.warning("%s: ignoring fields the schema does not allow: %s", cls.__name__, ", ".join(unknown))
         return
-    raise ValidationError(code, unknown[0], "field not allowed by the schema")
+    close = difflib.get_close_matches(unknown[0], known, n=1)
+    raise ValidationError(code, unknown[0], "field not allowed by the schema"
+                          + (f" (did you mean {close[0]!r}?)" if close else ""))
+
+
+def _missing(payload: dict[str, Any], wire: str) -> str:
+    """Why a required field is missing, naming the misspelt key it was probably sent as."""
+    close = difflib.get_close_matches(wire, [str(k) for k in payload], n=1)
+    return "required field missing" + (f" (sent as {close[0]!r}?)" if close else "")
 
 
 def _warn_long(path: str, length: int, limit: int) -> None:
@@ -178,7 +187,8 @@ class _Compiler:
 
     def structure_source(self) -> tuple[str, dict[str, Any]]:
         src = _Source()
-        src.names.update(_VE=ValidationError, _jtype=_jtype, _MISSING=_MISSING, _cls=self.cls)
+        src.names.update(_VE=ValidationError, _jtype=_jtype, _MISSING=_MISSING, _cls=self.cls,
+                         _missing=_missing)
         src.emit(0, "def structure(d):")
         src.emit(1, "if type(d) is not dict:")
         self._raise(src, 2, FORMAT, "''", f"'expected a JSON object for {self.cls.__name__}, got ' + _jtype(d)")
@@ -195,7 +205,7 @@ class _Compiler:
             src.emit(1, f"v = d.get({spec.wire!r}, _MISSING)")
             if spec.required:
                 src.emit(1, "if v is _MISSING:")
-                self._raise(src, 2, OCCURRENCE, path, "'required field missing'")
+                self._raise(src, 2, OCCURRENCE, path, f"_missing(d, {path})")
                 src.emit(1, "n += 1")
                 self.structure_value(src, 1, spec.kind, "v", target, path)
             else:

@@ -36,6 +36,22 @@ __all__ = ["connect", "station_url"]
 log = logging.getLogger("ocpp_sync.transport")
 
 
+def check_url(url: str) -> None:
+    """ValueError, saying what is expected, unless ``url`` is a ws:// or wss:// URL with a host."""
+    example = "ws://127.0.0.1:9000/ocpp"
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss"):
+        raise ValueError(f"expected a websocket URL starting with ws:// or wss:// (e.g. {example}), "
+                         f"got {_safe_url(url)!r}")
+    try:
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"{_safe_url(url)!r} is not a valid URL ({exc}); e.g. {example}") from None
+    if not host:
+        raise ValueError(f"{_safe_url(url)!r} names no host; e.g. {example}")
+
+
 def station_url(url: str, station_id: str) -> str:
     """``url`` with the percent-encoded station id as one more path segment."""
     if not station_id:

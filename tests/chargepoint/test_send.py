@@ -167,3 +167,19 @@ def test_queued_reads_the_file_a_previous_run_left_before_the_first_connect(csms
         again.close()
     missing = charge_point(csms, "CPNOFILE", queue_path=tmp_path / "none.sqlite")
     assert missing.queued == 0 and not (tmp_path / "none.sqlite").exists()  # reading creates nothing
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:9000/ocpp", "http://127.0.0.1:9000/ocpp", "ws:///ocpp",
+                                 "ws://host:port/ocpp"])
+def test_a_url_that_is_not_a_websocket_url_says_what_is_expected(url: str) -> None:
+    with pytest.raises(ValueError, match="ws://"):
+        ocpp_sync.ChargePoint("CP_1", url)
+
+
+def test_a_misspelt_field_is_named_with_the_right_one() -> None:
+    with pytest.raises(ocpp_sync.ValidationError, match="sent as 'chargePointModell'"):
+        ocpp_sync.from_payload(v16.BootNotificationRequest,
+                               {"chargePointVendor": "ACME", "chargePointModell": "X1"})
+    with pytest.raises(ocpp_sync.ValidationError, match="did you mean 'firmwareVersion'"):
+        ocpp_sync.from_payload(v16.BootNotificationRequest,
+                               {"chargePointVendor": "ACME", "chargePointModel": "X1", "firmwareVersio": "1"})
