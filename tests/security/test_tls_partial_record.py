@@ -16,6 +16,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -95,27 +96,38 @@ class RawTls:
         head, _, self._received = self._received.partition(b"\r\n\r\n")
         return head
 
-    def read_text_frame(self) -> str:
-        """One short masked text frame (a client's), unmasked."""
-        while len(self._received) < 6 or len(self._received) < 6 + (self._received[1] & 0x7F):
+    def read_frame(self) -> tuple[int, bytes]:
+        """One short final frame, masked (a client's) or not: (opcode, payload)."""
+        while True:
+            got = self._received
+            if len(got) >= 2:
+                head = 6 if got[1] & 0x80 else 2
+                if len(got) >= head + (got[1] & 0x7F):
+                    break
             try:
                 self._received += self.tls.read(65536)
             except ssl.SSLWantReadError:
                 self._pull()
-        first, second = self._received[0], self._received[1]
-        size = second & 0x7F
-        assert first == 0x81 and second & 0x80 and size < 126, self._received[:2]
-        key, payload = self._received[2:6], self._received[6:6 + size]
-        self._received = self._received[6 + size:]
-        return bytes(b ^ key[i % 4] for i, b in enumerate(payload)).decode()
+        first, size = got[0], got[1] & 0x7F
+        assert first & 0x80 and size < 126, got[:2]
+        key, payload = got[head - 4:head] if head == 6 else b"\0" * 4, got[head:head + size]
+        self._received = got[head + size:]
+        return first & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
-    def send_half_record(self, data: bytes) -> None:
-        """``data`` as one TLS record, of which only the first half goes out."""
+    def read_text_frame(self) -> str:
+        opcode, payload = self.read_frame()
+        assert opcode == 0x1, opcode
+        return payload.decode()
+
+    def send_half_record(self, data: bytes) -> bytes:
+        """``data`` as one TLS record, of which only the first half goes out; the other half
+        is returned."""
         self._flush()
         self.tls.write(data)
         record = self._out.read()
         assert len(record) > 10
         self.sock.sendall(record[:len(record) // 2])
+        return record[len(record) // 2:]
 
 
 def text_frame(text: str, masked: bool) -> bytes:
@@ -263,5 +275,33 @@ def test_csms_gives_up_a_station_that_sends_half_a_record(
             elapsed = time.monotonic() - start
             assert gone.wait(WAIT)
         assert elapsed < ping_interval + pong_timeout + 2.0
+    finally:
+        csms.stop()
+
+
+def test_the_rest_of_the_record_completes_the_message(
+        server_context: ssl.SSLContext, client_context: ssl.SSLContext) -> None:
+    """The reader went back to poll (it pinged) with half a record in; the bytes OpenSSL
+    kept are not lost: once the rest comes, the call is read whole and answered."""
+    csms = ocpp_sync.CSMS(["1.6"], ssl_context=server_context, ping_interval=0.2,
+                          pong_timeout=WAIT, close_timeout=1.0)
+
+    @csms.on(v16.HeartbeatRequest)
+    def heartbeat(station: Any, request: Any) -> Any:
+        return v16.HeartbeatResponse(current_time=datetime.now(timezone.utc))
+
+    csms.start()
+    try:
+        with socket.create_connection(("127.0.0.1", csms.port), timeout=WAIT) as sock:
+            station = RawTls(sock, client_context, server_side=False)
+            station.handshake()
+            station.write(upgrade_request())
+            assert station.read_head().startswith(b"HTTP/1.1 101 ")
+            csms.wait_for_station("CP_1", timeout=WAIT)
+            rest = station.send_half_record(text_frame('[2,"42","Heartbeat",{}]', masked=True))
+            assert station.read_frame()[0] == 0x9   # a ping: the reader is not stuck in a read
+            sock.sendall(rest)
+            answer = json.loads(station.read_text_frame())
+            assert answer[:2] == [3, "42"] and "currentTime" in answer[2]
     finally:
         csms.stop()
