@@ -303,8 +303,7 @@ class InlineTransport:
                     if deadline is not None and time.monotonic() >= deadline:
                         raise TimeoutError("no message within the timeout")
                     continue
-                if not self._read_some() and wait_until is None:
-                    self._readable(None)   # TLS, no deadline: wait for the rest of the record
+                self._read_some(wait_until)
 
     def _readable(self, deadline: float | None) -> bool:
         """Wait until the socket has data or ``deadline`` (None: no limit); poll, so that a
@@ -316,20 +315,23 @@ class InlineTransport:
             max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
         return bool(self._poll.poll(millis))
 
-    def _read_some(self) -> bool:
-        """One read, its frames handled; False if only part of a TLS record was in (OpenSSL
-        keeps it): not the end of the stream, which is an empty read."""
-        try:
-            data = self._sock.recv(RECEIVE_BYTES)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            return False
-        except OSError as exc:
-            if not (self._closing or self._finished.is_set()):
-                log.warning("%s lost: %s", self._name, exc or type(exc).__name__)
-            self._finished.set()
-            return True
+    def _read_some(self, deadline: float | None) -> None:
+        """One read, its frames handled. A TLS record that has come only in part (OpenSSL
+        keeps it; the end of the stream is an empty read, never that) is waited for in
+        poll until ``deadline`` at most, so the caller's deadlines and pings still hold."""
+        while True:
+            try:
+                data = self._sock.recv(RECEIVE_BYTES)
+                break
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                if not self._readable(deadline):
+                    return
+            except OSError as exc:
+                if not (self._closing or self._finished.is_set()):
+                    log.warning("%s lost: %s", self._name, exc or type(exc).__name__)
+                self._finished.set()
+                return
         self._feed(data)
-        return True
 
     def _feed(self, data: bytes | None) -> None:
         """Bytes read (empty at the end of the stream): fast frames here, the rest to wsproto."""
@@ -540,7 +542,7 @@ class InlineTransport:
             # (a TLS record in part goes back to poll, as in receive()).
             try:
                 while not self._finished.is_set() and self._readable(deadline):
-                    self._read_some()
+                    self._read_some(deadline)
             finally:
                 self._read_lock.release()
         else:
