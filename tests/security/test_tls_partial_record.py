@@ -3,7 +3,8 @@
 The poll before a read says "readable" as soon as any byte of a record is in; a blocking
 SSL read then waits for the rest of the record, forever if it never comes. The hostile
 peers here are built from ssl.SSLObject over raw loopback sockets, so that a test decides
-exactly which bytes of a record go out. Certificates are made at test time with trustme.
+exactly which bytes of a record go out. The transport's SSL socket is non-blocking for
+this, so its writes are checked here too. Certificates are made at test time with trustme.
 """
 from __future__ import annotations
 
@@ -305,3 +306,31 @@ def test_the_rest_of_the_record_completes_the_message(
             assert answer[:2] == [3, "42"] and "currentTime" in answer[2]
     finally:
         csms.stop()
+
+
+def test_a_tls_message_larger_than_the_socket_buffers_goes_through_whole(
+        server_context: ssl.SSLContext, client_context: ssl.SSLContext) -> None:
+    """Both ends' writes would block (each writes megabytes before it reads): the SSL
+    writes are retried on SSLWantWriteError with the same bytes, and nothing is lost."""
+    from ocpp_sync.runtime.listener import WebSocketServer
+    from ocpp_sync.websocket import connect
+
+    def echo(transport: Any, station_id: str, request: Any) -> None:
+        while (text := transport.receive()) is not None:
+            transport.send(text)
+
+    server = WebSocketServer("127.0.0.1", 0, subprotocols=["ocpp1.6"], on_connection=echo,
+                             ssl_context=server_context, max_message_size=8_000_000)
+    server.start()
+    try:
+        client = connect(f"wss://127.0.0.1:{server.port}/ocpp/CP_1", "CP_1",
+                         subprotocols=["ocpp1.6"], ssl_context=client_context, timeout=WAIT,
+                         max_message_size=8_000_000)
+        try:
+            text = "".join(f"{n:07d}" for n in range(800_000))   # 5.6 MB, no two slices alike
+            client.send(text)
+            assert client.receive(timeout=WAIT) == text
+        finally:
+            client.close()
+    finally:
+        server.stop()
