@@ -161,6 +161,8 @@ class InlineTransport:
         self._proto = Connection(ConnectionType.CLIENT if client else ConnectionType.SERVER)
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+        self._reader_out_poll = select.poll()   # the reader's, when OpenSSL must write first
+        self._reader_out_poll.register(sock.fileno(), select.POLLOUT)
         self._read_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._state_lock = threading.Lock()
@@ -323,8 +325,15 @@ class InlineTransport:
             try:
                 data = self._sock.recv(RECEIVE_BYTES)
                 break
-            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            except ssl.SSLWantReadError:
                 if not self._readable(deadline):
+                    return
+            except ssl.SSLWantWriteError:
+                # OpenSSL must write before it reads on (a renegotiation, a key update's
+                # answer): wait for room to write, not for input, or this would spin.
+                millis = -1 if deadline is None else \
+                    max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
+                if not self._reader_out_poll.poll(millis):
                     return
             except OSError as exc:
                 if not (self._closing or self._finished.is_set()):
