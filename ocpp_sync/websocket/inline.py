@@ -548,7 +548,7 @@ class InlineTransport:
         deadline = time.monotonic() + self._close_timeout
         if self._read_lock.acquire(blocking=False):
             # Nobody reads: read the peer's answer here, each read bounded by the deadline
-            # (a TLS record in part goes back to poll, as in receive()).
+            # (the rest of a TLS record that came in part is waited for in poll, no longer).
             try:
                 while not self._finished.is_set() and self._readable(deadline):
                     self._read_some(deadline)
