@@ -347,6 +347,9 @@ class WebSocketServer:
         deadline = time.monotonic() + self._handshake_timeout
         try:
             try:
+                # A frame is one write, but over TLS one write per 16 KiB record: without
+                # this, Nagle holds a frame's last record until the peer's delayed ACK.
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 certificate = None
                 if self._ssl_context is not None:
                     conn = self._wrap_tls(conn)

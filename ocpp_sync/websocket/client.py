@@ -142,8 +142,9 @@ def connect(url: str, station_id: str, *, subprotocols: Sequence[str],
     assert sock is not None   # connect() returned, so the socket is there
     try:
         host, port = sock.getpeername()[:2]
-        # The connect timeout stays on the socket otherwise: the transport wants it blocking
-        # (its reader waits with poll when it has a deadline).
+        # The connect timeout stays on the socket otherwise: the transport wants a plain socket
+        # blocking (its reader waits with poll when it has a deadline); a TLS one it makes
+        # non-blocking itself.
         sock.settimeout(None)
     except OSError as exc:
         ws.shutdown()

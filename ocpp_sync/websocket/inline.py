@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import select
 import socket
 import ssl
 import struct
@@ -33,15 +32,18 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 
 from ocpp_sync.errors import ConnectionClosed
 from ocpp_sync.protocol.retry import Keepalive
-from ocpp_sync.scheduling.deadlines import TIMER
 from ocpp_sync.scheduling.turnstile import Turnstile
 from ocpp_sync.websocket.base import CLOSE_TIMEOUT, WRITE_TIMEOUT, TransportBase, abort_socket
+from ocpp_sync.websocket.poller import Poller
 
 __all__ = ["InlineTransport"]
 
 log = logging.getLogger("ocpp_sync.transport")
 
 RECEIVE_BYTES = 64 * 1024
+# A send that never blocks, where the platform has the flag (Windows has not: there a
+# send waits for room in the kernel's buffer, which poll said there was).
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _TEXT, _CLOSE, _PING, _PONG = 0x1, 0x8, 0x9, 0xA
 
 
@@ -117,10 +119,12 @@ class InlineTransport(TransportBase):
     """Transport over an upgraded socket, read inline by the thread in receive().
 
     ``client`` says which end of the websocket this is: a client masks what it sends
-    and expects unmasked frames (anything else is a protocol error, 1002). The socket
+    and expects unmasked frames (anything else is a protocol error, 1002). A plain socket
     must be blocking: reads with a deadline wait in poll first, and writes go out
     without blocking (poll between tries) to give up on a peer that stopped reading
-    after ``write_timeout`` seconds without progress.
+    after ``write_timeout`` seconds without progress. A TLS socket is made non-blocking
+    here: poll sees the first byte of a record, and a blocking read would then wait for
+    the rest, past any deadline; a non-blocking one goes back to poll instead.
 
     Locks: ``_read_lock`` is held by whichever thread reads the socket (receive(), or
     close() when nobody else reads), so close() knows when the fd can go; ``_write_lock``
@@ -148,12 +152,13 @@ class InlineTransport(TransportBase):
         self._peer_mask_bit, self._head = (0, 2) if client else (0x80, 6)
         self._sock = sock
         self._tls = isinstance(sock, ssl.SSLSocket)
+        if self._tls:
+            sock.setblocking(False)
         self._write_timeout = write_timeout
-        self._write_poll = select.poll()
-        self._write_poll.register(sock.fileno(), select.POLLOUT)
+        self._write_poll = Poller(sock, write=True)
         self._proto = Connection(ConnectionType.CLIENT if client else ConnectionType.SERVER)
-        self._poll = select.poll()
-        self._poll.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+        self._poll = Poller(sock)
+        self._reader_out_poll = Poller(sock, write=True)   # the reader's, when OpenSSL must write first
         self._read_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._state_lock = threading.Lock()
@@ -205,19 +210,10 @@ class InlineTransport(TransportBase):
         """All of ``data``, the write lock held; a peer that stops reading fails the write after
         ``write_timeout`` seconds without progress instead of holding every writer forever."""
         if self._tls:
-            # An SSL socket cannot be written without blocking while another thread reads it
-            # blocking, so a timer cuts the connection if the write hangs.
-            if self.turnstile is not None and self.turnstile.holds() and \
-                    not self._write_poll.poll(0):
-                self._step_out()
-            watchdog = TIMER.schedule(time.monotonic() + self._write_timeout, self._write_timed_out)
-            try:
-                self._sock.sendall(data)
-            finally:
-                TIMER.cancel(watchdog)
+            self._write_tls(data)
             return
         try:
-            sent = self._sock.send(data, socket.MSG_DONTWAIT)
+            sent = self._sock.send(data, _DONTWAIT)
         except BlockingIOError:
             sent = 0
         if sent == len(data):
@@ -229,18 +225,45 @@ class InlineTransport(TransportBase):
             millis = int((deadline - time.monotonic()) * 1000 + 0.999)
             if millis <= 0:
                 raise TimeoutError(f"the peer read nothing for {self._write_timeout:g} s")
-            if self._write_poll.poll(millis):
+            if self._write_poll.wait(millis):
                 try:
-                    sent = self._sock.send(rest, socket.MSG_DONTWAIT)
+                    sent = self._sock.send(rest, _DONTWAIT)
                 except BlockingIOError:
                     continue
                 rest = rest[sent:]
                 deadline = time.monotonic() + self._write_timeout
 
-    def _write_timed_out(self) -> None:
-        log.warning("%s: the peer read nothing for %g s: connection given up", self._name,
-                    self._write_timeout)
-        self._abort()
+    def _write_tls(self, data: bytes) -> None:
+        """The plain loop's bounds on the non-blocking SSL socket. A write that would block
+        is retried with the same bytes, as OpenSSL requires (part of them may be in a
+        record already); poll saying writable is progress: the retry gives the kernel
+        more of that record."""
+        rest, want_write = memoryview(data), True
+        try:
+            rest = rest[self._sock.send(rest):]
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError) as exc:
+            want_write = isinstance(exc, ssl.SSLWantWriteError)
+        if not rest:
+            return   # the usual case: the kernel took every record at once
+        self._step_out()
+        deadline = time.monotonic() + self._write_timeout
+        while rest:
+            millis = int((deadline - time.monotonic()) * 1000 + 0.999)
+            if millis <= 0:
+                raise TimeoutError(f"the peer read nothing for {self._write_timeout:g} s")
+            if not want_write:
+                # A renegotiation waits for the peer's records, which the reader takes in:
+                # look again shortly, without counting it as progress.
+                if self._finished.wait(min(millis, 10) / 1000):
+                    raise ConnectionResetError("the stream ended in a renegotiation")
+            elif self._write_poll.wait(millis):
+                deadline = time.monotonic() + self._write_timeout
+            else:
+                continue
+            try:
+                rest = rest[self._sock.send(rest):]
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError) as exc:
+                want_write = isinstance(exc, ssl.SSLWantWriteError)
 
     def _send_control(self, data: bytes) -> bool:
         """A pong, ping or close frame from the reading thread; False if the stream broke."""
@@ -273,25 +296,41 @@ class InlineTransport(TransportBase):
                     if deadline is not None and time.monotonic() >= deadline:
                         raise TimeoutError("no message within the timeout")
                     continue
-                self._read_some()
+                self._read_some(wait_until)
 
-    def _readable(self, deadline: float) -> bool:
-        """Wait until the socket has data or ``deadline``; poll, so writers keep a blocking socket."""
+    def _readable(self, deadline: float | None) -> bool:
+        """Wait until the socket has data or ``deadline`` (None: no limit); poll, so that a
+        plain socket stays blocking for writers."""
         if self._tls and self._sock.pending():
             return True   # decrypted bytes already in the SSL object: poll cannot see them
         # A timeout of 0 still polls, so data already here is returned rather than a timeout.
-        millis = max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
-        return bool(self._poll.poll(millis))
+        millis = -1 if deadline is None else \
+            max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
+        return self._poll.wait(millis)
 
-    def _read_some(self) -> None:
-        """One read (blocking), its frames handled."""
-        try:
-            data = self._sock.recv(RECEIVE_BYTES)
-        except OSError as exc:
-            if not (self._closing or self._finished.is_set()):
-                log.warning("%s lost: %s", self._name, exc or type(exc).__name__)
-            self._finished.set()
-            return
+    def _read_some(self, deadline: float | None) -> None:
+        """One read, its frames handled. A TLS record that has come only in part (OpenSSL
+        keeps it; the end of the stream is an empty read, never that) is waited for in
+        poll until ``deadline`` at most, so the caller's deadlines and pings still hold."""
+        while True:
+            try:
+                data = self._sock.recv(RECEIVE_BYTES)
+                break
+            except ssl.SSLWantReadError:
+                if not self._readable(deadline):
+                    return
+            except ssl.SSLWantWriteError:
+                # OpenSSL must write before it reads on (a renegotiation, a key update's
+                # answer): wait for room to write, not for input, or this would spin.
+                millis = -1 if deadline is None else \
+                    max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
+                if not self._reader_out_poll.wait(millis):
+                    return
+            except OSError as exc:
+                if not (self._closing or self._finished.is_set()):
+                    log.warning("%s lost: %s", self._name, exc or type(exc).__name__)
+                self._finished.set()
+                return
         self._feed(data)
 
     def _feed(self, data: bytes | None) -> None:
@@ -483,12 +522,11 @@ class InlineTransport(TransportBase):
         """Wait (bounded) for the peer's close frame, then drop the connection and the fd."""
         deadline = time.monotonic() + self._close_timeout
         if self._read_lock.acquire(blocking=False):
-            # Nobody reads: read the peer's answer here. No frame is written any more, so a
-            # socket timeout is safe now; it bounds a TLS record that arrives only in part.
+            # Nobody reads: read the peer's answer here, each read bounded by the deadline
+            # (the rest of a TLS record that came in part is waited for in poll, no longer).
             try:
                 while not self._finished.is_set() and self._readable(deadline):
-                    self._sock.settimeout(max(0.001, deadline - time.monotonic()))
-                    self._read_some()
+                    self._read_some(deadline)
             finally:
                 self._read_lock.release()
         else:

@@ -30,13 +30,14 @@ class Poller:
 
     def wait(self, millis: int) -> bool:
         """True once the socket is ready (or in error, which the next read or write reports);
-        False after ``millis`` milliseconds (0: just look)."""
+        False after ``millis`` milliseconds (0: just look; negative: no limit)."""
         if self._poll is not None:
             return bool(self._poll.poll(millis))
         waiting = [self._sock]
         try:
             readable, writable, broken = select.select(
-                [] if self._write else waiting, waiting if self._write else [], waiting, millis / 1000)
+                [] if self._write else waiting, waiting if self._write else [], waiting,
+                None if millis < 0 else millis / 1000)
         except (OSError, ValueError):
             return True   # a closed socket: let the read or write say so
         return bool(readable or writable or broken)
