@@ -108,9 +108,9 @@ class Station(StationActions):
         """
         self._close(1000, "", drain)
 
-    def _close(self, code: int, reason: str, drain: float) -> None:
+    def _close(self, code: int, reason: str, drain: float, timeout: float = 5.0) -> None:
         if self._connection is not None:
-            self._connection.close(code, reason, drain=drain)
+            self._connection.close(code, reason, drain=drain, timeout=timeout)
 
     def expect(self, request_cls: type[R], timeout: float | None = 30.0,
                where: Callable[[R], bool] | None = None) -> R:
@@ -396,8 +396,8 @@ class CSMS(CSMSGroups):
         for the usual way to stop a server.
         """
         server = self._listen(host, port, server_options)
-        log.info("CSMS listening on %s:%d", host, self.port)
         try:
+            log.info("CSMS listening on %s:%d", host, self.port)   # inside: a Ctrl-C may come now
             server.serve_forever()
         except KeyboardInterrupt:
             log.info("CSMS interrupted (Ctrl-C); stopping")
@@ -423,7 +423,7 @@ class CSMS(CSMSGroups):
         # the calls in flight, then closes with 1001. The listener gets the second half.
         drain = min(self.close_timeout, timeout / 4)
         closers = [threading.Thread(target=station._close,
-                                    args=(1001, "the CSMS is stopping", drain),
+                                    args=(1001, "the CSMS is stopping", drain, timeout / 4),
                                     name=f"ocpp-csms-stop-{station.id}", daemon=True)
                    for station in stations if station.connected]
         for closer in closers:

@@ -129,6 +129,7 @@ class Connection(Handling):
         self._stream_ended = False                # a caller saw the end: only workers read now
         self._work: collections.deque[_Work] = collections.deque()  # for the handling role
         self._handler_running = False             # a worker holds the handling role
+        self._handling_thread: int | None = None  # ... this one
         self._handlers_run = 0                    # tells a watching worker whether handlers run
         self._sleeper: int | None = None          # the worker waiting without a timeout
         self._watcher: int | None = None          # the worker looking again soon for a caller
@@ -182,7 +183,7 @@ class Connection(Handling):
         old_name, thread.name = thread.name, f"{self.name}-worker1"
         try:
             self._work_loop()
-            self._join(other)
+            self._join(other, time.monotonic() + _JOIN_TIMEOUT)
         finally:
             thread.name = old_name
 
@@ -202,11 +203,14 @@ class Connection(Handling):
         with self._lock:
             self._queue_work_locked(_Task(task))
 
-    def close(self, code: int = 1000, reason: str = "", *, drain: float = 0.0) -> None:
+    def close(self, code: int = 1000, reason: str = "", *, drain: float = 0.0,
+              timeout: float = _JOIN_TIMEOUT) -> None:
         """Close the websocket, fail every pending call, stop both threads. Idempotent.
 
         ``drain`` seconds at most are given to calls already queued or on the wire
-        to be answered first, so a clean shutdown does not lose an answer in flight.
+        to be answered first, so a clean shutdown does not lose an answer in flight;
+        ``timeout`` more bound the close handshake and the threads' ends. A worker
+        still inside a handler is not waited for: its answer has nowhere to go.
         """
         # The thread reading now (a done-callback closing, say) sees the end itself once
         # this returns: waiting for it here would wait for ourselves.
@@ -223,17 +227,23 @@ class Connection(Handling):
             log.debug("%s: error closing the transport", self.name, exc_info=True)
         if reading:
             return
-        if not self._finished.wait(_JOIN_TIMEOUT):
-            log.warning("%s: the connection did not end within %.0f s", self.name, _JOIN_TIMEOUT)
+        deadline = time.monotonic() + timeout
+        if not self._finished.wait(timeout):
+            log.warning("%s: the connection did not end within %g s", self.name, timeout)
         for thread in self._threads:
-            self._join(thread)
+            self._join(thread, deadline)
 
-    def _join(self, thread: threading.Thread) -> None:
+    def _join(self, thread: threading.Thread, deadline: float) -> None:
         if thread is threading.current_thread() or thread.ident is None:
             return
-        thread.join(_JOIN_TIMEOUT)
+        if thread.ident == self._handling_thread and self._finished.is_set():
+            if thread.is_alive():
+                log.info("%s: the %s handler is still running; the connection is closed, so its "
+                         "answer will be dropped", self.name, self._handling_action)
+            return   # a daemon thread in user code: it ends when the handler returns
+        thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():
-            log.warning("%s: %s did not stop within %.0f s", self.name, thread.name, _JOIN_TIMEOUT)
+            log.warning("%s: %s did not stop in time", self.name, thread.name)
 
     def _log_frame(self, direction: str, text: str) -> None:
         self.last_activity = time.monotonic()
@@ -264,6 +274,18 @@ class Connection(Handling):
         future, pending = self._submit(action, payload, timeout, blocking=True)
         if pending is None:
             return future.result()
+        try:
+            self._wait_answer(me, future, pending)
+        except BaseException:
+            # Ctrl-C (or a caller's own exception) while waiting: nobody wants this answer now,
+            # so a close() that drains calls in flight must not wait for it.
+            if not pending.settled:
+                self._expire(pending, "given up by its caller")
+            raise
+        return future.result(timeout=0)
+
+    def _wait_answer(self, me: int, future: Future[Any], pending: _Pending) -> None:
+        """Until ``pending`` is settled: read the socket for it, or wait for the reader to."""
         while not pending.settled:
             remaining = pending.deadline - time.monotonic()
             if remaining <= 0:
@@ -289,7 +311,6 @@ class Connection(Handling):
                 # The flag is set just after the future: a caller woken in between must not
                 # take the socket and read for an answer that has come already.
                 break
-        return future.result(timeout=0)
 
     def _read_until_answered(self, pending: _Pending) -> None:
         """Hold the reading role until ``pending`` is settled, its deadline passes or the stream ends."""
@@ -354,9 +375,9 @@ class Connection(Handling):
             self._fail_all(ConnectionClosed(f"the connection is gone: {exc}"))
             self._close_transport()
 
-    def _expire(self, pending: _Pending) -> None:
+    def _expire(self, pending: _Pending, why: str = "") -> None:
         start = self._rpc.expire(pending)
-        _settle(pending, exc=CallTimeout(f"no answer to {pending.action} within {pending.timeout:g} s"))
+        _settle(pending, exc=CallTimeout(why or f"no answer to {pending.action} within {pending.timeout:g} s"))
         if start is not None:
             self._write_call(start)
 
@@ -407,6 +428,7 @@ class Connection(Handling):
             while True:
                 if self._work and not self._handler_running:
                     self._handler_running = True
+                    self._handling_thread = me
                     return _HANDLE
                 if self._ended:
                     return None

@@ -34,6 +34,8 @@ class Handling:
     _rpc: RpcState
     _work: collections.deque[_Work]
     _handler_running: bool
+    _handling_thread: int | None
+    _handling_action = ""   # the action of the call being handled, for a close that cannot wait for it
     _handlers_run: int
     _reading_thread: int | None
     _sleeper: int | None
@@ -63,6 +65,7 @@ class Handling:
                 and me in self._workers
             if now:
                 self._handler_running = True
+                self._handling_thread = me
                 self._reading_thread = None
                 self._handlers_run += 1
                 if self._sleeper is not None or self._unread_call_locked():
@@ -86,6 +89,7 @@ class Handling:
             with self._lock:
                 if not self._work:
                     self._handler_running = False
+                    self._handling_thread = None
                     if self._may_read_locked():
                         self._reading_thread = me
                     return
@@ -95,12 +99,14 @@ class Handling:
 
     def _run_item(self, item: _Work) -> None:
         if isinstance(item, _Task):
+            self._handling_action = "on-connect"
             self._step_out()
             try:
                 item.run()
             except Exception:
                 log.exception("%s: a callback failed", self.name)
             return
+        self._handling_action = item.action
         if self._rpc.closing:
             self._rpc.release(item)
             return  # nobody is left to answer

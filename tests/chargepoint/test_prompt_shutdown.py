@@ -136,3 +136,50 @@ def test_serve_forever_still_runs_finally_blocks_after_ctrl_c() -> None:
     """)], capture_output=True, text=True, timeout=WAIT, env=ENV, preexec_fn=ctrl_c_works)
     assert done.returncode == 130, done.stderr
     assert done.stdout == "cleaned up\n" and "Traceback" not in done.stderr
+
+
+def test_ctrl_c_during_send_without_a_with_block_closes_promptly_too(busy: BusyCSMS) -> None:
+    """try/finally: cp.close() after Ctrl-C must not drain the call its caller gave up."""
+    script = textwrap.dedent(f"""
+        import time
+        import ocpp_sync
+        from ocpp_sync import v16
+        cp = ocpp_sync.ChargePoint("CP_FINALLY", {busy.url!r})
+        cp.connect()
+        try:
+            print("sending", flush=True)
+            cp.send(v16.BootNotificationRequest(charge_point_vendor="ACME", charge_point_model="X1"))
+        finally:
+            started = time.monotonic()
+            cp.close()
+            print(f"closed in {{time.monotonic() - started:.2f}} s", flush=True)
+    """)
+    process = Background([sys.executable, "-c", script], wait=WAIT)
+    try:
+        process.expect("sending")
+        assert busy.entered.wait(WAIT)
+        process.process.send_signal(signal.SIGINT)
+        match = process.expect(r"closed in ([0-9.]+) s")
+        assert float(match.group(1)) < PROMPT, process.text
+    finally:
+        process.kill()
+
+
+def test_csms_stop_does_not_wait_for_a_handler_still_running(caplog: pytest.LogCaptureFixture) -> None:
+    server = BusyCSMS()
+    try:
+        cp = ocpp_sync.ChargePoint("CP_STOP", server.url, timeout=WAIT, reconnect=False)
+        cp.connect()
+        caller = boot_in_background(cp)
+        assert server.entered.wait(WAIT)
+        started = time.monotonic()
+        with caplog.at_level("INFO", logger="ocpp_sync"):
+            server.csms.stop(timeout=2.0)
+        assert time.monotonic() - started < 2.0 + 0.5
+        assert not [r for r in caplog.records if "did not stop" in r.getMessage()]
+        assert any("BootNotification handler is still running" in r.getMessage() for r in caplog.records)
+        cp.close()
+        caller.join(WAIT)
+    finally:
+        server.release.set()
+        server.csms.stop()
