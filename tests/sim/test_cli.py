@@ -243,3 +243,9 @@ def test_csms_command_refuses_versions_it_was_not_given() -> None:
         csms.kill()
     assert "(OCPP 1.6)" in csms.text
     assert "[NEWER]" not in csms.text
+
+
+def test_version_option_prints_the_package_version() -> None:
+    done = run_cli("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"ocpp-sync {ocpp_sync.__version__}\n"
