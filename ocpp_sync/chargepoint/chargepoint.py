@@ -22,6 +22,7 @@ from ocpp_sync.protocol.versions import MessageInfo, check_handler_class, check_
 from ocpp_sync.runtime.actions import ChargePointActions
 from ocpp_sync.runtime.connection import CS, Connection, call_with_dict
 from ocpp_sync.runtime.history import DEFAULT_HISTORY_SIZE, History
+from ocpp_sync.signatures import check_handler
 from ocpp_sync.websocket.client import connect as open_websocket
 
 __all__ = ["ChargePoint"]
@@ -134,6 +135,7 @@ class ChargePoint(ChargePointActions):
         check_handler_class(request_cls, (self.version,), "CSMS_TO_CS")
 
         def register(handler: F) -> F:
+            check_handler(handler, ("request",), "charge point handlers")
             self._handlers[request_cls] = handler
             return handler
 

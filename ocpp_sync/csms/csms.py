@@ -17,6 +17,7 @@ from ocpp_sync.runtime.actions import CSMSGroups, StationActions
 from ocpp_sync.runtime.connection import CSMS as CSMS_ROLE
 from ocpp_sync.runtime.connection import Connection, call_with_dict
 from ocpp_sync.runtime.history import History
+from ocpp_sync.signatures import check_handler
 from ocpp_sync.websocket.base import ConnectionRequest
 
 __all__ = ["CSMS", "Station"]
@@ -206,6 +207,7 @@ class CSMS(CSMSGroups):
         check_handler_class(request_cls, self.versions, "CS_TO_CSMS")
 
         def register(handler: F) -> F:
+            check_handler(handler, ("station", "request"), "CSMS handlers")
             self._handlers[request_cls] = handler
             return handler
 
@@ -220,6 +222,7 @@ class CSMS(CSMSGroups):
         a callback that must record every request can make the station retry.
         Usable as a decorator.
         """
+        check_handler(callback, ("station", "request"), "on_request callbacks", "callback")
         self._request_callbacks.append(callback)
         return callback
 
