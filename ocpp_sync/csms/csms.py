@@ -129,24 +129,45 @@ class CSMS(CSMSGroups):
     A handler gets ``(station, request)`` and returns the response object.
     ``on_connect`` callbacks run in a station's worker before its first
     call is handled (so they may call ``station.send``); ``on_disconnect``
-    callbacks run once its connection has ended.
+    callbacks run once its connection has ended. Security: see
+    :mod:`ocpp_sync.security`. Options given to :meth:`start` win over these.
 
-    ``on_duplicate`` says what happens when a station connects while its old
-    connection still looks alive: REPLACE (close the old one) or REFUSE (answer
-    the new upgrade with HTTP 409). ``max_connections`` refuses stations beyond
-    it (HTTP 503); ``max_message_size`` closes a connection that sends a bigger
-    message (1009); ``ping_interval``/``pong_timeout`` give up a silent station.
-    ``history_size`` bounds each station's :attr:`Station.history` (None: unbounded).
-
-    Security (see :mod:`ocpp_sync.security`): ``ssl_context`` serves ``wss://``
-    (profiles 2 and 3); ``authenticate`` and ``known_stations`` decide each station
-    before the upgrade (401 / 404); ``strict_station_ids`` refuses ids that break
-    the OCPP identity rules (400); ``on_security_event`` hears of every refusal and
-    of every connection closed for misbehaving. ``handshake_timeout``,
-    ``max_connections_per_address`` (429 beyond; off by default, because the
-    chargers of a site often share one address behind NAT) and
-    ``max_pending_handshakes`` (503 beyond) bound what one client can hold; ``max_bad_messages`` malformed frames
-    in a row close a connection with 1008. Options given to :meth:`start` win.
+    Args:
+        versions: The OCPP versions offered; a station gets the newest it also asks for.
+        timeout: Seconds ``station.send()`` waits for an answer before CallTimeout, unless
+            the call gives its own.
+        lenient: Read stations' messages leniently: unknown fields, over-long strings,
+            zoneless timestamps and nulls pass with a logged warning instead of a
+            ValidationError (for chargers that break the schema).
+        on_duplicate: What happens when a station connects while its old connection still
+            looks alive: ``"replace"`` closes the old one, ``"refuse"`` answers the new
+            upgrade with HTTP 409.
+        max_connections: Stations beyond this many are refused with HTTP 503; None: no limit.
+        max_message_size: A message over this many bytes closes the connection with 1009;
+            None: 4 MiB.
+        ping_interval: Seconds of silence after which a station is pinged; None: never.
+        pong_timeout: Seconds a ping may go unanswered before the station is given up.
+        close_timeout: Seconds :meth:`stop` gives each station's calls in flight to be
+            answered (at most a quarter of its own ``timeout``).
+        history_size: How many frames each :attr:`Station.history` keeps; None: all.
+        ssl_context: Serves ``wss://`` (security profiles 2 and 3; see
+            ``security.server_ssl_context``).
+        authenticate: ``authenticate(station_id, password, certificate, headers) -> bool``,
+            before the upgrade: False refuses with 401, ``security.Refused`` with its own
+            status.
+        known_stations: The ids that may connect (a collection, or ``known(id) -> bool``);
+            any other is refused with 404. None: every id.
+        on_security_event: ``hook(event)`` for every refused handshake and every connection
+            closed for misbehaving (a ``security.SecurityEvent``).
+        strict_station_ids: Refuse (400) ids that break the OCPP identity rules.
+        handshake_timeout: Seconds a client has to send its whole upgrade request (and
+            finish TLS).
+        max_connections_per_address: Connections one IP address may hold (429 beyond);
+            None, the default: no limit, since a site's chargers often share one address
+            behind NAT.
+        max_pending_handshakes: Handshakes in progress at once (503 beyond).
+        max_bad_messages: Malformed frames in a row that close a connection with 1008;
+            None: never.
     """
 
     on_connect = _Callbacks("connect")
