@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.guides import FENCE
 
 import ocpp_sync
 from ocpp_sync import errors
@@ -97,9 +98,6 @@ def test_every_exception_class_is_covered_by_the_pickling_test() -> None:
 
 
 # -- what the guides import ---------------------------------------------------------------
-
-FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
-
 
 def _code() -> list[tuple[str, str]]:
     """(where, code) of every python block of docs/*.md and README.md, run or not, every
