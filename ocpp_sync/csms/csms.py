@@ -113,12 +113,18 @@ class _Callbacks:
             return self
 
         def register(callback: StationCallback) -> StationCallback:
+            self._check(callback)
             csms._callbacks[self.name].append(callback)
             return callback
         return register
 
     def __set__(self, csms: CSMS, callback: StationCallback | None) -> None:
+        if callback is not None:
+            self._check(callback)
         csms._callbacks[self.name] = [] if callback is None else [callback]
+
+    def _check(self, callback: StationCallback) -> None:
+        check_handler(callback, ("station",), f"on_{self.name} callbacks", "callback")
 
 
 class CSMS(CSMSGroups):

@@ -128,6 +128,17 @@ def test_on_request_callbacks_are_checked(csms: ocpp_sync.CSMS) -> None:
                                  "<lambda>(request) takes 1 positional argument")
 
 
+def test_connect_and_disconnect_callbacks_are_checked(csms: ocpp_sync.CSMS) -> None:
+    with pytest.raises(TypeError) as caught:
+        csms.on_connect(lambda: None)
+    assert str(caught.value) == ("on_connect callbacks are called as callback(station): "
+                                 "<lambda>() takes 0 positional arguments")
+    with pytest.raises(TypeError, match=r"^on_disconnect callbacks are called as callback\(station\): "):
+        csms.on_disconnect = lambda station, reason: None
+    csms.on_disconnect = None  # still clears them
+    assert csms.on_connect(print) is print
+
+
 def test_cluster_handlers_are_checked_before_they_are_wrapped() -> None:
     """Cluster.on wraps the handler in one that takes (station, request): the check must see the user's."""
     pytest.importorskip("redis")
