@@ -52,7 +52,7 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
     source = work / "src"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
         ".git", "__pycache__", "*.egg-info", "build", "dist", ".tox", ".venv", ".ci-venv",
-        ".*_cache", ".hypothesis"))
+        ".*_cache", ".hypothesis", "site"))
     out = work / "dist"
     if importlib.util.find_spec("build") is not None:
         # An sdist, then the wheel built from that sdist: a file the sdist forgets fails here.
