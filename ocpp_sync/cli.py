@@ -320,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  OCPP_SYNC_PASSWORD=secret ocpp-sync station ws://127.0.0.1:5000/ocpp --id CP_1\n"
                "  ocpp-sync station ws://127.0.0.1:9000/ocpp --id CP_2 --version 2.0.1 \\\n"
                "      --connectors 2 --scenario examples/scenario_v201.json")
+    parser.add_argument("--version", action="version", version=f"ocpp-sync {ocpp_sync.__version__}",
+                        help="print the version of ocpp-sync and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log the library's activity (twice: every frame)")
     commands = parser.add_subparsers(dest="command", required=True)

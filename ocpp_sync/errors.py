@@ -130,6 +130,19 @@ class OCPPError(Exception):
     def __str__(self) -> str:
         return self.description or self.code
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Rebuilt from args and attributes, not by calling __init__ again: subclasses take
+        other parameters than the ``args`` they keep (ValidationError(code, path, message)
+        keeps one description), so the default pickling failed for them."""
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
+
+def _rebuilt(cls: type[OCPPError], args: tuple[Any, ...], state: dict[str, Any]) -> OCPPError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class ValidationError(OCPPError, ValueError):
     """A message breaks its schema; ``code`` is the CALLERROR code to answer with.

@@ -1,29 +1,17 @@
-"""Pytest fixtures and context managers for testing against a real CSMS on loopback.
+"""Context managers for testing against a real CSMS on loopback, with or without pytest.
 
-In a ``conftest.py``::
-
-    pytest_plugins = ["ocpp_sync.testing"]
-
-then ask for ``ocpp_csms`` (a running CSMS that accepts every station and
-answers the common requests), ``ocpp_charge_point`` (a connected ChargePoint)
-and ``ocpp_station`` (the CSMS's side of it). ``ocpp_version`` decides the OCPP
-version: every test runs once per version unless ``ocpp_version`` is
-parametrized or overridden. Register your own handlers on ``ocpp_csms`` with
-``ocpp_csms.on(...)``; they replace the default ones.
-
-The context managers :func:`running_csms` and :func:`connected_charge_point`
-do the same outside pytest (a notebook, a lab script). Everything here uses
-real sockets, so whatever a test sees is what a station would see.
+:func:`running_csms` and :func:`connected_charge_point` serve a notebook or a
+lab script, where pytest is usually not installed: nothing here imports it.
+The pytest fixtures built on them live in :mod:`ocpp_sync.pytest_plugin`.
+Everything here uses real sockets, so whatever a test sees is what a station
+would see.
 """
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-
-import pytest
 
 from ocpp_sync.chargepoint.chargepoint import ChargePoint
 from ocpp_sync.csms.csms import CSMS, Station
@@ -35,11 +23,12 @@ __all__ = [
     "running_csms",
     "connected_charge_point",
     "csms_url",
-    "ocpp_version",
-    "ocpp_csms",
-    "ocpp_charge_point",
-    "ocpp_station",
 ]
+
+# `pytest_plugins = ["ocpp_sync.testing"]`, the name this module's fixtures had before
+# they moved, still works: pytest loads the plugins a plugin module names here, and
+# everything else ignores this string.
+pytest_plugins = ["ocpp_sync.pytest_plugin"]
 
 #: Seconds every call and wait made by these helpers may take: loopback answers at once.
 TIMEOUT = 10.0
@@ -90,35 +79,3 @@ def connected_charge_point(csms: CSMS, version: str, station_id: str | None = No
     finally:
         cp.close()
 
-
-@pytest.fixture(params=VERSIONS)
-def ocpp_version(request: pytest.FixtureRequest) -> str:
-    """The OCPP version of the test; parametrize ``ocpp_version`` to pick fewer."""
-    return str(request.param)
-
-
-@pytest.fixture
-def ocpp_csms(ocpp_version: str) -> Iterator[CSMS]:
-    """A running CSMS on loopback for ``ocpp_version``, answering the common requests."""
-    with running_csms((ocpp_version,)) as csms:
-        yield csms
-
-
-@pytest.fixture
-def _ocpp_connection(ocpp_csms: CSMS, ocpp_version: str,
-                     request: pytest.FixtureRequest) -> Iterator[tuple[ChargePoint, Station]]:
-    station_id = re.sub(r"[^A-Za-z0-9_.-]", "_", f"TEST_{request.node.name}")[:48]
-    with connected_charge_point(ocpp_csms, ocpp_version, station_id) as pair:
-        yield pair
-
-
-@pytest.fixture
-def ocpp_charge_point(_ocpp_connection: tuple[ChargePoint, Station]) -> ChargePoint:
-    """A ChargePoint connected to ``ocpp_csms`` (not booted yet)."""
-    return _ocpp_connection[0]
-
-
-@pytest.fixture
-def ocpp_station(_ocpp_connection: tuple[ChargePoint, Station]) -> Station:
-    """The CSMS's side of ``ocpp_charge_point``: call it, ``expect`` its requests."""
-    return _ocpp_connection[1]

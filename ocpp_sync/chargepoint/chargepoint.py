@@ -24,6 +24,7 @@ from ocpp_sync.protocol.versions import MessageInfo, check_handler_class, check_
 from ocpp_sync.runtime.actions import ChargePointActions
 from ocpp_sync.runtime.connection import CS, Connection, call_with_dict
 from ocpp_sync.runtime.history import DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_SIZE, History
+from ocpp_sync.signatures import check_handler
 from ocpp_sync.websocket.client import check_url
 from ocpp_sync.websocket.client import connect as open_websocket
 
@@ -64,31 +65,64 @@ class ChargePoint(ChargePointActions):
     ``CLOSE_REPLACED``: calls then raise :class:`Replaced`).
     Transaction messages (1.6 StartTransaction, StopTransaction, MeterValues;
     2.x TransactionEvent; SecurityEventNotification) keep the order of a
-    durable queue (sqlite at ``queue_path``, in memory if None) delivered one
-    at a time, oldest first, whenever a connection is up, so none is lost to
-    an outage or a restart. While connected with nothing queued, :meth:`send`
-    sends one straight from the caller's thread like any other message; it is
-    stored only if that fails (``send()`` then raises :class:`Queued`, whose
-    ``handle`` completes on delivery; :meth:`send_queued` returns the handle).
-    With ``queue_path`` it is written to the file first all the same (and
-    deleted once answered): a crash while it is on the wire must not lose it,
-    and one row costs far less than the round trip. ``on_disconnect`` /
-    ``on_reconnect`` run in the reconnect thread, ``on_message_dropped`` when
-    a queued message is given up or refused by a full queue.
-    ``history`` keeps the last ``history_size`` frames across reconnects, and at most
-    ``history_bytes`` characters of their texts (see :class:`History`; None: no bound).
-    A message over ``max_message_size`` bytes (None: 256 KiB, as for the CSMS) closes with 1009.
+    durable queue delivered one at a time, oldest first, whenever a connection
+    is up, so none is lost to an outage or a restart. While connected with
+    nothing queued, :meth:`send` sends one straight from the caller's thread
+    like any other message; it is stored only if that fails (``send()`` then
+    raises :class:`Queued`, whose ``handle`` completes on delivery;
+    :meth:`send_queued` returns the handle). With ``queue_path`` it is written
+    to the file first all the same (and deleted once answered): a crash while
+    it is on the wire must not lose it, and one row costs far less than the
+    round trip.
 
-    Security profiles 1 and 2: ``password`` is sent as HTTP Basic auth with the
-    id as user (it is kept private: never logged, not in the repr). Profiles 2
-    and 3: ``ssl_context`` (see ``security.client_ssl_context``) verifies the
-    CSMS of a ``wss://`` URL and may carry the station's own certificate.
-
-    ``boot``, a BootNotificationRequest, makes the charge point register
-    itself (docs/registration.md): it is sent on every connection, the
-    application's messages wait until the CSMS answers Accepted (a Pending or
-    Rejected answer sends it again after the interval), and Heartbeats keep an
-    idle connection alive at the accepted interval.
+    Args:
+        id: The charge point's identity: appended to ``url``'s path, the user name of
+            ``password``, and the ``name`` of its threads.
+        url: The CSMS's websocket URL without the id (``ws://host:9000/ocpp``); ``wss://``
+            for TLS.
+        version: The OCPP version spoken: ``"1.6"``, ``"2.0.1"`` or ``"2.1"``.
+        timeout: Seconds :meth:`send` waits for an answer before CallTimeout, unless the
+            call gives its own.
+        headers: Extra HTTP headers for the upgrade request.
+        lenient: Read the CSMS's messages leniently: unknown fields, over-long strings,
+            zoneless timestamps and nulls pass with a logged warning instead of a
+            ValidationError (for servers that break the schema).
+        connect_timeout: Seconds the TCP connect and the handshake may take, and later
+            a write that makes no progress.
+        sslopt: TLS options in websocket-client's form (``{"cert_reqs": ...}``); give this
+            or ``ssl_context``, not both.
+        reconnect: Reopen a lost connection in the background (the default).
+        retry_first_connect: Let :meth:`connect` keep trying with the back-off until the
+            first connection opens, instead of raising HandshakeError at once.
+        backoff: The delays between reconnect attempts (a :class:`BackOff`: doubling from
+            5 s, plus up to 5 s at random, by default).
+        ping_interval: Seconds of silence after which the CSMS is pinged; None: never.
+        pong_timeout: Seconds a ping may go unanswered before the connection is given up.
+        close_timeout: Seconds :meth:`close` gives calls in flight to be answered.
+        queue_path: A sqlite file for the transaction queue, so queued messages survive a
+            restart; None keeps them in memory.
+        queue_max_messages: The most messages the queue holds; one more is refused (and
+            ``on_message_dropped`` hears of it).
+        transaction_retry: How often and how far apart a transaction message is sent again
+            when the CSMS answers it with a CALLERROR or not at all, before it is given up
+            (a :class:`TransactionRetry`).
+        on_disconnect: ``hook(cp)``, in the reconnect thread, when the connection is lost.
+        on_reconnect: ``hook(cp)``, in the reconnect thread, when it is open again.
+        on_message_dropped: ``hook(cp, message, exception)`` when a queued message is given
+            up or refused by a full queue.
+        history_size: How many frames :attr:`history` keeps, across reconnects; None: all.
+        history_bytes: The most characters of frame text :attr:`history` keeps (a bigger
+            frame is kept as a placeholder; see :class:`History`); None: no bound.
+        password: Security profiles 1 and 2: sent as HTTP Basic auth with the id as user;
+            never logged, not in the repr.
+        ssl_context: Security profiles 2 and 3: verifies the CSMS of a ``wss://`` URL and
+            may carry the station's own certificate (see ``security.client_ssl_context``).
+        max_message_size: A message from the CSMS over this many bytes closes the
+            connection with 1009; None: 256 KiB, as for the CSMS.
+        boot: A BootNotificationRequest that makes the charge point register itself
+            (docs/registration.md): sent on every connection; the application's messages
+            wait until the CSMS answers Accepted, a Pending or Rejected answer sends it
+            again after its interval, and Heartbeats keep an idle connection alive.
     """
 
     def __init__(self, id: str, url: str, version: str = "1.6", timeout: float = 30.0,
@@ -161,6 +195,7 @@ class ChargePoint(ChargePointActions):
         check_handler_class(request_cls, (self.version,), "CSMS_TO_CS")
 
         def register(handler: F) -> F:
+            check_handler(handler, ("request",), "charge point handlers")
             self._handlers[request_cls] = handler
             return handler
 
@@ -176,6 +211,7 @@ class ChargePoint(ChargePointActions):
         check_handler_class(request_cls, (self.version,), "CSMS_TO_CS")
 
         def register(hook: F) -> F:
+            check_handler(hook, ("request", "response"), "after-answer hooks", "hook")
             self._after.setdefault(request_cls, []).append(hook)
             return hook
 

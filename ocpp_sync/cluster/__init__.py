@@ -16,3 +16,10 @@ from ocpp_sync.errors import ClusterUnavailable, StationNotConnected
 
 __all__ = ["Cluster", "Location", "Event", "EventConsumer", "StationNotConnected",
            "ClusterUnavailable"]
+
+# Defined in private modules; shown, and pickled, as ocpp_sync.cluster.X. Not Event: an attrs
+# class with string annotations, which typing.get_type_hints (and cattrs) resolve in the
+# namespace of the class's __module__, where Any would then be missing.
+for _name in ("Cluster", "Location", "EventConsumer"):
+    globals()[_name].__module__ = __name__
+del _name

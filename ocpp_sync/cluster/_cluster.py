@@ -36,6 +36,7 @@ from ocpp_sync.errors import CallTimeout, ClusterUnavailable, ConnectionClosed, 
 from ocpp_sync.protocol.codec import from_payload, to_payload
 from ocpp_sync.protocol.versions import message_info, version_module
 from ocpp_sync.scheduling.futures import settle
+from ocpp_sync.signatures import check_handler
 
 __all__ = ["Cluster", "Location"]
 
@@ -548,6 +549,8 @@ class Cluster(Presence):
             raise RuntimeError("a client-only Cluster has no CSMS to register handlers with")
 
         def register(handler: F) -> F:
+            check_handler(handler, ("station", "request"), "CSMS handlers")
+
             def publishing(station: Any, request: Any) -> Any:
                 if self.publish_events:
                     self.publish(station, request)

@@ -13,6 +13,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from ocpp_sync import security
+from ocpp_sync.csms.callbacks import StationCallbacks
 from ocpp_sync.csms.registrations import Registrations, RegistrationStore
 from ocpp_sync.errors import CLOSE_REPLACED, AddressInUse, ConnectionClosed, StationTimeout, UpgradeRefused
 from ocpp_sync.protocol.registration import BOOT, Registration, RegistrationStatus
@@ -21,6 +22,7 @@ from ocpp_sync.runtime.actions import CSMSGroups, StationActions
 from ocpp_sync.runtime.connection import CSMS as CSMS_ROLE
 from ocpp_sync.runtime.connection import Connection, call_with_dict
 from ocpp_sync.runtime.history import History
+from ocpp_sync.signatures import check_handler
 from ocpp_sync.websocket.base import ConnectionRequest
 
 __all__ = ["CSMS", "Station"]
@@ -125,25 +127,6 @@ class Station(StationActions):
         return f"<Station {self.id!r} OCPP {self.version} {self.remote_address}>"
 
 
-class _Callbacks:
-    """``csms.on_connect`` both as a decorator/registrar and as an assignable attribute."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __get__(self, csms: CSMS | None, owner: type) -> Any:
-        if csms is None:
-            return self
-
-        def register(callback: StationCallback) -> StationCallback:
-            csms._callbacks[self.name].append(callback)
-            return callback
-        return register
-
-    def __set__(self, csms: CSMS, callback: StationCallback | None) -> None:
-        csms._callbacks[self.name] = [] if callback is None else [callback]
-
-
 class CSMS(CSMSGroups):
     """A central system: accepts stations, answers their calls, calls them.
 
@@ -155,40 +138,62 @@ class CSMS(CSMSGroups):
     callbacks run once its connection has ended. ``on_accepted`` callbacks run
     once the station is Accepted: after our Accepted answer to its boot is on
     the wire, or at connect for a station Accepted before (the safe place to
-    configure a station: see docs/registration.md).
+    configure a station: see docs/registration.md). Security: see
+    :mod:`ocpp_sync.security`. Options given to :meth:`start` win over these.
 
-    ``registration`` (on by default) applies the boot rules: until a station is
-    Accepted its calls other than BootNotification (and what we asked for) are
-    answered SecurityError, and our calls its status forbids raise NotRegistered
-    before anything is sent. ``unknown_stations`` is what a station without a
-    boot on record counts as ("Accepted" by default, so a CSMS restarted without
-    a store serves its fleet; "Pending" answers SecurityError until a boot);
-    ``registration_store`` (``load(id)`` / ``save(id, status)``) keeps statuses
-    across restarts.
-
-    ``on_duplicate`` says what happens when a station connects while its old
-    connection still looks alive: REPLACE (close the old one) or REFUSE (answer
-    the new upgrade with HTTP 409). ``max_connections`` refuses stations beyond
-    it (HTTP 503); ``max_message_size`` (None: 256 KiB) closes a connection that sends
-    a bigger message (1009); ``ping_interval``/``pong_timeout`` give up a silent station.
-    ``history_size`` (frames) and ``history_bytes`` (characters of their texts; a
-    bigger frame is kept as a placeholder) bound each station's
-    :attr:`Station.history` and the requests it keeps for ``expect`` (None: unbounded).
-
-    Security (see :mod:`ocpp_sync.security`): ``ssl_context`` serves ``wss://``
-    (profiles 2 and 3); ``authenticate`` and ``known_stations`` decide each station
-    before the upgrade (401 / 404); ``strict_station_ids`` refuses ids that break
-    the OCPP identity rules (400); ``on_security_event`` hears of every refusal and
-    of every connection closed for misbehaving. ``handshake_timeout``,
-    ``max_connections_per_address`` (429 beyond; off by default, because the
-    chargers of a site often share one address behind NAT) and
-    ``max_pending_handshakes`` (503 beyond) bound what one client can hold; ``max_bad_messages`` malformed frames
-    in a row close a connection with 1008. Options given to :meth:`start` win.
+    Args:
+        versions: The OCPP versions offered; a station gets the newest it also asks for.
+        timeout: Seconds ``station.send()`` waits for an answer before CallTimeout, unless
+            the call gives its own.
+        lenient: Read stations' messages leniently: unknown fields, over-long strings,
+            zoneless timestamps and nulls pass with a logged warning instead of a
+            ValidationError (for chargers that break the schema).
+        on_duplicate: What happens when a station connects while its old connection still
+            looks alive: ``"replace"`` closes the old one, ``"refuse"`` answers the new
+            upgrade with HTTP 409.
+        max_connections: Stations beyond this many are refused with HTTP 503; None: no limit.
+        max_message_size: A message over this many bytes closes the connection with 1009;
+            None: 256 KiB.
+        ping_interval: Seconds of silence after which a station is pinged; None: never.
+        pong_timeout: Seconds a ping may go unanswered before the station is given up.
+        close_timeout: Seconds :meth:`stop` gives each station's calls in flight to be
+            answered (at most a quarter of its own ``timeout``).
+        history_size: How many frames each :attr:`Station.history` keeps; None: all.
+        history_bytes: The most characters of frame text each station's history keeps (a
+            bigger frame is kept as a placeholder), and of requests kept for ``expect``;
+            None: no bound.
+        ssl_context: Serves ``wss://`` (security profiles 2 and 3; see
+            ``security.server_ssl_context``).
+        authenticate: ``authenticate(station_id, password, certificate, headers) -> bool``,
+            before the upgrade: False refuses with 401, ``security.Refused`` with its own
+            status.
+        known_stations: The ids that may connect (a collection, or ``known(id) -> bool``);
+            any other is refused with 404. None: every id.
+        on_security_event: ``hook(event)`` for every refused handshake and every connection
+            closed for misbehaving (a ``security.SecurityEvent``).
+        strict_station_ids: Refuse (400) ids that break the OCPP identity rules.
+        handshake_timeout: Seconds a client has to send its whole upgrade request (and
+            finish TLS).
+        max_connections_per_address: Connections one IP address may hold (429 beyond);
+            None, the default: no limit, since a site's chargers often share one address
+            behind NAT.
+        max_pending_handshakes: Handshakes in progress at once (503 beyond).
+        max_bad_messages: Malformed frames in a row that close a connection with 1008;
+            None: never.
+        registration: Apply the boot rules (docs/registration.md): until a station is
+            Accepted its calls other than BootNotification (and what we asked for) are
+            answered SecurityError, and calls of ours its status forbids raise
+            NotRegistered before anything is sent.
+        unknown_stations: What a station with no boot on record counts as: "Accepted"
+            (the default, so a CSMS restarted without a store serves its fleet),
+            "Pending" (SecurityError until a boot) or "Rejected".
+        registration_store: ``load(id) -> status | None`` and ``save(id, status)``, to
+            keep registration statuses across restarts; None: in memory only.
     """
 
-    on_connect = _Callbacks("connect")
-    on_disconnect = _Callbacks("disconnect")
-    on_accepted = _Callbacks("accepted")
+    on_connect = StationCallbacks("connect")
+    on_disconnect = StationCallbacks("disconnect")
+    on_accepted = StationCallbacks("accepted")
 
     def __init__(self, versions: Sequence[str] = ("1.6", "2.0.1", "2.1"), *,
                  timeout: float = 30.0, lenient: bool = False, on_duplicate: str = REPLACE,
@@ -255,6 +260,7 @@ class CSMS(CSMSGroups):
         check_handler_class(request_cls, self.versions, "CS_TO_CSMS")
 
         def register(handler: F) -> F:
+            check_handler(handler, ("station", "request"), "CSMS handlers")
             self._handlers[request_cls] = handler
             return handler
 
@@ -271,6 +277,7 @@ class CSMS(CSMSGroups):
         check_handler_class(request_cls, self.versions, "CS_TO_CSMS")
 
         def register(hook: F) -> F:
+            check_handler(hook, ("station", "request", "response"), "after-answer hooks", "hook")
             self._after.setdefault(request_cls, []).append(hook)
             return hook
 
@@ -285,6 +292,7 @@ class CSMS(CSMSGroups):
         a callback that must record every request can make the station retry.
         Usable as a decorator.
         """
+        check_handler(callback, ("station", "request"), "on_request callbacks", "callback")
         self._request_callbacks.append(callback)
         return callback
 

@@ -5,37 +5,25 @@ earlier blocks. Blocks that talk to "the CSMS" at ws://127.0.0.1:9000 (or
 localhost:9000) reach a loopback CSMS this test starts on a free port, one that
 accepts every station (ocpp_sync.testing.running_csms); blocks that start their
 own CSMS use ``port=0``. A block preceded by ``<!-- no-test -->`` is not run
-(one that serves forever, say); use it sparingly.
+(one that serves forever, say); use it sparingly. The block rules are in
+tests/support/guides.py, which also runs the guides in a fresh virtualenv
+(tests/api/test_install.py).
 """
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.guides import FIXED_CSMS, python_blocks
 
 from ocpp_sync.testing import running_csms
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 FILES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
-NO_TEST = "<!-- no-test -->"
-FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
-FIXED_CSMS = re.compile(r"(127\.0\.0\.1|localhost):9000\b")
 WAIT = 10.0
-
-
-def python_blocks(text: str) -> list[tuple[int, str]]:
-    """(line number, code) of each block to run."""
-    blocks = []
-    for match in FENCE.finditer(text):
-        before = text[:match.start()].rstrip()
-        if before.endswith(NO_TEST):
-            continue
-        blocks.append((text.count("\n", 0, match.start()) + 2, match.group(1)))
-    return blocks
 
 
 def test_block_extraction() -> None:

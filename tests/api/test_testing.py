@@ -1,7 +1,11 @@
-"""The fixtures of ocpp_sync.testing, used the way a user's test suite would use them."""
+"""ocpp_sync.testing and its pytest fixtures (ocpp_sync.pytest_plugin), used the way a user would."""
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,7 +13,7 @@ import pytest
 import ocpp_sync
 from ocpp_sync.protocol.versions import version_module
 
-pytest_plugins = ["ocpp_sync.testing"]  # as a user's conftest.py would
+pytest_plugins = ["ocpp_sync.pytest_plugin"]  # as a user's conftest.py would
 
 WAIT = 10.0
 
@@ -69,3 +73,32 @@ def test_context_managers_leave_no_threads_behind() -> None:
     for thread in new:
         thread.join(WAIT)
     assert not [t.name for t in new if t.is_alive()]
+
+
+def test_the_context_managers_work_where_pytest_is_not_installed() -> None:
+    """A notebook after `pip install .` has no pytest; the guides import ocpp_sync.testing there."""
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["pytest"] = None  # any `import pytest` now raises ModuleNotFoundError
+        from ocpp_sync.testing import connected_charge_point, running_csms
+        with running_csms(("1.6",)) as csms, connected_charge_point(csms, "1.6") as (cp, station):
+            assert station.id == cp.id
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_the_former_plugin_name_still_gives_the_fixtures(tmp_path: Path) -> None:
+    """Conftests written before the fixtures moved name ocpp_sync.testing as the plugin."""
+    (tmp_path / "test_old_name.py").write_text(textwrap.dedent("""
+        import pytest
+        pytest_plugins = ["ocpp_sync.testing"]
+
+        @pytest.mark.parametrize("ocpp_version", ["2.0.1"])
+        def test_it(ocpp_csms, ocpp_charge_point, ocpp_station):
+            assert ocpp_station.id == ocpp_charge_point.id
+    """))
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "1 passed" in result.stdout, result.stdout + result.stderr

@@ -433,3 +433,7 @@ def test_ctrl_c_while_the_csms_is_busy_with_the_station_call_exits_promptly() ->
         release.set()
         csms.stop()
     assert "Traceback" not in station.text and "KeyboardInterrupt" not in station.text
+def test_version_option_prints_the_package_version() -> None:
+    done = run_cli("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"ocpp-sync {ocpp_sync.__version__}\n"
