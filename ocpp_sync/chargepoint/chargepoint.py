@@ -98,7 +98,9 @@ class ChargePoint(ChargePointActions):
             5 s, plus up to 5 s at random, by default).
         ping_interval: Seconds of silence after which the CSMS is pinged; None: never.
         pong_timeout: Seconds a ping may go unanswered before the connection is given up.
-        close_timeout: Seconds :meth:`close` gives calls in flight to be answered.
+        close_timeout: Seconds :meth:`close` gives calls in flight to be answered (1 s:
+            an answer on its way takes milliseconds, and a close must not wait long behind a
+            busy handler on the CSMS's side).
         queue_path: A sqlite file for the transaction queue, so queued messages survive a
             restart; None keeps them in memory.
         queue_max_messages: The most messages the queue holds; one more is refused (and
@@ -130,7 +132,7 @@ class ChargePoint(ChargePointActions):
                  connect_timeout: float = 10.0, sslopt: dict[str, Any] | None = None,
                  reconnect: bool = True, retry_first_connect: bool = False,
                  backoff: BackOff | None = None, ping_interval: float | None = 30.0,
-                 pong_timeout: float = 10.0, close_timeout: float = 5.0,
+                 pong_timeout: float = 10.0, close_timeout: float = 1.0,
                  queue_path: str | os.PathLike[str] | None = None,
                  queue_max_messages: int = 10_000,
                  transaction_retry: TransactionRetry | None = None,

@@ -17,7 +17,7 @@ from ocpp_sync.csms.callbacks import StationCallbacks
 from ocpp_sync.csms.registrations import Registrations, RegistrationStore
 from ocpp_sync.errors import CLOSE_REPLACED, AddressInUse, ConnectionClosed, StationTimeout, UpgradeRefused
 from ocpp_sync.protocol.registration import BOOT, Registration, RegistrationStatus
-from ocpp_sync.protocol.versions import VERSIONS, check_handler_class, check_version
+from ocpp_sync.protocol.versions import VERSIONS, check_handler_class, check_version, version_module
 from ocpp_sync.runtime.actions import CSMSGroups, StationActions
 from ocpp_sync.runtime.connection import CSMS as CSMS_ROLE
 from ocpp_sync.runtime.connection import Connection, call_with_dict
@@ -26,8 +26,6 @@ from ocpp_sync.signatures import check_handler
 from ocpp_sync.websocket.base import ConnectionRequest
 
 __all__ = ["CSMS", "Station"]
-
-_BOOT_REQUEST = f"{BOOT}Request"
 
 log = logging.getLogger("ocpp_sync.csms")
 
@@ -237,6 +235,7 @@ class CSMS(CSMSGroups):
         self._callbacks: dict[str, list[StationCallback]] = {"connect": [], "disconnect": [],
                                                              "accepted": []}
         self._after: dict[type, list[AfterHook]] = {}
+        self._boot_classes = frozenset(version_module(v).REQUESTS[BOOT] for v in self.versions)
         self._request_callbacks: list[RequestCallback] = []
         self.history_size = history_size
         self.history_bytes = history_bytes
@@ -524,8 +523,8 @@ class CSMS(CSMSGroups):
 
     def _find_after(self, station: Station, request_cls: type) -> Callable[[Any, Any], None] | None:
         hooks = self._after.get(request_cls)
-        if hooks is None and not (request_cls.__name__ == _BOOT_REQUEST
-                                  and (self._registrations is not None or self._callbacks["accepted"])):
+        if hooks is None and (request_cls not in self._boot_classes
+                              or (self._registrations is None and not self._callbacks["accepted"])):
             return None
         return functools.partial(self._run_after, station, list(hooks or ()))
 
@@ -535,7 +534,7 @@ class CSMS(CSMSGroups):
                 hook(station, request, response)
             except Exception:
                 log.exception("an after-answer hook failed for %r", station.id)
-        if type(request).__name__ == _BOOT_REQUEST:
+        if type(request) in self._boot_classes:
             status = RegistrationStatus(str(getattr(response.status, "value", response.status)))
             if self._registrations is not None:
                 self._registrations.save(station.id, status)

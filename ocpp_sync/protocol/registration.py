@@ -71,6 +71,9 @@ class Registration:
         self.version = version
         self.status = RegistrationStatus(status)
         self.unknown_as = RegistrationStatus(unknown_as)
+        #: No rule applies (the station counts as Accepted): the one attribute the RPC core
+        #: reads per message on the usual path.
+        self.open = self.effective is RegistrationStatus.ACCEPTED
         self._asked: Counter[str] = Counter()   # messages a TriggerMessage asked for, not yet come
         self._reports = 0                        # GetBaseReport / GetReport whose NotifyReport is due
 
@@ -82,6 +85,7 @@ class Registration:
     def booted(self, status: str) -> RegistrationStatus:
         """The CSMS answered a BootNotification with ``status``; the new status."""
         self.status = RegistrationStatus(str(getattr(status, "value", status)))
+        self.open = self.effective is RegistrationStatus.ACCEPTED
         if self.status is RegistrationStatus.ACCEPTED:
             self._asked.clear()
             self._reports = 0

@@ -248,10 +248,11 @@ class RpcState:
 
         NotRegistered if the station's registration forbids the call now.
         """
-        if self.registration is not None:
+        registration = self.registration
+        if registration is not None and not registration.open:
             try:
                 with self._guard:
-                    self.registration.check_csms_call(action, payload)
+                    registration.check_csms_call(action, payload)
             except RegistrationRefused as exc:
                 raise NotRegistered(str(exc)) from None
         response_cls = self._module.RESPONSES.get(action)
@@ -471,10 +472,11 @@ class RpcState:
             if action not in self._incoming:
                 raise OCPPError(f"{action} is not sent in this direction",
                                 code=error_code(UNSUPPORTED_ACTION, self.version))
-            if self.registration is not None:
+            registration = self.registration
+            if registration is not None and not registration.open:
                 try:
                     with self._guard:
-                        self.registration.check_station_call(action, payload)
+                        registration.check_station_call(action, payload)
                 except RegistrationRefused as exc:
                     raise OCPPError(str(exc), code=error_code(SECURITY, self.version)) from None
             cls = self._module.REQUESTS[action]
