@@ -102,3 +102,45 @@ def test_a_trigger_boots_a_pending_charge_point_at_once(version: str) -> None:
 def test_boot_must_be_a_boot_notification() -> None:
     with pytest.raises(ValueError, match="BootNotificationRequest"):
         ocpp_sync.ChargePoint("CP_X", "ws://127.0.0.1:1/ocpp", boot=version_module("1.6").REQUESTS["Heartbeat"]())
+
+
+def transaction_message(version: str) -> Any:
+    m = version_module(version)
+    if version == "1.6":
+        return m.StartTransactionRequest(connector_id=1, id_tag="TAG", meter_start=0,
+                                         timestamp=datetime.now(timezone.utc))
+    return ocpp_sync.from_payload(m.REQUESTS["TransactionEvent"], {
+        "eventType": "Started", "timestamp": NOW, "triggerReason": "Authorized", "seqNo": 0,
+        "transactionInfo": {"transactionId": "T1"}})
+
+
+def test_queued_transaction_messages_flow_only_after_the_accepted_boot(version: str) -> None:
+    csms = ocpp_sync.CSMS(versions=(version,))
+    seen: list[str] = []
+    serve(csms, version, [("Pending", 3600), ("Accepted", 3600)], seen)
+    m = version_module(version)
+    action = "StartTransaction" if version == "1.6" else "TransactionEvent"
+
+    @csms.on(m.REQUESTS[action])
+    def on_transaction(station: Any, request: Any) -> Any:
+        seen.append(action)
+        payload = {"idTagInfo": {"status": "Accepted"}, "transactionId": 1} if version == "1.6" else {}
+        return ocpp_sync.from_payload(m.RESPONSES[action], payload)
+
+    pending = threading.Event()
+    csms.after(m.REQUESTS["BootNotification"])(lambda station, request, response: pending.set())
+    csms.start()
+    cp = ocpp_sync.ChargePoint("CP_QUEUE", f"ws://127.0.0.1:{csms.port}/ocpp", version=version,
+                               boot=boot_request(version), timeout=WAIT)
+    try:
+        cp.connect()
+        assert pending.wait(WAIT)
+        handle = cp.send_queued(transaction_message(version))   # kept while Pending
+        assert seen == ["Boot:Pending"] and not handle.done()
+        station = csms.wait_for_station("CP_QUEUE", WAIT)
+        station.send(m.REQUESTS["TriggerMessage"](requested_message="BootNotification"))
+        handle.result(WAIT)
+        assert seen == ["Boot:Pending", "Boot:Accepted", action]
+    finally:
+        cp.close()
+        csms.stop()
