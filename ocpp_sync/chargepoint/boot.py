@@ -21,6 +21,7 @@ from typing import Any
 from ocpp_sync.errors import CallError, CallTimeout, ConnectionClosed, NotRegistered
 from ocpp_sync.protocol.versions import message_info, version_module
 from ocpp_sync.runtime.connection import Connection
+from ocpp_sync.runtime.history import History
 
 __all__ = ["Booter", "BOOT_RETRY"]
 
@@ -33,7 +34,7 @@ BOOT_RETRY = 60.0
 class Booter:
     """The boot and heartbeat of one charge point, run by its reconnect thread per connection."""
 
-    def __init__(self, name: str, version: str, request: Any,
+    def __init__(self, name: str, version: str, request: Any, history: History,
                  on_accepted: Callable[[Connection], None]) -> None:
         info = message_info(request)
         if info.action != "BootNotification" or not info.is_request or info.version != version:
@@ -43,6 +44,7 @@ class Booter:
         self.request = request
         self.interval: float | None = None   # the heartbeat interval, once Accepted
         self.accepted = threading.Event()
+        self._history = history   # the charge point's: its newest frame says when we last spoke
         self._on_accepted = on_accepted
         self._module = version_module(version)
         self._again = False                   # a TriggerMessage asked for the boot now
@@ -84,6 +86,7 @@ class Booter:
     def serve(self, connection: Connection, down: threading.Event) -> None:
         """Boot on ``connection`` until Accepted, then keep it alive, until ``down`` is set."""
         self.accepted.clear()
+        opened = time.monotonic()
         while not down.is_set():
             if not self.accepted.is_set():
                 wait = self._boot(connection)
@@ -91,7 +94,8 @@ class Booter:
                     self._wait(down, wait)   # a trigger ends the wait early: boot again
                 continue
             interval = self.interval or BOOT_RETRY
-            quiet = time.monotonic() - connection.last_activity
+            last = self._history.last_frame_at()
+            quiet = time.monotonic() - max(opened, last if last is not None else opened)
             if quiet < interval:
                 if self._wait(down, interval - quiet):
                     self._boot(connection)

@@ -173,7 +173,7 @@ class ChargePoint(ChargePointActions):
         self._random: Callable[[], float] = random.random
         self._handlers: dict[type, Callable[[Any], Any]] = {}
         self._after: dict[type, list[Callable[[Any, Any], Any]]] = {}
-        self._booter = None if boot is None else Booter(id, self.version, boot, self._registered)
+        self._booter = None if boot is None else Booter(id, self.version, boot, self.history, self._registered)
         if self._booter is not None:
             self.after(version_module(self.version).REQUESTS["TriggerMessage"])(self._booter.triggered)
         # _lock guards every attribute below; it is never held while opening a websocket,

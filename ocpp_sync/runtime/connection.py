@@ -137,8 +137,6 @@ class Connection(Handling):
         self._workers: set[int] = set()
         self._threads: list[threading.Thread] = []
         self._finished = threading.Event()
-        #: The clock (time.monotonic) of the last frame read or written: heartbeats wait for quiet.
-        self.last_activity = time.monotonic()
 
     def _on_current_locked(self, call: OutgoingCall) -> None:
         """A call went on the wire: wake a worker if no caller of its own will read its answer."""
@@ -246,7 +244,6 @@ class Connection(Handling):
             log.warning("%s: %s did not stop in time", self.name, thread.name)
 
     def _log_frame(self, direction: str, text: str) -> None:
-        self.last_activity = time.monotonic()
         if self._history is not None:
             self._history.frame(direction, text)
         # Frames can carry station passwords (AuthorizationKey, BasicAuthPassword): never log those.

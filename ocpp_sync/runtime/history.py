@@ -191,6 +191,11 @@ class History:
         with self._lock:
             return len(self._frames)
 
+    def last_frame_at(self) -> float | None:
+        """The clock (time.monotonic) of the newest frame kept, None if there is none."""
+        with self._lock:
+            return self._frames[-1][1] if self._frames else None
+
     @property
     def size(self) -> int:
         """The characters of frame text kept now (what ``max_bytes`` bounds)."""

@@ -247,6 +247,16 @@ def upgrade_request() -> bytes:
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n").encode()
 
 
+def upgraded_station(sock: socket.socket, context: ssl.SSLContext, csms: ocpp_sync.CSMS) -> RawTls:
+    """A station over ``sock``: TLS, then the upgrade, until the CSMS counts it."""
+    station = RawTls(sock, context, server_side=False)
+    station.handshake()
+    station.write(upgrade_request())
+    assert station.read_head().startswith(b"HTTP/1.1 101 ")
+    csms.wait_for_station("CP_1", timeout=WAIT)
+    return station
+
+
 def test_csms_gives_up_a_station_that_sends_half_a_record(
         server_context: ssl.SSLContext, client_context: ssl.SSLContext) -> None:
     ping_interval, pong_timeout = 0.3, 0.5
@@ -257,11 +267,7 @@ def test_csms_gives_up_a_station_that_sends_half_a_record(
     csms.start()
     try:
         with socket.create_connection(("127.0.0.1", csms.port), timeout=WAIT) as sock:
-            station = RawTls(sock, client_context, server_side=False)
-            station.handshake()
-            station.write(upgrade_request())
-            assert station.read_head().startswith(b"HTTP/1.1 101 ")
-            csms.wait_for_station("CP_1", timeout=WAIT)
+            station = upgraded_station(sock, client_context, csms)
             station.send_half_record(text_frame('[2,"1","Heartbeat",{}]', masked=True))
             start = time.monotonic()
             # The CSMS pings (it hears nothing whole), gets no pong and drops the link: its
@@ -294,11 +300,7 @@ def test_the_rest_of_the_record_completes_the_message(
     csms.start()
     try:
         with socket.create_connection(("127.0.0.1", csms.port), timeout=WAIT) as sock:
-            station = RawTls(sock, client_context, server_side=False)
-            station.handshake()
-            station.write(upgrade_request())
-            assert station.read_head().startswith(b"HTTP/1.1 101 ")
-            csms.wait_for_station("CP_1", timeout=WAIT)
+            station = upgraded_station(sock, client_context, csms)
             rest = station.send_half_record(text_frame('[2,"42","Heartbeat",{}]', masked=True))
             assert station.read_frame()[0] == 0x9   # a ping: the reader is not stuck in a read
             sock.sendall(rest)
