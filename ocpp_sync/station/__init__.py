@@ -5,3 +5,10 @@ authorization and reservations, each a store with pure methods, and handlers
 that :meth:`attach` them to a :class:`ocpp_sync.ChargePoint` through its public
 ``on`` and ``send``. This package sits beside ``chargepoint``: it never imports it.
 """
+from ocpp_sync.station.configuration import ConfigurationStore, Setting
+from ocpp_sync.station.keys16 import STANDARD_KEYS, KeyDefinition
+
+__all__ = [
+    # 1.6 configuration keys
+    "ConfigurationStore", "KeyDefinition", "STANDARD_KEYS", "Setting",
+]

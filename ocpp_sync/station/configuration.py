@@ -184,8 +184,9 @@ class ConfigurationStore:
         self._derive_defaults(values)
         for name, given in values.items():
             self._values[name] = _as_text(given)
-        # the lists last: their length limits are other keys' values
-        for name in sorted(self._values, key=lambda n: self._definitions[n].kind == CSL):
+        # defaults are trusted (AuthorizationKey's empty one means no password yet); the lists go
+        # last, their length limits being other keys' values
+        for name in sorted(values, key=lambda n: self._definitions[n].kind == CSL):
             self._values[name] = canonical(self._definitions[name], self._values[name], self._max_items(name))
         self._callbacks: dict[str, list[ChangeCallback]] = {}
         self._checks: dict[str, list[Check]] = {}
