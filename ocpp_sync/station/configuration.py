@@ -142,20 +142,26 @@ def _check_definition(definition: KeyDefinition) -> None:
 class ConfigurationStore:
     """The configuration keys of one 1.6 charge point, answered and changed under one lock.
 
-    ``profiles`` are the feature profiles the station implements (Core always,
-    plus any of ``keys16.FEATURE_PROFILES``) and ``"Security"`` for the
-    whitepaper's keys. Every key a selected profile requires is present; an
-    optional one only when named in ``optional`` or given a value in ``values``,
-    since for a boolean its presence tells the CSMS the feature exists.
-    ``values`` maps key names to initial values (text as on the wire, or
-    bool / int / list of members); the rest start at their definition's
-    default. SupportedFeatureProfiles lists the selected profiles, and
-    ConnectorPhaseRotation starts as ``Unknown`` for each connector.
-    ``keys`` are the application's own definitions: new keys, or a standard
-    name with another definition (say AuthorizeRemoteTxRequests read-only).
-    With ``path``, writable values are loaded from that JSON file if it exists
-    and the file is rewritten after every change (see :meth:`save`).
-    ValueError for an unknown profile or key, or an initial value its key does not take.
+    Every key a selected profile requires is present; an optional one only when
+    named in ``optional`` or given a value in ``values``, since for a boolean
+    its presence tells the CSMS the feature exists. SupportedFeatureProfiles
+    lists the selected profiles, and ConnectorPhaseRotation starts as
+    ``Unknown`` for each of the NumberOfConnectors connectors.
+
+    Args:
+        profiles: The feature profiles the station implements (Core always, plus
+            any of ``keys16.FEATURE_PROFILES``), and ``"Security"`` for the
+            whitepaper's keys.
+        values: Initial values by key name, as wire text or as bool / int / list
+            of members; the other keys start at their definition's default.
+        optional: Optional keys of the selected profiles to include at their default.
+        keys: The application's own definitions: new keys, or a standard name
+            with another definition (AuthorizeRemoteTxRequests read-only, say).
+        path: A JSON file: its writable values are loaded when it exists, and it
+            is rewritten after every change (see :meth:`save`).
+
+    Raises:
+        ValueError: An unknown profile or key, or an initial value its key does not take.
     """
 
     def __init__(self, profiles: Iterable[str] = (CORE,), *, values: Mapping[str, Given] | None = None,
