@@ -132,6 +132,20 @@ def parse(definition: KeyDefinition, text: str) -> Value:
     return text
 
 
+def _sync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` survive a power cut (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
 def _check_definition(definition: KeyDefinition) -> None:
     if definition.kind not in (BOOL, INT, CSL, STRING):
         raise ValueError(f"{definition.name}: kind {definition.kind!r} is not bool, int, CSL or string")
@@ -204,7 +218,7 @@ class ConfigurationStore:
         if "SupportedFeatureProfiles" in self._values:
             self._values["SupportedFeatureProfiles"] = ",".join(p for p in self.profiles if p in FEATURE_PROFILES)
         if "ConnectorPhaseRotation" in self._values and "NumberOfConnectors" in values:
-            connectors = int(_as_text(values["NumberOfConnectors"]))
+            connectors = int(canonical(self._definitions["NumberOfConnectors"], _as_text(values["NumberOfConnectors"])))
             self._values["ConnectorPhaseRotation"] = ",".join(f"{i}.Unknown" for i in range(1, connectors + 1))
 
     def _max_items(self, name: str) -> int | None:
@@ -384,20 +398,21 @@ class ConfigurationStore:
         """Write the writable values to ``path`` as JSON, atomically (a temporary file in the same
         directory, then os.replace), readable by the owner only: it holds the AuthorizationKey."""
         target = Path(path)
-        with self._lock:
+        with self._lock:  # held to the end, so that two saves cannot land in the wrong order
             document = {"format": _FILE_FORMAT, "version": 1,
                         "values": {name: self._values[name] for name, d in self._definitions.items()
                                    if not d.readonly}}
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                json.dump(document, file, indent=1, sort_keys=True)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+            handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(handle, "w", encoding="utf-8") as file:
+                    json.dump(document, file, indent=1, sort_keys=True)
+                    file.flush()
+                    os.fsync(file.fileno())
+                os.replace(temporary, target)
+            except BaseException:
+                os.unlink(temporary)
+                raise
+            _sync_directory(target.parent)
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Take the writable values saved in ``path``. A saved key the station does not have, that is
