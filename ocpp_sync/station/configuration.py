@@ -378,7 +378,8 @@ class ConfigurationStore:
 
     def on_change(self, key: str, callback: ChangeCallback) -> ChangeCallback:
         """Call ``callback(key, value)`` after each accepted ChangeConfiguration of ``key``
-        (``value`` typed as :meth:`value` returns it). Returns ``callback``; KeyError if absent."""
+        (``value`` typed as :meth:`value` returns it). It runs in the thread answering the CSMS,
+        before the answer is sent, so it should be short. Returns ``callback``; KeyError if absent."""
         with self._lock:
             self._known(key)
             self._callbacks.setdefault(key, []).append(callback)
