@@ -5,3 +5,34 @@ authorization and reservations, each a store with pure methods, and handlers
 that :meth:`attach` them to a :class:`ocpp_sync.ChargePoint` through its public
 ``on`` and ``send``. This package sits beside ``chargepoint``: it never imports it.
 """
+
+from ocpp_sync.station.device_model import (
+    ATTRIBUTE_TYPES,
+    MUTABILITIES,
+    Attribute,
+    ComponentId,
+    DeviceModel,
+    Outcome,
+    Variable,
+    VariableId,
+)
+from ocpp_sync.station.device_model_handlers import Change, DeviceModelHandlers
+from ocpp_sync.station.reporter import Reporter
+from ocpp_sync.station.values import DATA_TYPES, Characteristics, InvalidValue
+
+__all__ = [
+    "ATTRIBUTE_TYPES",
+    "MUTABILITIES",
+    "DATA_TYPES",
+    "Attribute",
+    "Change",
+    "Characteristics",
+    "ComponentId",
+    "DeviceModel",
+    "DeviceModelHandlers",
+    "InvalidValue",
+    "Outcome",
+    "Reporter",
+    "Variable",
+    "VariableId",
+]
