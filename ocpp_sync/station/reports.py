@@ -129,10 +129,11 @@ def notify_reports(model: DeviceModel, request_id: int, variables: Sequence[Vari
                                      tbc=tbc or None, report_data=chunk)
 
     data = [report_data(model, v) for v in variables]
-    # The frame grows by each item's JSON and a comma: measure each item once, not every frame.
-    bare = frame_size("NotifyReport", message(None, 0, True))
+    # The frame grows by each item's JSON and a comma: measure each item once, not every frame,
+    # with a seqNo at least as long as any the series will have.
+    bare = frame_size("NotifyReport", message(None, len(data), True))
     key = len(',"reportData":[]')
-    lengths = [frame_size("NotifyReport", message([d], 0, True)) - bare - key for d in data]
+    lengths = [frame_size("NotifyReport", message([d], len(data), True)) - bare - key for d in data]
     chunks: list[list[Any]] = []
     current: list[Any] = []
     used = bare + key
