@@ -154,18 +154,24 @@ class DeviceModel:
 
     @classmethod
     def standard(cls, version: str = "2.0.1", *, evses: Mapping[int, int] | int = 1,
+                 values: Mapping[tuple[ComponentLike, VariableLike], str] | None = None,
                  path: str | os.PathLike[str] | None = None) -> DeviceModel:
         """A model with the standard controller components, the ChargingStation, and an EVSE
         and Connector component for each EVSE of ``evses`` (EVSE id: connector count; an int n
-        means EVSEs 1..n with one connector each); then :meth:`load` from ``path``."""
+        means EVSEs 1..n with one connector each).
+
+        ``values`` maps (component, variable) to the application's starting Actual
+        value, set before :meth:`load` reads ``path``: what the CSMS changed since wins.
+        ValueError for a value that does not fit, KeyError for an unknown variable.
+        """
         model = cls(version, path=path)
         layout = {i: 1 for i in range(1, evses + 1)} if isinstance(evses, int) else dict(evses)
         all_measurands = measurands()
         for row in data.STANDARD:
-            values = all_measurands if row.values == data.MEASURANDS else \
+            allowed = all_measurands if row.values == data.MEASURANDS else \
                 tuple(row.values.split(",")) if row.values else ()
             ch = Characteristics(row.data_type, unit=row.unit, min_limit=row.min_limit,
-                                 max_limit=row.max_limit, values_list=values, supports_monitoring=True)
+                                 max_limit=row.max_limit, values_list=allowed, supports_monitoring=True)
             if row.scope == "station":
                 places: list[ComponentId] = [ComponentId(row.component)]
             elif row.scope == "evse":
@@ -177,6 +183,12 @@ class DeviceModel:
                 attributes = [_attribute(row.kind, "Actual", row.value)]
                 attributes += [_attribute(row.kind, kind, value) for kind, value in row.attributes]
                 model.add(place, VariableId(row.variable, row.instance), ch, attributes)
+        for (component, variable), value in (values or {}).items():
+            if model.variable(component, variable) is None:
+                raise KeyError(f"no variable {_variable(variable).name} in {_component(component).name}")
+            outcome = model.set(component, variable, value, save=False)
+            if not outcome.accepted:
+                raise ValueError(f"{_component(component).name}.{_variable(variable).name}: {outcome.detail}")
         model.load()
         return model
 
@@ -277,12 +289,13 @@ class DeviceModel:
     # -- writing -------------------------------------------------------------------------------
 
     def set(self, component: ComponentLike, variable: VariableLike, value: str, attribute: str = "Actual", *,
-            by_csms: bool = False) -> Outcome:
+            by_csms: bool = False, save: bool = True) -> Outcome:
         """Check and store ``value``; one SetVariables item when ``by_csms``.
 
         The CSMS may not write a ReadOnly or constant attribute nor a value longer
         than ConfigurationValueSize; the application may (``by_csms=False``), but
-        its value must fit the characteristics too. Persistent attributes are saved.
+        its value must fit the characteristics too. A persistent attribute is saved
+        at once, unless ``save`` is False (a batch: call :meth:`save` after it).
         """
         cid, vid = _component(component), _variable(variable)
         with self._lock:
@@ -301,7 +314,7 @@ class DeviceModel:
             except InvalidValue as exc:
                 return Outcome("Rejected", reason=exc.reason, detail=exc.detail)
             attr.value = stored
-            if attr.persistent:
+            if attr.persistent and save:
                 self.save()
         if by_csms and var.reboot_required:
             return Outcome("RebootRequired", value=stored)

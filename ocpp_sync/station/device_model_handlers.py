@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -80,7 +81,8 @@ class DeviceModelHandlers:
         self.criteria = frozenset(criteria)
         self._m = version_module(self.version)
         self._callbacks: list[Callable[[Change], None]] = []
-        self._pending: dict[int, list[Any]] = {}
+        self._pending: dict[int, list[Any]] = {}  # requestId: the series, until its answer is sent
+        self._pending_lock = threading.Lock()
         self._cp: Any = None
         if model.variable("ClockCtrlr", "DateTime") is not None:
             model.bind("ClockCtrlr", "DateTime", lambda: format_datetime(self.clock()))
@@ -155,13 +157,15 @@ class DeviceModelHandlers:
             cid, vid = _component_id(item.component), VariableId(item.variable.name, item.variable.instance)
             var = self.model.variable(cid, vid)
             old = None if var is None or attribute not in var.attributes else var.attributes[attribute].value
-            outcome = self.model.set(cid, vid, item.attribute_value, attribute, by_csms=True)
+            outcome = self.model.set(cid, vid, item.attribute_value, attribute, by_csms=True, save=False)
             if outcome.accepted and outcome.value != old:
                 assert outcome.value is not None
                 changes.append(Change(cid, vid, attribute, old, outcome.value, outcome.status == "RebootRequired"))
             results.append(m.SetVariableResultType(
                 attribute_status=outcome.status, attribute_status_info=self._info(outcome),
                 attribute_type=item.attribute_type, component=item.component, variable=item.variable))
+        if changes:
+            self.model.save()
         for change in changes:
             for callback in self._callbacks:
                 try:
@@ -190,14 +194,17 @@ class DeviceModelHandlers:
     def _prepare(self, request_id: int, variables: list[Any]) -> str:
         if not variables:
             return "EmptyResultSet"
-        self._pending[request_id] = notify_reports(
+        reports = notify_reports(
             self.model, request_id, variables, self.clock(),
             items=self.model.int_value("DeviceDataCtrlr", VariableId("ItemsPerMessage", "GetReport"), 50),
             max_bytes=self.model.int_value("DeviceDataCtrlr", VariableId("BytesPerMessage", "GetReport"), 65000))
+        with self._pending_lock:
+            self._pending[request_id] = reports
         return "Accepted"
 
     def _send_report(self, request: Any, response: Any) -> None:
-        reports = self._pending.pop(request.request_id, None)
+        with self._pending_lock:
+            reports = self._pending.pop(request.request_id, None)
         cp = self._cp
         if reports is None or cp is None or response.status != "Accepted":
             return

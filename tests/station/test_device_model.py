@@ -193,6 +193,22 @@ def test_persistent_values_survive_a_restart_and_nothing_else(tmp_path: Path) ->
     assert again.value("ChargingStation", "AvailabilityState") == "Available"
 
 
+def test_starting_values_are_set_before_the_file_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "model.json"
+    start = {("SecurityCtrlr", "Identity"): "CP_1", ("OCPPCommCtrlr", "OfflineThreshold"): "10"}
+    first = DeviceModel.standard(path=path, values=start)
+    assert first.value("SecurityCtrlr", "Identity") == "CP_1"
+    assert not path.exists()  # starting values are not a change worth saving
+    first.set("SecurityCtrlr", "Identity", "CP_CSMS", by_csms=True)
+    again = DeviceModel.standard(path=path, values=start)
+    assert again.value("SecurityCtrlr", "Identity") == "CP_CSMS"
+    assert again.value("OCPPCommCtrlr", "OfflineThreshold") == "10"
+    with pytest.raises(ValueError):
+        DeviceModel.standard(values={("OCPPCommCtrlr", "OfflineThreshold"): "soon"})
+    with pytest.raises(KeyError):
+        DeviceModel.standard(values={("OCPPCommCtrlr", "Nothing"): "1"})
+
+
 def test_loading_skips_what_the_model_no_longer_allows(tmp_path: Path) -> None:
     path = tmp_path / "model.json"
     path.write_text(json.dumps({"format": 1, "values": [
