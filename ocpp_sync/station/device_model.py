@@ -202,6 +202,9 @@ class DeviceModel:
         values are checked against ``characteristics`` (ValueError if they break them).
         """
         cid, vid = _component(component), _variable(variable)
+        for name in (cid.name, cid.instance, vid.name, vid.instance):
+            if name is not None and not 0 < len(name) <= 50:
+                raise ValueError(f"a component or variable name or instance is 1 to 50 characters: {name!r}")
         by_type = {a.type: a for a in attributes} or {"Actual": Attribute()}
         for a in by_type.values():
             if a.value is not None:

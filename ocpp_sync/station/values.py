@@ -59,6 +59,11 @@ class Characteristics:
             raise ValueError(f"dataType {self.data_type!r} is not one of {', '.join(DATA_TYPES)}")
         if self.data_type in ("OptionList", *LIST_TYPES) and not self.values_list:
             raise ValueError(f"a {self.data_type} needs a values_list")
+        # the schema's lengths, so that every report of the variable can be sent
+        if len(",".join(self.values_list)) > 1000:
+            raise ValueError("a values_list is at most 1000 characters, commas included")
+        if self.unit is not None and len(self.unit) > 16:
+            raise ValueError("a unit is at most 16 characters")
 
 
 def members(value: str) -> list[str]:

@@ -99,6 +99,12 @@ def test_characteristics_refuse_an_unknown_type_or_a_list_without_values() -> No
         Characteristics("float")
     with pytest.raises(ValueError):
         Characteristics("OptionList")
+    with pytest.raises(ValueError):
+        Characteristics("OptionList", values_list=tuple(f"option{i}" for i in range(200)))
+    with pytest.raises(ValueError):
+        Characteristics("decimal", unit="kilowatt-hours-per-day")
+    with pytest.raises(ValueError):
+        DeviceModel().add("X" * 51, "Y", Characteristics("string"))
 
 
 # -- the standard model ------------------------------------------------------------------------
@@ -380,4 +386,38 @@ def test_report_answers() -> None:
         == "NotSupported"
     assert limited.on_get_report(m.GetReportRequest(request_id=4, component_criteria=["Active"])).status \
         == "NotSupported"
-    assert sorted(dm._pending) == [1]
+
+
+class RecordingChargePoint:
+    """Just the public surface attach() uses: on, after, send, version."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.handlers: dict[type, Any] = {}
+        self.hooks: dict[type, Any] = {}
+        self.sent: list[Any] = []
+
+    def on(self, cls: type) -> Any:
+        return lambda fn: self.handlers.setdefault(cls, fn)
+
+    def after(self, cls: type) -> Any:
+        return lambda fn: self.hooks.setdefault(cls, fn)
+
+    def send(self, message: Any) -> Any:
+        self.sent.append(message)
+
+
+def test_reports_go_only_once_the_answer_is_sent() -> None:
+    dm, m = handlers()
+    cp = RecordingChargePoint("2.0.1")
+    dm.attach(cp)
+    request = m.GetBaseReportRequest(request_id=5, report_base="SummaryInventory")
+    answer = cp.handlers[m.GetBaseReportRequest](request)
+    assert answer.status == "Accepted"
+    assert dm.reporter.join_idle(5) and cp.sent == []
+    cp.hooks[m.GetBaseReportRequest](request, answer)
+    assert dm.reporter.join_idle(5)
+    assert [(r.request_id, r.seq_no) for r in cp.sent] == [(5, 0)]
+    dm.stop(5)
+    with pytest.raises(ValueError):
+        dm.attach(RecordingChargePoint("2.1"))
