@@ -200,6 +200,7 @@ class DeviceModel:
 
         ``attributes`` default to one ReadWrite Actual without a value; starting
         values are checked against ``characteristics`` (ValueError if they break them).
+        ``reboot_required``: the CSMS's changes take effect at the next boot (RebootRequired).
         """
         cid, vid = _component(component), _variable(variable)
         for name in (cid.name, cid.instance, vid.name, vid.instance):
