@@ -6,9 +6,28 @@ that :meth:`attach` them to a :class:`ocpp_sync.ChargePoint` through its public
 ``on`` and ``send``. This package sits beside ``chargepoint``: it never imports it.
 """
 from ocpp_sync.station.configuration import ConfigurationStore, Setting
+from ocpp_sync.station.device_model import (
+    ATTRIBUTE_TYPES,
+    MUTABILITIES,
+    Attribute,
+    ComponentId,
+    DeviceModel,
+    Outcome,
+    Variable,
+    VariableId,
+)
+from ocpp_sync.station.device_model_handlers import Change, DeviceModelHandlers
 from ocpp_sync.station.keys16 import STANDARD_KEYS, KeyDefinition
+from ocpp_sync.station.reporter import Reporter
+from ocpp_sync.station.values import DATA_TYPES, Characteristics, InvalidValue
 
 __all__ = [
     # 1.6 configuration keys
     "ConfigurationStore", "KeyDefinition", "STANDARD_KEYS", "Setting",
+    # the 2.0.1 / 2.1 device model
+    "ATTRIBUTE_TYPES", "MUTABILITIES", "DATA_TYPES", "Attribute", "Change", "Characteristics",
+    "ComponentId", "DeviceModel", "DeviceModelHandlers", "InvalidValue", "Outcome", "Variable",
+    "VariableId",
+    # shared
+    "Reporter",
 ]
