@@ -22,6 +22,7 @@ from ocpp_sync.runtime.actions import CSMSGroups, StationActions
 from ocpp_sync.runtime.connection import CSMS as CSMS_ROLE
 from ocpp_sync.runtime.connection import Connection, call_with_dict
 from ocpp_sync.runtime.history import History
+from ocpp_sync.runtime.memory import MemoryReturn, cap_malloc_arenas, glibc_trim
 from ocpp_sync.signatures import check_handler
 from ocpp_sync.websocket.base import ConnectionRequest
 
@@ -187,6 +188,9 @@ class CSMS(CSMSGroups):
             "Pending" (SecurityError until a boot) or "Rejected".
         registration_store: ``load(id) -> status | None`` and ``save(id, status)``, to
             keep registration statuses across restarts; None: in memory only.
+        malloc_arenas: At :meth:`start`, cap glibc's malloc arenas for the whole process at
+            this many, so that the memory of stations that left can be given back (see
+            docs/threading.md); None: leave the allocator alone.
     """
 
     on_connect = StationCallbacks("connect")
@@ -209,7 +213,8 @@ class CSMS(CSMSGroups):
                  max_pending_handshakes: int | None = 256,
                  max_bad_messages: int | None = 10, registration: bool = True,
                  unknown_stations: str = "Accepted",
-                 registration_store: RegistrationStore | None = None) -> None:
+                 registration_store: RegistrationStore | None = None,
+                 malloc_arenas: int | None = None) -> None:
         if not versions:
             raise ValueError("a CSMS needs at least one OCPP version")
         if on_duplicate not in (REPLACE, REFUSE):
@@ -253,6 +258,10 @@ class CSMS(CSMSGroups):
         self._stations: dict[str, Station] = {}
         self._server: Any = None
         self._stopped = False
+        if malloc_arenas is not None and malloc_arenas < 1:
+            raise ValueError("malloc_arenas must be at least 1 (or None)")
+        self.malloc_arenas = malloc_arenas
+        self._memory = MemoryReturn(glibc_trim())
 
     def on(self, request_cls: type[Any]) -> Callable[[F], F]:
         """Decorator: answer stations' ``request_cls`` calls with ``handler(station, request)``."""
@@ -320,6 +329,9 @@ class CSMS(CSMSGroups):
                 raise RuntimeError("the CSMS is already listening")
             self._warn_unanswered()
             self._stopped = False
+            self._memory = MemoryReturn(glibc_trim())
+            if self.malloc_arenas is not None and not cap_malloc_arenas(self.malloc_arenas):
+                log.info("malloc_arenas=%d ignored: not glibc", self.malloc_arenas)
             options: dict[str, Any] = {
                 "ping_interval": self.ping_interval, "pong_timeout": self.pong_timeout,
                 "ssl_context": self.ssl_context, "authenticate": self.authenticate,
@@ -426,6 +438,7 @@ class CSMS(CSMSGroups):
             if server is not None and _LISTENING.get(server.port) is self:
                 del _LISTENING[server.port]
             stations = list(self._stations.values())
+        self._memory.stop()
         # Side by side, so one slow station does not eat the others' time: each may finish
         # the calls in flight, then closes with 1001. The listener gets the second half.
         drain = min(self.close_timeout, timeout / 4)
@@ -568,6 +581,7 @@ class CSMS(CSMSGroups):
                 del self._stations[station.id]
                 self._changed.notify_all()
         station.history.close()
+        self._memory.station_left()
         log.info("station %r disconnected", station.id)
         for callback in list(self._callbacks["disconnect"]):
             try:
