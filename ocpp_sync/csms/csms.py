@@ -22,7 +22,7 @@ from ocpp_sync.runtime.actions import CSMSGroups, StationActions
 from ocpp_sync.runtime.connection import CSMS as CSMS_ROLE
 from ocpp_sync.runtime.connection import Connection, call_with_dict
 from ocpp_sync.runtime.history import History
-from ocpp_sync.runtime.memory import MemoryReturn, cap_malloc_arenas, glibc_trim
+from ocpp_sync.runtime.memory import MemoryReturn, cap_malloc_arenas, freeze_start_up_objects, glibc_trim
 from ocpp_sync.signatures import check_handler
 from ocpp_sync.websocket.base import ConnectionRequest
 
@@ -191,6 +191,9 @@ class CSMS(CSMSGroups):
         malloc_arenas: At :meth:`start`, cap glibc's malloc arenas for the whole process at
             this many, so that the memory of stations that left can be given back (see
             docs/threading.md); None: leave the allocator alone.
+        gc_freeze: At the first :meth:`start` in the process, collect once and freeze what is
+            alive (``gc.freeze``), so full collections no longer walk the start-up heap
+            (docs/threading.md); False: leave the garbage collector alone.
     """
 
     on_connect = StationCallbacks("connect")
@@ -214,7 +217,7 @@ class CSMS(CSMSGroups):
                  max_bad_messages: int | None = 10, registration: bool = True,
                  unknown_stations: str = "Accepted",
                  registration_store: RegistrationStore | None = None,
-                 malloc_arenas: int | None = None) -> None:
+                 malloc_arenas: int | None = None, gc_freeze: bool = True) -> None:
         if not versions:
             raise ValueError("a CSMS needs at least one OCPP version")
         if on_duplicate not in (REPLACE, REFUSE):
@@ -261,6 +264,7 @@ class CSMS(CSMSGroups):
         if malloc_arenas is not None and malloc_arenas < 1:
             raise ValueError("malloc_arenas must be at least 1 (or None)")
         self.malloc_arenas = malloc_arenas
+        self.gc_freeze = gc_freeze
         self._memory = MemoryReturn(glibc_trim())
 
     def on(self, request_cls: type[Any]) -> Callable[[F], F]:
@@ -332,6 +336,8 @@ class CSMS(CSMSGroups):
             self._memory = MemoryReturn(glibc_trim())
             if self.malloc_arenas is not None and not cap_malloc_arenas(self.malloc_arenas):
                 log.info("malloc_arenas=%d ignored: not glibc", self.malloc_arenas)
+            if self.gc_freeze:
+                freeze_start_up_objects()
             options: dict[str, Any] = {
                 "ping_interval": self.ping_interval, "pong_timeout": self.pong_timeout,
                 "ssl_context": self.ssl_context, "authenticate": self.authenticate,

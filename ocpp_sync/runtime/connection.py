@@ -73,6 +73,9 @@ _LAZY_READER = 0.05
 _WATCH = 1.0
 _READ = "read"
 _HANDLE = "handle"
+# Characters from which a message is parsed outside the turnstile (see _read_and_handle):
+# far above what OCPP usually sends, and about a millisecond or two of parsing.
+_BIG_MESSAGE = 32 * 1024
 
 
 class Connection(Handling):
@@ -497,7 +500,10 @@ class Connection(Handling):
             return False
         if text is None:
             return False
-        turnstile = self._turnstile
+        # A big message is parsed outside the turn: its parse (tens of milliseconds at the
+        # size limit, with the GIL held for the JSON part) would hold every other station's
+        # turn, where outside it the others go on taking theirs between its GIL releases.
+        turnstile = self._turnstile if len(text) < _BIG_MESSAGE else None
         if turnstile is not None:
             turnstile.enter()
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import sys
 import threading
@@ -21,7 +22,7 @@ from collections.abc import Callable
 
 from ocpp_sync.scheduling.deadlines import TIMER, Deadline, DeadlineTimer
 
-__all__ = ["MemoryReturn", "cap_malloc_arenas", "glibc_trim"]
+__all__ = ["MemoryReturn", "cap_malloc_arenas", "freeze_start_up_objects", "glibc_trim"]
 
 log = logging.getLogger("ocpp_sync.memory")
 
@@ -60,6 +61,31 @@ def cap_malloc_arenas(count: int) -> bool:
     if _LIBC is None:
         return False
     return bool(_LIBC.mallopt(_M_ARENA_MAX, count))
+
+
+_frozen = False
+_freeze_lock = threading.Lock()
+
+
+def freeze_start_up_objects() -> bool:
+    """Once per process: collect, then put every object alive out of the collector's reach.
+
+    The modules, message classes and converters loaded at start are most of what a
+    full collection walks (tens of thousands of objects, tens of milliseconds with
+    the GIL held), and a CSMS parsing big messages runs many full collections: each
+    is a pause for every station. Frozen, they are walked no more. What is frozen
+    is never collected even if it becomes garbage later, so it is done once, on the
+    heap of the first start: bounded by it. False if this process did it before.
+    """
+    global _frozen
+    with _freeze_lock:
+        if _frozen:
+            return False
+        _frozen = True
+    gc.collect()
+    gc.freeze()
+    log.debug("froze %d start-up objects out of the garbage collector's walks", gc.get_freeze_count())
+    return True
 
 
 class MemoryReturn:

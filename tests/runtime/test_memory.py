@@ -73,3 +73,17 @@ def test_the_arena_cap_takes_on_glibc() -> None:
     assert memory.cap_malloc_arenas(8 * (os.cpu_count() or 1))   # glibc's own default cap
     with pytest.raises(ValueError):
         memory.cap_malloc_arenas(0)
+
+
+@pytest.mark.parametrize("gc_freeze", [True, False])
+def test_the_first_start_freezes_the_start_up_heap_once(monkeypatch: pytest.MonkeyPatch, gc_freeze: bool) -> None:
+    import gc
+
+    freezes: list[int] = []
+    monkeypatch.setattr(memory, "_frozen", False)
+    monkeypatch.setattr(gc, "freeze", lambda: freezes.append(1))
+    with running_csms(("1.6",), timeout=WAIT, gc_freeze=gc_freeze):
+        pass
+    with running_csms(("1.6",), timeout=WAIT, gc_freeze=gc_freeze):
+        pass
+    assert freezes == ([1] if gc_freeze else [])
