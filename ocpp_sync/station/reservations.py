@@ -10,10 +10,11 @@ cases H01-H04):
   (1.6 connector 0, 2.x no evseId) unless allowed (1.6 ReserveConnectorZeroSupported,
   2.x ReservationCtrlr NonEvseSpecific);
 - on one EVSE: Faulted, Unavailable or Occupied after the EVSE's state (as the
-  application sets it), Occupied as well when another reservation holds it;
+  application sets it), Occupied as well when another reservation holds it or when
+  it must stay free for the "any EVSE" reservations;
 - for any EVSE: Accepted while more EVSEs are free (Available, not reserved) than
   "any EVSE" reservations are held, so one stays free for each; otherwise Faulted when
-  all are faulted, Unavailable when none is available, else Occupied;
+  all are faulted, Unavailable when all are faulted or unavailable, else Occupied;
 - a reserved EVSE takes only the reservation's identifier, or one of its group (1.6
   parentIdTag, 2.x groupIdToken); a free EVSE takes others only while enough free EVSEs
   stay for the "any EVSE" reservations;
@@ -125,14 +126,16 @@ class ReservationStore:
             states = set(self._states.values())
             if states == {FAULTED}:
                 return FAULTED
-            if AVAILABLE not in states:
-                return UNAVAILABLE if UNAVAILABLE in states else OCCUPIED
+            if states <= {FAULTED, UNAVAILABLE}:
+                return UNAVAILABLE
             return OCCUPIED
         state = self._states[evse]
         if state in (FAULTED, UNAVAILABLE, OCCUPIED):
             return state
         if any(r.evse_id == evse for r in others.values()):
             return OCCUPIED
+        if len(self._free(others, excluding=evse)) < sum(1 for r in others.values() if r.evse_id == ANY_EVSE):
+            return OCCUPIED  # the EVSE is kept free for an "any EVSE" reservation
         return "Accepted"
 
     def _free(self, reservations: dict[int, Reservation], excluding: int | None) -> list[int]:
