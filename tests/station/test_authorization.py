@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocpp_sync.errors import OCPPError
+from ocpp_sync.errors import CallTimeout, OCPPError
+from ocpp_sync.protocol.versions import version_module
 from ocpp_sync.station.authcache import AuthCache
 from ocpp_sync.station.authorization import (
     CACHE,
@@ -18,6 +19,7 @@ from ocpp_sync.station.authorization import (
     NOWHERE,
     OFFLINE_UNKNOWN,
     AuthOptions,
+    Authorization,
     decide,
 )
 from ocpp_sync.station.locallist import DIFFERENTIAL, FULL, LocalList
@@ -230,3 +232,34 @@ def test_an_entry_limited_to_some_evses_refuses_the_others() -> None:
     there = decide(A, online=False, local_list=local, cache=cache, options=AuthOptions(), now=T0, evse_id=1)
     assert here is not None and here.accepted
     assert there is not None and there.status == "NotAllowedTypeEVSE"
+
+
+class FailingLink:
+    """A charge point whose every call times out, as one that lost the CSMS."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def on(self, _message: type) -> Any:
+        return lambda handler: handler
+
+    def send(self, message: Any, timeout: float | None = None) -> Any:
+        self.sent.append(message)
+        raise CallTimeout("no answer")
+
+
+def test_a_failed_authorize_call_is_decided_offline_and_list_tokens_stay_out_of_the_cache() -> None:
+    local = LocalList("1.6")
+    local.update(FULL, 1, [(IdToken("L"), OK)])
+    auth = Authorization(local, AuthCache(), options=AuthOptions(offline_unknown_allowed=True), clock=lambda: T0)
+    with pytest.raises(RuntimeError, match="attached"):
+        auth.authorize(IdToken("N"), online=True)
+    link = FailingLink()
+    auth.attach(link)
+    decision = auth.authorize(IdToken("N"), online=True)
+    assert (decision.status, decision.source) == ("Accepted", OFFLINE_UNKNOWN)
+    assert [m.id_tag for m in link.sent] == ["N"]
+    m = version_module("1.6")
+    answer = m.StartTransactionResponse(transaction_id=1, id_tag_info=m.IdTagInfo(status="Blocked"))
+    assert auth.record(IdToken("L"), answer) == BLOCKED and len(auth.cache) == 0
+    assert auth.record(IdToken("N"), answer) == BLOCKED and auth.cache.tokens() == [IdToken("N")]
