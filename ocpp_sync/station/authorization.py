@@ -13,7 +13,9 @@ The order (1.6 sections 3.5 / 9.1 keys, 2.x AuthCtrlr variables of the same name
 - a 2.x entry limited to some EVSEs (``evseId``) refuses the others with NotAllowedTypeEVSE.
 
 The CSMS's answers go to the cache, except for identifiers on the local list, which
-the cache never holds (1.6 section 3.5.3).
+the cache never holds (1.6 section 3.5.3). An answer that contradicts the list's
+status is a conflict the station must report (1.6 section 3.5.2: StatusNotification,
+connector 0, LocalListConflict); ``on_conflict`` hears of it.
 """
 from __future__ import annotations
 
@@ -117,18 +119,22 @@ def decide(token: IdToken, *, online: bool, local_list: LocalList, cache: AuthCa
 class Authorization:
     """The authorization of one charge point: ``local_list`` and ``cache`` under ``options``.
 
-    ``clock`` gives the time expiries are compared with; ``timeout`` bounds an Authorize call.
+    ``clock`` gives the time expiries are compared with; ``timeout`` bounds an Authorize call;
+    ``on_conflict(token, listed, answered)`` is called when the CSMS answers a status for a
+    listed identifier other than the list's.
     """
 
     def __init__(self, local_list: LocalList, cache: AuthCache | None = None, *,
                  options: AuthOptions | None = None, clock: Callable[[], datetime.datetime] = utc_now,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None,
+                 on_conflict: Callable[[IdToken, TokenInfo, TokenInfo], None] | None = None) -> None:
         self.local_list = local_list
         self.cache = cache if cache is not None else AuthCache()
         self.options = options if options is not None else AuthOptions()
         self.version = local_list.version
         self.clock = clock
         self.timeout = timeout
+        self.on_conflict = on_conflict
         self._m: ModuleType = version_module(self.version)
         self._cp: Any = None
 
@@ -159,11 +165,16 @@ class Authorization:
         return self._m.AuthorizeRequest(id_token=token_to_wire(self.version, token))
 
     def record(self, token: IdToken, answer: Any) -> TokenInfo | None:
-        """Cache the token info of an Authorize, StartTransaction or TransactionEvent ``answer``
-        about ``token``; returns it (None when the answer carries none)."""
+        """Cache the token info of an Authorize, StartTransaction, StopTransaction or
+        TransactionEvent ``answer`` about ``token``; returns it (None when the answer carries none)."""
         info = info_from_answer(self.version, answer)
-        if info is not None and self.local_list.get(token) is None:
+        if info is None:
+            return None
+        listed = self.local_list.get(token)
+        if listed is None:
             self.cache.store(token, info, self.clock())
+        elif listed.status != info.status and self.on_conflict is not None:
+            self.on_conflict(token, listed, info)
         return info
 
     # -- the handlers --------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Identifiers and what the CSMS says about them, as plain values both versions share.
 
 A 1.6 ``idTag`` is an :class:`IdToken` with an empty ``type``; a 2.x ``IdTokenType``
-keeps its type, and two tokens are the same only when value and type match.
+keeps its type, and two tokens are the same only when value and type match. Values
+compare without case: both versions type them as case-insensitive strings
+(1.6 CiString20Type, 2.x CiString36Type).
 :class:`TokenInfo` holds the part of a 1.6 ``IdTagInfo`` / 2.x ``IdTokenInfoType``
 the local list, the cache and reservations decide on. The ``*_from_wire`` and
 ``*_to_wire`` functions convert message objects of either version.
@@ -23,9 +25,10 @@ ACCEPTED = "Accepted"
 
 @attrs.frozen
 class IdToken:
-    """An identifier presented at the station: ``value`` and (2.x) its ``type``."""
+    """An identifier presented at the station: ``value`` (its case kept, ignored when compared)
+    and (2.x) its ``type``."""
 
-    value: str
+    value: str = attrs.field(eq=str.casefold)
     type: str = ""
 
     def as_json(self) -> dict[str, str]:
@@ -98,7 +101,7 @@ def info_to_wire(version: str, info: TokenInfo) -> Any:
 
 
 def info_from_answer(version: str, answer: Any) -> TokenInfo | None:
-    """The token information in an Authorize, StartTransaction (1.6) or TransactionEvent (2.x)
-    answer; None when it carries none (a TransactionEvent answer may not)."""
+    """The token information in an Authorize, StartTransaction, StopTransaction (1.6) or
+    TransactionEvent (2.x) answer; None when it carries none (the last two may not)."""
     wire = getattr(answer, "id_tag_info" if version == "1.6" else "id_token_info", None)
     return None if wire is None else info_from_wire(version, wire)

@@ -66,6 +66,8 @@ def test_what_a_list_update_refuses_changes_nothing(version: str) -> None:
     assert (local.list_version, local.entries()) == (5, {A: OK})
     # the same value of another type is another token (2.x); 1.6 tokens have no type
     assert local.get(IdToken("A")) is None
+    # values are case-insensitive strings in both versions
+    assert local.get(IdToken("a", "ISO14443")) == OK
 
 
 def test_a_disabled_list_is_not_supported_in_1_6_and_fails_in_2_x() -> None:
@@ -251,7 +253,10 @@ class FailingLink:
 def test_a_failed_authorize_call_is_decided_offline_and_list_tokens_stay_out_of_the_cache() -> None:
     local = LocalList("1.6")
     local.update(FULL, 1, [(IdToken("L"), OK)])
-    auth = Authorization(local, AuthCache(), options=AuthOptions(offline_unknown_allowed=True), clock=lambda: T0)
+    conflicts: list[tuple[str, str, str]] = []
+    auth = Authorization(local, AuthCache(), options=AuthOptions(offline_unknown_allowed=True), clock=lambda: T0,
+                         on_conflict=lambda t, listed, answered: conflicts.append(
+                             (t.value, listed.status, answered.status)))
     with pytest.raises(RuntimeError, match="attached"):
         auth.authorize(IdToken("N"), online=True)
     link = FailingLink()
@@ -262,4 +267,5 @@ def test_a_failed_authorize_call_is_decided_offline_and_list_tokens_stay_out_of_
     m = version_module("1.6")
     answer = m.StartTransactionResponse(transaction_id=1, id_tag_info=m.IdTagInfo(status="Blocked"))
     assert auth.record(IdToken("L"), answer) == BLOCKED and len(auth.cache) == 0
+    assert conflicts == [("L", "Accepted", "Blocked")]  # the list said Accepted
     assert auth.record(IdToken("N"), answer) == BLOCKED and auth.cache.tokens() == [IdToken("N")]
