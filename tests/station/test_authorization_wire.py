@@ -136,6 +136,10 @@ def test_answers_fill_the_cache_and_clear_cache_empties_it(linked: Linked) -> No
     assert linked.auth.authorize(ok, online=True).source == CACHE  # pre-authorized from the cache
     offline = linked.auth.authorize(bad, online=False)
     assert (offline.status, offline.source) == ("Invalid", CACHE)
+    # an identifier the CSMS puts on the list leaves the cache (1.6 section 3.5.3)
+    assert linked.send_list("Full", 1, [("ok-1", "Blocked")]) == "Accepted"
+    assert linked.auth.cache.tokens() == [bad]
+    assert linked.auth.authorize(ok, online=False).source == LOCAL_LIST
     assert linked.station.send(linked.m.ClearCacheRequest()).status == "Accepted"
     assert len(linked.auth.cache) == 0
     linked.auth.cache.enabled = False
