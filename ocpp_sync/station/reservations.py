@@ -4,11 +4,11 @@ The store is pure (the caller passes the time); :class:`Reservations` answers th
 messages and reads :attr:`Reservations.clock`. The rules (1.6 section 5.13, 2.x use
 cases H01-H04):
 
-- a ReserveNow with the id of a reservation replaces it;
-- it is Rejected while reservations are disabled (2.x ReservationCtrlr Enabled), for an
-  EVSE the station does not have, for an expiry already past, and for "any EVSE"
-  (1.6 connector 0, 2.x no evseId) unless allowed (1.6 ReserveConnectorZeroSupported,
-  2.x ReservationCtrlr NonEvseSpecific);
+- a ReserveNow with the id of a reservation replaces it (2.x H01.FR.02);
+- it is Rejected while reservations are disabled (2.x ReservationCtrlr Enabled,
+  H01.FR.01), for an EVSE the station does not have, for an expiry already past, and
+  for "any EVSE" (1.6 connector 0, 2.x no evseId) unless allowed (1.6
+  ReserveConnectorZeroSupported, 2.x ReservationCtrlr NonEvseSpecific, H01.FR.18/19);
 - on one EVSE: Faulted, Unavailable or Occupied after the EVSE's state (as the
   application sets it), Occupied as well when another reservation holds it or when
   it must stay free for the "any EVSE" reservations;
