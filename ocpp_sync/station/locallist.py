@@ -108,14 +108,10 @@ class LocalList:
         with self._lock:
             return len(self._entries)
 
-    def check(self, update_type: str, list_version: int, changes: Iterable[Change]) -> ListVerdict:
-        """Whether the update may be applied, without applying it."""
-        return self._check(update_type, list_version, list(changes))[0]
-
     def update(self, update_type: str, list_version: int, changes: Iterable[Change]) -> ListVerdict:
         """Apply a SendLocalList update (``update_type`` Full or Differential) if the rules allow it."""
         with self._lock:
-            verdict, entries = self._check(update_type, list_version, list(changes), locked=True)
+            verdict, entries = self._checked(update_type, list_version, list(changes))
             if not verdict.accepted:
                 return verdict
             version = 0 if self.v16 and not entries else list_version
@@ -128,11 +124,9 @@ class LocalList:
             self._version, self._entries = version, entries
         return verdict
 
-    def _check(self, update_type: str, list_version: int, changes: list[Change],
-               locked: bool = False) -> tuple[ListVerdict, dict[IdToken, TokenInfo]]:
-        if not locked:
-            with self._lock:
-                return self._check(update_type, list_version, changes, locked=True)
+    def _checked(self, update_type: str, list_version: int,
+                 changes: list[Change]) -> tuple[ListVerdict, dict[IdToken, TokenInfo]]:
+        """The verdict and, when Accepted, the list after the update; called under the lock."""
         if not self.enabled:
             return ListVerdict("NotSupported" if self.v16 else "Failed", "Disabled",
                                "the local list is disabled"), {}

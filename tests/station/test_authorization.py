@@ -114,7 +114,7 @@ update_steps = st.lists(st.tuples(
     max_size=12)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(version=st.sampled_from(["1.6", "2.0.1"]), steps=update_steps)
 def test_the_update_rules_match_the_reference_model(version: str, steps: list[Any]) -> None:
     local = LocalList(version, max_entries=3, items_per_message=4)

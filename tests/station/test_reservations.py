@@ -117,7 +117,7 @@ actions = st.lists(st.one_of(
     st.tuples(st.just("start"), st.integers(1, 3), st.sampled_from("ABCD"))), max_size=20)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(steps=actions)
 def test_starting_only_where_allowed_keeps_a_free_evse_for_each_any_reservation(steps: list[Any]) -> None:
     """Whatever is reserved and started, if starts happen only where :meth:`may_charge` allows,
