@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from ocpp_sync import security
 from ocpp_sync.csms.callbacks import StationCallbacks
+from ocpp_sync.csms.metrics import CSMSFigures
 from ocpp_sync.csms.registrations import Registrations, RegistrationStore
 from ocpp_sync.errors import CLOSE_REPLACED, AddressInUse, ConnectionClosed, StationTimeout, UpgradeRefused
 from ocpp_sync.protocol.registration import BOOT, Registration, RegistrationStatus
@@ -22,6 +23,7 @@ from ocpp_sync.runtime.actions import CSMSGroups, StationActions
 from ocpp_sync.runtime.connection import CSMS as CSMS_ROLE
 from ocpp_sync.runtime.connection import Connection, call_with_dict
 from ocpp_sync.runtime.history import History
+from ocpp_sync.runtime.metrics import MetricsTotals
 from ocpp_sync.signatures import check_handler
 from ocpp_sync.websocket.base import ConnectionRequest
 
@@ -125,7 +127,7 @@ class Station(StationActions):
         return f"<Station {self.id!r} OCPP {self.version} {self.remote_address}>"
 
 
-class CSMS(CSMSGroups):
+class CSMS(CSMSGroups, CSMSFigures):
     """A central system: accepts stations, answers their calls, calls them.
 
     Handlers are registered per request class; each version's classes are
@@ -248,7 +250,8 @@ class CSMS(CSMSGroups):
         self.max_connections_per_address = max_connections_per_address
         self.max_pending_handshakes = max_pending_handshakes
         self.max_bad_messages = max_bad_messages
-        self._event_hook = on_security_event  # the listener's, once start() may have overridden it
+        self._metrics = MetricsTotals()   # every station's counts; see metrics()
+        self._event_hook = self._metrics.counting(on_security_event)  # the listener's, once started
         self._changed = threading.Condition()  # guards _stations and _server
         self._stations: dict[str, Station] = {}
         self._server: Any = None
@@ -332,7 +335,8 @@ class CSMS(CSMSGroups):
             if self.max_message_size is not None:
                 options["max_message_size"] = self.max_message_size
             options.update(server_options)
-            self._event_hook = options["on_security_event"]
+            self._event_hook = options["on_security_event"] = self._metrics.counting(
+                options["on_security_event"])
             options["check_request"] = functools.partial(self._check_request,
                                                          options.get("check_request"))
             try:
@@ -441,6 +445,7 @@ class CSMS(CSMSGroups):
             server.stop(timeout=max(0.1, deadline - time.monotonic()))
         for closer in closers:
             closer.join(max(0.0, deadline - time.monotonic()))
+        self._stop_metrics(max(0.1, deadline - time.monotonic()))
 
     def wait_for_station(self, station_id: str, timeout: float | None = None) -> Station:
         """Block until a station with this id is connected; StationTimeout if none came in time."""
@@ -472,6 +477,7 @@ class CSMS(CSMSGroups):
         if version not in self.versions:
             log.warning("refused station %r: subprotocol %r is not one of ours", station_id,
                         subprotocol)
+            self._metrics.refused(security.Reason.NO_COMMON_SUBPROTOCOL.value, None)
             transport.close(1002, "unsupported subprotocol")
             return
         station = Station(station_id, version, request, self.history_size, self.history_bytes)
@@ -492,6 +498,7 @@ class CSMS(CSMSGroups):
             transport.close(1001, "the CSMS is stopping")
             return
         if refusal is not None:
+            self._metrics.refused(security.Reason.REFUSED.value, refusal[0])
             log.warning("refused station %r: %s", station_id, refusal[1])
             transport.close(1008 if refusal[0] == 409 else 1013, refusal[1])
             return
@@ -517,7 +524,8 @@ class CSMS(CSMSGroups):
                                 on_bad_messages=functools.partial(self._bad_messages, station),
                                 turnstile=getattr(transport, "turnstile", None),
                                 find_after=functools.partial(self._find_after, station),
-                                registration=station._registration)
+                                registration=station._registration,
+                                metrics=self._metrics.attach(station.version))
         station._connection = connection
         return connection
 

@@ -1,0 +1,365 @@
+"""Counters of calls, results and latencies, cheap enough to update for every message.
+
+Why no lock per message: a connection's figures live in three tallies, each
+written by one role of the connection at a time. The reading role (one
+thread at a time reads the socket) counts the answers to our calls, the
+peer's calls refused as they are read, and the malformed frames; the
+handling role (one thread at a time runs the peer's calls) counts the
+answers it writes. A hand-off of either role goes through the connection's
+lock, so a tally never has two writers at once, and a plain ``d[k] += 1``
+needs no lock of its own. The rare outcomes decided by other threads (a
+timeout, a connection gone under a call, a 2.1 SEND written by the caller)
+go to a third tally under a small lock: one round per such event, never
+per message.
+
+Readers copy the tallies at any time: a dict or list copy is one C call,
+which no other thread interleaves with (the GIL; on a free-threaded build,
+the object's own lock), so a snapshot never sees a torn dict, only figures
+a message or two behind. When a connection ends its tallies are folded into
+the owner's totals (:class:`MetricsTotals`); an answer a handler still
+writes after that is not counted.
+
+Labels are bounded whatever the peer sends: an action the version does not
+define counts as ``"unknown"``, a CALLERROR code OCPP does not define as
+``"other"``, and codes are counted in their 2.x spelling.
+"""
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+import attrs
+import orjson
+
+from ocpp_sync.errors import INTERNAL, CallError, error_code, normalise_code, wire_code
+from ocpp_sync.protocol.versions import version_module
+from ocpp_sync.security import Reason, SecurityEvent, SecurityEventHook
+
+__all__ = ["BUCKETS", "IN", "OUT", "ANSWERED", "TIMEOUT", "CLOSED", "INVALID", "SEND", "UNKNOWN",
+           "OTHER", "Histogram", "CallFigures", "CSMSMetrics", "ChargePointMetrics", "ConnectionMetrics",
+           "MetricsTotals", "clock"]
+
+#: The upper bounds, in seconds, of the latency buckets; one more bucket holds what is slower.
+BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                              2.5, 5.0, 10.0, 30.0)
+IN = "in"     # the peer's calls, which we answer
+OUT = "out"   # our calls, which the peer answers
+ANSWERED = "answered"   # a CALLRESULT
+TIMEOUT = "timeout"     # no answer in time
+CLOSED = "closed"       # the connection ended before the answer
+INVALID = "invalid"     # the answer came but could not be read (broken frame, schema)
+SEND = "send"           # a 2.1 SEND, which is never answered
+UNKNOWN = "unknown"     # an action the version does not define
+OTHER = "other"         # a CALLERROR code OCPP does not define
+
+#: The clock of every latency: fine-grained and monotonic.
+clock = time.perf_counter
+
+# Security events about an open connection, not a handshake.
+_CLOSES = frozenset({Reason.MESSAGE_TOO_LARGE, Reason.BAD_MESSAGES})
+
+CallKey = tuple[str, str, str]   # (direction, action, result)
+LatencyKey = tuple[str, str]     # (direction, action)
+
+
+@attrs.frozen
+class Histogram:
+    """How long the calls of one action took, by bucket.
+
+    ``counts[i]`` is the number of calls that took at most ``buckets[i]``
+    seconds and more than the bucket before; the last count (one more than
+    there are bounds) is the calls slower than every bound. ``sum`` is their
+    total time in seconds.
+    """
+
+    buckets: tuple[float, ...]
+    counts: tuple[int, ...]
+    sum: float
+
+    @property
+    def count(self) -> int:
+        """How many calls were timed."""
+        return sum(self.counts)
+
+    @property
+    def cumulative(self) -> tuple[int, ...]:
+        """Prometheus's form: the calls that took at most each bound, then all of them."""
+        total, out = 0, []
+        for count in self.counts:
+            total += count
+            out.append(total)
+        return tuple(out)
+
+
+@attrs.frozen
+class CallFigures:
+    """The calls of one side, both directions, since it started.
+
+    ``calls`` maps (direction, action, result) to a count: direction ``"in"``
+    for the peer's calls (which we answered), ``"out"`` for ours; result
+    ``"answered"``, a CALLERROR code, ``"timeout"``, ``"closed"``,
+    ``"invalid"`` or ``"send"`` (see the module docstring). ``latency`` maps
+    (direction, action) to a :class:`Histogram`: for ``"in"``, from reading
+    the call to writing its answer; for ``"out"``, from writing the call to
+    reading its answer. ``bad_messages`` counts frames that were no OCPP-J
+    frame at all.
+    """
+
+    calls: Mapping[CallKey, int] = attrs.field(factory=dict)
+    latency: Mapping[LatencyKey, Histogram] = attrs.field(factory=dict)
+    bad_messages: int = 0
+
+    def total(self, direction: str | None = None, action: str | None = None,
+              result: str | None = None) -> int:
+        """The calls that match every argument given (None: any)."""
+        return sum(n for (d, a, r), n in self.calls.items()
+                   if direction in (None, d) and action in (None, a) and result in (None, r))
+
+
+@attrs.frozen
+class CSMSMetrics(CallFigures):
+    """What ``CSMS.metrics()`` returns: its stations' calls (see :class:`CallFigures`) and connections.
+
+    ``stations_connected`` is the number connected now; ``connects`` and
+    ``disconnects`` count connections let in and ended since the CSMS was made;
+    ``refusals`` maps (reason, HTTP status) to the handshakes refused, the
+    reason a ``security.Reason`` value and the status None when no HTTP answer
+    was given (a failed TLS handshake, no common subprotocol); ``closes`` maps
+    a reason (``"message_too_large"``, ``"bad_messages"``) to the open
+    connections closed for misbehaving.
+    """
+
+    stations_connected: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    refusals: Mapping[tuple[str, int | None], int] = attrs.field(factory=dict)
+    closes: Mapping[str, int] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ChargePointMetrics(CallFigures):
+    """What ``ChargePoint.metrics()`` returns: its calls (see :class:`CallFigures`) and its link.
+
+    ``queued`` is the depth of its offline queue now (messages not yet answered
+    nor given up); ``connected`` whether a connection is open; ``connects`` and
+    ``disconnects`` count the connections it opened and lost.
+    """
+
+    connected: bool = False
+    queued: int = 0
+    connects: int = 0
+    disconnects: int = 0
+
+
+class _Buckets:
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.sum = 0.0
+
+
+class _Tally:
+    """Counts written by one thread at a time (see the module docstring)."""
+
+    __slots__ = ("calls", "latency", "bad_messages")
+
+    def __init__(self) -> None:
+        self.calls: dict[CallKey, int] = {}
+        self.latency: dict[LatencyKey, _Buckets] = {}
+        self.bad_messages = 0
+
+    def count(self, key: CallKey, started: float) -> None:
+        calls = self.calls
+        calls[key] = calls.get(key, 0) + 1
+        if started:
+            seconds = clock() - started
+            timing = key[0], key[1]
+            buckets = self.latency.get(timing)
+            if buckets is None:
+                buckets = self.latency[timing] = _Buckets()
+            buckets.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+            buckets.sum += seconds
+
+    def copy(self) -> tuple[dict[CallKey, int], list[tuple[LatencyKey, list[int], float]], int]:
+        latency = [(key, list(b.counts), b.sum) for key, b in list(self.latency.items())]
+        return dict(self.calls), latency, self.bad_messages
+
+    def add(self, figures: tuple[dict[CallKey, int], list[tuple[LatencyKey, list[int], float]], int]) -> None:
+        calls, latency, bad = figures
+        for key, n in calls.items():
+            self.calls[key] = self.calls.get(key, 0) + n
+        for timing, counts, total in latency:
+            buckets = self.latency.get(timing)
+            if buckets is None:
+                buckets = self.latency[timing] = _Buckets()
+            buckets.counts = [a + b for a, b in zip(buckets.counts, counts, strict=True)]
+            buckets.sum += total
+        self.bad_messages += bad
+
+    def figures(self) -> CallFigures:
+        return CallFigures(dict(self.calls), {key: Histogram(BUCKETS, tuple(b.counts), b.sum)
+                                              for key, b in self.latency.items()},
+                           self.bad_messages)
+
+
+def error_label(code: str) -> str:
+    """A CALLERROR code as a label: the 2.x spelling, or ``"other"`` for a code OCPP lacks."""
+    code = normalise_code(code)
+    return code if wire_code(code, "2.1") == code else OTHER
+
+
+def answer_result(text: str) -> str:
+    """The result label of an answer we wrote: ``"answered"``, or its CALLERROR code."""
+    if text.startswith("[3,"):
+        return ANSWERED
+    try:
+        return error_label(str(orjson.loads(text)[2]))
+    except (orjson.JSONDecodeError, IndexError, TypeError):
+        return error_label(error_code(INTERNAL, "2.1"))
+
+
+class ConnectionMetrics:
+    """One connection's counts; its runtime calls the method of the role it holds.
+
+    ``on_close`` (the owner's) gets it once, when :meth:`close` is called.
+    """
+
+    __slots__ = ("reading", "handling", "_rare", "_rare_lock", "_actions", "_on_close")
+
+    def __init__(self, version: str,
+                 on_close: Callable[[ConnectionMetrics], None] | None = None) -> None:
+        self.reading = _Tally()    # the reading role's
+        self.handling = _Tally()   # the handling role's
+        self._rare = _Tally()      # any thread's, under _rare_lock
+        self._rare_lock = threading.Lock()
+        self._actions = frozenset(version_module(version).REQUESTS)
+        self._on_close = on_close
+
+    def action_label(self, action: str) -> str:
+        return action if action in self._actions else UNKNOWN
+
+    def answered_in(self, action: str, text: str, received: float) -> None:
+        """The handling role wrote ``text``, the answer to a call read at ``received``."""
+        self.handling.count((IN, action, answer_result(text)), received)
+
+    def handled_send(self, action: str) -> None:
+        """The handling role ran the handler of a 2.1 SEND (never answered)."""
+        self.handling.count((IN, action, SEND), 0.0)
+
+    def refused_in(self, action: str, reply: str, received: float) -> None:
+        """The reading role answered a call with a CALLERROR as it read it."""
+        self.reading.count((IN, self.action_label(action), answer_result(reply)), received)
+
+    def answer_out(self, action: str, exc: BaseException | None, sent: float) -> None:
+        """The reading role read the answer to our ``action`` call, written at ``sent``."""
+        if exc is None:
+            result = ANSWERED
+        else:
+            result = error_label(exc.code) if isinstance(exc, CallError) else INVALID
+        self.reading.count((OUT, action, result), sent)
+
+    def bad_message(self) -> None:
+        """The reading role read a frame that is no OCPP-J frame."""
+        self.reading.bad_messages += 1
+
+    def other(self, direction: str, action: str, result: str) -> None:
+        """An outcome decided outside the two roles: a timeout, a close, a SEND."""
+        with self._rare_lock:
+            self._rare.count((direction, self.action_label(action), result), 0.0)
+
+    def tallies(self) -> list[tuple[dict[CallKey, int], list[tuple[LatencyKey, list[int], float]], int]]:
+        """Copies of the three tallies (see the module docstring for why no lock is needed)."""
+        with self._rare_lock:
+            rare = self._rare.copy()
+        return [self.reading.copy(), self.handling.copy(), rare]
+
+    def close(self) -> None:
+        """The connection ended: hand the counts to the owner, once."""
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close(self)
+
+
+class MetricsTotals:
+    """The counts of every connection one owner (a CSMS, a charge point) has had.
+
+    :meth:`attach` makes each new connection's :class:`ConnectionMetrics`;
+    an ended one is folded in; :meth:`figures` adds up the ended and the live
+    ones. Attaching, folding and reading take a lock: once per connection or
+    per read, never per message. ``refusals`` and ``closes`` count what the
+    owner's security events report (a refused handshake by reason and HTTP
+    status, a connection closed for misbehaving by reason).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: dict[int, ConnectionMetrics] = {}
+        self._ended = _Tally()
+        self.connects = 0
+        self.disconnects = 0
+        self._refusals: dict[tuple[str, int | None], int] = {}
+        self._closes: dict[str, int] = {}
+
+    def attach(self, version: str) -> ConnectionMetrics:
+        """The counts of a connection that has just opened (a connect)."""
+        metrics = ConnectionMetrics(version, self._fold)
+        with self._lock:
+            self._live[id(metrics)] = metrics
+            self.connects += 1
+        return metrics
+
+    def _fold(self, metrics: ConnectionMetrics) -> None:
+        tallies = metrics.tallies()
+        with self._lock:
+            if self._live.pop(id(metrics), None) is None:
+                return
+            for tally in tallies:
+                self._ended.add(tally)
+            self.disconnects += 1
+
+    def refused(self, reason: str, status: int | None) -> None:
+        """A handshake was refused (or a connection closed at once after its 101)."""
+        with self._lock:
+            key = (reason, status)
+            self._refusals[key] = self._refusals.get(key, 0) + 1
+
+    def closed_for(self, reason: str) -> None:
+        """An open connection was closed for misbehaving."""
+        with self._lock:
+            self._closes[reason] = self._closes.get(reason, 0) + 1
+
+    def security_event(self, event: SecurityEvent) -> None:
+        """Count what a security event reports: a close for misbehaving, else a refusal.
+
+        Every refusal of the listener and of the WSGI endpoint is reported as
+        one event where it is decided, so counting the events counts each once.
+        """
+        if event.reason in _CLOSES:
+            self.closed_for(str(event.reason))
+        else:
+            self.refused(str(event.reason), event.status)
+
+    def counting(self, hook: SecurityEventHook | None) -> SecurityEventHook:
+        """``hook`` (None: none) with every event counted before it runs."""
+        def counted(event: SecurityEvent) -> None:
+            self.security_event(event)
+            if hook is not None:
+                hook(event)
+        return counted
+
+    def figures(self) -> tuple[CallFigures, dict[tuple[str, int | None], int], dict[str, int], int, int]:
+        """(calls, refusals, closes, connects, disconnects), added up now."""
+        with self._lock:
+            live = list(self._live.values())
+            total = _Tally()
+            total.add(self._ended.copy())
+            refusals, closes = dict(self._refusals), dict(self._closes)
+            connects, disconnects = self.connects, self.disconnects
+        for metrics in live:
+            for tally in metrics.tallies():
+                total.add(tally)
+        return total.figures(), refusals, closes, connects, disconnects
+
