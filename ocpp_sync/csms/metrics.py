@@ -49,7 +49,7 @@ class CSMSFigures:
         with self._changed:
             if self._metrics_server is not None:
                 raise RuntimeError(f"metrics are served already, on port {self._metrics_server.port}")
-            server = self._metrics_server = MetricsServer([self], host, port)
+            server = self._metrics_server = MetricsServer(self, host=host, port=port)
         server.start()
         log.info("CSMS metrics on http://%s:%d/", host, server.port)
         return server.port

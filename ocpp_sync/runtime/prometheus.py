@@ -47,7 +47,7 @@ class OCPPCollector(Collector):
     charge points (``ocpp_charge_point_*``, labelled by ``station``: the id).
     """
 
-    def __init__(self, sources: Sequence[Source]) -> None:
+    def __init__(self, *sources: Source) -> None:
         self.sources = list(sources)
 
     def collect(self) -> Iterator[Metric]:
@@ -122,16 +122,16 @@ def _charge_point_families(stations: Sequence[tuple[str, ChargePointMetrics]]) -
     yield from _call_families("ocpp_charge_point", label, [((sid,), s) for sid, s in stations])
 
 
-def registry_for(sources: Sequence[Source]) -> CollectorRegistry:
+def registry_for(*sources: Source) -> CollectorRegistry:
     """A registry of its own holding an :class:`OCPPCollector` of ``sources``."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(OCPPCollector(sources))
+    registry.register(OCPPCollector(*sources))
     return registry
 
 
-def metrics_app(sources: Sequence[Source]) -> Callable[..., Any]:
+def metrics_app(*sources: Source) -> Callable[..., Any]:
     """A WSGI app that answers every request with the sources' figures (to mount at /metrics)."""
-    return make_wsgi_app(registry_for(sources))
+    return make_wsgi_app(registry_for(*sources))
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -149,8 +149,8 @@ class MetricsServer:
     picks a free port (see ``.port``).
     """
 
-    def __init__(self, sources: Sequence[Source], host: str = "127.0.0.1", port: int = 0) -> None:
-        self._httpd: WSGIServer = make_server(host, port, metrics_app(sources),
+    def __init__(self, *sources: Source, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._httpd: WSGIServer = make_server(host, port, metrics_app(*sources),
                                               handler_class=_QuietHandler)
         self._httpd.timeout = _POLL
         self.port: int = self._httpd.server_port
