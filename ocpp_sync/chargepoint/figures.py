@@ -1,7 +1,8 @@
 """The charge point's figures: its calls and its offline queue's depth, as a plain snapshot."""
 from __future__ import annotations
 
-from ocpp_sync.runtime.metrics import ChargePointMetrics, MetricsTotals
+from ocpp_sync.metrics import ChargePointMetrics
+from ocpp_sync.runtime.metrics import MetricsTotals
 
 __all__ = ["ChargePointFigures"]
 

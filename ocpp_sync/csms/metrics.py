@@ -3,16 +3,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ocpp_sync.runtime.metrics import CSMSMetrics, MetricsTotals
-
-if TYPE_CHECKING:
-    from ocpp_sync.runtime.prometheus import MetricsServer
+from ocpp_sync.metrics import CSMSMetrics
+from ocpp_sync.runtime.metrics import MetricsTotals
 
 __all__ = ["CSMSFigures"]
 
 log = logging.getLogger("ocpp_sync.csms")
+
+
+class _Server(Protocol):
+    """What the CSMS keeps of its metrics server (``runtime.prometheus.MetricsServer``)."""
+
+    port: int
+
+    def stop(self, timeout: float = 5.0) -> None: ...
 
 
 class CSMSFigures:
@@ -21,7 +27,7 @@ class CSMSFigures:
     _changed: threading.Condition
     _stations: dict[str, Any]
     _metrics: MetricsTotals
-    _metrics_server: MetricsServer | None = None
+    _metrics_server: _Server | None = None
 
     def metrics(self) -> CSMSMetrics:
         """A snapshot of the figures since this CSMS was made (see docs/metrics.md).

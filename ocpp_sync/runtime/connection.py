@@ -47,12 +47,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from ocpp_sync.errors import CallTimeout, ConnectionClosed
+from ocpp_sync.metrics import CLOSED, OUT, SEND, TIMEOUT
 from ocpp_sync.protocol.codec import to_payload
 from ocpp_sync.protocol.registration import Registration
 from ocpp_sync.protocol.rpc import CS, CSMS, CallAnswered, FrameRefused, Handler, OutgoingCall, PeerCall, RpcState
 from ocpp_sync.runtime.handling import Handling
 from ocpp_sync.runtime.history import History
-from ocpp_sync.runtime.metrics import CLOSED, OUT, SEND, TIMEOUT, ConnectionMetrics, clock
+from ocpp_sync.runtime.metrics import ConnectionMetrics, clock
 from ocpp_sync.runtime.work import _Pending, _settle, _Task, _Work, call_with_dict
 from ocpp_sync.scheduling.deadlines import TIMER
 from ocpp_sync.scheduling.turnstile import Turnstile

@@ -24,7 +24,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("ocpp_sync's Prometheus metrics need prometheus_client: "
                       "pip install 'ocpp_sync[metrics]'") from exc
 
-from ocpp_sync.runtime.metrics import CallFigures, ChargePointMetrics, CSMSMetrics
+from ocpp_sync.metrics import CallFigures, ChargePointMetrics, CSMSMetrics
 
 __all__ = ["OCPPCollector", "MetricsServer", "metrics_app", "registry_for"]
 

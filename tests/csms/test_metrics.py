@@ -12,18 +12,8 @@ from support.raw import WAIT, RawClient, wait_until
 from ocpp_sync import ChargePoint, v16, v201
 from ocpp_sync.csms.csms import CSMS
 from ocpp_sync.errors import CallError, CallTimeout, HandshakeError, OCPPError
-from ocpp_sync.runtime.metrics import (
-    ANSWERED,
-    BUCKETS,
-    CLOSED,
-    IN,
-    OTHER,
-    OUT,
-    TIMEOUT,
-    UNKNOWN,
-    MetricsTotals,
-    clock,
-)
+from ocpp_sync.metrics import ANSWERED, BUCKETS, CLOSED, IN, OTHER, OUT, TIMEOUT, UNKNOWN
+from ocpp_sync.runtime.metrics import MetricsTotals, clock
 from ocpp_sync.security import Reason, SecurityEvent
 from ocpp_sync.testing import connected_charge_point, csms_url, running_csms
 
