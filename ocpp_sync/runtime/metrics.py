@@ -57,55 +57,68 @@ _CLOSES = frozenset({Reason.MESSAGE_TOO_LARGE, Reason.BAD_MESSAGES})
 
 
 
-class _Buckets:
-    __slots__ = ("counts", "sum")
+class _Entry:
+    """One (direction, action, result): how many, and the buckets of those that were timed."""
+
+    __slots__ = ("n", "counts", "sum")
 
     def __init__(self) -> None:
+        self.n = 0
         self.counts = [0] * (len(BUCKETS) + 1)
         self.sum = 0.0
 
 
-class _Tally:
-    """Counts written by one thread at a time (see the module docstring)."""
+# A tally's copy: (key, n, bucket counts, seconds) per entry, and the bad messages.
+_Copy = tuple[list[tuple[CallKey, int, list[int], float]], int]
 
-    __slots__ = ("calls", "latency", "bad_messages")
+
+class _Tally:
+    """Counts written by one thread at a time (see the module docstring).
+
+    One dict lookup per message: the entry of a (direction, action, result)
+    holds its count and its latency buckets together.
+    """
+
+    __slots__ = ("entries", "bad_messages")
 
     def __init__(self) -> None:
-        self.calls: dict[CallKey, int] = {}
-        self.latency: dict[LatencyKey, _Buckets] = {}
+        self.entries: dict[CallKey, _Entry] = {}
         self.bad_messages = 0
 
     def count(self, key: CallKey, started: float) -> None:
-        calls = self.calls
-        calls[key] = calls.get(key, 0) + 1
+        entry = self.entries.get(key)
+        if entry is None:
+            entry = self.entries[key] = _Entry()
+        entry.n += 1
         if started:
             seconds = clock() - started
-            timing = key[0], key[1]
-            buckets = self.latency.get(timing)
-            if buckets is None:
-                buckets = self.latency[timing] = _Buckets()
-            buckets.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-            buckets.sum += seconds
+            entry.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+            entry.sum += seconds
 
-    def copy(self) -> tuple[dict[CallKey, int], list[tuple[LatencyKey, list[int], float]], int]:
-        latency = [(key, list(b.counts), b.sum) for key, b in list(self.latency.items())]
-        return dict(self.calls), latency, self.bad_messages
+    def copy(self) -> _Copy:
+        return [(key, e.n, list(e.counts), e.sum) for key, e in list(self.entries.items())], \
+            self.bad_messages
 
-    def add(self, figures: tuple[dict[CallKey, int], list[tuple[LatencyKey, list[int], float]], int]) -> None:
-        calls, latency, bad = figures
-        for key, n in calls.items():
-            self.calls[key] = self.calls.get(key, 0) + n
-        for timing, counts, total in latency:
-            buckets = self.latency.get(timing)
-            if buckets is None:
-                buckets = self.latency[timing] = _Buckets()
-            buckets.counts = [a + b for a, b in zip(buckets.counts, counts, strict=True)]
-            buckets.sum += total
+    def add(self, figures: _Copy) -> None:
+        entries, bad = figures
+        for key, n, counts, total in entries:
+            entry = self.entries.get(key)
+            if entry is None:
+                entry = self.entries[key] = _Entry()
+            entry.n += n
+            entry.counts = [a + b for a, b in zip(entry.counts, counts, strict=True)]
+            entry.sum += total
         self.bad_messages += bad
 
     def figures(self) -> CallFigures:
-        return CallFigures(dict(self.calls), {key: Histogram(BUCKETS, tuple(b.counts), b.sum)
-                                              for key, b in self.latency.items()},
+        latency: dict[LatencyKey, _Entry] = {}
+        for (direction, action, _), entry in self.entries.items():
+            if any(entry.counts):
+                timing = latency.setdefault((direction, action), _Entry())
+                timing.counts = [a + b for a, b in zip(timing.counts, entry.counts, strict=True)]
+                timing.sum += entry.sum
+        return CallFigures({key: e.n for key, e in self.entries.items()},
+                           {key: Histogram(BUCKETS, tuple(e.counts), e.sum) for key, e in latency.items()},
                            self.bad_messages)
 
 
@@ -147,7 +160,8 @@ class ConnectionMetrics:
 
     def answered_in(self, action: str, text: str, received: float) -> None:
         """The handling role wrote ``text``, the answer to a call read at ``received``."""
-        self.handling.count((IN, action, answer_result(text)), received)
+        result = ANSWERED if text.startswith("[3,") else answer_result(text)
+        self.handling.count((IN, action, result), received)
 
     def handled_send(self, action: str) -> None:
         """The handling role ran the handler of a 2.1 SEND (never answered)."""
@@ -174,7 +188,7 @@ class ConnectionMetrics:
         with self._rare_lock:
             self._rare.count((direction, self.action_label(action), result), 0.0)
 
-    def tallies(self) -> list[tuple[dict[CallKey, int], list[tuple[LatencyKey, list[int], float]], int]]:
+    def tallies(self) -> list[_Copy]:
         """Copies of the three tallies (see the module docstring for why no lock is needed)."""
         with self._rare_lock:
             rare = self._rare.copy()

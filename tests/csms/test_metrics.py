@@ -35,7 +35,7 @@ def test_each_role_counts_into_its_own_tally_and_a_snapshot_adds_them_up() -> No
     metrics.answer_out("Reset", OCPPError("unreadable"), clock())
     metrics.other(OUT, "Reset", TIMEOUT)
     metrics.bad_message()
-    assert metrics.handling.calls and metrics.reading.calls   # two writers, two tallies
+    assert metrics.handling.entries and metrics.reading.entries   # two writers, two tallies
 
     calls = totals.figures()[0]
     assert dict(calls.calls) == {
