@@ -23,7 +23,7 @@ class ChargePointFigures:
     def metrics(self) -> ChargePointMetrics:
         """A snapshot of the figures of every connection this object opened (see docs/metrics.md).
 
-        ``queued`` is read now; it opens no queue file that is not open already.
+        ``queued`` is the queue's depth now, as :attr:`ChargePoint.queued` reads it.
         """
         calls, _, _, connects, disconnects = self._metrics.figures()
         return ChargePointMetrics(calls.calls, calls.latency, calls.bad_messages,

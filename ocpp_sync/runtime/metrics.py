@@ -152,7 +152,7 @@ class ConnectionMetrics:
         self.handling = _Tally()   # the handling role's
         self._rare = _Tally()      # any thread's, under _rare_lock
         self._rare_lock = threading.Lock()
-        self._actions = frozenset(version_module(version).REQUESTS)
+        self._actions = version_module(version).REQUESTS   # shared: nothing per connection
         self._on_close = on_close
 
     def action_label(self, action: str) -> str:
