@@ -418,7 +418,7 @@ class CSMS(CSMSGroups, CSMSFigures):
             self.stop()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop listening, close every station's connection, join the threads. Idempotent.
+        """Stop listening and serving metrics, close every connection, join the threads. Idempotent.
 
         Returns within about ``timeout`` seconds however the stations behave:
         connections that do not close cleanly in time are cut.
