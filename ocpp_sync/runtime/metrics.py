@@ -6,7 +6,7 @@ thread at a time reads the socket) counts the answers to our calls, the
 peer's calls refused as they are read, and the malformed frames; the
 handling role (one thread at a time runs the peer's calls) counts the
 answers it writes. A hand-off of either role goes through the connection's
-lock, so a tally never has two writers at once, and a plain ``d[k] += 1``
+lock, so a tally never has two writers at once, and a plain increment
 needs no lock of its own. The rare outcomes decided by other threads (a
 timeout, a connection gone under a call, a 2.1 SEND written by the caller)
 go to a third tally under a small lock: one round per such event, never
@@ -15,10 +15,10 @@ per message.
 Readers copy the tallies at any time: a dict or list copy is one C call,
 which no other thread interleaves with (the GIL; on a free-threaded build,
 the object's own lock), so a snapshot never sees a torn dict, only figures
-a message or two behind. When a connection ends its tallies are folded into
-the owner's totals (:class:`MetricsTotals`); an answer a handler still
-writes after that is not counted. The snapshot types and the labels are
-``ocpp_sync.metrics``'s.
+a message or two behind (an entry's count may be one ahead of its buckets).
+When a connection ends its tallies are folded into the owner's totals
+(:class:`MetricsTotals`); an answer a handler still writes after that is
+not counted. The snapshot types and the labels are ``ocpp_sync.metrics``'s.
 """
 from __future__ import annotations
 
@@ -54,7 +54,6 @@ clock = time.perf_counter
 
 # Security events about an open connection, not a handshake.
 _CLOSES = frozenset({Reason.MESSAGE_TOO_LARGE, Reason.BAD_MESSAGES})
-
 
 
 class _Entry:
@@ -207,9 +206,9 @@ class MetricsTotals:
     :meth:`attach` makes each new connection's :class:`ConnectionMetrics`;
     an ended one is folded in; :meth:`figures` adds up the ended and the live
     ones. Attaching, folding and reading take a lock: once per connection or
-    per read, never per message. ``refusals`` and ``closes`` count what the
-    owner's security events report (a refused handshake by reason and HTTP
-    status, a connection closed for misbehaving by reason).
+    per read, never per message. It also counts what the owner's security
+    events report (:meth:`counting`): refused handshakes by reason and HTTP
+    status, connections closed for misbehaving by reason.
     """
 
     def __init__(self) -> None:
