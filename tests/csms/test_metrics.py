@@ -12,7 +12,7 @@ from support.raw import WAIT, RawClient, wait_until
 from ocpp_sync import ChargePoint, v16, v201
 from ocpp_sync.csms.csms import CSMS
 from ocpp_sync.errors import CallError, CallTimeout, HandshakeError, OCPPError
-from ocpp_sync.metrics import ANSWERED, BUCKETS, CLOSED, IN, OTHER, OUT, TIMEOUT, UNKNOWN
+from ocpp_sync.metrics import ANSWERED, BUCKETS, CLOSED, IN, OTHER, OUT, SEND, TIMEOUT, UNKNOWN
 from ocpp_sync.runtime.metrics import MetricsTotals, clock
 from ocpp_sync.security import Reason, SecurityEvent
 from ocpp_sync.testing import connected_charge_point, csms_url, running_csms
@@ -303,3 +303,20 @@ def test_without_prometheus_client_the_error_names_the_extra(monkeypatch: pytest
         importlib.import_module("ocpp_sync.runtime.prometheus")
     with running_csms(("1.6",), timeout=WAIT) as csms, pytest.raises(ImportError, match="metrics"):
         csms.serve_metrics()
+
+
+def test_a_2_1_send_is_counted_on_both_sides_unanswered() -> None:
+    from ocpp_sync import v21
+
+    arrived = threading.Event()
+    with running_csms(("2.1",), accept_all=False, timeout=WAIT) as csms:
+        csms.on(v21.NotifyPeriodicEventStreamRequest)(lambda _s, _r: arrived.set())
+        with connected_charge_point(csms, "2.1", timeout=WAIT) as (cp, _):
+            cp.send(v21.NotifyPeriodicEventStreamRequest(
+                id=1, pending=0, basetime="2026-01-01T00:00:00Z",
+                data=[v21.StreamDataElementType(t=0.5, v="1")]))
+            assert arrived.wait(WAIT)
+            assert wait_until(lambda: csms.metrics().total(result=SEND) == 1)
+            assert dict(cp.metrics().calls) == {(OUT, "NotifyPeriodicEventStream", SEND): 1}
+        assert dict(csms.metrics().calls) == {(IN, "NotifyPeriodicEventStream", SEND): 1}
+        assert not csms.metrics().latency   # nothing answered, nothing timed
