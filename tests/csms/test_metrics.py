@@ -262,7 +262,8 @@ def test_the_figures_are_scraped_from_a_flask_mount() -> None:
     mount_metrics(app, csms)
     app.add_url_rule("/", "home", lambda: "home")
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="test-flask-metrics", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="test-flask-metrics", daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.port}"
