@@ -529,6 +529,14 @@ class ChargePoint(ChargePointActions):
         request = from_payload(version_module(self.version).REQUESTS[action], dict(payload))
         return to_payload(self.send(request, timeout))
 
+    def send_raw(self, text: str) -> None:
+        """Test tool: write ``text`` as it is, even before the boot; no check, no queue, no wait
+        (an answer shows in :attr:`history`). For error-handling tests; ConnectionClosed if offline."""
+        connection = self._connection
+        if connection is None or connection.closed:
+            raise ConnectionClosed(f"{self.id} is not connected")
+        connection.send_raw(text)
+
     # -- closing ------------------------------------------------------------
 
     def expect(self, request_cls: type[R], timeout: float | None = 30.0,

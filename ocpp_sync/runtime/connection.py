@@ -281,6 +281,16 @@ class Connection(Handling):
             raise
         return future.result(timeout=0)
 
+    def send_raw(self, text: str) -> None:
+        """Write ``text`` as it is: a test tool for sending what the protocol forbids.
+
+        No framing, validation, id or registration check, and nothing waits for
+        an answer (the history records it; an answer to it is dropped as unknown).
+        """
+        self._rpc.check_open()
+        self._log_frame(">", text)
+        self._transport.send(text)
+
     def _wait_answer(self, me: int, future: Future[Any], pending: _Pending) -> None:
         """Until ``pending`` is settled: read the socket for it, or wait for the reader to."""
         while not pending.settled:
