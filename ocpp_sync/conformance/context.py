@@ -254,9 +254,12 @@ class Context:
 
     # -- verdicts ---------------------------------------------------------------------
 
-    def check(self, frame: Frame, *expectations: tuple[str, Any]) -> None:
-        """Each ``(json_path, expected)`` holds in the frame's payload (expected: a value or a Matcher)."""
-        if frame.type == "CALLERROR":
+    def check(self, frame: Frame, *expectations: tuple[str, Any], error: bool = False) -> None:
+        """Each ``(json_path, expected)`` holds in the frame's payload (expected: a value or a Matcher).
+
+        A CALLERROR fails unless ``error`` (its payload is then ``code``, ``description``, ``details``).
+        """
+        if frame.type == "CALLERROR" and not error:
             self.fail(f"{frame.action}: the {self.under_test} answered a CALLERROR",
                       frame=frame, field="$", expected="a CALLRESULT", got=frame.payload)
         mismatch = first_mismatch(frame.payload, expectations)

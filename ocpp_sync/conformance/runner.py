@@ -35,7 +35,8 @@ def cases_for(target: Target, pattern: str | Iterable[str] = "*", *,
 
 def run(target: Target, cases: str | Iterable[str] | Iterable[Case] = "*", *,
         config: Config | None = None, prompt: Prompt = no_prompt,
-        on_verdict: Callable[[Verdict], Any] | None = None) -> Report:
+        on_verdict: Callable[[Verdict], Any] | None = None,
+        on_ready: Callable[[int | None], Any] | None = None) -> Report:
     """Play ``cases`` (a glob of ids, ids, or Case objects) against ``target``; the report.
 
     Args:
@@ -45,6 +46,8 @@ def run(target: Target, cases: str | Iterable[str] | Iterable[Case] = "*", *,
         prompt: ``prompt(key, text)`` for what a person must do (a console or input()
             prompt, or a ScriptedPrompt); without one such cases are inconclusive.
         on_verdict: Called with each verdict as soon as it is known (a progress line).
+        on_ready: Called before the first case with the port the kit's CSMS listens on
+            (station under test; None for a CSMS under test): when to start the station.
     """
     config = config or Config()
     chosen = _resolve(target, cases)
@@ -52,8 +55,11 @@ def run(target: Target, cases: str | Iterable[str] | Iterable[Case] = "*", *,
     report = Report(f"{target.role} under test at {where}, station {target.station_id}, "
                     f"OCPP {target.version}")
     with target.session(config) as session:
-        if isinstance(target, StationUnderTest) and target.port == 0:
-            report.target = report.target.replace("port 0", f"port {session.port}")
+        port = session.port if isinstance(target, StationUnderTest) else None
+        if port is not None and target.port == 0:
+            report.target = report.target.replace("port 0", f"port {port}")
+        if on_ready is not None:
+            on_ready(port)
         for case in chosen:
             verdict = run_case(case, target, config, prompt, session)
             report.verdicts.append(verdict)

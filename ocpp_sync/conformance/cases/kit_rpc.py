@@ -6,7 +6,7 @@ of :meth:`Context.unchecked_call`.
 from __future__ import annotations
 
 from ocpp_sync.conformance.case import CSMS_ROLE, case
-from ocpp_sync.conformance.cases._shared import V16, V201, booted
+from ocpp_sync.conformance.cases._shared import V16, V201, booted, now, status_payload
 from ocpp_sync.conformance.check import one_of
 from ocpp_sync.conformance.config import REQUIRES_BOOT
 from ocpp_sync.conformance.context import Context, Frame
@@ -21,16 +21,20 @@ def _call_error(ctx: Context, answer: Frame, code: object) -> None:
     if answer.type != "CALLERROR":
         ctx.fail(f"{answer.action}: answered with a {answer.type}", frame=answer, field="$",
                  expected="a CALLERROR", got=answer.payload)
-    ctx.check(answer, ("$.code", code))
+    ctx.check(answer, ("$.code", code), error=True)
 
 
-@case("KIT_X_01_CSMS", "A request that breaks its schema is answered with a CALLERROR naming why",
-      versions=(*V16, *V201), role=CSMS_ROLE, steps=("boot", "status", "broken request"))
+@case("KIT_X_01_CSMS", "Requests that break their schema are answered with a CALLERROR naming why",
+      versions=(*V16, *V201), role=CSMS_ROLE, steps=("boot", "status", "missing field",
+                                                    "unknown field"))
 def schema_violation(ctx: Context) -> None:
     booted(ctx)
-    with ctx.step("broken request"):
-        payload = {"connectorId": 1, "errorCode": "NoError"} if ctx.version == "1.6" else \
-            {"timestamp": "2026-01-01T00:00:00Z", "evseId": 1, "connectorId": 1}  # no status
+    with ctx.step("missing field"):   # no status
+        payload: dict[str, object] = {"connectorId": 1, "errorCode": "NoError"} \
+            if ctx.version == "1.6" else {"timestamp": now(), "evseId": 1, "connectorId": 1}
+        _call_error(ctx, ctx.unchecked_call("StatusNotification", payload), _SCHEMA_CODES)
+    with ctx.step("unknown field"):   # the schemas allow no other properties
+        payload = dict(status_payload(ctx, ctx.config.evse_id, "Available"), kitUnknownField=1)
         _call_error(ctx, ctx.unchecked_call("StatusNotification", payload), _SCHEMA_CODES)
 
 
