@@ -56,7 +56,7 @@ def run(target: Target, cases: str | Iterable[str] | Iterable[Case] = "*", *,
                     f"OCPP {target.version}")
     with target.session(config) as session:
         port = session.port if isinstance(target, StationUnderTest) else None
-        if port is not None and target.port == 0:
+        if isinstance(target, StationUnderTest) and target.port == 0:
             report.target = report.target.replace("port 0", f"port {port}")
         if on_ready is not None:
             on_ready(port)

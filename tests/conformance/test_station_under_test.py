@@ -1,0 +1,167 @@
+"""Every station-under-test case passes against our simulator (and a ChargePoint for the
+variables it lacks), and fails naming the step and field against a station with a defect."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from targets import FAST, SHORT
+
+from ocpp_sync.conformance import Config, Report, ScriptedPrompt, StationUnderTest, run
+from ocpp_sync.conformance.case import FAILED, PASSED
+from ocpp_sync.protocol.versions import version_module
+from ocpp_sync.sim import StationSimulator
+
+STATION_ID = "SUT_CP_1"
+
+
+class SimulatedStation:
+    """Our simulator as the station under test: started when the kit listens, rebooted on request.
+
+    ``tweak(sim)`` seeds a defect (or adds what the simulator lacks) on every new simulator.
+    """
+
+    def __init__(self, version: str, connectors: int = 1,
+                 tweak: Callable[[StationSimulator], Any] | None = None) -> None:
+        self.version = version
+        self.connectors = connectors
+        self.tweak = tweak
+        self.port: int | None = None
+        self.sims: list[StationSimulator] = []
+        self.driving = True
+
+    def start(self, port: int | None) -> None:
+        self.port = port
+        self.boot()
+
+    def boot(self) -> None:
+        """Power on: connect, boot, report every connector (as a real charger does by itself)."""
+        for old in self.sims:
+            old.close(0.0)
+        sim = StationSimulator(f"ws://127.0.0.1:{self.port}/ocpp", STATION_ID, self.version,
+                               connectors=self.connectors, timeout=5.0)
+        if self.tweak is not None:
+            self.tweak(sim)
+        self.sims.append(sim)
+        sim.connect()
+        sim.boot()
+        for number in sim.connectors:
+            sim.status("Available", number)
+
+    def carry_out_reset(self) -> None:
+        """What the simulator's owner does with a reset it accepted: reboot in place."""
+        sim = self.sims[-1]
+        command = sim.wait_for_command(timeout=5.0)
+        if command is not None:
+            sim.carry_out(command)
+
+    def close(self) -> None:
+        for sim in self.sims:
+            sim.close(0.0)
+
+
+@pytest.fixture
+def station() -> Iterator[Callable[..., SimulatedStation]]:
+    made: list[SimulatedStation] = []
+
+    def make(version: str = "2.0.1", **options: Any) -> SimulatedStation:
+        made.append(SimulatedStation(version, **options))
+        return made[-1]
+    yield make
+    for one in made:
+        one.close()
+
+
+def play(sut: SimulatedStation, cases: str, config: Config = FAST) -> Report:
+    target = StationUnderTest(STATION_ID, sut.version, host="127.0.0.1", port=0)
+    prompt = ScriptedPrompt({"reboot": sut.boot})
+    return run(target, cases, config=config, prompt=prompt, on_ready=sut.start)
+
+
+def offline_threshold(sim: StationSimulator) -> None:
+    """The one variable of TC_B_06/09 that the simulator does not keep: a ChargePoint handler."""
+    m = version_module("2.0.1")
+    values = {"OfflineThreshold": "0"}
+
+    @sim.cp.on(m.SetVariablesRequest)
+    def set_variables(request: Any) -> Any:
+        results = []
+        for item in request.set_variable_data:
+            values[item.variable.name] = item.attribute_value
+            results.append(m.SetVariableResultType(attribute_status="Accepted",
+                                                   component=item.component,
+                                                   variable=item.variable))
+        return m.SetVariablesResponse(set_variable_result=results)
+
+    @sim.cp.on(m.GetVariablesRequest)
+    def get_variables(request: Any) -> Any:
+        return m.GetVariablesResponse(get_variable_result=[m.GetVariableResultType(
+            attribute_status="Accepted", attribute_type="Actual",
+            attribute_value=values.get(item.variable.name), component=item.component,
+            variable=item.variable) for item in request.get_variable_data])
+
+
+@pytest.mark.usefixtures("no_leftover_threads")
+def test_the_boot_cases_pass_against_our_simulator(station: Callable[..., SimulatedStation]) -> None:
+    sut = station(connectors=2)
+    report = play(sut, "TC_B_01_CS", FAST.__class__(**{**FAST.__dict__, "connectors": 2}))
+    assert report.verdict("TC_B_01_CS").outcome == PASSED, report.text()
+
+
+def test_the_16_boot_case_passes_against_our_simulator(station: Callable[..., SimulatedStation]) -> None:
+    report = play(station("1.6"), "TC_001_CS")
+    assert report.verdict("TC_001_CS").outcome == PASSED, report.text()
+
+
+def test_the_variables_cases_pass_against_a_station_that_keeps_the_variable(
+        station: Callable[..., SimulatedStation]) -> None:
+    report = play(station(tweak=offline_threshold), "TC_B_06_CS,TC_B_09_CS")
+    assert [v.outcome for v in report.verdicts] == [PASSED, PASSED], report.text()
+
+
+def test_the_reset_case_passes_against_our_simulator(station: Callable[..., SimulatedStation]) -> None:
+    m = version_module("2.0.1")
+    sut = station()
+    sut.tweak = lambda sim: sim.cp.after(m.ResetRequest)(
+        lambda request, response: threading.Thread(target=sut.carry_out_reset,
+                                                   name="test-sim-reset", daemon=True).start())
+    report = play(sut, "TC_B_20_CS")
+    assert report.verdict("TC_B_20_CS").outcome == PASSED, report.text()
+
+
+def test_the_variables_cases_fail_against_the_plain_simulator_naming_the_field(
+        station: Callable[..., SimulatedStation]) -> None:
+    verdict = play(station(), "TC_B_09_CS").verdicts[0]
+    assert (verdict.outcome, verdict.step, verdict.field, verdict.expected, verdict.got) == \
+        (FAILED, "set variables", "$.setVariableResult[0].attributeStatus", "Accepted",
+         "UnknownVariable")
+    assert verdict.frame is not None and verdict.frame["action"] == "SetVariables"
+    assert verdict.frame["type"] == "CALLRESULT"
+
+
+def test_a_station_that_skips_the_status_after_boot_fails_the_boot_case(
+        station: Callable[..., SimulatedStation]) -> None:
+    sut = station(tweak=lambda sim: setattr(sim, "status", lambda *args, **kwargs: None))
+    verdict = play(sut, "TC_B_01_CS", SHORT).verdicts[0]
+    assert (verdict.outcome, verdict.step, verdict.expected) == (FAILED, "status",
+                                                                 "a StatusNotification CALL")
+
+
+def test_a_station_that_rejects_the_reset_fails_the_reset_case(
+        station: Callable[..., SimulatedStation]) -> None:
+    m = version_module("2.0.1")
+    sut = station(tweak=lambda sim: sim.cp.on(m.ResetRequest)(
+        lambda request: m.ResetResponse(status="Rejected")))
+    verdict = play(sut, "TC_B_20_CS", SHORT).verdicts[0]
+    assert (verdict.outcome, verdict.step, verdict.field, verdict.got) == (
+        FAILED, "reset", "$.status", "Rejected")
+
+
+def test_a_station_that_never_connects_fails_every_case_at_its_first_step() -> None:
+    target = StationUnderTest(STATION_ID, "2.0.1", host="127.0.0.1", port=0)
+    config = SHORT.__class__(**{**SHORT.__dict__, "connect_timeout": 0.3})
+    verdict = run(target, "TC_B_09_CS", config=config).verdicts[0]
+    assert (verdict.outcome, verdict.step) == (FAILED, "set variables")
+    assert "did not connect" in verdict.message
