@@ -1,6 +1,7 @@
 """The report of a run: a plain text table for a terminal, JSON for tools."""
 from __future__ import annotations
 
+import html
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -64,6 +65,19 @@ class Report:
 
     def json(self, indent: int | None = 2) -> str:
         return json.dumps(self.as_dict(), indent=indent, default=str)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the table, each failure's step, frame and field in its row."""
+        rows = []
+        for v in self.verdicts:
+            detail = "" if v.passed else html.escape(v.describe().split("\n", 1)[-1])
+            rows.append(f"<tr><td>{html.escape(v.case_id)}</td><td>{v.version}</td>"
+                        f"<td>{v.outcome}</td><td>{v.seconds:.2f}</td>"
+                        f"<td>{html.escape(v.title)}</td><td><pre>{detail}</pre></td></tr>")
+        counts = ", ".join(f"{n} {o}" for o, n in self.counts.items())
+        return (f"<p>{html.escape(self.target)}: {counts}</p><table><tr><th>case</th>"
+                "<th>version</th><th>outcome</th><th>s</th><th>title</th><th>detail</th></tr>"
+                + "".join(rows) + "</table>")
 
     def __str__(self) -> str:
         return self.text()
