@@ -111,3 +111,11 @@ def test_the_report_is_a_table_with_the_failures_spelled_out_and_json() -> None:
     assert not report.ok
     data = json.loads(report.json())
     assert data["counts"]["failed"] == 1 and data["verdicts"][1]["field"] == "$.status"
+
+
+def test_the_guide_lists_every_case_written() -> None:
+    from pathlib import Path
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "conformance.md").read_text()
+    table = guide[guide.index("## The cases"):guide.index("## Not written yet")]
+    assert all(case.id in table for case in all_cases())
+    assert f"{len(all_cases())} cases" in table
