@@ -96,6 +96,19 @@ def _get_wrong_variable(csms: Any, target: Any, m: Any) -> Any:
             variable=m.VariableType(name="HeartbeatInterval"))]))}
 
 
+def _sets_another_variable(csms: Any, target: Any, m: Any) -> Any:
+    return {"csms__SetVariables": lambda: csms.wait_for_station(target.station_id, 5).send(
+        m.SetVariablesRequest(set_variable_data=[m.SetVariableDataType(
+            component=m.ComponentType(name="OCPPCommCtrlr"),
+            variable=m.VariableType(name="HeartbeatInterval"), attribute_value="60")]))}
+
+
+def _refuses_notify_event(csms: Any, m: Any) -> None:
+    def notify_event(station: Any, request: Any) -> Any:
+        raise OCPPError("not here", code="NotSupported")
+    csms.on(m.NotifyEventRequest)(notify_event)
+
+
 def _never_resets(csms: Any, target: Any, m: Any) -> Any:
     return {"csms__Reset": lambda: None}
 
@@ -109,6 +122,10 @@ DEFECTS = [
      "GetVariables", "$.getVariableData[0].variable.name", "OfflineThreshold", "HeartbeatInterval"),
     ("reads one of two variables", None, _get_wrong_variable, {}, "TC_B_07_CSMS", "get variables",
      "GetVariables", "$.getVariableData", None, None),
+    ("sets another variable", None, _sets_another_variable, {}, "TC_B_09_CSMS", "set variables",
+     "SetVariables", "$.setVariableData", None, None),
+    ("refuses the connector's NotifyEvent", _refuses_notify_event, None, {}, "TC_E_09_CSMS",
+     "connect", "NotifyEvent", "$", "a CALLRESULT", "NotSupported"),
     ("never sends the reset", None, _never_resets, {}, "TC_B_20_CSMS", "reset", None, None,
      "a Reset CALL", None),
     ("refuses a valid token", _token_invalid, None, {}, "TC_E_10_CSMS", "authorize", "Authorize",
@@ -162,3 +179,22 @@ def test_a_csms_that_takes_calls_before_the_boot_fails_the_boot_rule() -> None:
     assert (verdict.outcome, verdict.step, verdict.expected) == (FAILED, "call before boot",
                                                                  "a CALLERROR")
     assert verdict.frame is not None and verdict.frame["type"] == "CALLRESULT"
+
+
+def test_a_csms_that_accepts_at_once_fails_the_rejected_case() -> None:
+    config = FAST.__class__(**{**FAST.__dict__, "provides": {BOOT_REJECTED}})
+    with csms_target() as (_csms, target):
+        verdict = run(target, "TC_B_03_CSMS", config=config).verdicts[0]
+    assert (verdict.outcome, verdict.step, verdict.field, verdict.got) == \
+        (FAILED, "boot rejected", "$.status", "Accepted")
+
+
+def test_a_16_csms_that_rejects_the_boot_fails_the_16_boot_case() -> None:
+    m = version_module("1.6")
+    with csms_target("1.6") as (csms, target):
+        csms.on(m.BootNotificationRequest)(lambda station, request: m.BootNotificationResponse(
+            current_time=_now(), interval=300, status="Rejected"))
+        verdict = run(target, "TC_001_CSMS", config=FAST).verdicts[0]
+    assert (verdict.outcome, verdict.step, verdict.field, verdict.got) == \
+        (FAILED, "boot", "$.status", "Rejected")
+    assert verdict.frame is not None and verdict.frame["action"] == "BootNotification"

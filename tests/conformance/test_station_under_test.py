@@ -165,3 +165,26 @@ def test_a_station_that_never_connects_fails_every_case_at_its_first_step() -> N
     verdict = run(target, "TC_B_09_CS", config=config).verdicts[0]
     assert (verdict.outcome, verdict.step) == (FAILED, "set variables")
     assert "did not connect" in verdict.message
+
+
+def test_a_station_that_reports_another_value_fails_the_get_variables_case(
+        station: Callable[..., SimulatedStation]) -> None:
+    m = version_module("2.0.1")
+
+    def forgetful(sim: StationSimulator) -> None:
+        offline_threshold(sim)
+        sim.cp.on(m.GetVariablesRequest)(lambda request: m.GetVariablesResponse(
+            get_variable_result=[m.GetVariableResultType(
+                attribute_status="Accepted", attribute_value="0", component=item.component,
+                variable=item.variable) for item in request.get_variable_data]))
+    verdict = play(station(tweak=forgetful), "TC_B_06_CS").verdicts[0]
+    assert (verdict.outcome, verdict.step, verdict.field, verdict.expected, verdict.got) == \
+        (FAILED, "get variables", "$.getVariableResult[0].attributeValue", "300", "0")
+
+
+def test_a_16_station_that_skips_the_status_after_boot_fails_the_16_boot_case(
+        station: Callable[..., SimulatedStation]) -> None:
+    sut = station("1.6", tweak=lambda sim: setattr(sim, "status", lambda *args, **kwargs: None))
+    verdict = play(sut, "TC_001_CS", SHORT).verdicts[0]
+    assert (verdict.outcome, verdict.step, verdict.expected) == (FAILED, "status",
+                                                                 "a StatusNotification CALL")
