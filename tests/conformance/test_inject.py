@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 from support.raw import WAIT
@@ -52,3 +54,16 @@ def test_send_raw_needs_a_connection_and_wait_for_frame_is_bounded() -> None:
             cp.history.wait_for_frame(lambda e: e.message_id == "never", 0.05)
     with pytest.raises(ConnectionClosed):
         cp.send_raw("[]")
+
+
+def test_wait_for_frame_wakes_up_when_the_frame_comes_not_at_its_timeout() -> None:
+    with running_csms(("1.6",)) as csms, connected_charge_point(csms, "1.6") as (cp, _station):
+        sender = threading.Timer(0.05, cp.send_raw, args=('[2,"late-1","Heartbeat",{}]',))
+        sender.name = "test-late-sender"
+        started = time.monotonic()
+        sender.start()
+        entry = cp.history.wait_for_frame(
+            lambda e: e.direction == "in" and e.message_id == "late-1", WAIT)
+        sender.join(WAIT)
+    assert entry.type == "CALLRESULT"
+    assert time.monotonic() - started < WAIT / 2
