@@ -42,7 +42,13 @@ def operator(csms: CSMS, station_id: str, version: str = "2.0.1",
         return m.GetVariableDataType(component=m.ComponentType(name=component),
                                      variable=m.VariableType(name=name))
 
-    actions: dict[str, Callable[[], Any]] = {
+    if version == "1.6":
+        actions: dict[str, Callable[[], Any]] = {
+            "csms.RemoteStartTransaction": lambda: station().send(m.RemoteStartTransactionRequest(
+                id_tag=FAST.valid_id_token, connector_id=FAST.connector_id))}
+        actions.update({key.replace("__", "."): action for key, action in overrides.items()})
+        return ScriptedPrompt(actions)
+    actions = {
         "csms.GetVariables": lambda: station().send(m.GetVariablesRequest(get_variable_data=[
             variable("OCPPCommCtrlr", "OfflineThreshold"),
             variable("AuthCtrlr", "AuthorizeRemoteStart")])),

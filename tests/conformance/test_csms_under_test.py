@@ -32,8 +32,31 @@ def test_the_core_cases_pass_against_our_csms() -> None:
 
 def test_the_16_cases_pass_against_our_csms() -> None:
     with csms_target("1.6") as (csms, target):
-        report = run(target, "*", config=FAST)
-    assert _outcomes(report) == {"TC_001_CSMS": PASSED, "KIT_X_01_CSMS": PASSED}, report.text()
+        report = run(target, "*", config=FAST, prompt=operator(csms, target.station_id, "1.6"))
+    assert _outcomes(report) == {"TC_001_CSMS": PASSED, "TC_004_1_CSMS": PASSED,
+                                 "TC_010_CSMS": PASSED, "KIT_X_01_CSMS": PASSED}, report.text()
+
+
+def test_a_16_csms_that_blocks_the_tag_of_a_transaction_fails_the_identification_case() -> None:
+    m = version_module("1.6")
+    with csms_target("1.6") as (csms, target):
+        csms.on(m.StartTransactionRequest)(lambda station, request: m.StartTransactionResponse(
+            transaction_id=1, id_tag_info=m.IdTagInfo(status="Blocked")))
+        verdict = run(target, "TC_004_1_CSMS", config=FAST).verdicts[0]
+    assert (verdict.outcome, verdict.step, verdict.field, verdict.got) == \
+        (FAILED, "start", "$.idTagInfo.status", "Blocked")
+    assert verdict.frame is not None and verdict.frame["action"] == "StartTransaction"
+
+
+def test_a_16_csms_that_starts_for_another_tag_fails_the_remote_start_case() -> None:
+    m = version_module("1.6")
+    with csms_target("1.6") as (csms, target):
+        wrong = {"csms__RemoteStartTransaction": lambda: csms.wait_for_station(
+            target.station_id, 5).send(m.RemoteStartTransactionRequest(id_tag="SOMEONE-ELSE"))}
+        verdict = run(target, "TC_010_CSMS", config=FAST,
+                      prompt=operator(csms, target.station_id, "1.6", **wrong)).verdicts[0]
+    assert (verdict.outcome, verdict.step, verdict.field, verdict.expected, verdict.got) == \
+        (FAILED, "remote start", "$.idTag", FAST.valid_id_token, "SOMEONE-ELSE")
 
 
 @pytest.mark.parametrize("status, need, case_id", [("Pending", BOOT_PENDING, "TC_B_02_CSMS"),

@@ -41,7 +41,8 @@ class SimulatedStation:
         for old in self.sims:
             old.close(0.0)
         sim = StationSimulator(f"ws://127.0.0.1:{self.port}/ocpp", STATION_ID, self.version,
-                               connectors=self.connectors, timeout=5.0)
+                               connectors=self.connectors, timeout=5.0,
+                               id_tag=FAST.valid_id_token)
         if self.tweak is not None:
             self.tweak(sim)
         self.sims.append(sim)
@@ -74,9 +75,33 @@ def station() -> Iterator[Callable[..., SimulatedStation]]:
         one.close()
 
 
+class Driver:
+    """The person at the simulator: plugs in and presents the card, in either order."""
+
+    def __init__(self, sut: SimulatedStation) -> None:
+        self.sut = sut
+        self.plugged = self.authorized = False
+
+    def plug_in(self) -> None:
+        self.sut.sims[-1].status("Preparing")
+        self.plugged = True
+        self._start_when_ready()
+
+    def present_card(self) -> None:
+        self.authorized = self.sut.sims[-1].authorize()
+        self._start_when_ready()
+
+    def _start_when_ready(self) -> None:
+        if self.plugged and self.authorized:
+            self.sut.sims[-1].start_transaction()
+            self.sut.sims[-1].status("Charging")
+
+
 def play(sut: SimulatedStation, cases: str, config: Config = FAST) -> Report:
     target = StationUnderTest(STATION_ID, sut.version, host="127.0.0.1", port=0)
-    prompt = ScriptedPrompt({"reboot": sut.boot})
+    driver = Driver(sut)
+    prompt = ScriptedPrompt({"reboot": sut.boot, "plug_in": driver.plug_in,
+                             "present_card": driver.present_card})
     return run(target, cases, config=config, prompt=prompt, on_ready=sut.start)
 
 
@@ -188,3 +213,30 @@ def test_a_16_station_that_skips_the_status_after_boot_fails_the_16_boot_case(
     verdict = play(sut, "TC_001_CS", SHORT).verdicts[0]
     assert (verdict.outcome, verdict.step, verdict.expected) == (FAILED, "status",
                                                                  "a StatusNotification CALL")
+
+
+@pytest.mark.parametrize("case_id", ["TC_003_CS", "TC_004_1_CS"])
+def test_the_16_charging_cases_pass_against_our_simulator(
+        station: Callable[..., SimulatedStation], case_id: str) -> None:
+    report = play(station("1.6"), case_id)
+    assert report.verdict(case_id).outcome == PASSED, report.text()
+
+
+def test_a_16_station_that_never_says_charging_fails_the_identification_case(
+        station: Callable[..., SimulatedStation]) -> None:
+    def quiet_when_charging(sim: StationSimulator) -> None:
+        report_status = sim.status
+        sim.status = lambda status, connector=1: None if status == "Charging" else \
+            report_status(status, connector)   # type: ignore[method-assign]
+    verdict = play(station("1.6", tweak=quiet_when_charging), "TC_004_1_CS", SHORT).verdicts[0]
+    assert (verdict.outcome, verdict.step, verdict.expected) == (FAILED, "plug in",
+                                                                 "a StatusNotification CALL")
+
+
+def test_a_16_station_that_starts_for_another_tag_fails_the_plugin_case(
+        station: Callable[..., SimulatedStation]) -> None:
+    def other_tag(sim: StationSimulator) -> None:
+        sim.id_tag = "SOMEONE-ELSE"
+    verdict = play(station("1.6", tweak=other_tag), "TC_003_CS").verdicts[0]
+    assert (verdict.outcome, verdict.step, verdict.field, verdict.got) == (
+        FAILED, "authorize", "$.idTag", "SOMEONE-ELSE")
