@@ -12,9 +12,13 @@ from ocpp_sync.conformance.config import REQUIRES_BOOT
 from ocpp_sync.conformance.context import Context, Frame
 
 # Both spellings of 1.6 (which misspells "Occurence") and 2.x.
-_SCHEMA_CODES = one_of("OccurrenceConstraintViolation", "OccurenceConstraintViolation",
+_SCHEMA_CODES = ("OccurrenceConstraintViolation", "OccurenceConstraintViolation",
                        "FormatViolation", "FormationViolation", "TypeConstraintViolation",
                        "PropertyConstraintViolation")
+# A missing required field may also be answered ProtocolError ("payload incomplete"), as the
+# ocpp package does.
+_MISSING_CODES = one_of(*_SCHEMA_CODES, "ProtocolError")
+_UNKNOWN_CODES = one_of(*_SCHEMA_CODES)
 
 
 def _call_error(ctx: Context, answer: Frame, code: object) -> None:
@@ -32,10 +36,10 @@ def schema_violation(ctx: Context) -> None:
     with ctx.step("missing field"):   # no status
         payload: dict[str, object] = {"connectorId": 1, "errorCode": "NoError"} \
             if ctx.version == "1.6" else {"timestamp": now(), "evseId": 1, "connectorId": 1}
-        _call_error(ctx, ctx.unchecked_call("StatusNotification", payload), _SCHEMA_CODES)
+        _call_error(ctx, ctx.unchecked_call("StatusNotification", payload), _MISSING_CODES)
     with ctx.step("unknown field"):   # the schemas allow no other properties
         payload = dict(status_payload(ctx, ctx.config.evse_id, "Available"), kitUnknownField=1)
-        _call_error(ctx, ctx.unchecked_call("StatusNotification", payload), _SCHEMA_CODES)
+        _call_error(ctx, ctx.unchecked_call("StatusNotification", payload), _UNKNOWN_CODES)
 
 
 @case("KIT_X_02_CSMS", "A request before the boot is refused with SecurityError",
