@@ -101,3 +101,32 @@ def test_the_notebook_call_prompts_with_input_and_shows_a_table(
         report = run_in_notebook(target, "TC_B_06_CSMS", config=FAST)
     assert report.ok and report.verdicts[0].outcome == "passed"
     assert "<td>TC_B_06_CSMS</td>" in report._repr_html_()
+
+
+def test_the_command_listens_for_a_station_under_test(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+    import threading
+
+    from ocpp_sync.chargepoint.chargepoint import ChargePoint
+    from ocpp_sync.protocol.retry import BackOff
+
+    with socket.socket() as probe:   # a free port: the command is given a fixed one
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    m = version_module("2.0.1")
+    cp = ChargePoint("CLI_SUT", f"ws://127.0.0.1:{port}/ocpp", "2.0.1", reconnect=False,
+                     retry_first_connect=True, backoff=BackOff(0.05, 0.05))
+    cp.on(m.SetVariablesRequest)(lambda request: m.SetVariablesResponse(set_variable_result=[
+        m.SetVariableResultType(attribute_status="Accepted", component=item.component,
+                                variable=item.variable) for item in request.set_variable_data]))
+    connecting = threading.Thread(target=cp.connect, name="test-sut-connect", daemon=True)
+    connecting.start()
+    try:
+        status = cli.main(["conformance", "--role", "station", "--host", "127.0.0.1", "--port",
+                           str(port), "--id", "CLI_SUT", "--cases", "TC_B_09_CS"])
+    finally:
+        connecting.join(5.0)
+        cp.close()
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert f"listening on port {port}" in out and "TC_B_09_CS  2.0.1    passed" in out
