@@ -246,6 +246,22 @@ class Context:
                               f"{self.config.step_timeout:g} s", expected=f"a {action} CALL")
             self._peer = self.side.newer() or self._peer
 
+    def seen(self, action: str) -> None:
+        """Count every ``action`` CALL of the peer so far as looked at: the next
+        :meth:`expect_call` for it matches only a later one."""
+        for entry in self.peer.history.entries():
+            if entry.direction == "in" and entry.type == "CALL" and entry.action == action:
+                self._consumed.add((entry.direction, entry.message_id))
+
+    def reply_to(self, request: Frame) -> Frame:
+        """The kit's own answer to a request of the peer (the transaction id it gave, say)."""
+        try:
+            return self._find(lambda e: e.direction == "out" and e.message_id == request.message_id
+                              and e.type in ("CALLRESULT", "CALLERROR"), self.left())
+        except TimeoutError:
+            self.fail(f"the kit did not answer {request.action} within "
+                      f"{self.config.step_timeout:g} s", frame=request)
+
     def answer(self, action: str, answer: Answer | Mapping[str, Any]) -> None:
         """Answer the peer's ``action`` calls with a fixed payload or ``answer(payload)``."""
         if isinstance(answer, Mapping):

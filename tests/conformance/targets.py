@@ -43,9 +43,16 @@ def operator(csms: CSMS, station_id: str, version: str = "2.0.1",
                                      variable=m.VariableType(name=name))
 
     if version == "1.6":
+        def last_transaction() -> Any:
+            answers = [e for e in station().history.entries()
+                       if e.action == "StartTransaction" and e.type == "CALLRESULT"]
+            return answers[-1].payload["transactionId"]
+
         actions: dict[str, Callable[[], Any]] = {
             "csms.RemoteStartTransaction": lambda: station().send(m.RemoteStartTransactionRequest(
-                id_tag=FAST.valid_id_token, connector_id=FAST.connector_id))}
+                id_tag=FAST.valid_id_token, connector_id=FAST.connector_id)),
+            "csms.RemoteStopTransaction": lambda: station().send(m.RemoteStopTransactionRequest(
+                transaction_id=last_transaction()))}
         actions.update({key.replace("__", "."): action for key, action in overrides.items()})
         return ScriptedPrompt(actions)
     actions = {

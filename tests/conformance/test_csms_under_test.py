@@ -34,7 +34,19 @@ def test_the_16_cases_pass_against_our_csms() -> None:
     with csms_target("1.6") as (csms, target):
         report = run(target, "*", config=FAST, prompt=operator(csms, target.station_id, "1.6"))
     assert _outcomes(report) == {"TC_001_CSMS": PASSED, "TC_004_1_CSMS": PASSED,
-                                 "TC_010_CSMS": PASSED, "KIT_X_01_CSMS": PASSED}, report.text()
+                                 "TC_010_CSMS": PASSED, "TC_012_CSMS": PASSED,
+                                 "KIT_X_01_CSMS": PASSED}, report.text()
+
+
+def test_a_16_csms_that_stops_another_transaction_fails_the_remote_stop_case() -> None:
+    m = version_module("1.6")
+    with csms_target("1.6") as (csms, target):
+        wrong = {"csms__RemoteStopTransaction": lambda: csms.wait_for_station(
+            target.station_id, 5).send(m.RemoteStopTransactionRequest(transaction_id=999))}
+        verdict = run(target, "TC_012_CSMS", config=FAST,
+                      prompt=operator(csms, target.station_id, "1.6", **wrong)).verdicts[0]
+    assert (verdict.outcome, verdict.step, verdict.field, verdict.got) == \
+        (FAILED, "remote stop", "$.transactionId", 999)
 
 
 def test_a_16_csms_that_blocks_the_tag_of_a_transaction_fails_the_identification_case() -> None:

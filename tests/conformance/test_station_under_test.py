@@ -240,3 +240,41 @@ def test_a_16_station_that_starts_for_another_tag_fails_the_plugin_case(
     verdict = play(station("1.6", tweak=other_tag), "TC_003_CS").verdicts[0]
     assert (verdict.outcome, verdict.step, verdict.field, verdict.got) == (
         FAILED, "authorize", "$.idTag", "SOMEONE-ELSE")
+
+
+def _remote_stop(sut: SimulatedStation, finishing: bool) -> Callable[[StationSimulator], None]:
+    """Carry out an accepted remote stop: the simulator's way (Available), or with Finishing."""
+    m = version_module("1.6")
+
+    def stop() -> None:
+        sim = sut.sims[-1]
+        command = sim.wait_for_command(timeout=5.0)
+        if command is None:
+            return
+        if not finishing:
+            sim.carry_out(command)
+            return
+        sim.stop_transaction("Remote")
+        sim.status("Finishing")
+
+    def tweak(sim: StationSimulator) -> None:
+        sim.cp.after(m.RemoteStopTransactionRequest)(lambda request, response: threading.Thread(
+            target=stop, name="test-sim-remote-stop", daemon=True).start())
+    return tweak
+
+
+def test_the_16_remote_stop_case_passes_against_a_station_that_reports_finishing(
+        station: Callable[..., SimulatedStation]) -> None:
+    sut = station("1.6")
+    sut.tweak = _remote_stop(sut, finishing=True)
+    report = play(sut, "TC_012_CS")
+    assert report.verdict("TC_012_CS").outcome == PASSED, report.text()
+
+
+def test_the_16_remote_stop_case_fails_against_the_simulator_that_skips_finishing(
+        station: Callable[..., SimulatedStation]) -> None:
+    sut = station("1.6")
+    sut.tweak = _remote_stop(sut, finishing=False)
+    verdict = play(sut, "TC_012_CS").verdicts[0]
+    assert (verdict.outcome, verdict.step, verdict.field, verdict.expected, verdict.got) == (
+        FAILED, "stopped", "$.status", "Finishing", "Available")

@@ -1,6 +1,8 @@
 """OCPP 1.6 Core, both roles."""
 from __future__ import annotations
 
+from typing import Any
+
 from ocpp_sync.conformance.case import CSMS_ROLE, STATION_ROLE, case
 from ocpp_sync.conformance.cases._shared import V16, booted, now, status_payload
 from ocpp_sync.conformance.check import field_is, one_of, present, satisfies
@@ -62,13 +64,15 @@ def identification_first_station(ctx: Context) -> None:
         _charging_started(ctx)
 
 
-def _start(ctx: Context) -> None:
+def _start(ctx: Context) -> Any:
+    """StartTransaction for the configured tag, then Charging; the central system's transaction id."""
     answer = ctx.call("StartTransaction", {
         "connectorId": ctx.config.connector_id, "idTag": ctx.config.valid_id_token,
         "meterStart": 0, "timestamp": now()}).response
     ctx.check(answer, ("$.idTagInfo.status", "Accepted"),
               ("$.transactionId", satisfies(lambda v: isinstance(v, int), "an integer")))
     ctx.call("StatusNotification", status_payload(ctx, ctx.config.connector_id, "Charging"))
+    return answer.payload["transactionId"]
 
 
 def _authorized(ctx: Context) -> None:
@@ -103,3 +107,44 @@ def remote_start_csms(ctx: Context) -> None:
     with ctx.step("start"):
         _authorized(ctx)
         _start(ctx)
+
+
+@case("TC_012_CS", "The central system stops a charging session remotely",
+      versions=V16, role=STATION_ROLE, steps=("charging", "remote stop", "stopped"))
+def remote_stop_station(ctx: Context) -> None:
+    with ctx.step("charging"):
+        ctx.prompt(PRESENT_CARD, f"Present the card {ctx.config.valid_id_token}")
+        ctx.prompt(PLUG_IN, f"Plug the EV cable into connector {ctx.config.connector_id}")
+        start = ctx.expect_call("StartTransaction")
+        transaction_id = ctx.reply_to(start).payload["transactionId"]
+        ctx.expect_call("StatusNotification", field_is("$.status", "Charging"))
+        ctx.seen("StatusNotification")
+    with ctx.step("remote stop"):
+        answer = ctx.call("RemoteStopTransaction", {"transactionId": transaction_id}).response
+        ctx.check(answer, ("$.status", "Accepted"))
+    with ctx.step("stopped"):
+        ctx.check(ctx.expect_call("StopTransaction"), ("$.reason", "Remote"),
+                  ("$.transactionId", transaction_id))
+        ctx.check(ctx.expect_call("StatusNotification",
+                                  field_is("$.connectorId", ctx.config.connector_id)),
+                  ("$.status", "Finishing"))
+
+
+@case("TC_012_CSMS", "The central system stops a charging session remotely",
+      versions=V16, role=CSMS_ROLE,
+      steps=("boot", "status", "charging", "remote stop", "stopped"))
+def remote_stop_csms(ctx: Context) -> None:
+    ctx.answer("RemoteStopTransaction", {"status": "Accepted"})
+    booted(ctx)
+    with ctx.step("charging"):
+        _authorized(ctx)
+        transaction_id = _start(ctx)
+    with ctx.step("remote stop"):
+        ctx.prompt(CSMS_ACTION + "RemoteStopTransaction",
+                   f"Make the central system stop transaction {transaction_id} on {ctx.station_id}")
+        ctx.check(ctx.expect_call("RemoteStopTransaction"), ("$.transactionId", transaction_id))
+    with ctx.step("stopped"):
+        ctx.call("StopTransaction", {"transactionId": transaction_id, "meterStop": 1000,
+                                     "timestamp": now(), "reason": "Remote"})
+        for status in ("Finishing", "Available"):
+            ctx.call("StatusNotification", status_payload(ctx, ctx.config.connector_id, status))
