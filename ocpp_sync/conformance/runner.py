@@ -36,7 +36,7 @@ def cases_for(target: Target, pattern: str | Iterable[str] = "*", *,
 def run(target: Target, cases: str | Iterable[str] | Iterable[Case] = "*", *,
         config: Config | None = None, prompt: Prompt = no_prompt,
         on_verdict: Callable[[Verdict], Any] | None = None,
-        on_ready: Callable[[int | None], Any] | None = None) -> Report:
+        on_ready: Callable[[int | None], Any] | None = None, block: str | None = None) -> Report:
     """Play ``cases`` (a glob of ids, ids, or Case objects) against ``target``; the report.
 
     Args:
@@ -48,9 +48,10 @@ def run(target: Target, cases: str | Iterable[str] | Iterable[Case] = "*", *,
         on_verdict: Called with each verdict as soon as it is known (a progress line).
         on_ready: Called before the first case with the port the kit's CSMS listens on
             (station under test; None for a CSMS under test): when to start the station.
+        block: Only the cases of this 2.0.1 block letter (``"B"``).
     """
     config = config or Config()
-    chosen = _resolve(target, cases)
+    chosen = _resolve(target, cases, block)
     where = target.url if isinstance(target, CsmsUnderTest) else f"port {target.port}"
     report = Report(f"{target.role} under test at {where}, station {target.station_id}, "
                     f"OCPP {target.version}")
@@ -68,11 +69,12 @@ def run(target: Target, cases: str | Iterable[str] | Iterable[Case] = "*", *,
     return report
 
 
-def _resolve(target: Target, cases: str | Iterable[str] | Iterable[Case]) -> list[Case]:
+def _resolve(target: Target, cases: str | Iterable[str] | Iterable[Case],
+             block: str | None) -> list[Case]:
     if isinstance(cases, str):
-        return cases_for(target, cases)
+        return cases_for(target, cases, block=block)
     ids = [c.id if isinstance(c, Case) else str(c) for c in cases]
-    return cases_for(target, ids)
+    return cases_for(target, ids, block=block)
 
 
 def run_case(case: Case, target: Target, config: Config, prompt: Prompt, session: Any) -> Verdict:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -117,8 +118,30 @@ def test_the_report_is_a_table_with_the_failures_spelled_out_and_json() -> None:
 
 
 def test_the_guide_lists_every_case_written() -> None:
-    from pathlib import Path
     guide = (Path(__file__).resolve().parents[2] / "docs" / "conformance.md").read_text()
     table = guide[guide.index("## The cases"):guide.index("## Not written yet")]
     assert all(case.id in table for case in all_cases())
     assert f"{len(all_cases())} cases" in table
+
+
+def test_a_configuration_file_is_json_or_toml_and_checked(tmp_path: Path) -> None:
+    from ocpp_sync.conformance.console import load_config
+    toml = tmp_path / "kit.toml"
+    toml.write_text('step_timeout = 4\nprovides = ["boot_pending"]\n')
+    assert load_config(toml).step_timeout == 4
+    broken = tmp_path / "kit.json"
+    broken.write_text("{")
+    with pytest.raises(ValueError, match="not JSON"):
+        load_config(broken)
+    toml.write_text("connectors = 0\n")
+    with pytest.raises(ValueError, match="connectors"):
+        load_config(toml)
+    with pytest.raises(ValueError, match="cannot read"):
+        load_config(tmp_path / "missing.json")
+
+
+def test_a_run_can_be_limited_to_a_block() -> None:
+    from ocpp_sync.conformance import CsmsUnderTest, run
+    target = CsmsUnderTest("ws://127.0.0.1:1/ocpp", "CP_1")
+    report = run(target, "TC_*", block="Q")   # no case: nothing connects
+    assert report.verdicts == []
