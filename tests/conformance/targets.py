@@ -64,6 +64,9 @@ def operator(csms: CSMS, station_id: str, version: str = "2.0.1",
                                   variable=m.VariableType(name="OfflineThreshold"),
                                   attribute_value="120")])),
         "csms.Reset": lambda: station().send(m.ResetRequest(type="OnIdle")),
+        "csms.RequestStartTransaction": lambda: station().send(m.RequestStartTransactionRequest(
+            id_token=m.IdTokenType(id_token=FAST.valid_id_token, type=FAST.valid_id_token_type),
+            remote_start_id=7)),
     }
     actions.update({key.replace("__", "."): action for key, action in overrides.items()})
     return ScriptedPrompt(actions)

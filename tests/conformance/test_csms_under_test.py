@@ -12,7 +12,8 @@ from ocpp_sync.conformance.case import FAILED, INCONCLUSIVE, PASSED
 from ocpp_sync.errors import OCPPError
 from ocpp_sync.protocol.versions import version_module
 
-CORE_201 = "TC_B_01_CSMS,TC_B_06_CSMS,TC_B_07_CSMS,TC_B_09_CSMS,TC_B_20_CSMS,TC_E_*,KIT_X_01_CSMS"
+CORE_201 = ("TC_B_01_CSMS,TC_B_06_CSMS,TC_B_07_CSMS,TC_B_09_CSMS,TC_B_20_CSMS,TC_E_*,TC_F_*,"
+            "KIT_X_01_CSMS")
 
 
 def _outcomes(report: Report) -> dict[str, str]:
@@ -24,7 +25,7 @@ def test_the_core_cases_pass_against_our_csms() -> None:
     with csms_target() as (csms, target):
         report = run(target, CORE_201, config=FAST, prompt=operator(csms, target.station_id))
     assert set(_outcomes(report).values()) == {PASSED}, report.text()
-    assert len(report.verdicts) == 9
+    assert len(report.verdicts) == 10
     boot = report.verdict("TC_B_01_CSMS")
     assert [f["action"] for f in boot.frames if f["type"] == "CALL"][:2] == ["BootNotification",
                                                                               "StatusNotification"]
@@ -144,6 +145,12 @@ def _refuses_notify_event(csms: Any, m: Any) -> None:
     csms.on(m.NotifyEventRequest)(notify_event)
 
 
+def _starts_for_a_central_token(csms: Any, target: Any, m: Any) -> Any:
+    return {"csms__RequestStartTransaction": lambda: csms.wait_for_station(
+        target.station_id, 5).send(m.RequestStartTransactionRequest(
+            id_token=m.IdTokenType(id_token="VALID-TAG-01", type="Central"), remote_start_id=3))}
+
+
 def _never_resets(csms: Any, target: Any, m: Any) -> Any:
     return {"csms__Reset": lambda: None}
 
@@ -161,6 +168,8 @@ DEFECTS = [
      "SetVariables", "$.setVariableData", None, None),
     ("refuses the connector's NotifyEvent", _refuses_notify_event, None, {}, "TC_E_09_CSMS",
      "connect", "NotifyEvent", "$", "a CALLRESULT", "NotSupported"),
+    ("starts for a token of another type", None, _starts_for_a_central_token, {}, "TC_F_01_CSMS",
+     "remote start", "RequestStartTransaction", "$.idToken.type", "ISO14443", "Central"),
     ("never sends the reset", None, _never_resets, {}, "TC_B_20_CSMS", "reset", None, None,
      "a Reset CALL", None),
     ("refuses a valid token", _token_invalid, None, {}, "TC_E_10_CSMS", "authorize", "Authorize",

@@ -9,9 +9,10 @@ from ocpp_sync.conformance.cases._shared import BOOTED, V201, booted, id_token, 
 from ocpp_sync.conformance.context import Context
 
 
-def _transaction_event(ctx: Context, trigger: str, charging_state: str, *, token: bool,
+def transaction_event(ctx: Context, trigger: str, charging_state: str, *, token: bool,
                        event_type: str = "Started", seq_no: int = 0,
                        transaction_id: str | None = None) -> dict[str, Any]:
+    """A TransactionEvent on the configured EVSE and connector (a new transaction id unless given)."""
     payload: dict[str, Any] = {
         "eventType": event_type, "timestamp": now(), "triggerReason": trigger, "seqNo": seq_no,
         "transactionInfo": {"transactionId": transaction_id or str(uuid.uuid4()),
@@ -22,7 +23,7 @@ def _transaction_event(ctx: Context, trigger: str, charging_state: str, *, token
     return payload
 
 
-def _occupied(ctx: Context) -> None:
+def occupied(ctx: Context) -> None:
     """The connector's state change as 2.0.1 reports it: a StatusNotification and a NotifyEvent."""
     ctx.call("StatusNotification", status_payload(ctx, ctx.config.evse_id, "Occupied"))
     ctx.call("NotifyEvent", {"generatedAt": now(), "seqNo": 0, "eventData": [{
@@ -46,8 +47,8 @@ def authorization_first(ctx: Context) -> None:
     with ctx.step("authorize"):
         _authorized(ctx)
     with ctx.step("energy transfer"):
-        _occupied(ctx)
-        answer = ctx.call("TransactionEvent", _transaction_event(
+        occupied(ctx)
+        answer = ctx.call("TransactionEvent", transaction_event(
             ctx, "Authorized", "Charging", token=True)).response
         ctx.check(answer, ("$.idTokenInfo.status", "Accepted"))
 
@@ -58,9 +59,9 @@ def authorization_first(ctx: Context) -> None:
 def start_ev_connected(ctx: Context) -> None:
     booted(ctx)
     with ctx.step("connect"):
-        _occupied(ctx)
+        occupied(ctx)
     with ctx.step("transaction started"):
-        ctx.call("TransactionEvent", _transaction_event(ctx, "CablePluggedIn", "EVConnected",
+        ctx.call("TransactionEvent", transaction_event(ctx, "CablePluggedIn", "EVConnected",
                                                         token=False))
 
 
@@ -72,6 +73,6 @@ def start_authorized(ctx: Context) -> None:
     with ctx.step("authorize"):
         _authorized(ctx)
     with ctx.step("transaction started"):
-        answer = ctx.call("TransactionEvent", _transaction_event(
+        answer = ctx.call("TransactionEvent", transaction_event(
             ctx, "Authorized", "Idle", token=True)).response
         ctx.check(answer, ("$.idTokenInfo.status", "Accepted"))
