@@ -113,7 +113,8 @@ class Context:
         self.current_step: str | None = None
         self._prompt = prompt
         self._deadline = time.monotonic() + config.step_timeout
-        self._consumed: set[tuple[str, str | None]] = set()
+        # The frames a wait has returned, by direction, id and time: a reused id is another frame.
+        self._consumed: set[tuple[str, str | None, datetime]] = set()
         self._peer: Peer | None = None
 
     # -- steps ------------------------------------------------------------------------
@@ -161,9 +162,9 @@ class Context:
 
     def _find(self, where: Callable[[HistoryEntry], bool], timeout: float) -> Frame:
         entry = self.peer.history.wait_for_frame(
-            lambda e: e.time >= self.started and (e.direction, e.message_id) not in self._consumed
-            and where(e), timeout)
-        self._consumed.add((entry.direction, entry.message_id))
+            lambda e: e.time >= self.started
+            and (e.direction, e.message_id, e.time) not in self._consumed and where(e), timeout)
+        self._consumed.add((entry.direction, entry.message_id, entry.time))
         return self._frame(entry)
 
     def _answer_to(self, message_id: str, timeout: float) -> Frame:
@@ -210,16 +211,19 @@ class Context:
         """Negative injection: send a CALL exactly as given (no validation; ``message_id``
         may reuse an old id) and return the answer frame, CALLRESULT or CALLERROR."""
         unique_id = message_id or new_message_id()
-        text = json.dumps([2, unique_id, action, payload], separators=(",", ":"))
-        return self.raw(text, unique_id)
+        self.peer.send_raw(json.dumps([2, unique_id, action, payload], separators=(",", ":")))
+        sent = self._find(lambda e: e.direction == "out" and e.type == "CALL"
+                          and e.message_id == unique_id, 0.05)
+        return self._awaited(unique_id, sent)
 
     def raw(self, text: str, answer_id: str | None) -> Frame:
         """Negative injection: write ``text`` as it is; the answer with ``answer_id``
         (None: none is awaited, and this returns the frame sent)."""
         self.peer.send_raw(text)
-        sent = self._find(lambda e: e.direction == "out", 0.05)
-        if answer_id is None:
-            return sent
+        sent = self._frame([e for e in self.peer.history.entries() if e.direction == "out"][-1])
+        return sent if answer_id is None else self._awaited(answer_id, sent)
+
+    def _awaited(self, answer_id: str, sent: Frame) -> Frame:
         try:
             return self._answer_to(answer_id, self.left())
         except TimeoutError:
@@ -251,7 +255,7 @@ class Context:
         :meth:`expect_call` for it matches only a later one."""
         for entry in self.peer.history.entries():
             if entry.direction == "in" and entry.type == "CALL" and entry.action == action:
-                self._consumed.add((entry.direction, entry.message_id))
+                self._consumed.add((entry.direction, entry.message_id, entry.time))
 
     def reply_to(self, request: Frame) -> Frame:
         """The kit's own answer to a request of the peer (the transaction id it gave, say)."""

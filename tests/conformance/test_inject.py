@@ -67,3 +67,31 @@ def test_wait_for_frame_wakes_up_when_the_frame_comes_not_at_its_timeout() -> No
         sender.join(WAIT)
     assert entry.type == "CALLRESULT"
     assert time.monotonic() - started < WAIT / 2
+
+
+def test_the_context_reuses_a_message_id_and_sends_any_text() -> None:
+    from targets import FAST
+
+    from ocpp_sync.conformance import CsmsUnderTest
+    from ocpp_sync.conformance.case import Case
+    from ocpp_sync.conformance.context import Context
+    from ocpp_sync.conformance.prompts import no_prompt
+    from ocpp_sync.conformance.sides import KitStation
+
+    unregistered = Case("KIT_X_99_CSMS", "a scratch case", ("2.0.1",), "csms", ("inject",),
+                        lambda ctx: None)
+    with running_csms(("2.0.1",)) as csms:
+        target = CsmsUnderTest(f"ws://127.0.0.1:{csms.port}/ocpp", "INJECT_CP")
+        side = KitStation(target, FAST, None)
+        try:
+            ctx = Context(unregistered, "2.0.1", FAST, no_prompt, side, target.station_id)
+            with ctx.step("inject"):
+                first = ctx.unchecked_call("Heartbeat", {}, message_id="dup-1")
+                second = ctx.unchecked_call("Heartbeat", {}, message_id="dup-1")
+                sent = ctx.raw("not json at all", None)
+        finally:
+            side.close()
+    assert (first.type, second.type) == ("CALLRESULT", "CALLRESULT")
+    assert first.message_id == second.message_id == "dup-1"
+    assert sent.type == "invalid" and sent.payload == "not json at all"
+    assert sent.direction == "to the CSMS under test"
