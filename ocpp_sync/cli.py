@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import ocpp_sync
+from ocpp_sync.conformance import console as conformance
 from ocpp_sync.errors import OCPPError
 from ocpp_sync.protocol.retry import BackOff
 from ocpp_sync.protocol.versions import version_module
@@ -319,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
                "  ocpp-sync station ws://127.0.0.1:9000/ocpp --id CP_1 --version 1.6\n"
                "  OCPP_SYNC_PASSWORD=secret ocpp-sync station ws://127.0.0.1:5000/ocpp --id CP_1\n"
                "  ocpp-sync station ws://127.0.0.1:9000/ocpp --id CP_2 --version 2.0.1 \\\n"
-               "      --connectors 2 --scenario examples/scenario_v201.json")
+               "      --connectors 2 --scenario examples/scenario_v201.json\n"
+               "  ocpp-sync conformance --role csms --url ws://127.0.0.1:9000/ocpp --id CP_1 "
+               "--cases 'TC_B_*'")
     parser.add_argument("--version", action="version", version=f"ocpp-sync {ocpp_sync.__version__}",
                         help="print the version of ocpp-sync and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0,
@@ -371,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "built-in session")
     station.add_argument("-q", "--quiet", action="store_true",
                          help="print no messages or step progress, only the outcome")
+
+    conformance.add_arguments(command("conformance", "play OCTT test cases against a real CSMS "
+                                                     "or station (docs/conformance.md)"))
     return parser
 
 
@@ -397,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         if threading.current_thread() is threading.main_thread():
             # Long-running commands end cleanly on SIGTERM as on Ctrl-C.
             signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        if args.command == "conformance":
+            return conformance.main(args, parser.error)
         if args.command == "csms":
             run_csms(args.host, args.port, args.version or VERSIONS, args.heartbeat_interval, stop)
             return 0

@@ -27,6 +27,8 @@ __all__ = [
     "Replaced",
     "NotRegistered",
     "AddressInUse",
+    "CaseFailed",
+    "CaseInconclusive",
     "CLOSE_REPLACED",
     "ClusterUnavailable",
     "error_code",
@@ -329,3 +331,23 @@ class UpgradeRefused(HandshakeError):
         self.headers: tuple[tuple[str, str], ...] = tuple(headers)
         self.kind = kind
         self.station_id = station_id
+
+
+class CaseFailed(OCPPError, AssertionError):
+    """``ocpp_sync.conformance``: the peer under test broke what a test case checks.
+
+    ``frame`` names the frame (``action``, ``message_id``, ``direction``, ``type``),
+    ``field`` the JSON path in its payload, ``expected`` and ``got`` the two values.
+    """
+
+    def __init__(self, description: str, *, frame: dict[str, Any] | None = None,
+                 field: str | None = None, expected: Any = None, got: Any = None) -> None:
+        super().__init__(description)
+        self.frame = frame
+        self.field = field
+        self.expected = expected
+        self.got = got
+
+
+class CaseInconclusive(OCPPError):
+    """``ocpp_sync.conformance``: a case could not decide (a need not configured, a prompt skipped)."""

@@ -11,6 +11,10 @@ version: every test runs once per version unless ``ocpp_version`` is
 parametrized or overridden. Register your own handlers on ``ocpp_csms`` with
 ``ocpp_csms.on(...)``; they replace the default ones.
 
+The conformance kit runs as one pytest item per case id: parametrize a test
+with :func:`conformance_ids` and call :func:`check_conformance` in it
+(docs/conformance.md).
+
 A module of its own so that :mod:`ocpp_sync.testing`, which notebooks use
 after a plain ``pip install``, does not need pytest. It is not a ``pytest11``
 entry point on purpose: that would load these fixtures into every pytest run
@@ -19,16 +23,21 @@ of every project that has ocpp_sync installed, wanted or not.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import pytest
 
 from ocpp_sync.chargepoint.chargepoint import ChargePoint
+from ocpp_sync.conformance import Config, CsmsUnderTest, StationUnderTest, Verdict, no_prompt, run, select
+from ocpp_sync.conformance.case import INCONCLUSIVE, PASSED
+from ocpp_sync.conformance.prompts import Prompt
 from ocpp_sync.csms.csms import CSMS, Station
 from ocpp_sync.protocol.versions import VERSIONS
 from ocpp_sync.testing import connected_charge_point, running_csms
 
-__all__ = ["ocpp_version", "ocpp_csms", "ocpp_charge_point", "ocpp_station"]
+__all__ = ["ocpp_version", "ocpp_csms", "ocpp_charge_point", "ocpp_station", "conformance_ids",
+           "check_conformance"]
 
 
 @pytest.fixture(params=VERSIONS)
@@ -62,3 +71,28 @@ def ocpp_charge_point(_ocpp_connection: tuple[ChargePoint, Station]) -> ChargePo
 def ocpp_station(_ocpp_connection: tuple[ChargePoint, Station]) -> Station:
     """The CSMS's side of ``ocpp_charge_point``: call it, ``expect`` its requests."""
     return _ocpp_connection[1]
+
+
+def conformance_ids(cases: str | Iterable[str] = "*", *, role: str, version: str) -> list[Any]:
+    """``pytest.mark.parametrize("case_id", conformance_ids(...))``: one item per case, named by its id."""
+    return [pytest.param(case.id, id=case.id) for case in select(cases, role=role, version=version)]
+
+
+def check_conformance(case_id: str, target: CsmsUnderTest | StationUnderTest, *,
+                      config: Config | None = None, prompt: Prompt = no_prompt,
+                      on_ready: Callable[[int | None], Any] | None = None) -> Verdict:
+    """Play one case against ``target``: the test fails with the verdict (step, frame, field),
+    or is skipped when the case is inconclusive; returns the passed verdict.
+
+    Each call opens its own session: for a station under test, the kit listens
+    anew and ``on_ready(port)`` must get the station to connect.
+    """
+    report = run(target, [case_id], config=config, prompt=prompt, on_ready=on_ready)
+    if not report.verdicts:
+        pytest.skip(f"{case_id} does not apply to a {target.role} of OCPP {target.version}")
+    verdict = report.verdicts[0]
+    if verdict.outcome == INCONCLUSIVE:
+        pytest.skip(verdict.describe())
+    if verdict.outcome != PASSED:
+        pytest.fail(verdict.describe(), pytrace=False)
+    return verdict

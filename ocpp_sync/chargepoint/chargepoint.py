@@ -24,6 +24,7 @@ from ocpp_sync.protocol.retry import BackOff, TransactionRetry
 from ocpp_sync.protocol.versions import MessageInfo, check_handler_class, check_version, message_info, version_module
 from ocpp_sync.runtime.actions import ChargePointActions
 from ocpp_sync.runtime.connection import CS, Connection, call_with_dict
+from ocpp_sync.runtime.handling import run_after_hooks
 from ocpp_sync.runtime.history import DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_SIZE, History
 from ocpp_sync.runtime.metrics import MetricsTotals
 from ocpp_sync.signatures import check_handler
@@ -44,14 +45,6 @@ def _info(message: Any) -> MessageInfo:
         return message_info(message)
     except (TypeError, KeyError, AttributeError, ValueError):
         raise TypeError(f"not an OCPP message: {message!r}") from None
-
-
-def _run_hooks(name: str, hooks: list[Callable[[Any, Any], Any]], request: Any, response: Any) -> None:
-    for hook in hooks:
-        try:
-            hook(request, response)
-        except Exception:
-            log.exception("%s: an after-answer hook for %s failed", name, type(request).__name__)
 
 
 class ChargePoint(ChargePointActions, ChargePointFigures):
@@ -224,7 +217,7 @@ class ChargePoint(ChargePointActions, ChargePointFigures):
 
     def _find_after(self, request_cls: type) -> Callable[[Any, Any], None] | None:
         hooks = self._after.get(request_cls)
-        return None if hooks is None else functools.partial(_run_hooks, self.id, list(hooks))
+        return None if hooks is None else functools.partial(run_after_hooks, self.id, list(hooks))
 
     @property
     def connected(self) -> bool:
@@ -532,6 +525,14 @@ class ChargePoint(ChargePointActions, ChargePointFigures):
             return call_with_dict(self._live(), action, payload, timeout)
         request = from_payload(version_module(self.version).REQUESTS[action], dict(payload))
         return to_payload(self.send(request, timeout))
+
+    def send_raw(self, text: str) -> None:
+        """Test tool: write ``text`` as it is, even before the boot; no check, no queue, no wait
+        (an answer shows in :attr:`history`). For error-handling tests; ConnectionClosed if offline."""
+        connection = self._connection
+        if connection is None or connection.closed:
+            raise ConnectionClosed(f"{self.id} is not connected")
+        connection.send_raw(text)
 
     # -- closing ------------------------------------------------------------
 

@@ -74,6 +74,14 @@ class Station(StationActions):
         """Send a wire-format payload and get the wire-format response, both validated."""
         return call_with_dict(self._live(), action, payload, timeout)
 
+    def send_raw(self, text: str) -> None:
+        """Test tool: write ``text`` to the station as it is, with no check of any kind.
+
+        For conformance tests of a station's error handling; an answer only
+        shows in :attr:`history`. Raises ConnectionClosed when not connected.
+        """
+        self._live().send_raw(text)
+
     def close(self, *, drain: float = 0.0) -> None:
         """Close this station's connection; idempotent.
 

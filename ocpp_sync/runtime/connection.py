@@ -289,6 +289,13 @@ class Connection(Handling):
             raise
         return future.result(timeout=0)
 
+    def send_raw(self, text: str) -> None:
+        """Test tool: write ``text`` as it is, with no framing, validation, id or registration
+        check; nothing waits for an answer (the history records it, the RPC drops it as unknown)."""
+        self._rpc.check_open()
+        self._log_frame(">", text)
+        self._transport.send(text)
+
     def _wait_answer(self, me: int, future: Future[Any], pending: _Pending) -> None:
         """Until ``pending`` is settled: read the socket for it, or wait for the reader to."""
         while not pending.settled:
@@ -566,9 +573,9 @@ class Connection(Handling):
         if event.failed is not None:
             self._settle_read(event.failed, exc=event.error)
         if event.reply is not None:
-            self._write_answer(event.reply)
-            if event.action is not None:
+            if event.action is not None:   # counted first: the peer may read the figures once answered
                 self._metrics.refused_in(event.action, event.reply, received)
+            self._write_answer(event.reply)
         if event.malformed:
             self._metrics.bad_message()
         if event.close is None:

@@ -26,6 +26,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("ocpp_sync.connection")
 
 
+def run_after_hooks(name: str, hooks: list[Callable[[Any, Any], Any]], request: Any, response: Any) -> None:
+    """Run each after-answer hook of a request; one that raises is logged, the next still runs."""
+    for hook in hooks:
+        try:
+            hook(request, response)
+        except Exception:
+            log.exception("%s: an after-answer hook for %s failed", name, type(request).__name__)
+
+
 class Handling:
     """The handling role's half of ``Connection``; the fields are the connection's, under its lock."""
 
@@ -123,8 +132,8 @@ class Handling:
             response = None
             try:
                 text, response = self._run_handler(item)
+                self._metrics.answered_in(item.action, text, item.received)   # before the peer has it
                 self._write_answer(text)
-                self._metrics.answered_in(item.action, text, item.received)
             except Exception:  # never let one message end the worker
                 log.exception("%s: failed to answer %s", self.name, item.unique_id)
             find_after = self._find_after   # None once the connection is over

@@ -117,6 +117,7 @@ class History:
         self._bytes = 0
         self._changed = threading.Condition()
         self._waiting = 0  # expect() calls waiting: handled() wakes them only if there are any
+        self._frame_waiters = 0  # wait_for_frame() calls waiting: frame() wakes them only then
         self._requests: collections.deque[tuple[Any, int]] = collections.deque()
         self._request_bytes = 0
         self._dropped = 0  # requests the bounds dropped before expect() returned them
@@ -147,6 +148,9 @@ class History:
             self._bytes = total
         finally:
             self._release()
+        if self._frame_waiters:   # a test tool waits (wait_for_frame): the common case pays one test
+            with self._changed:
+                self._changed.notify_all()
 
     def handled(self, request: Any, size: int = 0) -> None:
         """The handler has answered ``request``, read from ``size`` characters: wake ``expect``."""
@@ -249,6 +253,28 @@ class History:
                     self._changed.wait(left)
                 finally:
                     self._waiting -= 1
+
+    def wait_for_frame(self, where: Callable[[HistoryEntry], bool],
+                       timeout: float) -> HistoryEntry:
+        """The oldest kept frame for which ``where`` holds, waiting up to ``timeout`` seconds.
+
+        For test tools that look at frames the RPC layer does not pair with a
+        call (an answer to a frame sent with ``send_raw``). TimeoutError if none came.
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            self._frame_waiters += 1
+            try:
+                while True:
+                    for entry in self.entries():
+                        if where(entry):
+                            return entry
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError(f"no matching frame within {timeout:g} s")
+                    self._changed.wait(left)
+            finally:
+                self._frame_waiters -= 1
 
     def _take_locked(self, request_cls: type[R],
                      where: Callable[[R], bool] | None) -> tuple[R] | None:

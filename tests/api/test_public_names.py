@@ -83,6 +83,9 @@ EXCEPTIONS = [
     errors.ProtocolError("bad frame"),
     errors.HandshakeError("refused", status=401, reason="unauthorized"),
     errors.UpgradeRefused(403, "forbidden", [("X-A", "1")], kind="refused", station_id="CP_1"),
+    errors.CaseFailed("no boot", frame={"action": "BootNotification"}, field="$.status",
+                      expected="Accepted", got="Rejected"),
+    errors.CaseInconclusive("skipped at the prompt"),
 ]
 
 
