@@ -25,7 +25,9 @@ __all__ = ["worker_main", "Worker"]
 
 log = logging.getLogger("ocpp_sync.fleet.worker")
 
-#: Seconds the worker gives its stations to close and their threads to end.
+#: Seconds the stations' drivers get to finish the call they are in when the run ends.
+FINISH_GRACE = 2.0
+#: Seconds the worker then gives its stations to close and their threads to end.
 CLOSE_DEADLINE = 5.0
 #: Stations closed at once when the run ends.
 CLOSERS = 16
@@ -78,10 +80,18 @@ class Worker:
             self.finish()
 
     def finish(self) -> None:
-        """Wake and close every station, join their threads with a deadline, report one last time."""
+        """Wake every station, let calls in flight be answered, close them, report one last time.
+
+        A driver between calls returns at once on STOP; one waiting for an answer gets
+        ``FINISH_GRACE`` seconds before its connection is closed under it, so a run's
+        last counts agree with what the CSMS saw.
+        """
         self._stop.set()
         for station in self.stations:
             station.commands.put(STOP)
+        grace = time.monotonic() + FINISH_GRACE
+        for thread in self._threads:
+            thread.join(max(0.0, grace - time.monotonic()))
         deadline = time.monotonic() + CLOSE_DEADLINE
         with ThreadPoolExecutor(CLOSERS, thread_name_prefix="ocpp-fleet-close") as pool:
             list(pool.map(lambda station: station.close(0.0), self.stations))

@@ -1,0 +1,193 @@
+"""``ocpp-sync fleet``: the plan, the figures, and whole runs against our CSMS on loopback."""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from support.background import Background
+
+from ocpp_sync.cli import INTERRUPTED
+from ocpp_sync.fleet import (
+    MIX,
+    Figures,
+    FleetOptions,
+    Histogram,
+    build_report,
+    format_report,
+    plan_digest,
+    plan_fleet,
+    run_fleet,
+    share_out,
+)
+from ocpp_sync.sim import CentralSystem, Exchange
+from ocpp_sync.testing import csms_url, running_csms
+
+WAIT = 30.0
+#: A fast mix: every kind of message within a second or two of the boot.
+QUICK = ("--heartbeat-interval", "0.5", "--meter-interval", "0.3", "--samples", "2", "--idle", "0.3")
+
+
+def quick_options(url: str, **changes: object) -> FleetOptions:
+    settings: dict[str, object] = dict(url=url, stations=10, procs=2, version=MIX, ramp=100.0,
+                                       duration=1.5, seed=3, heartbeat_interval=0.5,
+                                       meter_interval=0.3, samples=2, idle=0.3, charging=0.6,
+                                       status_interval=0.7)
+    settings.update(changes)
+    return FleetOptions(**settings)  # type: ignore[arg-type]
+
+
+# -- the plan ------------------------------------------------------------------
+
+def test_the_same_seed_gives_the_same_plan_and_another_seed_another() -> None:
+    options = quick_options("ws://127.0.0.1:1/ocpp", stations=50)
+    assert plan_fleet(options) == plan_fleet(options)
+    other = plan_fleet(quick_options("ws://127.0.0.1:1/ocpp", stations=50, seed=4))
+    assert plan_digest(other) != plan_digest(plan_fleet(options))
+    plans = plan_fleet(options)
+    assert len({p.id for p in plans}) == 50
+    assert {p.version for p in plans} == {"1.6", "2.0.1", "2.1"}
+    assert [p.connect_at for p in plans[:3]] == [0.0, 0.01, 0.02]  # --ramp 100/s
+
+
+def test_the_stations_are_dealt_round_robin_and_scenarios_drawn_by_share() -> None:
+    options = quick_options("ws://127.0.0.1:1/ocpp", stations=7, scenarios=("a.json", "b.json"),
+                            scenario_share=0.5, seed=1)
+    plans = plan_fleet(options)
+    shares = share_out(plans, 3)
+    assert [[p.index for p in share] for share in shares] == [[0, 3, 6], [1, 4], [2, 5]]
+    played = [p.scenario for p in plans if p.scenario is not None]
+    assert 0 < len(played) < 7 and set(played) <= {0, 1}
+    assert not any(p.charges for p in plans if p.scenario is not None)
+
+
+# -- the figures -----------------------------------------------------------------
+
+def test_percentiles_come_within_a_bucket_and_figures_add_up_across_takes() -> None:
+    histogram = Histogram()
+    for millisecond in range(1, 101):
+        histogram.record(millisecond / 1000)
+    for percent, exact in ((50, 0.050), (95, 0.095), (99, 0.099)):
+        found = histogram.percentile(percent)
+        assert found is not None and exact <= found <= exact * 1.041
+    assert Histogram().percentile(99) is None
+
+    worker, fleet = Figures(), Figures()
+    worker.sent("Heartbeat")
+    worker.answer("Heartbeat", 0.002)
+    worker.event("booted")
+    fleet.add(worker.take())
+    worker.sent("Heartbeat")
+    worker.error("Heartbeat", "InternalError", 0.004)
+    fleet.add(worker.take())
+    assert worker.take()["calls"] == {}  # a take resets
+    assert fleet.calls == {"Heartbeat": 2} and fleet.answered == {"Heartbeat": 1}
+    assert fleet.errors == {"InternalError": 1} and fleet.events == {"booted": 1}
+    assert fleet.latency["Heartbeat"].count == 2
+
+
+# -- whole runs ------------------------------------------------------------------
+
+def counting_csms(**options: object) -> tuple[Counter[str], set[str], object]:
+    """A permissive CSMS's handlers that count the requests it answers, by action."""
+    seen: Counter[str] = Counter()
+    booted: set[str] = set()
+    lock = threading.Lock()
+
+    def count(exchange: Exchange) -> None:
+        if exchange.kind == "request" and exchange.sender == "station":
+            with lock:
+                seen[exchange.action] += 1
+                if exchange.action == "BootNotification":
+                    booted.add(exchange.station_id)
+    return seen, booted, CentralSystem(heartbeat_interval=300, report=count)
+
+
+def test_a_run_of_ten_stations_on_two_processes_agrees_with_the_csms() -> None:
+    seen, booted, central = counting_csms()
+    with running_csms(accept_all=False) as csms:
+        central.install(csms)  # type: ignore[attr-defined]
+        options = quick_options(csms_url(csms))
+        outcome = run_fleet(options)
+    report = build_report(outcome)
+    assert report["stations"] == 10 and report["procs"] == 2
+    assert report["connected"] == 10 and report["booted"] == 10 and report["refused"] == 0
+    assert booted == {p.id for p in plan_fleet(options)}
+    assert report["errors"] == {}
+    calls = {action: entry["calls"] for action, entry in report["actions"].items()}
+    assert calls == dict(seen)
+    assert all(entry["answered"] == entry["calls"] for entry in report["actions"].values())
+    for action in ("Heartbeat", "StatusNotification", "Authorize"):
+        assert calls.get(action, 0) > 0, action
+    assert report["calls"] == sum(calls.values())
+    assert 0 < report["latency"]["p50_ms"] <= report["latency"]["p99_ms"]
+    assert report["plan"] == plan_digest(plan_fleet(options))  # the seed's plan, reproducible
+    assert set(report["cpu_seconds"]) == {"worker 0", "worker 1", "parent"}
+    assert report["timeline"] and report["peak_connected"] == 10
+    table = format_report(report)
+    assert "BootNotification" in table and "connects 10, refused 0" in table
+
+
+def fleet_cli(*args: str) -> Background:
+    return Background([sys.executable, "-m", "ocpp_sync.cli", "fleet", *args], wait=WAIT)
+
+
+def test_off_a_terminal_the_cli_prints_plain_lines_counts_a_refusal_and_writes_json_and_a_plot(
+        tmp_path: Path) -> None:
+    report_path, plot_path = tmp_path / "report.json", tmp_path / "fleet.png"
+    known = {"CLI00000", "CLI00002"}  # CLI00001 is refused with 404
+    with running_csms(known_stations=known) as csms:
+        run = fleet_cli(csms_url(csms), "--stations", "3", "--duration", "1.2",
+                        "--id-prefix", "CLI", "--progress-every", "0.4", *QUICK,
+                        "--json", str(report_path), "--plot", str(plot_path))
+        code = run.wait()
+    assert code == 1, run.text  # a station that never got connected fails the run
+    progress = [line for line in run.output if line.startswith("[") and "connected" in line]
+    assert len(progress) >= 2, run.text
+    assert "\x1b[" not in run.text  # no terminal drawing off a terminal
+    assert "connects 2, refused 1" in run.text
+    report = json.loads(report_path.read_text())
+    assert report["refused"] == 1 and report["connected"] == 2 and report["booted"] == 2
+    assert report["errors"] == {"HTTP 404": 1}
+    assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _workers(pid: int) -> list[int]:
+    """The fleet workers ``pid`` spawned (Linux /proc); not spawn's resource tracker, which
+    ends by itself once its parent is gone."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Still there and not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table in /proc")
+def test_ctrl_c_stops_every_worker_and_reports_what_it_has() -> None:
+    with running_csms() as csms:
+        run = fleet_cli(csms_url(csms), "--stations", "4", "--procs", "2", "--id-prefix", "INT",
+                        "--progress-every", "0.5", *QUICK)
+        run.expect(r"connected 4/4")
+        workers = _workers(run.process.pid)
+        assert len(workers) == 2
+        code = run.interrupt()
+    assert code == INTERRUPTED, run.text
+    assert "fleet interrupted (Ctrl-C)" in run.text and "connects 4, refused 0" in run.text
+    assert "Heartbeat" in run.text
+    assert [pid for pid in workers if _running(pid)] == []
