@@ -83,6 +83,14 @@ class FleetStation(StationSimulator):
             self.figures.answer(action, time.perf_counter() - started)
         return response
 
+    def boot(self) -> Any:
+        """BootNotification; the first Accepted answer counts the station as booted."""
+        response = super().boot()
+        if response.status == "Accepted" and not self.booted:
+            self.booted = True
+            self.figures.event("booted")
+        return response
+
     def _emit(self, station_id: str, sender: str, action: str, kind: str, message: Any) -> None:
         if kind == "error" and sender == CSMS and isinstance(message, dict):
             self._callerror_code = str(message.get("code"))
@@ -135,9 +143,6 @@ class FleetStation(StationSimulator):
                     return
                 continue
             if response.status == "Accepted":
-                if not self.booted:
-                    self.booted = True
-                    self.figures.event("booted")
                 for number in self.connectors:
                     self._try(self.status, self.connector(number).status, number)
                 return
@@ -177,11 +182,14 @@ class FleetStation(StationSimulator):
                     samples_left, next_meter = options.samples, time.monotonic() + options.meter_interval
                 continue
             now = time.monotonic()
+            # Offline, a station keeps its heartbeats and status repeats to itself, as a real one does.
             if now >= next_heartbeat:
-                self._try(self.heartbeat)
+                if self.cp.connected:
+                    self._try(self.heartbeat)
                 next_heartbeat = now + heartbeat_every
             if now >= next_status:
-                self._try(self.status, self.connector(1).status)
+                if self.cp.connected:
+                    self._try(self.status, self.connector(1).status)
                 next_status = now + status_every
             if now >= next_charge:
                 next_charge = math.inf

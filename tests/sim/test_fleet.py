@@ -106,13 +106,19 @@ def counting_csms(**options: object) -> tuple[Counter[str], set[str], object]:
     return seen, booted, CentralSystem(heartbeat_interval=300, report=count)
 
 
-def test_a_run_of_ten_stations_on_two_processes_agrees_with_the_csms() -> None:
+def test_a_run_of_ten_stations_on_two_processes_agrees_with_the_csms(tmp_path: Path) -> None:
+    scenario = tmp_path / "charge.json"
+    scenario.write_text(json.dumps(["boot", {"status": {"status": "Available"}}, "authorize",
+                                    "start", {"meter": {"samples": 2, "interval": 0.1}}, "stop"]))
     seen, booted, central = counting_csms()
     with running_csms(accept_all=False) as csms:
         central.install(csms)  # type: ignore[attr-defined]
-        options = quick_options(csms_url(csms))
+        options = quick_options(csms_url(csms), scenarios=(str(scenario),), scenario_share=0.3)
         outcome = run_fleet(options)
     report = build_report(outcome)
+    players = [p for p in plan_fleet(options) if p.scenario is not None]
+    assert 0 < len(players) < 10
+    assert report["scenarios_passed"] == len(players) and report["scenarios_failed"] == 0
     assert report["stations"] == 10 and report["procs"] == 2
     assert report["connected"] == 10 and report["booted"] == 10 and report["refused"] == 0
     assert booted == {p.id for p in plan_fleet(options)}
