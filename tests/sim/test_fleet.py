@@ -8,9 +8,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import trustme
 from support.background import Background
 
-from ocpp_sync.cli import INTERRUPTED
+from ocpp_sync.cli import INTERRUPTED, PASSWORD_VARIABLE
 from ocpp_sync.fleet import (
     MIX,
     Figures,
@@ -23,6 +24,7 @@ from ocpp_sync.fleet import (
     run_fleet,
     share_out,
 )
+from ocpp_sync.security import server_ssl_context, simple_authenticator
 from ocpp_sync.sim import CentralSystem, Exchange
 from ocpp_sync.testing import csms_url, running_csms
 
@@ -144,20 +146,23 @@ def fleet_cli(*args: str) -> Background:
 def test_off_a_terminal_the_cli_prints_plain_lines_counts_a_refusal_and_writes_json_and_a_plot(
         tmp_path: Path) -> None:
     report_path, plot_path = tmp_path / "report.json", tmp_path / "fleet.png"
-    known = {"CLI00000", "CLI00002"}  # CLI00001 is refused with 404
-    with running_csms(known_stations=known) as csms:
-        run = fleet_cli(csms_url(csms), "--stations", "3", "--duration", "1.2",
-                        "--id-prefix", "CLI", "--progress-every", "0.4", *QUICK,
-                        "--json", str(report_path), "--plot", str(plot_path))
+    # One password per station, given as a template in the environment; CLI00001 has none: 401.
+    passwords = {"CLI00000": "pw-CLI00000", "CLI00002": "pw-CLI00002"}
+    with running_csms(authenticate=simple_authenticator(passwords)) as csms:
+        run = Background([sys.executable, "-m", "ocpp_sync.cli", "fleet", csms_url(csms),
+                          "--stations", "3", "--duration", "1.2", "--id-prefix", "CLI",
+                          "--progress-every", "0.4", *QUICK,
+                          "--json", str(report_path), "--plot", str(plot_path)],
+                         wait=WAIT, env={PASSWORD_VARIABLE: "pw-{id}"})
         code = run.wait()
     assert code == 1, run.text  # a station that never got connected fails the run
     progress = [line for line in run.output if line.startswith("[") and "connected" in line]
     assert len(progress) >= 2, run.text
     assert "\x1b[" not in run.text  # no terminal drawing off a terminal
-    assert "connects 2, refused 1" in run.text
+    assert "connects 2, refused 1" in run.text and "pw-" not in run.text
     report = json.loads(report_path.read_text())
     assert report["refused"] == 1 and report["connected"] == 2 and report["booted"] == 2
-    assert report["errors"] == {"HTTP 404": 1}
+    assert report["errors"] == {"HTTP 401": 1}
     assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -197,3 +202,17 @@ def test_ctrl_c_stops_every_worker_and_reports_what_it_has() -> None:
     assert "fleet interrupted (Ctrl-C)" in run.text and "connects 4, refused 0" in run.text
     assert "Heartbeat" in run.text
     assert [pid for pid in workers if _running(pid)] == []
+
+
+def test_stations_verify_a_wss_csms_with_the_ca_they_are_given(tmp_path: Path) -> None:
+    authority = trustme.CA()
+    leaf = authority.issue_cert("127.0.0.1")
+    cert, key, ca = tmp_path / "server.pem", tmp_path / "server.key", tmp_path / "ca.pem"
+    cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    key.write_bytes(leaf.private_key_pem.bytes())
+    ca.write_bytes(authority.cert_pem.bytes())
+    with running_csms(ssl_context=server_ssl_context(cert, key)) as csms:
+        url = f"wss://127.0.0.1:{csms.port}/ocpp"
+        report = build_report(run_fleet(quick_options(url, stations=2, procs=1, duration=0.5,
+                                                      cafile=str(ca))))
+    assert report["connected"] == 2 and report["booted"] == 2 and report["errors"] == {}
