@@ -425,6 +425,9 @@ def _fleet_parser(fleet: argparse.ArgumentParser) -> None:
                        help="the CA bundle that verifies a wss:// CSMS (security profiles 2 and 3)")
     fleet.add_argument("--timeout", type=_seconds, default=30.0,
                        help="seconds a call waits for its answer")
+    fleet.add_argument("--reconnect-wait", type=_seconds, default=5.0, metavar="SECONDS",
+                       help="the first wait before a lost station reconnects (doubling per "
+                            "attempt, plus up to as much at random)")
     fleet.add_argument("--json", metavar="FILE", dest="json_path",
                        help="also write the report as JSON to FILE (-: stdout, the table "
                             "then goes to stderr)")
@@ -444,7 +447,8 @@ def run_fleet_command(args: argparse.Namespace, log_level: int) -> int:
         charging=args.charging, meter_interval=args.meter_interval, samples=args.samples,
         idle=args.idle, scenarios=tuple(args.scenario or ()), scenario_share=args.scenario_share,
         password=args.password or url.password or os.environ.get(PASSWORD_VARIABLE) or None,
-        cafile=args.ca, timeout=args.timeout)
+        cafile=args.ca, timeout=args.timeout,
+        reconnect_wait=args.reconnect_wait)
     return fleet_command(options, say=say, json_path=args.json_path, plot_path=args.plot,
                          progress_every=args.progress_every,
                          # Without -v, a fleet's workers log errors only: a CSMS restart would

@@ -43,6 +43,8 @@ class FleetOptions:
         password: Basic auth password for every station; ``{id}`` in it becomes the id.
         cafile: A CA bundle that verifies a ``wss://`` CSMS.
         timeout: Seconds a call may wait for its answer.
+        reconnect_wait: The first wait before a lost station reconnects, doubling per attempt
+            plus up to as much at random (as ``ocpp-sync station --reconnect-wait``).
         report_interval: Seconds between a worker's figures sent to the parent.
     """
 
@@ -65,6 +67,7 @@ class FleetOptions:
     password: str | None = None
     cafile: str | None = None
     timeout: float = 30.0
+    reconnect_wait: float = 5.0
     report_interval: float = 0.5
 
 

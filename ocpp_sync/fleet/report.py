@@ -48,7 +48,7 @@ def build_report(outcome: Outcome) -> dict[str, Any]:
         "url": options.url,
         "stations": len(outcome.plans),
         "versions": versions,
-        "procs": len(outcome.cpu) - 1,
+        "procs": outcome.procs,
         "seed": options.seed,
         "plan": plan_digest(outcome.plans),
         "seconds": round(outcome.seconds, 3),

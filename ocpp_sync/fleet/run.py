@@ -64,6 +64,7 @@ class Outcome:
 
     options: FleetOptions
     plans: list[StationPlan]
+    procs: int
     figures: Figures
     timeline: list[Point]
     cpu: dict[str, float]
@@ -150,6 +151,7 @@ def run_fleet(options: FleetOptions, *, progress: Callable[[Progress], None] | N
             if options.duration is not None and now - started >= options.duration:
                 break
             if now >= next_tick:
+                _check_alive(workers, done)
                 shown = tally.tick(now - started)
                 next_tick += tick
                 if progress is not None:
@@ -160,11 +162,21 @@ def run_fleet(options: FleetOptions, *, progress: Callable[[Progress], None] | N
     finally:
         seconds = time.monotonic() - started
         _shutdown(inbox, workers, halt, tally, done)
-    tally.tick(max(seconds, tally.timeline[-1].seconds if tally.timeline else 0.0))
+    # The last figures came in while the workers stopped: their tick spans that time, and at
+    # least one report interval, so a quick stop does not divide them by next to nothing.
+    last = tally.timeline[-1].seconds if tally.timeline else 0.0
+    tally.tick(max(time.monotonic() - started, last + options.report_interval))
     cpu = {f"worker {number}": round(value, 3) for number, value in enumerate(tally.cpu)}
     cpu["parent"] = round(time.process_time(), 3)
-    return Outcome(options, plans, tally.figures, tally.timeline, cpu, seconds, interrupted,
+    return Outcome(options, plans, procs, tally.figures, tally.timeline, cpu, seconds, interrupted,
                    tally.peak_connected)
+
+
+def _check_alive(workers: list[Any], done: set[int]) -> None:
+    """A worker that ended before it was told to took its stations with it: the run is void."""
+    for number, worker in enumerate(workers):
+        if worker.exitcode is not None and number not in done:
+            raise OCPPError(f"fleet worker {number} ended during the run (exit code {worker.exitcode})")
 
 
 def _receive(inbox: Any, tally: _Tally, done: set[int], timeout: float) -> None:

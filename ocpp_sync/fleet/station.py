@@ -49,7 +49,7 @@ class FleetStation(StationSimulator):
                          password=password, reconnect=True, ssl_context=ssl_context,
                          meter_interval=options.meter_interval,
                          sample_seconds=max(1, round(options.meter_interval)),
-                         backoff=BackOff(1.0, 2.0))
+                         backoff=BackOff(options.reconnect_wait, options.reconnect_wait))
         self.plan = plan
         self.options = options
         self.figures = figures

@@ -2,21 +2,28 @@
 from __future__ import annotations
 
 import json
+import queue
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import trustme
 from support.background import Background
 
+from ocpp_sync import CSMS
 from ocpp_sync.cli import INTERRUPTED, PASSWORD_VARIABLE
+from ocpp_sync.errors import OCPPError
 from ocpp_sync.fleet import (
     MIX,
     Figures,
     FleetOptions,
     Histogram,
+    Outcome,
+    Progress,
     build_report,
     format_report,
     plan_digest,
@@ -24,6 +31,7 @@ from ocpp_sync.fleet import (
     run_fleet,
     share_out,
 )
+from ocpp_sync.fleet.run import _check_alive
 from ocpp_sync.security import server_ssl_context, simple_authenticator
 from ocpp_sync.sim import CentralSystem, Exchange
 from ocpp_sync.testing import csms_url, running_csms
@@ -137,6 +145,48 @@ def test_a_run_of_ten_stations_on_two_processes_agrees_with_the_csms(tmp_path: P
     assert report["timeline"] and report["peak_connected"] == 10
     table = format_report(report)
     assert "BootNotification" in table and "connects 10, refused 0" in table
+
+
+def test_stations_come_back_and_boot_again_when_the_csms_restarts() -> None:
+    shown: queue.Queue[Progress] = queue.Queue()
+    stop = threading.Event()
+    outcomes: list[Outcome] = []
+
+    def wait_connected(count: int) -> None:
+        deadline = time.monotonic() + WAIT
+        while (progress := shown.get(timeout=max(0.0, deadline - time.monotonic()))).connected != count:
+            pass
+        assert progress.connected == count
+
+    seen, _, central = counting_csms()
+    with running_csms() as first:
+        port = first.port
+        options = quick_options(csms_url(first), stations=3, procs=1, duration=None, charging=0.0,
+                                status_interval=None, reconnect_wait=0.2)
+        runner = threading.Thread(target=lambda: outcomes.append(run_fleet(
+            options, progress=shown.put, tick=0.2, stop=stop)), name="test-fleet-run", daemon=True)
+        runner.start()
+        wait_connected(3)
+    wait_connected(0)
+    second = CSMS(timeout=WAIT)
+    central.install(second)
+    second.start("127.0.0.1", port)  # the same port, as a restarted CSMS
+    try:
+        wait_connected(3)
+    finally:
+        stop.set()
+        runner.join(WAIT)
+        second.stop()
+    report = build_report(outcomes[0])
+    assert report["disconnects"] == 3 and report["reconnects"] == 3
+    assert report["booted"] == 3 and seen["BootNotification"] == 3  # each told the new CSMS who it is
+
+
+def test_a_worker_that_ends_before_it_was_told_to_ends_the_run() -> None:
+    workers = [SimpleNamespace(exitcode=None), SimpleNamespace(exitcode=-9)]
+    with pytest.raises(OCPPError, match="worker 1 ended during the run"):
+        _check_alive(workers, done=set())
+    _check_alive(workers, done={1})  # it had said it was done
 
 
 def fleet_cli(*args: str) -> Background:
