@@ -62,7 +62,8 @@ class Figures:
     CALLRESULT, ``errors`` failures by code (a CALLERROR's code, or the name of
     the exception: CallTimeout, ConnectionClosed...); ``events`` counts
     station-level things: connected, refused, connect_failed, booted,
-    reconnects, scenarios_passed, scenarios_failed.
+    disconnects, reconnects, queued (a transaction message kept while offline),
+    scenarios_passed, scenarios_failed.
     """
 
     def __init__(self) -> None:

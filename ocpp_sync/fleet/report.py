@@ -14,7 +14,7 @@ __all__ = ["build_report", "format_report", "plan_digest"]
 
 #: The station-level events, in the order the report lists them.
 EVENTS = ("connected", "refused", "connect_failed", "booted", "disconnects", "reconnects",
-          "scenarios_passed", "scenarios_failed")
+          "queued", "scenarios_passed", "scenarios_failed")
 
 
 def plan_digest(plans: Sequence[StationPlan]) -> str:
@@ -92,7 +92,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"connects {report['connected']}, refused {report['refused']}, failed "
         f"{report['connect_failed']}, booted {report['booted']}, peak connected "
         f"{report['peak_connected']}, disconnects {report['disconnects']}, reconnects "
-        f"{report['reconnects']}",
+        f"{report['reconnects']}, queued while offline {report['queued']}",
         f"calls {report['calls']} ({report['calls_per_second']:.1f}/s), latency p50/p95/p99 "
         + " / ".join(_cell(report["latency"][key]) for key in ("p50_ms", "p95_ms", "p99_ms")) + " ms",
     ]

@@ -74,8 +74,8 @@ class FleetStation(StationSimulator):
         except CALL_FAILURES as exc:
             self.figures.error(action, type(exc).__name__)
             raise
-        if isinstance(response, QueuedCall):
-            self.figures.error(action, "Queued")
+        if isinstance(response, QueuedCall):  # offline: the ChargePoint's queue delivers it later
+            self.figures.event("queued")
         elif response is None:  # a CALLERROR to a message the station does without
             self.figures.error(action, self._callerror_code or "CallError",
                                time.perf_counter() - started)
