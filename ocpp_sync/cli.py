@@ -437,8 +437,8 @@ def _fleet_parser(fleet: argparse.ArgumentParser) -> None:
                        help="seconds between progress lines when the output is not a terminal")
 
 
-def run_fleet_command(args: argparse.Namespace, log_level: int) -> int:
-    """Turn the parsed options into a FleetOptions and run it."""
+def run_fleet_command(args: argparse.Namespace, log_level: int, stop: threading.Event) -> int:
+    """Turn the parsed options into a FleetOptions and run it until its end or ``stop``."""
     url: StationURL = args.url
     options = FleetOptions(
         url=url, stations=args.stations, version=args.version, procs=args.procs, ramp=args.ramp,
@@ -453,7 +453,8 @@ def run_fleet_command(args: argparse.Namespace, log_level: int) -> int:
                          progress_every=args.progress_every,
                          # Without -v, a fleet's workers log errors only: a CSMS restart would
                          # otherwise print a reconnect warning per station.
-                         log_level=logging.ERROR if log_level == logging.WARNING else log_level)
+                         log_level=logging.ERROR if log_level == logging.WARNING else log_level,
+                         stop=stop)
 
 
 def _password(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
@@ -480,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
             # Long-running commands end cleanly on SIGTERM as on Ctrl-C.
             signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
         if args.command == "fleet":
-            return run_fleet_command(args, level)
+            return run_fleet_command(args, level, stop)
         if args.command == "csms":
             run_csms(args.host, args.port, args.version or VERSIONS, args.heartbeat_interval, stop)
             return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable
 
 from ocpp_sync.fleet.plan import FleetOptions
@@ -20,20 +21,21 @@ INTERRUPTED = 130
 
 def fleet_command(options: FleetOptions, *, say: Callable[[str], None], json_path: str | None = None,
                   plot_path: str | None = None, progress_every: float = 5.0,
-                  log_level: int = logging.ERROR) -> int:
+                  log_level: int = logging.ERROR, stop: threading.Event | None = None) -> int:
     """Run the fleet and report; 130 after Ctrl-C, 1 if a station never got connected, else 0.
 
     ``say`` prints one line of the display or the report; ``json_path`` gets the
     report as JSON (``-``: stdout, the table then goes to stderr); ``plot_path`` a
     PNG of the timeline; plain progress lines come every ``progress_every`` s;
-    ``log_level`` is the library's logging level in the workers.
+    ``log_level`` is the library's logging level in the workers; setting ``stop``
+    (SIGTERM does) ends the run early with its report, like the duration.
     """
     to_stdout = json_path == "-"
     write = (lambda line: print(line, file=sys.stderr, flush=True)) if to_stdout else say
     display = live_display(sys.stderr if to_stdout else sys.stdout, write, progress_every)
     try:
         outcome = run_fleet(options, progress=display, tick=min(1.0, progress_every),
-                            log_level=log_level)
+                            log_level=log_level, stop=stop)
     finally:
         display.close()
     report = build_report(outcome)

@@ -9,6 +9,7 @@ closed and their threads joined with a deadline.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import signal
 import threading
 import time
@@ -65,7 +66,7 @@ class Worker:
         """Wait for ``go``, drive the stations from ``start_at`` (monotonic), report until ``stop``."""
         self.send("ready", stations=len(self.stations))
         while not go.wait(0.1):
-            if stop.is_set():
+            if stop.is_set() or self._orphaned():
                 return
         start = float(start_at.value)
         for station in self.stations:
@@ -74,10 +75,19 @@ class Worker:
             thread.start()
             self._threads.append(thread)
         try:
-            while not stop.wait(self.options.report_interval):
+            while not stop.wait(self.options.report_interval) and not self._orphaned():
                 self.report()
         finally:
             self.finish()
+
+    def _orphaned(self) -> bool:
+        """The parent is gone (killed, say): nobody will stop us or read our figures, so we end."""
+        parent = multiprocessing.parent_process()
+        if parent is None or parent.is_alive():
+            return False
+        log.warning("worker %d: the fleet's parent process is gone; stopping", self.number)
+        self.outbox.cancel_join_thread()  # exiting must not wait for a reader that will never come
+        return True
 
     def finish(self) -> None:
         """Wake every station, let calls in flight be answered, close them, report one last time.

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
+import select
 import sys
 import threading
 import time
@@ -266,3 +268,22 @@ def test_stations_verify_a_wss_csms_with_the_ca_they_are_given(tmp_path: Path) -
         report = build_report(run_fleet(quick_options(url, stations=2, procs=1, duration=0.5,
                                                       cafile=str(ca))))
     assert report["connected"] == 2 and report["booted"] == 2 and report["errors"] == {}
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="waits on the workers with pidfd_open (Linux)")
+def test_workers_stop_by_themselves_when_the_parent_is_killed() -> None:
+    with running_csms() as csms:
+        run = fleet_cli(csms_url(csms), "--stations", "2", "--id-prefix", "ORPHAN",
+                        "--progress-every", "0.5", *QUICK)
+        try:
+            run.expect(r"connected 2/2")
+            workers = [os.pidfd_open(pid) for pid in _workers(run.process.pid)]
+        finally:
+            run.kill()  # SIGKILL: the parent can neither stop nor terminate anything
+        assert len(workers) == 1
+        try:
+            ended, _, _ = select.select(workers, [], [], WAIT)
+        finally:
+            for descriptor in workers:
+                os.close(descriptor)
+    assert ended == workers
