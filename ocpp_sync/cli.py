@@ -411,7 +411,7 @@ def _fleet_parser(fleet: argparse.ArgumentParser) -> None:
     fleet.add_argument("--meter-interval", type=_seconds, default=10.0, metavar="SECONDS",
                        help="seconds between meter values in a transaction")
     fleet.add_argument("--samples", type=_positive, default=6, help="meter values per transaction")
-    fleet.add_argument("--idle", type=float, default=30.0, metavar="SECONDS",
+    fleet.add_argument("--idle", type=_seconds, default=30.0, metavar="SECONDS",
                        help="mean seconds between a station's transactions")
     fleet.add_argument("--scenario", action="append", metavar="FILE",
                        help="a scenario file as `station --scenario` takes (repeatable); "

@@ -160,7 +160,7 @@ class FleetStation(StationSimulator):
     def _live(self, stop: threading.Event) -> None:
         """Heartbeats, status repeats and transactions on their schedule, CSMS commands between."""
         options = self.options
-        heartbeat_every = options.heartbeat_interval or self.heartbeat_interval or 300.0
+        heartbeat_every = self._heartbeat_every()
         status_every = options.status_interval or math.inf
         now = time.monotonic()
         next_heartbeat = now + heartbeat_every * self.plan.phase
@@ -176,6 +176,11 @@ class FleetStation(StationSimulator):
                     return
                 if command.name == "reconnected":
                     self._boot(stop)
+                    heartbeat_every = self._heartbeat_every()  # the new boot answer's, unless fixed
+                elif command.name == "heartbeat_interval":  # the CSMS changed HeartbeatInterval
+                    self.heartbeat_interval = int(command.argument)
+                    heartbeat_every = self._heartbeat_every()
+                    next_heartbeat = min(next_heartbeat, time.monotonic() + heartbeat_every)
                 else:
                     self._try(self.carry_out, command, charge=False)
                 if self.transaction_id is not None and next_meter == math.inf:  # a remote start
@@ -208,6 +213,10 @@ class FleetStation(StationSimulator):
                     self._try(self.status, "Available")
                 next_meter = math.inf
                 next_charge = now + self._idle() if self.plan.charges else math.inf
+
+    def _heartbeat_every(self) -> float:
+        """``--heartbeat-interval`` when given, else the CSMS's (boot answer or configuration)."""
+        return self.options.heartbeat_interval or self.heartbeat_interval or 300.0
 
     def _start_charge(self) -> bool:
         """Authorize, start a transaction and say Charging; False if that did not happen."""

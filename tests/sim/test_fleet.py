@@ -12,11 +12,12 @@ from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
+import attrs
 import pytest
 import trustme
 from support.background import Background
 
-from ocpp_sync import CSMS
+from ocpp_sync import CSMS, v16
 from ocpp_sync.cli import INTERRUPTED, PASSWORD_VARIABLE
 from ocpp_sync.errors import OCPPError
 from ocpp_sync.fleet import (
@@ -34,6 +35,7 @@ from ocpp_sync.fleet import (
     share_out,
 )
 from ocpp_sync.fleet.run import _check_alive
+from ocpp_sync.fleet.station import STOP, FleetStation
 from ocpp_sync.security import server_ssl_context, simple_authenticator
 from ocpp_sync.sim import CentralSystem, Exchange
 from ocpp_sync.testing import csms_url, running_csms
@@ -116,6 +118,42 @@ def counting_csms(**options: object) -> tuple[Counter[str], set[str], object]:
                 if exchange.action == "BootNotification":
                     booted.add(exchange.station_id)
     return seen, booted, CentralSystem(heartbeat_interval=300, report=count)
+
+
+def test_a_station_obeys_a_remote_start_and_a_new_heartbeat_interval() -> None:
+    seen: Counter[str] = Counter()
+    changed = threading.Condition()
+
+    def count(exchange: Exchange) -> None:
+        if exchange.kind == "request" and exchange.sender == "station":
+            with changed:
+                seen[exchange.action] += 1
+                changed.notify_all()
+    options = quick_options("ws://unused", version="1.6", charging=0.0, heartbeat_interval=None,
+                            status_interval=None, meter_interval=0.1, samples=2)
+    plan = plan_fleet(options)[0]
+    figures, stop = Figures(), threading.Event()
+    with running_csms(accept_all=False) as csms:
+        CentralSystem(heartbeat_interval=300, report=count).install(csms)
+        station = FleetStation(plan, attrs.evolve(options, url=csms_url(csms)), figures)
+        driver = threading.Thread(target=station.drive, args=(stop, time.monotonic()),
+                                  name="test-fleet-driver", daemon=True)
+        driver.start()
+        try:
+            handle = csms.wait_for_station(plan.id, timeout=WAIT)
+            with changed:
+                assert changed.wait_for(lambda: seen["StatusNotification"] >= 1, WAIT)
+            assert handle.send(v16.RemoteStartTransactionRequest(id_tag="T1", connector_id=1)).status == "Accepted"
+            assert handle.send(v16.ChangeConfigurationRequest(key="HeartbeatInterval", value="1")).status == "Accepted"
+            with changed:
+                assert changed.wait_for(lambda: seen["StopTransaction"] and seen["Heartbeat"], WAIT), seen
+        finally:
+            stop.set()
+            station.commands.put(STOP)
+            driver.join(WAIT)
+            station.close(0.0)
+    assert seen["StartTransaction"] == 1 and seen["MeterValues"] == 2  # --samples, then the stop
+    assert figures.calls["Heartbeat"] >= 1 and figures.events["booted"] == 1
 
 
 def test_a_run_of_ten_stations_on_two_processes_agrees_with_the_csms(tmp_path: Path) -> None:
