@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import attrs
 import pytest
@@ -25,8 +26,6 @@ from ocpp_sync.fleet import (
     Figures,
     FleetOptions,
     Histogram,
-    Outcome,
-    Progress,
     build_report,
     format_report,
     plan_digest,
@@ -36,6 +35,7 @@ from ocpp_sync.fleet import (
 )
 from ocpp_sync.fleet.run import _check_alive
 from ocpp_sync.fleet.station import STOP, FleetStation
+from ocpp_sync.fleet.worker import Worker
 from ocpp_sync.security import server_ssl_context, simple_authenticator
 from ocpp_sync.sim import CentralSystem, Exchange
 from ocpp_sync.testing import csms_url, running_csms
@@ -187,39 +187,58 @@ def test_a_run_of_ten_stations_on_two_processes_agrees_with_the_csms(tmp_path: P
     assert "BootNotification" in table and "connects 10, refused 0" in table
 
 
-def test_stations_come_back_and_boot_again_when_the_csms_restarts() -> None:
-    shown: queue.Queue[Progress] = queue.Queue()
-    stop = threading.Event()
-    outcomes: list[Outcome] = []
+class WorkerInProcess:
+    """A fleet worker run in a thread of the test's process: the same code without a spawn."""
 
-    def wait_connected(count: int) -> None:
+    def __init__(self, options: FleetOptions) -> None:
+        self.outbox: queue.Queue[tuple[str, int, dict[str, Any]]] = queue.Queue()
+        self.worker = Worker(0, options, plan_fleet(options), [], self.outbox)
+        self.figures = Figures()
+        self.stop = threading.Event()
+        go = threading.Event()
+        go.set()
+        self.thread = threading.Thread(target=self.worker.run, name="test-fleet-worker", daemon=True,
+                                       args=(go, SimpleNamespace(value=time.monotonic()), self.stop))
+        self.thread.start()
+
+    def wait_connected(self, count: int) -> None:
+        """Read the worker's reports until one says ``count`` stations are connected."""
         deadline = time.monotonic() + WAIT
-        while (progress := shown.get(timeout=max(0.0, deadline - time.monotonic()))).connected != count:
-            pass
-        assert progress.connected == count
+        while True:
+            kind, _, values = self.outbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            if kind == "figures":
+                self.figures.add(values["figures"])
+                if values["connected"] == count:
+                    return
 
+    def finish(self) -> Figures:
+        self.stop.set()
+        self.thread.join(WAIT)
+        while not self.outbox.empty():
+            kind, _, values = self.outbox.get_nowait()
+            if kind == "figures":
+                self.figures.add(values["figures"])
+        return self.figures
+
+
+def test_stations_come_back_and_boot_again_when_the_csms_restarts() -> None:
     seen, _, central = counting_csms()
     with running_csms() as first:
         port = first.port
-        options = quick_options(csms_url(first), stations=3, procs=1, duration=None, charging=0.0,
-                                status_interval=None, reconnect_wait=0.2)
-        runner = threading.Thread(target=lambda: outcomes.append(run_fleet(
-            options, progress=shown.put, tick=0.2, stop=stop)), name="test-fleet-run", daemon=True)
-        runner.start()
-        wait_connected(3)
-    wait_connected(0)
+        worker = WorkerInProcess(quick_options(csms_url(first), stations=3, charging=0.0,
+                                               status_interval=None, reconnect_wait=0.2))
+        worker.wait_connected(3)
+    worker.wait_connected(0)
     second = CSMS(timeout=WAIT)
     central.install(second)
     second.start("127.0.0.1", port)  # the same port, as a restarted CSMS
     try:
-        wait_connected(3)
+        worker.wait_connected(3)
     finally:
-        stop.set()
-        runner.join(WAIT)
+        figures = worker.finish()
         second.stop()
-    report = build_report(outcomes[0])
-    assert report["disconnects"] == 3 and report["reconnects"] == 3
-    assert report["booted"] == 3 and seen["BootNotification"] == 3  # each told the new CSMS who it is
+    assert figures.events["disconnects"] == 3 and figures.events["reconnects"] == 3
+    assert figures.events["booted"] == 3 and seen["BootNotification"] == 3  # each told the new CSMS
 
 
 def test_a_worker_that_ends_before_it_was_told_to_ends_the_run() -> None:
@@ -302,10 +321,13 @@ def test_stations_verify_a_wss_csms_with_the_ca_they_are_given(tmp_path: Path) -
     key.write_bytes(leaf.private_key_pem.bytes())
     ca.write_bytes(authority.cert_pem.bytes())
     with running_csms(ssl_context=server_ssl_context(cert, key)) as csms:
-        url = f"wss://127.0.0.1:{csms.port}/ocpp"
-        report = build_report(run_fleet(quick_options(url, stations=2, procs=1, duration=0.5,
-                                                      cafile=str(ca))))
-    assert report["connected"] == 2 and report["booted"] == 2 and report["errors"] == {}
+        worker = WorkerInProcess(quick_options(f"wss://127.0.0.1:{csms.port}/ocpp", stations=2,
+                                               cafile=str(ca)))
+        try:
+            worker.wait_connected(2)
+        finally:
+            figures = worker.finish()
+    assert figures.events["connected"] == 2 and figures.events["booted"] == 2 and not figures.errors
 
 
 @pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="waits on the workers with pidfd_open (Linux)")
