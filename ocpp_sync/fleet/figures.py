@@ -88,10 +88,13 @@ class Figures:
             self.answered[action] += 1
             self.latency.setdefault(action, Histogram()).record(seconds)
 
-    def error(self, action: str, code: str, seconds: float | None = None) -> None:
-        """A failed call; ``seconds`` when an answer (a CALLERROR) came back after that long."""
+    def error(self, action: str | None, code: str, seconds: float | None = None) -> None:
+        """A failed call of ``action`` (None: a failed connect); ``seconds`` when an answer
+        (a CALLERROR) came back after that long."""
         with self._lock:
             self.errors[code] += 1
+            if action is None:
+                return
             self.errors_by_action[action] += 1
             if seconds is not None:
                 self.latency.setdefault(action, Histogram()).record(seconds)

@@ -124,11 +124,11 @@ class FleetStation(StationSimulator):
         except HandshakeError as exc:
             # An HTTP answer other than 101 is the CSMS saying no; anything else never got that far.
             self.figures.event("refused" if exc.status is not None else "connect_failed")
-            self.figures.error("connect", f"HTTP {exc.status}" if exc.status else type(exc).__name__)
+            self.figures.error(None, f"HTTP {exc.status}" if exc.status else type(exc).__name__)
             return False
         except (OCPPError, ConnectionError, TimeoutError, OSError) as exc:
             self.figures.event("connect_failed")
-            self.figures.error("connect", type(exc).__name__)
+            self.figures.error(None, type(exc).__name__)
             return False
         self.figures.event("connected")
         return True

@@ -271,7 +271,7 @@ def test_off_a_terminal_the_cli_prints_plain_lines_counts_a_refusal_and_writes_j
     assert "connects 2, refused 1" in run.text and "pw-" not in run.text
     report = json.loads(report_path.read_text())
     assert report["refused"] == 1 and report["connected"] == 2 and report["booted"] == 2
-    assert report["errors"] == {"HTTP 401": 1}
+    assert report["errors"] == {"HTTP 401": 1} and "connect" not in report["actions"]
     assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
