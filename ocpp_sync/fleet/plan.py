@@ -64,7 +64,7 @@ class FleetOptions:
     idle: float = 30.0
     scenarios: tuple[str, ...] = ()
     scenario_share: float = 1.0
-    password: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)  # never in a log line
     cafile: str | None = None
     timeout: float = 30.0
     reconnect_wait: float = 5.0

@@ -65,6 +65,7 @@ def test_the_same_seed_gives_the_same_plan_and_another_seed_another() -> None:
     assert len({p.id for p in plans}) == 50
     assert {p.version for p in plans} == {"1.6", "2.0.1", "2.1"}
     assert [p.connect_at for p in plans[:3]] == [0.0, 0.01, 0.02]  # --ramp 100/s
+    assert "hunter2" not in repr(attrs.evolve(options, password="hunter2"))
 
 
 def test_the_stations_are_dealt_round_robin_and_scenarios_drawn_by_share() -> None:
