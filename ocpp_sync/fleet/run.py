@@ -32,6 +32,9 @@ log = logging.getLogger("ocpp_sync.fleet.run")
 START_DEADLINE = 60.0
 #: Seconds the workers get to stop by themselves before they are terminated.
 STOP_DEADLINE = 15.0
+#: The most timeline points kept: past it, neighbours are merged two by two, so a run of
+#: days keeps a plot's worth of points (at a coarser resolution) in bounded memory.
+MAX_POINTS = 4000
 
 
 @attrs.frozen
@@ -103,11 +106,25 @@ class _Tally:
         rate = self._tick_calls / span
         self.timeline.append(Point(round(seconds, 3), rate, self._tick_latency.percentile(99),
                                    sum(self.connected)))
+        if len(self.timeline) > MAX_POINTS:
+            self.timeline = halve(self.timeline)
         self._tick_calls, self._tick_latency, self._tick_started = 0, Histogram(), seconds
         figures = self.figures
         return Progress(seconds, self.stations, sum(self.connected), sum(figures.calls.values()),
                         rate, sum(figures.errors.values()), figures.events["refused"],
                         figures.events["reconnects"])
+
+
+def halve(timeline: list[Point]) -> list[Point]:
+    """Merge neighbouring points two by two: the later time, the mean rate, the worse p99."""
+    merged = []
+    for first, second in zip(timeline[::2], timeline[1::2], strict=False):
+        p99s = [p for p in (first.p99, second.p99) if p is not None]
+        merged.append(Point(second.seconds, (first.calls_per_second + second.calls_per_second) / 2,
+                            max(p99s) if p99s else None, second.connected))
+    if len(timeline) % 2:
+        merged.append(timeline[-1])
+    return merged
 
 
 def _scenarios(options: FleetOptions) -> list[list[Step]]:

@@ -33,7 +33,7 @@ from ocpp_sync.fleet import (
     run_fleet,
     share_out,
 )
-from ocpp_sync.fleet.run import _check_alive
+from ocpp_sync.fleet.run import Point, _check_alive, halve
 from ocpp_sync.fleet.station import STOP, FleetStation
 from ocpp_sync.fleet.worker import Worker
 from ocpp_sync.security import server_ssl_context, simple_authenticator
@@ -102,6 +102,11 @@ def test_percentiles_come_within_a_bucket_and_figures_add_up_across_takes() -> N
     assert fleet.calls == {"Heartbeat": 2} and fleet.answered == {"Heartbeat": 1}
     assert fleet.errors == {"InternalError": 1} and fleet.events == {"booted": 1}
     assert fleet.latency["Heartbeat"].count == 2
+
+
+def test_a_long_timeline_is_halved_keeping_the_worst_p99() -> None:
+    timeline = [Point(1.0, 10.0, 0.002, 5), Point(2.0, 20.0, None, 6), Point(3.0, 30.0, 0.001, 7)]
+    assert halve(timeline) == [Point(2.0, 15.0, 0.002, 6), Point(3.0, 30.0, 0.001, 7)]
 
 
 # -- whole runs ------------------------------------------------------------------
