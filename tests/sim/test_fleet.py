@@ -308,7 +308,7 @@ def _running(pid: int) -> bool:
 def test_ctrl_c_stops_every_worker_and_reports_what_it_has() -> None:
     with running_csms() as csms:
         run = fleet_cli(csms_url(csms), "--stations", "4", "--procs", "2", "--id-prefix", "INT",
-                        "--progress-every", "0.5", *QUICK)
+                        "--progress-every", "0.5", "--json", "-", *QUICK)
         run.expect(r"connected 4/4")
         workers = _workers(run.process.pid)
         assert len(workers) == 2
@@ -316,6 +316,8 @@ def test_ctrl_c_stops_every_worker_and_reports_what_it_has() -> None:
     assert code == INTERRUPTED, run.text
     assert "fleet interrupted (Ctrl-C)" in run.text and "connects 4, refused 0" in run.text
     assert "Heartbeat" in run.text
+    report = json.loads(run.text[run.text.index("\n{") + 1:])  # --json -: the report last, on stdout
+    assert report["interrupted"] is True and report["connected"] == 4
     assert [pid for pid in workers if _running(pid)] == []
 
 
