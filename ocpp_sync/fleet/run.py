@@ -168,7 +168,7 @@ def run_fleet(options: FleetOptions, *, progress: Callable[[Progress], None] | N
             if options.duration is not None and now - started >= options.duration:
                 break
             if now >= next_tick:
-                _check_alive(workers, done)
+                check_alive(workers, done)
                 shown = tally.tick(now - started)
                 next_tick += tick
                 if progress is not None:
@@ -189,7 +189,7 @@ def run_fleet(options: FleetOptions, *, progress: Callable[[Progress], None] | N
                    tally.peak_connected)
 
 
-def _check_alive(workers: list[Any], done: set[int]) -> None:
+def check_alive(workers: list[Any], done: set[int]) -> None:
     """A worker that ended before it was told to took its stations with it: the run is void."""
     for number, worker in enumerate(workers):
         if worker.exitcode is not None and number not in done:

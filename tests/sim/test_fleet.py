@@ -33,7 +33,7 @@ from ocpp_sync.fleet import (
     run_fleet,
     share_out,
 )
-from ocpp_sync.fleet.run import Point, _check_alive, halve
+from ocpp_sync.fleet.run import Point, check_alive, halve
 from ocpp_sync.fleet.station import STOP, FleetStation
 from ocpp_sync.fleet.worker import Worker
 from ocpp_sync.security import server_ssl_context, simple_authenticator
@@ -250,8 +250,8 @@ def test_stations_come_back_and_boot_again_when_the_csms_restarts() -> None:
 def test_a_worker_that_ends_before_it_was_told_to_ends_the_run() -> None:
     workers = [SimpleNamespace(exitcode=None), SimpleNamespace(exitcode=-9)]
     with pytest.raises(OCPPError, match="worker 1 ended during the run"):
-        _check_alive(workers, done=set())
-    _check_alive(workers, done={1})  # it had said it was done
+        check_alive(workers, done=set())
+    check_alive(workers, done={1})  # it had said it was done
 
 
 def fleet_cli(*args: str) -> Background:
