@@ -413,6 +413,8 @@ def _fleet_parser(fleet: argparse.ArgumentParser) -> None:
     fleet.add_argument("--samples", type=_positive, default=6, help="meter values per transaction")
     fleet.add_argument("--idle", type=_seconds, default=30.0, metavar="SECONDS",
                        help="mean seconds between a station's transactions")
+    fleet.add_argument("--connectors", type=_positive, default=1,
+                       help="connectors per station (the built-in mix charges on the first)")
     fleet.add_argument("--scenario", action="append", metavar="FILE",
                        help="a scenario file as `station --scenario` takes (repeatable); "
                             "stations that play one draw it at random")
@@ -445,10 +447,10 @@ def run_fleet_command(args: argparse.Namespace, log_level: int, stop: threading.
         duration=args.duration, seed=args.seed, id_prefix=args.id_prefix,
         heartbeat_interval=args.heartbeat_interval, status_interval=args.status_interval,
         charging=args.charging, meter_interval=args.meter_interval, samples=args.samples,
-        idle=args.idle, scenarios=tuple(args.scenario or ()), scenario_share=args.scenario_share,
+        idle=args.idle, connectors=args.connectors, scenarios=tuple(args.scenario or ()),
+        scenario_share=args.scenario_share,
         password=args.password or url.password or os.environ.get(PASSWORD_VARIABLE) or None,
-        cafile=args.ca, timeout=args.timeout,
-        reconnect_wait=args.reconnect_wait)
+        cafile=args.ca, timeout=args.timeout, reconnect_wait=args.reconnect_wait)
     return fleet_command(options, say=say, json_path=args.json_path, plot_path=args.plot,
                          progress_every=args.progress_every,
                          # Without -v, a fleet's workers log errors only: a CSMS restart would

@@ -38,6 +38,8 @@ class FleetOptions:
         meter_interval: Seconds between meter values in a transaction.
         samples: Meter values per transaction.
         idle: Mean seconds a charging station waits before its next transaction.
+        connectors: Connectors per station (the built-in mix charges on the first; a
+            scenario may use them all).
         scenarios: Scenario files (as ``ocpp-sync station --scenario`` takes) to play.
         scenario_share: The share of stations that play one of ``scenarios``.
         password: Basic auth password for every station; ``{id}`` in it becomes the id.
@@ -62,6 +64,7 @@ class FleetOptions:
     meter_interval: float = 10.0
     samples: int = 6
     idle: float = 30.0
+    connectors: int = 1
     scenarios: tuple[str, ...] = ()
     scenario_share: float = 1.0
     password: str | None = attrs.field(default=None, repr=False)  # never in a log line

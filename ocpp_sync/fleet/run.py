@@ -22,7 +22,7 @@ from ocpp_sync.errors import OCPPError
 from ocpp_sync.fleet.figures import Figures, Histogram
 from ocpp_sync.fleet.plan import FleetOptions, StationPlan, plan_fleet, share_out
 from ocpp_sync.fleet.worker import worker_main
-from ocpp_sync.sim import Step, load_scenario
+from ocpp_sync.sim import Step, check_connectors, load_scenario
 
 __all__ = ["run_fleet", "Outcome", "Point", "Progress"]
 
@@ -129,7 +129,10 @@ def halve(timeline: list[Point]) -> list[Point]:
 
 def _scenarios(options: FleetOptions) -> list[list[Step]]:
     """Every scenario file read and checked before a process starts (ScenarioError if bad)."""
-    return [load_scenario(path) for path in options.scenarios]
+    scenarios = [load_scenario(path) for path in options.scenarios]
+    for steps in scenarios:
+        check_connectors(steps, options.connectors)
+    return scenarios
 
 
 def run_fleet(options: FleetOptions, *, progress: Callable[[Progress], None] | None = None,

@@ -47,6 +47,7 @@ class FleetStation(StationSimulator):
         password = None if options.password is None else options.password.replace("{id}", plan.id)
         super().__init__(options.url, plan.id, plan.version, timeout=options.timeout,
                          password=password, reconnect=True, ssl_context=ssl_context,
+                         connectors=options.connectors,
                          meter_interval=options.meter_interval,
                          sample_seconds=max(1, round(options.meter_interval)),
                          backoff=BackOff(options.reconnect_wait, options.reconnect_wait))
