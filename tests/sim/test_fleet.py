@@ -1,6 +1,7 @@
 """``ocpp-sync fleet``: the plan, the figures, and whole runs against our CSMS on loopback."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import queue
@@ -33,7 +34,8 @@ from ocpp_sync.fleet import (
     run_fleet,
     share_out,
 )
-from ocpp_sync.fleet.run import Point, check_alive, halve
+from ocpp_sync.fleet.progress import RichProgress, live_display, progress_line
+from ocpp_sync.fleet.run import Point, Progress, check_alive, halve
 from ocpp_sync.fleet.station import STOP, FleetStation
 from ocpp_sync.fleet.worker import Worker
 from ocpp_sync.security import server_ssl_context, simple_authenticator
@@ -107,6 +109,30 @@ def test_percentiles_come_within_a_bucket_and_figures_add_up_across_takes() -> N
 def test_a_long_timeline_is_halved_keeping_the_worst_p99() -> None:
     timeline = [Point(1.0, 10.0, 0.002, 5), Point(2.0, 20.0, None, 6), Point(3.0, 30.0, 0.001, 7)]
     assert halve(timeline) == [Point(2.0, 15.0, 0.002, 6), Point(3.0, 30.0, 0.001, 7)]
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal, for the display to draw on."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_display_is_a_rich_panel_on_a_terminal_and_plain_lines_elsewhere() -> None:
+    shown = Progress(seconds=2.0, stations=10, connected=4, calls=57, calls_per_second=28.5,
+                     errors=1, refused=2, reconnects=0)
+    terminal, lines = Terminal(), []
+    display = live_display(terminal, lines.append, every=5.0)
+    assert isinstance(display, RichProgress)
+    display(shown)
+    display.close()
+    assert "4 / 10" in terminal.getvalue() and "28.5" in terminal.getvalue() and lines == []
+
+    plain = live_display(io.StringIO(), lines.append, every=5.0)
+    for seconds in (1.0, 2.0, 6.0, 7.0, 11.0):
+        plain(attrs.evolve(shown, seconds=seconds))
+    assert lines == [progress_line(attrs.evolve(shown, seconds=s)) for s in (1.0, 6.0, 11.0)]
+    assert lines[0].endswith("connected 4/10, calls 57 (28.5/s), errors 1, refused 2, reconnects 0")
 
 
 # -- whole runs ------------------------------------------------------------------
