@@ -98,10 +98,11 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     if report["scenarios_passed"] or report["scenarios_failed"]:
         lines.append(f"scenarios passed {report['scenarios_passed']}, failed {report['scenarios_failed']}")
-    lines.append("")
-    lines += _table(["action", "calls", "answered", "errors", "p50 ms", "p95 ms", "p99 ms"],
-                    [[action, a["calls"], a["answered"], a["errors"], a["p50_ms"], a["p95_ms"],
-                      a["p99_ms"]] for action, a in report["actions"].items()])
+    if report["actions"]:
+        lines.append("")
+        lines += _table(["action", "calls", "answered", "errors", "p50 ms", "p95 ms", "p99 ms"],
+                        [[action, a["calls"], a["answered"], a["errors"], a["p50_ms"], a["p95_ms"],
+                          a["p99_ms"]] for action, a in report["actions"].items()])
     if report["errors"]:
         lines.append("")
         lines += _table(["error", "count"], [[code, n] for code, n in report["errors"].items()])
