@@ -38,7 +38,7 @@ _READINGS = [{"value": f"{230.0 + n / 10:.1f}", "measurand": "Voltage", "phase":
               "unit": "V", "context": "Sample.Periodic"} for n in range(12)]
 
 
-def _serve(conn: Any, max_message_size: int, no_gc: bool) -> None:
+def _serve(conn: Any, max_message_size: int, no_gc: bool, malloc_arenas: int | None) -> None:
     """The CSMS process: answers the workload, reports its station count and GC state."""
     import gc
 
@@ -48,7 +48,8 @@ def _serve(conn: Any, max_message_size: int, no_gc: bool) -> None:
     _child_setup(900)
     if no_gc:
         gc.disable()
-    csms = ocpp_sync.CSMS(versions=("1.6", "2.0.1"), max_message_size=max_message_size)
+    csms = ocpp_sync.CSMS(versions=("1.6", "2.0.1"), max_message_size=max_message_size,
+                          malloc_arenas=malloc_arenas)
     now = lambda: datetime.now(timezone.utc)  # noqa: E731
     csms.on(v16.BootNotificationRequest)(lambda s, r: v16.BootNotificationResponse(
         current_time=now(), interval=300, status="Accepted"))
@@ -171,11 +172,11 @@ def _wave(pipes: list[Any], ids: list[str],
 
 
 class Csms:
-    def __init__(self, max_message_size: int, no_gc: bool) -> None:
+    def __init__(self, max_message_size: int, no_gc: bool, malloc_arenas: int | None = None) -> None:
         import psutil
 
         self.conn, child = CTX.Pipe()
-        self.proc = CTX.Process(target=_serve, args=(child, max_message_size, no_gc),
+        self.proc = CTX.Process(target=_serve, args=(child, max_message_size, no_gc, malloc_arenas),
                                 name="csms", daemon=True)
         self.proc.start()
         child.close()
@@ -208,7 +209,7 @@ class Csms:
 
 
 def churn(args: argparse.Namespace) -> dict[str, Any]:
-    csms = Csms(4 * MIB, args.no_gc)
+    csms = Csms(4 * MIB, args.no_gc, args.malloc_arenas)
     pipes, procs = [], []
     try:
         for n in range(args.client_procs):
@@ -250,7 +251,7 @@ def churn(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  probes after the measurement: gc.collect() found {collected} objects "
               f"(RSS then {probe:.1f} MiB); after malloc_trim(0) {trimmed:.1f} MiB")
         return {"stations": args.stations, "waves": waves, "calls_per_station": 20,
-                "warmup_stations": args.warmup, "no_gc": args.no_gc, "rss_start": start,
+                "warmup_stations": args.warmup, "no_gc": args.no_gc, "malloc_arenas": args.malloc_arenas, "rss_start": start,
                 "rss_end": end, "growth": end / start - 1, "gc": gc_state,
                 "probe_collected": collected, "probe_rss": probe, "probe_trimmed_rss": trimmed}
     finally:
@@ -267,7 +268,7 @@ def churn(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def big(args: argparse.Namespace, kind: str) -> dict[str, Any]:
-    csms = Csms(8 * MIB, args.no_gc)
+    csms = Csms(8 * MIB, args.no_gc, args.malloc_arenas)
     try:
         time.sleep(1.0)
         start = csms.rss()
@@ -306,6 +307,8 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=2.0,
                         help="seconds after the CSMS counts no station before reading RSS")
     parser.add_argument("--no-gc", action="store_true", help="disable the cyclic GC in the CSMS")
+    parser.add_argument("--malloc-arenas", type=int, default=None,
+                        help="the CSMS's malloc_arenas option (default: the allocator's own)")
     parser.add_argument("--skip-big", action="store_true")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--name", default="churn", help="results/<name>.json")

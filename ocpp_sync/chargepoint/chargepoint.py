@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ocpp_sync.chargepoint.boot import Booter
+from ocpp_sync.chargepoint.figures import ChargePointFigures
 from ocpp_sync.chargepoint.outbox import Outbox, Queued, QueuedCall
 from ocpp_sync.chargepoint.store import OfflineQueue, QueuedMessage, is_queued, stored_count
 from ocpp_sync.errors import CLOSE_REPLACED, ConnectionClosed, HandshakeError, OCPPError, Replaced
@@ -24,6 +25,7 @@ from ocpp_sync.protocol.versions import MessageInfo, check_handler_class, check_
 from ocpp_sync.runtime.actions import ChargePointActions
 from ocpp_sync.runtime.connection import CS, Connection, call_with_dict
 from ocpp_sync.runtime.history import DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_SIZE, History
+from ocpp_sync.runtime.metrics import MetricsTotals
 from ocpp_sync.signatures import check_handler
 from ocpp_sync.websocket.client import check_url
 from ocpp_sync.websocket.client import connect as open_websocket
@@ -52,7 +54,7 @@ def _run_hooks(name: str, hooks: list[Callable[[Any, Any], Any]], request: Any, 
             log.exception("%s: an after-answer hook for %s failed", name, type(request).__name__)
 
 
-class ChargePoint(ChargePointActions):
+class ChargePoint(ChargePointActions, ChargePointFigures):
     """A charge point's connection to its CSMS, with blocking calls.
 
     Handlers for the CSMS's calls run one at a time in this connection's
@@ -170,6 +172,7 @@ class ChargePoint(ChargePointActions):
         self.on_reconnect = on_reconnect
         self.on_message_dropped = on_message_dropped
         self.history = History(history_size, history_bytes)  # one for every connection this object opens
+        self._metrics = MetricsTotals()  # so are the counts: see metrics()
         self._random: Callable[[], float] = random.random
         self._handlers: dict[type, Callable[[Any], Any]] = {}
         self._after: dict[type, list[Callable[[Any, Any], Any]]] = {}
@@ -322,7 +325,8 @@ class ChargePoint(ChargePointActions):
                                         role=CS, find_handler=self._find_handler,
                                         find_after=self._find_after,
                                         timeout=self.timeout, lenient=self.lenient,
-                                        on_close=self._link_lost(link_down), history=self.history)
+                                        on_close=self._link_lost(link_down), history=self.history,
+                                        metrics=self._metrics.attach(self.version))
                 self._connection = connection
                 outbox = self._outbox
         if not current:  # close() raced with the handshake

@@ -40,7 +40,7 @@ from ocpp_sync.csms.csms import CSMS
 from ocpp_sync.security import Refused
 from ocpp_sync.websocket.admission import STRICT_STATION_IDS
 
-__all__ = ["mount"]
+__all__ = ["mount", "mount_metrics"]
 
 
 class _Finished(Response):
@@ -81,3 +81,17 @@ def mount(app: Flask | Blueprint, csms: CSMS, rule: str = "/ocpp/<station_id>", 
     # websocket=True: werkzeug's router sends upgrade requests only to websocket rules.
     app.add_url_rule(rule, endpoint, serve_station, websocket=True)
     return station_endpoint
+
+
+def mount_metrics(app: Flask, *sources: Any, path: str = "/metrics") -> None:
+    """Serve the figures of ``sources`` (a CSMS, charge points) at ``path``, for Prometheus.
+
+    Needs the ``metrics`` extra. Requests under ``path`` go to prometheus_client's
+    WSGI app over a registry of our own (see ``ocpp_sync.runtime.prometheus``),
+    through werkzeug's DispatcherMiddleware; the app's other routes are untouched.
+    """
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    from ocpp_sync.runtime.prometheus import metrics_app
+
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {path: metrics_app(*sources)})  # type: ignore[method-assign]

@@ -179,9 +179,13 @@ class StationEndpoint:
     def _report(self, environ: Mapping[str, Any], station_id: str | None,
                 refused: UpgradeRefused) -> None:
         log.info("refused %s: %d %s", _remote_address(environ), refused.status, refused.reason)
-        security.notify_security_event(self.on_security_event, SecurityEvent(
+        security.notify_security_event(self._counted_hook(), SecurityEvent(
             reason=Reason(refused.kind), remote_address=_remote_address(environ),
             station_id=station_id or None, status=refused.status, detail=refused.reason))
+
+    def _counted_hook(self) -> security.SecurityEventHook:
+        """``on_security_event`` with the event counted in the CSMS's metrics first."""
+        return self.csms._metrics.counting(self.on_security_event)
 
     def _check(self, environ: Mapping[str, Any], station_id: str) -> str:
         check_upgrade(str(environ.get("REQUEST_METHOD", "")),
@@ -219,7 +223,7 @@ class StationEndpoint:
             if not subprotocol:
                 reason = self._admission.no_common_subprotocol()
                 transport.close(1002, reason)
-                security.notify_security_event(self.on_security_event, SecurityEvent(
+                security.notify_security_event(self._counted_hook(), SecurityEvent(
                     Reason.NO_COMMON_SUBPROTOCOL, remote, station_id, close_code=1002,
                     detail=reason))
                 return

@@ -8,20 +8,22 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ocpp_sync import security
 from ocpp_sync.csms.callbacks import StationCallbacks
+from ocpp_sync.csms.metrics import CSMSFigures
 from ocpp_sync.csms.registrations import Registrations, RegistrationStore
-from ocpp_sync.errors import CLOSE_REPLACED, AddressInUse, ConnectionClosed, StationTimeout, UpgradeRefused
-from ocpp_sync.protocol.registration import BOOT, Registration, RegistrationStatus
+from ocpp_sync.csms.station import STATION_HISTORY_BYTES, STATION_HISTORY_SIZE, Station
+from ocpp_sync.errors import CLOSE_REPLACED, AddressInUse, StationTimeout, UpgradeRefused
+from ocpp_sync.protocol.registration import BOOT, RegistrationStatus
 from ocpp_sync.protocol.versions import VERSIONS, check_handler_class, check_version, version_module
-from ocpp_sync.runtime.actions import CSMSGroups, StationActions
+from ocpp_sync.runtime.actions import CSMSGroups
 from ocpp_sync.runtime.connection import CSMS as CSMS_ROLE
-from ocpp_sync.runtime.connection import Connection, call_with_dict
-from ocpp_sync.runtime.history import History
+from ocpp_sync.runtime.connection import Connection
+from ocpp_sync.runtime.memory import MemoryReturn, cap_malloc_arenas, freeze_start_up_objects, glibc_trim
+from ocpp_sync.runtime.metrics import MetricsTotals
 from ocpp_sync.signatures import check_handler
 from ocpp_sync.websocket.base import ConnectionRequest
 
@@ -35,13 +37,6 @@ StationCallback = Callable[["Station"], Any]
 RequestCallback = Callable[["Station", Any], Any]
 AfterHook = Callable[["Station", Any, Any], Any]
 
-#: Frames kept per station by default: small, as a CSMS may hold thousands of stations.
-STATION_HISTORY_SIZE = 100
-#: Characters of frame text kept per station by default: the last few dozen ordinary
-#: messages, so big ones cannot multiply a station's share (the requests kept for
-#: ``expect`` have the same bound, and cost more once parsed).
-STATION_HISTORY_BYTES = 64 * 1024
-
 # The CSMSs of this process by the port they listen on, so that a port taken by one of them
 # (a notebook cell run twice) can be named in the error; weak, so a forgotten CSMS can still go.
 _LISTENING: weakref.WeakValueDictionary[int, CSMS] = weakref.WeakValueDictionary()
@@ -50,82 +45,7 @@ REPLACE = "replace"  # a station that connects again takes over from its old con
 REFUSE = "refuse"    # ... is refused while its old connection is still up
 
 
-class Station(StationActions):
-    """The CSMS's side of one station's connection.
-
-    ``request`` is the HTTP upgrade request it connected with (its headers,
-    path and offered subprotocols), or None when served through
-    :meth:`CSMS.handle`. ``history`` holds the connection's last frames.
-    """
-
-    def __init__(self, id: str, version: str, request: Any = None,
-                 history_size: int | None = STATION_HISTORY_SIZE,
-                 history_bytes: int | None = STATION_HISTORY_BYTES) -> None:
-        self.id = id
-        self.version = version
-        self.request = request
-        self.history = History(history_size, history_bytes)
-        self._connection: Connection | None = None
-        self._registration: Registration | None = None
-
-    @property
-    def registration_status(self) -> RegistrationStatus:
-        """Accepted, Pending or Rejected as its last boot answer said; Unknown: no boot on record
-        (or the CSMS checks no registration)."""
-        registration = self._registration
-        return RegistrationStatus.UNKNOWN if registration is None else registration.status
-
-    @property
-    def remote_address(self) -> str:
-        return self._connection.remote_address if self._connection is not None else ""
-
-    def _live(self) -> Connection:
-        if self._connection is None:
-            raise ConnectionClosed(f"station {self.id!r} is not connected")
-        return self._connection
-
-    @property
-    def connected(self) -> bool:
-        return self._connection is not None and not self._connection.closed
-
-    def send(self, message: Any, timeout: float | None = None) -> Any:
-        """Send a request to the station and block for the response object."""
-        return self._live().send(message, timeout)
-
-    def send_async(self, message: Any, timeout: float | None = None) -> Future[Any]:
-        """Like :meth:`send`, but returns a Future at once."""
-        return self._live().send_async(message, timeout)
-
-    def call(self, action: str, payload: Mapping[str, Any],
-             timeout: float | None = None) -> dict[str, Any] | None:
-        """Send a wire-format payload and get the wire-format response, both validated."""
-        return call_with_dict(self._live(), action, payload, timeout)
-
-    def close(self, *, drain: float = 0.0) -> None:
-        """Close this station's connection; idempotent.
-
-        ``drain`` seconds at most are given to our calls in flight to be answered first.
-        """
-        self._close(1000, "", drain)
-
-    def _close(self, code: int, reason: str, drain: float, timeout: float = 5.0) -> None:
-        if self._connection is not None:
-            self._connection.close(code, reason, drain=drain, timeout=timeout)
-
-    def expect(self, request_cls: type[R], timeout: float | None = 30.0,
-               where: Callable[[R], bool] | None = None) -> R:
-        """The next ``request_cls`` request (``where`` holding) once its handler answered it.
-
-        Requests that came before the call count too, each returned once;
-        see :meth:`History.expect`.
-        """
-        return self.history.expect(request_cls, timeout, where)
-
-    def __repr__(self) -> str:
-        return f"<Station {self.id!r} OCPP {self.version} {self.remote_address}>"
-
-
-class CSMS(CSMSGroups):
+class CSMS(CSMSGroups, CSMSFigures):
     """A central system: accepts stations, answers their calls, calls them.
 
     Handlers are registered per request class; each version's classes are
@@ -187,6 +107,12 @@ class CSMS(CSMSGroups):
             "Pending" (SecurityError until a boot) or "Rejected".
         registration_store: ``load(id) -> status | None`` and ``save(id, status)``, to
             keep registration statuses across restarts; None: in memory only.
+        malloc_arenas: At :meth:`start`, cap glibc's malloc arenas for the whole process at
+            this many, so that the memory of stations that left can be given back (see
+            docs/threading.md); None: leave the allocator alone.
+        gc_freeze: At the first :meth:`start` in the process, collect once and freeze what is
+            alive (``gc.freeze``), so full collections no longer walk the start-up heap
+            (docs/threading.md); False: leave the garbage collector alone.
     """
 
     on_connect = StationCallbacks("connect")
@@ -209,7 +135,8 @@ class CSMS(CSMSGroups):
                  max_pending_handshakes: int | None = 256,
                  max_bad_messages: int | None = 10, registration: bool = True,
                  unknown_stations: str = "Accepted",
-                 registration_store: RegistrationStore | None = None) -> None:
+                 registration_store: RegistrationStore | None = None,
+                 malloc_arenas: int | None = None, gc_freeze: bool = True) -> None:
         if not versions:
             raise ValueError("a CSMS needs at least one OCPP version")
         if on_duplicate not in (REPLACE, REFUSE):
@@ -248,11 +175,17 @@ class CSMS(CSMSGroups):
         self.max_connections_per_address = max_connections_per_address
         self.max_pending_handshakes = max_pending_handshakes
         self.max_bad_messages = max_bad_messages
-        self._event_hook = on_security_event  # the listener's, once start() may have overridden it
+        self._metrics = MetricsTotals()   # every station's counts; see metrics()
+        self._event_hook = self._metrics.counting(on_security_event)  # the listener's, once started
         self._changed = threading.Condition()  # guards _stations and _server
         self._stations: dict[str, Station] = {}
         self._server: Any = None
         self._stopped = False
+        if malloc_arenas is not None and malloc_arenas < 1:
+            raise ValueError("malloc_arenas must be at least 1 (or None)")
+        self.malloc_arenas = malloc_arenas
+        self.gc_freeze = gc_freeze
+        self._memory = MemoryReturn(glibc_trim())
 
     def on(self, request_cls: type[Any]) -> Callable[[F], F]:
         """Decorator: answer stations' ``request_cls`` calls with ``handler(station, request)``."""
@@ -320,6 +253,11 @@ class CSMS(CSMSGroups):
                 raise RuntimeError("the CSMS is already listening")
             self._warn_unanswered()
             self._stopped = False
+            self._memory = MemoryReturn(glibc_trim())
+            if self.malloc_arenas is not None and not cap_malloc_arenas(self.malloc_arenas):
+                log.info("malloc_arenas=%d ignored: not glibc", self.malloc_arenas)
+            if self.gc_freeze:
+                freeze_start_up_objects()
             options: dict[str, Any] = {
                 "ping_interval": self.ping_interval, "pong_timeout": self.pong_timeout,
                 "ssl_context": self.ssl_context, "authenticate": self.authenticate,
@@ -332,7 +270,8 @@ class CSMS(CSMSGroups):
             if self.max_message_size is not None:
                 options["max_message_size"] = self.max_message_size
             options.update(server_options)
-            self._event_hook = options["on_security_event"]
+            self._event_hook = options["on_security_event"] = self._metrics.counting(
+                options["on_security_event"])
             options["check_request"] = functools.partial(self._check_request,
                                                          options.get("check_request"))
             try:
@@ -414,7 +353,7 @@ class CSMS(CSMSGroups):
             self.stop()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop listening, close every station's connection, join the threads. Idempotent.
+        """Stop listening and serving metrics, close every connection, join the threads. Idempotent.
 
         Returns within about ``timeout`` seconds however the stations behave:
         connections that do not close cleanly in time are cut.
@@ -426,6 +365,7 @@ class CSMS(CSMSGroups):
             if server is not None and _LISTENING.get(server.port) is self:
                 del _LISTENING[server.port]
             stations = list(self._stations.values())
+        self._memory.stop()
         # Side by side, so one slow station does not eat the others' time: each may finish
         # the calls in flight, then closes with 1001. The listener gets the second half.
         drain = min(self.close_timeout, timeout / 4)
@@ -441,6 +381,7 @@ class CSMS(CSMSGroups):
             server.stop(timeout=max(0.1, deadline - time.monotonic()))
         for closer in closers:
             closer.join(max(0.0, deadline - time.monotonic()))
+        self._stop_metrics(max(0.1, deadline - time.monotonic()))
 
     def wait_for_station(self, station_id: str, timeout: float | None = None) -> Station:
         """Block until a station with this id is connected; StationTimeout if none came in time."""
@@ -472,6 +413,7 @@ class CSMS(CSMSGroups):
         if version not in self.versions:
             log.warning("refused station %r: subprotocol %r is not one of ours", station_id,
                         subprotocol)
+            self._metrics.refused(security.Reason.NO_COMMON_SUBPROTOCOL.value, None)
             transport.close(1002, "unsupported subprotocol")
             return
         station = Station(station_id, version, request, self.history_size, self.history_bytes)
@@ -492,6 +434,7 @@ class CSMS(CSMSGroups):
             transport.close(1001, "the CSMS is stopping")
             return
         if refusal is not None:
+            self._metrics.refused(security.Reason.REFUSED.value, refusal[0])
             log.warning("refused station %r: %s", station_id, refusal[1])
             transport.close(1008 if refusal[0] == 409 else 1013, refusal[1])
             return
@@ -517,7 +460,8 @@ class CSMS(CSMSGroups):
                                 on_bad_messages=functools.partial(self._bad_messages, station),
                                 turnstile=getattr(transport, "turnstile", None),
                                 find_after=functools.partial(self._find_after, station),
-                                registration=station._registration)
+                                registration=station._registration,
+                                metrics=self._metrics.attach(station.version))
         station._connection = connection
         return connection
 
@@ -568,6 +512,7 @@ class CSMS(CSMSGroups):
                 del self._stations[station.id]
                 self._changed.notify_all()
         station.history.close()
+        self._memory.station_left()
         log.info("station %r disconnected", station.id)
         for callback in list(self._callbacks["disconnect"]):
             try:

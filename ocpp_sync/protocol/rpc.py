@@ -111,10 +111,11 @@ class OutgoingCall:
 class PeerCall:
     """A call (or a 2.1 SEND, with ``answer`` False) from the peer, read and ready to handle.
 
-    ``size`` is the length of the message it came in, for whoever bounds what it keeps.
+    ``size`` is the length of the message it came in, for whoever bounds what it keeps;
+    ``received`` when the runtime read it, for whoever times its answer.
     """
 
-    __slots__ = ("unique_id", "action", "handler", "request", "answer", "size")
+    __slots__ = ("unique_id", "action", "handler", "request", "answer", "size", "received")
 
     def __init__(self, unique_id: str, action: str, handler: Handler, request: Any,
                  answer: bool, size: int = 0) -> None:
@@ -124,6 +125,7 @@ class PeerCall:
         self.request = request
         self.answer = answer
         self.size = size
+        self.received = 0.0
 
 
 class CallAnswered:
@@ -150,19 +152,24 @@ class FrameRefused:
     A broken answer to our current call also fails it (``failed`` with ``error``,
     and ``write_next`` as for an answer). ``close`` is a close code when the
     peer has spent its budget (of malformed frames, or of unanswered calls).
+    ``action`` is the action of a readable call refused, else None; ``malformed``
+    says the frame was no OCPP-J frame at all.
     """
 
-    __slots__ = ("reply", "failed", "error", "write_next", "close", "reason")
+    __slots__ = ("reply", "failed", "error", "write_next", "close", "reason", "action", "malformed")
 
     def __init__(self, reply: str | None, *, failed: OutgoingCall | None = None,
                  error: OCPPError | None = None, write_next: OutgoingCall | None = None,
-                 close: int | None = None, reason: str = "") -> None:
+                 close: int | None = None, reason: str = "", action: str | None = None,
+                 malformed: bool = False) -> None:
         self.reply = reply
         self.failed = failed
         self.error = error
         self.write_next = write_next
         self.close = close
         self.reason = reason
+        self.action = action
+        self.malformed = malformed
 
 
 class Ignored:
@@ -378,7 +385,8 @@ class RpcState:
     def bad_message(self, description: str) -> FrameRefused:
         """A message that is no frame at all (a binary one): not answered, but it counts."""
         log.warning("%s: bad message from the peer: %s", self.name, description)
-        return FrameRefused(None, close=self._count_bad_frame(), reason="too many malformed messages")
+        return FrameRefused(None, close=self._count_bad_frame(), reason="too many malformed messages",
+                            malformed=True)
 
     def _bad_frame(self, exc: FramingError) -> FrameRefused:
         log.warning("%s: bad frame from the peer: %s", self.name, exc.description)
@@ -391,13 +399,13 @@ class RpcState:
         if exc.message_type in (CALLERROR, CALLRESULTERROR):
             # Never answer an error with an error: two peers could trade them forever.
             return FrameRefused(None, failed=failed, error=error, write_next=write_next,
-                                close=close, reason="too many malformed messages")
+                                close=close, reason="too many malformed messages", malformed=True)
         message_type = CALLRESULTERROR if exc.message_type == CALLRESULT and self.version == "2.1" \
             else CALLERROR
         reply = self._serialise_answer(CallErrorFrame(exc.unique_id, exc.code, exc.description, {},
                                                       message_type))
         return FrameRefused(reply, failed=failed, error=error, write_next=write_next, close=close,
-                            reason="too many malformed messages")
+                            reason="too many malformed messages", malformed=True)
 
     def _take_current_quietly(self, unique_id: str) -> tuple[OutgoingCall | None, OutgoingCall | None]:
         with self._guard:
@@ -452,7 +460,8 @@ class RpcState:
         if duplicate:
             log.warning("%s: a call reused the id %s of one still being handled", self.name, unique_id)
             return FrameRefused(self._serialise_answer(CallErrorFrame(
-                unique_id, error_code(RPC, self.version), "a call with this id is still being handled")))
+                unique_id, error_code(RPC, self.version), "a call with this id is still being handled")),
+                action=frame.action)
         if over:
             log.warning("%s: the peer sent %s while %d of its calls are unanswered: closing the "
                         "connection", self.name, frame.action, len(self._handling))
@@ -460,7 +469,7 @@ class RpcState:
         found = self._handler_and_request(unique_id, frame.action, frame.payload)
         if isinstance(found, str):
             self._release(unique_id)
-            return FrameRefused(found)
+            return FrameRefused(found, action=frame.action)
         return found
 
     def _handler_and_request(self, unique_id: str, action: str, payload: Any) -> PeerCall | str:

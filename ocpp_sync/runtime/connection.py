@@ -47,11 +47,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from ocpp_sync.errors import CallTimeout, ConnectionClosed
+from ocpp_sync.metrics import CLOSED, OUT, SEND, TIMEOUT
 from ocpp_sync.protocol.codec import to_payload
 from ocpp_sync.protocol.registration import Registration
 from ocpp_sync.protocol.rpc import CS, CSMS, CallAnswered, FrameRefused, Handler, OutgoingCall, PeerCall, RpcState
 from ocpp_sync.runtime.handling import Handling
 from ocpp_sync.runtime.history import History
+from ocpp_sync.runtime.metrics import ConnectionMetrics, clock
 from ocpp_sync.runtime.work import _Pending, _settle, _Task, _Work, call_with_dict
 from ocpp_sync.scheduling.deadlines import TIMER
 from ocpp_sync.scheduling.turnstile import Turnstile
@@ -73,6 +75,9 @@ _LAZY_READER = 0.05
 _WATCH = 1.0
 _READ = "read"
 _HANDLE = "handle"
+# Characters from which a message is parsed outside the turnstile (see _read_and_handle):
+# far above what OCPP usually sends, and about a millisecond or two of parsing.
+_BIG_MESSAGE = 32 * 1024
 
 
 class Connection(Handling):
@@ -93,6 +98,7 @@ class Connection(Handling):
     ``find_after(request_cls)`` returns the hook to run with (request, response) once
     our answer to such a request is written, or None. ``registration`` (a CSMS's)
     is the station's registration, which the RPC core consults for every call.
+    ``metrics`` counts its calls (see ``runtime.metrics``); None: counts of its own.
     """
 
     def __init__(self, transport: Transport, *, name: str, version: str, role: str,
@@ -102,8 +108,10 @@ class Connection(Handling):
                  on_bad_messages: Callable[[int], None] | None = None,
                  turnstile: Turnstile | None = None,
                  find_after: Callable[[type], Callable[[Any, Any], Any] | None] | None = None,
-                 registration: Registration | None = None) -> None:
+                 registration: Registration | None = None,
+                 metrics: ConnectionMetrics | None = None) -> None:
         self.name = name
+        self._metrics = metrics if metrics is not None else ConnectionMetrics(version)
         self.version = version
         self.timeout = timeout
         self.lenient = lenient
@@ -352,6 +360,7 @@ class Connection(Handling):
             self._rpc.check_open()
             self._log_frame(">", text)
             self._transport.send(text)
+            self._metrics.other(OUT, action, SEND)
             done: Future[Any] = Future()
             done.set_result(None)
             return done, None
@@ -363,6 +372,8 @@ class Connection(Handling):
         return pending.future, pending
 
     def _write_call(self, call: OutgoingCall) -> None:
+        assert isinstance(call, _Pending)
+        call.sent = clock()
         self._log_frame(">", call.text)
         try:
             self._transport.send(call.text)
@@ -374,7 +385,8 @@ class Connection(Handling):
 
     def _expire(self, pending: _Pending, why: str = "") -> None:
         start = self._rpc.expire(pending)
-        _settle(pending, exc=CallTimeout(why or f"no answer to {pending.action} within {pending.timeout:g} s"))
+        if _settle(pending, exc=CallTimeout(why or f"no answer to {pending.action} within {pending.timeout:g} s")):
+            self._metrics.other(OUT, pending.action, TIMEOUT)
         if start is not None:
             self._write_call(start)
 
@@ -385,7 +397,8 @@ class Connection(Handling):
         caller that took the socket sooner would read for an answer already in."""
         assert isinstance(call, _Pending)
         self._step_out()   # a future's done-callbacks run here
-        _settle(call, result, exc)
+        if _settle(call, result, exc):
+            self._metrics.answer_out(call.action, exc, call.sent)
         me = threading.get_ident()
         # Unlocked first look: only this thread moves the role away from itself, and the
         # usual reader here is the caller itself, which keeps the socket.
@@ -399,7 +412,8 @@ class Connection(Handling):
     def _fail_all(self, exc: ConnectionClosed) -> None:
         for call in self._rpc.fail_all():
             assert isinstance(call, _Pending)
-            _settle(call, exc=exc)
+            if _settle(call, exc=exc):
+                self._metrics.other(OUT, call.action, CLOSED)
 
     # -- reading ----------------------------------------------------------
 
@@ -469,6 +483,7 @@ class Connection(Handling):
             self._reading_thread = None
             self._wake.notify_all()
         self._finished.set()
+        self._metrics.close()
         log.debug("%s: connection ended", self.name)
         on_close, self._on_close = self._on_close, None
         if on_close is not None:
@@ -497,7 +512,10 @@ class Connection(Handling):
             return False
         if text is None:
             return False
-        turnstile = self._turnstile
+        # A big message is parsed outside the turn: its parse (tens of milliseconds at the
+        # size limit, with the GIL held for the JSON part) would hold every other station's
+        # turn, where outside it the others go on taking theirs between its GIL releases.
+        turnstile = self._turnstile if len(text) < _BIG_MESSAGE else None
         if turnstile is not None:
             turnstile.enter()
         try:
@@ -526,6 +544,7 @@ class Connection(Handling):
             log.debug("%s: error closing the transport", self.name, exc_info=True)
 
     def _on_text(self, text: str) -> None:
+        received = clock()
         self._log_frame("<", text)
         event = self._rpc.receive(text)
         if isinstance(event, CallAnswered):
@@ -536,17 +555,22 @@ class Connection(Handling):
             self._settle_read(event.call, event.response, event.error)
         elif isinstance(event, PeerCall):
             event.size = len(text)   # what the history counts the request as
+            event.received = received
             self._take_in(event)
         elif isinstance(event, FrameRefused):
-            self._on_refused(event)
+            self._on_refused(event, received)
 
-    def _on_refused(self, event: FrameRefused) -> None:
+    def _on_refused(self, event: FrameRefused, received: float = 0.0) -> None:
         if event.write_next is not None:
             self._write_call(event.write_next)
         if event.failed is not None:
             self._settle_read(event.failed, exc=event.error)
         if event.reply is not None:
             self._write_answer(event.reply)
+            if event.action is not None:
+                self._metrics.refused_in(event.action, event.reply, received)
+        if event.malformed:
+            self._metrics.bad_message()
         if event.close is None:
             return
         self._step_out()   # a callback runs, and closing waits for the peer

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ocpp_sync.errors import OCPPError
 from ocpp_sync.protocol.rpc import PeerCall, RpcState
+from ocpp_sync.runtime.metrics import ConnectionMetrics
 from ocpp_sync.runtime.work import _Task, _Work
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class Handling:
     _history: History | None
     _turnstile: Turnstile | None
     _find_after: Callable[[type], Callable[[Any, Any], Any] | None] | None
+    _metrics: ConnectionMetrics
 
     def _unread_call_locked(self) -> bool:
         raise NotImplementedError
@@ -116,11 +118,13 @@ class Handling:
                 item.handler(item.request)
             except Exception:
                 log.exception("%s: the %s handler raised", self.name, item.action)
+            self._metrics.handled_send(item.action)
         else:
             response = None
             try:
                 text, response = self._run_handler(item)
                 self._write_answer(text)
+                self._metrics.answered_in(item.action, text, item.received)
             except Exception:  # never let one message end the worker
                 log.exception("%s: failed to answer %s", self.name, item.unique_id)
             find_after = self._find_after   # None once the connection is over

@@ -17,16 +17,20 @@ if TYPE_CHECKING:
 __all__ = ["call_with_dict"]
 
 
-def _settle(pending: _Pending, result: Any = None, exc: BaseException | None = None) -> None:
-    """Resolve a call's future (unless cancelled or resolved already), then raise its flag."""
-    settle(pending.future, result, exc)
+def _settle(pending: _Pending, result: Any = None, exc: BaseException | None = None) -> bool:
+    """Resolve a call's future (unless cancelled or resolved already), then raise its flag.
+
+    True if this outcome is the one the caller gets (so it is counted once).
+    """
+    won = settle(pending.future, result, exc)
     pending.settled = True   # after the future: whoever sees the flag finds the outcome there
+    return won
 
 
 class _Pending(OutgoingCall):
     """One of our calls, as the runtime waits for it: a future, a deadline, who reads its answer."""
 
-    __slots__ = ("future", "deadline", "timeout", "blocking", "settled")
+    __slots__ = ("future", "deadline", "timeout", "blocking", "settled", "sent")
 
     def __init__(self, unique_id: str, action: str, text: str, response_cls: type,
                  timeout: float, blocking: bool) -> None:
@@ -36,6 +40,7 @@ class _Pending(OutgoingCall):
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
         self.future: Future[Any] = Future()
+        self.sent = 0.0   # when it was written, for the latency of its answer
 
     def start(self) -> bool:
         return self.future.set_running_or_notify_cancel()

@@ -86,6 +86,7 @@ GUIDE_NEEDS = {
     "flask.md": ["{wheel}[flask]"],
     "django.md": ["werkzeug"],      # its example serves with werkzeug, not Django
     "security.md": ["trustme"],     # throw-away certificates for the profile 3 example
+    "metrics.md": ["{wheel}[metrics,flask]"],   # prometheus_client, and the Flask mount
 }
 NOTEBOOK_NEEDS = ["nbclient", "ipykernel"]  # what runs a notebook without a Jupyter server
 NOTEBOOKS = sorted((ROOT / "examples").glob("*.ipynb"))

@@ -535,3 +535,21 @@ def test_blocking_send_from_the_reader_thread_is_refused(linked, m):
     peer.send([3, call[1], {"currentTime": "2030-01-01T00:00:00Z"}])
     assert done.wait(WAIT)
     assert isinstance(outcome[0], RuntimeError)
+
+
+def test_a_big_message_is_parsed_outside_the_turn(handlers, raw_client, version, monkeypatch):
+    """Parsing a message near the size limit takes tens of milliseconds; inside the turnstile
+    it would hold every other station's turn for that long (issue 16)."""
+    from ocpp_sync.runtime import connection
+    from ocpp_sync.scheduling.turnstile import Turnstile
+
+    entered = []
+    enter = Turnstile.enter
+    monkeypatch.setattr(Turnstile, "enter", lambda self, first=False: (entered.append(first),
+                                                                        enter(self, first=first)))
+    big = "x" * connection._BIG_MESSAGE
+    reply = raw_client.exchange(dt("big", "ACME", big))
+    assert reply[:2] == [3, "big"]
+    assert entered == []
+    assert_still_serves(raw_client)
+    assert entered   # a small message does take a turn

@@ -29,37 +29,49 @@ def _shared_dir() -> Path | None:
     return None
 
 
-def _package_dirs() -> dict[str, Path] | None:
+def _package_dirs() -> dict[str, Path]:
+    """The versions whose schemas the ``ocpp`` package ships (releases for Python 3.10 lack 2.1)."""
     try:
         spec = importlib.util.find_spec("ocpp")
     except (ImportError, ValueError):
-        return None
+        return {}
     if spec is None or not spec.submodule_search_locations:
-        return None
+        return {}
     root = Path(list(spec.submodule_search_locations)[0])
     dirs = {tag: root / tag / "schemas" for tag in TAGS.values()}
-    return dirs if all(d.is_dir() for d in dirs.values()) else None
+    return {tag: d for tag, d in dirs.items() if d.is_dir()}
 
 
 @functools.cache
-def version_dirs() -> dict[str, Path] | None:
-    """{"v16": folder, "v201": folder, "v21": folder}, or None when no schemas are reachable."""
+def available_dirs() -> dict[str, Path]:
+    """{"v16": folder, ...} for every version whose schemas are reachable."""
     shared = _shared_dir()
     if shared is not None:
         return {tag: shared / tag for tag in TAGS.values()}
     return _package_dirs()
 
 
+def version_dirs() -> dict[str, Path] | None:
+    """All three versions' folders, or None unless every one is reachable."""
+    dirs = available_dirs()
+    return dirs if len(dirs) == len(TAGS) else None
+
+
 SKIP_REASON = ("official OCPP schemas not found: neither ../shared/ocpp-schemas beside the repo "
                "nor the `ocpp` package's ocpp/v16/schemas (pip install ocpp)")
-requires_schemas = pytest.mark.skipif(version_dirs() is None, reason=SKIP_REASON)
+requires_schemas = pytest.mark.skipif(not available_dirs(), reason=SKIP_REASON)
+
+
+def version_folder(version: str) -> Path:
+    """The schema folder of ``version``; skips the test when this one is not reachable."""
+    folder = available_dirs().get(TAGS[version])
+    if folder is None:
+        pytest.skip(f"no OCPP {version} schemas here: {SKIP_REASON}")
+    return folder
 
 
 def schema_path(version: str, action: str, is_request: bool) -> Path:
-    dirs = version_dirs()
-    if dirs is None:
-        pytest.skip(SKIP_REASON)
-    folder = dirs[TAGS[version]]
+    folder = version_folder(version)
     name = f"{action}Response"
     if is_request:
         # 1.6 names requests by action alone; so does 2.1's NotifyPeriodicEventStream.
@@ -75,11 +87,9 @@ def message_schema(version: str, action: str, is_request: bool) -> dict[str, Any
 
 def schema_actions(version: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(request actions, response actions) as the schema files name them."""
-    dirs = version_dirs()
-    if dirs is None:
-        return (), ()
+    folder = version_folder(version)
     requests, responses = [], []
-    for path in sorted(dirs[TAGS[version]].glob("*.json")):
+    for path in sorted(folder.glob("*.json")):
         stem = path.stem
         if stem.endswith("Response"):
             responses.append(stem[: -len("Response")])
