@@ -251,7 +251,8 @@ def churn(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  probes after the measurement: gc.collect() found {collected} objects "
               f"(RSS then {probe:.1f} MiB); after malloc_trim(0) {trimmed:.1f} MiB")
         return {"stations": args.stations, "waves": waves, "calls_per_station": 20,
-                "warmup_stations": args.warmup, "no_gc": args.no_gc, "malloc_arenas": args.malloc_arenas, "rss_start": start,
+                "warmup_stations": args.warmup, "no_gc": args.no_gc, "malloc_arenas": args.malloc_arenas,
+                "rss_start": start,
                 "rss_end": end, "growth": end / start - 1, "gc": gc_state,
                 "probe_collected": collected, "probe_rss": probe, "probe_trimmed_rss": trimmed}
     finally:

@@ -20,6 +20,7 @@ from typing import Any
 import ocpp_sync
 from ocpp_sync.conformance import console as conformance
 from ocpp_sync.errors import OCPPError
+from ocpp_sync.fleet import MIX, FleetOptions, fleet_command
 from ocpp_sync.protocol.retry import BackOff
 from ocpp_sync.protocol.versions import version_module
 from ocpp_sync.sim import CSMS as CSMS_SIDE
@@ -322,7 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
                "  ocpp-sync station ws://127.0.0.1:9000/ocpp --id CP_2 --version 2.0.1 \\\n"
                "      --connectors 2 --scenario examples/scenario_v201.json\n"
                "  ocpp-sync conformance --role csms --url ws://127.0.0.1:9000/ocpp --id CP_1 "
-               "--cases 'TC_B_*'")
+               "--cases 'TC_B_*'\n"
+               "  ocpp-sync fleet ws://127.0.0.1:9000/ocpp --stations 100 --procs 2 --ramp 20 \\\n"
+               "      --version mix --duration 60 --seed 7 --json report.json --plot fleet.png")
     parser.add_argument("--version", action="version", version=f"ocpp-sync {ocpp_sync.__version__}",
                         help="print the version of ocpp-sync and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0,
@@ -377,7 +380,89 @@ def build_parser() -> argparse.ArgumentParser:
 
     conformance.add_arguments(command("conformance", "play OCTT test cases against a real CSMS "
                                                      "or station (docs/conformance.md)"))
+    _fleet_parser(command("fleet", "many simulated charge points against one CSMS, with a report"))
     return parser
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _fleet_parser(fleet: argparse.ArgumentParser) -> None:
+    fleet.add_argument("url", type=station_url,
+                       help="the CSMS's websocket URL (ws:// or wss://); each station's id is "
+                            "appended to its path")
+    fleet.add_argument("--stations", type=_positive, default=10, help="how many stations")
+    fleet.add_argument("--version", choices=(*VERSIONS, MIX), default="1.6",
+                       help="the OCPP version; mix: each station draws one")
+    fleet.add_argument("--procs", type=_positive, default=1,
+                       help="worker processes the stations are spread over")
+    fleet.add_argument("--ramp", type=_seconds, default=50.0, metavar="PER_SECOND",
+                       help="connects per second across the fleet")
+    fleet.add_argument("--duration", type=_seconds, metavar="SECONDS",
+                       help="seconds from the first connect to the end (default: until Ctrl-C)")
+    fleet.add_argument("--seed", type=int, default=0,
+                       help="the seed of the plan: station versions, timings and mix")
+    fleet.add_argument("--id-prefix", default="FLEET",
+                       help="station ids are this prefix and a five-digit number")
+    fleet.add_argument("--heartbeat-interval", type=_seconds, metavar="SECONDS",
+                       help="seconds between Heartbeats (default: what the boot answer says)")
+    fleet.add_argument("--status-interval", type=_seconds, metavar="SECONDS",
+                       help="repeat a StatusNotification this often (default: only on changes)")
+    fleet.add_argument("--charging", type=_share, default=0.5, metavar="SHARE",
+                       help="the share of stations (0 to 1) that run transactions")
+    fleet.add_argument("--meter-interval", type=_seconds, default=10.0, metavar="SECONDS",
+                       help="seconds between meter values in a transaction")
+    fleet.add_argument("--samples", type=_positive, default=6, help="meter values per transaction")
+    fleet.add_argument("--idle", type=_seconds, default=30.0, metavar="SECONDS",
+                       help="mean seconds between a station's transactions")
+    fleet.add_argument("--connectors", type=_positive, default=1,
+                       help="connectors per station (the built-in mix charges on the first)")
+    fleet.add_argument("--scenario", action="append", metavar="FILE",
+                       help="a scenario file as `station --scenario` takes (repeatable); "
+                            "stations that play one draw it at random")
+    fleet.add_argument("--scenario-share", type=_share, default=1.0, metavar="SHARE",
+                       help="the share of stations that play a scenario file when any is given")
+    fleet.add_argument("--password",
+                       help="HTTP Basic auth password for every station ({id} becomes the "
+                            f"station's id); default: ${PASSWORD_VARIABLE}")
+    fleet.add_argument("--ca", metavar="FILE",
+                       help="the CA bundle that verifies a wss:// CSMS (security profiles 2 and 3)")
+    fleet.add_argument("--timeout", type=_seconds, default=30.0,
+                       help="seconds a call waits for its answer")
+    fleet.add_argument("--reconnect-wait", type=_seconds, default=5.0, metavar="SECONDS",
+                       help="the first wait before a lost station reconnects (doubling per "
+                            "attempt, plus up to as much at random)")
+    fleet.add_argument("--json", metavar="FILE", dest="json_path",
+                       help="also write the report as JSON to FILE (-: stdout, the table "
+                            "then goes to stderr)")
+    fleet.add_argument("--plot", metavar="FILE.png",
+                       help="draw calls/s and p99 latency over time into this PNG (matplotlib)")
+    fleet.add_argument("--progress-every", type=_seconds, default=5.0, metavar="SECONDS",
+                       help="seconds between progress lines when the output is not a terminal")
+
+
+def run_fleet_command(args: argparse.Namespace, log_level: int, stop: threading.Event) -> int:
+    """Turn the parsed options into a FleetOptions and run it until its end or ``stop``."""
+    url: StationURL = args.url
+    options = FleetOptions(
+        url=url, stations=args.stations, version=args.version, procs=args.procs, ramp=args.ramp,
+        duration=args.duration, seed=args.seed, id_prefix=args.id_prefix,
+        heartbeat_interval=args.heartbeat_interval, status_interval=args.status_interval,
+        charging=args.charging, meter_interval=args.meter_interval, samples=args.samples,
+        idle=args.idle, connectors=args.connectors, scenarios=tuple(args.scenario or ()),
+        scenario_share=args.scenario_share,
+        password=args.password or url.password or os.environ.get(PASSWORD_VARIABLE) or None,
+        cafile=args.ca, timeout=args.timeout, reconnect_wait=args.reconnect_wait)
+    return fleet_command(options, say=say, json_path=args.json_path, plot_path=args.plot,
+                         progress_every=args.progress_every,
+                         # Without -v, a fleet's workers log errors only: a CSMS restart would
+                         # otherwise print a reconnect warning per station.
+                         log_level=logging.ERROR if log_level == logging.WARNING else log_level,
+                         stop=stop)
 
 
 def _password(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
@@ -405,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
         if args.command == "conformance":
             return conformance.main(args, parser.error)
+        if args.command == "fleet":
+            return run_fleet_command(args, level, stop)
         if args.command == "csms":
             run_csms(args.host, args.port, args.version or VERSIONS, args.heartbeat_interval, stop)
             return 0
@@ -423,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
         return INTERRUPTED
     except DemoFailed as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
+    except ScenarioError as exc:
+        print(f"bad scenario: {exc}", file=sys.stderr)
+        return 2
     except (OCPPError, ConnectionError, TimeoutError, OSError) as exc:
         print(f"{args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
     return 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import random as _random
+import ssl
 import threading
 import time
 import uuid
@@ -59,11 +60,12 @@ class StationSimulator(StationAnswers, Reporting):
                  timeout: float = 10.0, report: Reporter | None = None, connectors: int = 1,
                  id_tags: list[str] | None = None, meter_interval: float = 1.0,
                  password: str | None = None, reconnect: bool = False,
-                 backoff: BackOff | None = None) -> None:
-        """``url``, ``station_id``, ``version``, ``timeout`` and ``password`` (security profile
-        1/2 Basic auth) are the ChargePoint's. ``id_tag`` is the tag a charge presents
-        unless ``id_tags`` gives one per connector; each meter sample adds ``sample_seconds``
-        of ``power_w``; scenarios wait ``meter_interval`` real seconds between samples.
+                 backoff: BackOff | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
+        """``url``, ``station_id``, ``version``, ``timeout``, ``password`` (security profile
+        1/2 Basic auth) and ``ssl_context`` (verifies a ``wss://`` CSMS) are the ChargePoint's.
+        ``id_tag`` is the tag a charge presents unless ``id_tags`` gives one per connector;
+        each meter sample adds ``sample_seconds`` of ``power_w``; scenarios wait
+        ``meter_interval`` real seconds between samples.
         ``report`` gets every :class:`Exchange`. With ``reconnect`` a lost connection is
         reopened after the ``backoff`` delays (each attempt logged) and :meth:`run` boots
         again once it is back; without, :meth:`run` ends when the connection does.
@@ -84,6 +86,7 @@ class StationSimulator(StationAnswers, Reporting):
         # One attempt per transaction message: a CSMS that refuses one should be told at once,
         # not after minutes of retries that hold up every later transaction message.
         self.cp = ChargePoint(station_id, url, version=version, timeout=timeout, password=password,
+                              ssl_context=ssl_context,
                               reconnect=reconnect, transaction_retry=TransactionRetry(attempts=1),
                               backoff=AnnouncedBackOff(schedule.wait_minimum, schedule.random_range,
                                                        schedule.repeat_times, station_id=station_id),
