@@ -43,6 +43,7 @@ from ocpp_sync.websocket.handshake import (
     check_upgrade,
     offered_subprotocols,
     refusal_parts,
+    require_station_id,
     station_id_from_path,
     upgrade_socket,
 )
@@ -194,9 +195,7 @@ class StationEndpoint:
         if sock is None:
             raise Refused(501, "this WSGI server does not expose its socket: use gunicorn (gthread) "
                                "or werkzeug", kind=Reason.REFUSED)
-        if not station_id:
-            raise Refused(400, "no station id at the end of the path", kind=Reason.INVALID_STATION_ID)
-        request = _connection_request(environ, station_id, _remote_address(environ),
+        request = _connection_request(environ, require_station_id(station_id), _remote_address(environ),
                                       _peer_certificate(sock))
         admitted = self._admission.admit(request)
         return "" if admitted is None else admitted.subprotocol

@@ -37,6 +37,7 @@ __all__ = [
     "RequestParser",
     "read_request",
     "check_upgrade",
+    "require_station_id",
     "station_id_from_path",
     "offered_subprotocols",
     "accept_response",
@@ -170,6 +171,11 @@ def station_id_from_path(path: str) -> str:
         station_id = unquote(path.rsplit("/", 1)[-1], errors="strict")
     except UnicodeDecodeError:
         raise UpgradeRefused(400, "station id is not valid UTF-8", kind=_BAD_ID) from None
+    return require_station_id(station_id)
+
+
+def require_station_id(station_id: str) -> str:
+    """``station_id`` itself; 400 if it is empty (a path, or a route, that names no station)."""
     if not station_id:
         raise UpgradeRefused(400, "no station id at the end of the path", kind=_BAD_ID)
     return station_id
