@@ -66,6 +66,14 @@ def profile_from_wire(version: str, wire: Any, evse_id: int) -> Profile:
                           min_charging_rate=schedule.min_charging_rate))
 
 
+def _next_second(moment: datetime.datetime) -> datetime.datetime:
+    """``moment`` up to a whole second: a schedule reported from a second already begun would
+    show, for its first period, the limit of an instant before a profile or transaction that
+    started within that second."""
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + datetime.timedelta(seconds=1)
+
+
 def _floor_tenth(value: float) -> float:
     """Down to a multiple of 0.1 (the 1.6 schema's step), never above the limit."""
     return math.floor(round(value * 10, 6)) / 10
@@ -209,7 +217,7 @@ class SmartCharging:
             return m.GetCompositeScheduleResponse(
                 status="Rejected", status_info=m.StatusInfoType(reason_code="UnknownEvse" if unit in
                                                                 self.store.rate_units else "UnsupportedRateUnit"))
-        start = self.clock().replace(microsecond=0)
+        start = _next_second(self.clock())
         periods = self.composite(evse, request.duration, unit, start)
         if self.version == "1.6":
             schedule = m.ChargingSchedule(

@@ -35,8 +35,8 @@ def linked(request: pytest.FixtureRequest) -> Iterator[tuple[StationSimulator, A
 
 
 def tx_profile(m: Any, purpose: str, transaction_id: Any, amps: float) -> Any:
-    """A profile limiting connector / EVSE 1 to ``amps`` from this second on."""
-    start = datetime.now(timezone.utc).replace(microsecond=0)  # as GetCompositeSchedule starts
+    """A profile limiting connector / EVSE 1 to ``amps`` from now on."""
+    start = datetime.now(timezone.utc)
     if m.VERSION == "1.6":
         schedule = m.ChargingSchedule(charging_rate_unit="A", start_schedule=start, charging_schedule_period=[
             m.ChargingSchedulePeriod(start_period=0, limit=amps)])

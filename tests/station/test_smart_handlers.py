@@ -1,4 +1,5 @@
-"""GetChargingProfiles without sockets: the ReportChargingProfiles series leaves only after the answer."""
+"""SmartCharging's handlers without sockets: the ReportChargingProfiles series leaves only after
+the answer, and GetCompositeSchedule reports from the next whole second."""
 from __future__ import annotations
 
 import datetime
@@ -80,3 +81,32 @@ def test_nothing_is_reported_when_there_is_nothing_to_report(version: str) -> No
     assert smart.reporter.join_idle(5) and cp.sent == []
     smart.stop(5)
     assert not any(t.name == "ocpp-station-charging-profile-reports" for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_a_composite_schedule_starts_at_the_next_whole_second(version: str) -> None:
+    m = version_module(version)
+    moment = NOW + datetime.timedelta(milliseconds=300)
+    smart = SmartCharging(ProfileStore(version), max_current=32, clock=lambda: moment)
+    smart.start_transaction(1, "7")  # within the second: its Relative TxProfile starts at .3
+    if version == "1.6":
+        schedule = m.ChargingSchedule(charging_rate_unit="A", charging_schedule_period=[
+            m.ChargingSchedulePeriod(start_period=0, limit=6)])
+        request = m.SetChargingProfileRequest(connector_id=1, cs_charging_profiles=m.ChargingProfile(
+            charging_profile_id=1, stack_level=0, charging_profile_purpose="TxProfile",
+            charging_profile_kind="Relative", charging_schedule=schedule, transaction_id=7))
+    else:
+        schedule = m.ChargingScheduleType(id=1, charging_rate_unit="A", charging_schedule_period=[
+            m.ChargingSchedulePeriodType(start_period=0, limit=6)])
+        request = m.SetChargingProfileRequest(evse_id=1, charging_profile=m.ChargingProfileType(
+            id=1, stack_level=0, charging_profile_purpose="TxProfile", charging_profile_kind="Relative",
+            charging_schedule=[schedule], transaction_id="7"))
+    assert smart.on_set_charging_profile(request).status == "Accepted"
+    if version == "1.6":
+        answer = smart.on_get_composite_schedule(m.GetCompositeScheduleRequest(connector_id=1, duration=60))
+        start, periods = answer.schedule_start, answer.charging_schedule.charging_schedule_period
+    else:
+        answer = smart.on_get_composite_schedule(m.GetCompositeScheduleRequest(evse_id=1, duration=60))
+        start, periods = answer.schedule.schedule_start, answer.schedule.charging_schedule_period
+    assert start == NOW + datetime.timedelta(seconds=1)
+    assert [(p.start_period, p.limit) for p in periods] == [(0, 6)]
