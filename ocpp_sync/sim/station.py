@@ -98,7 +98,7 @@ class StationSimulator(StationAnswers, Reporting):
         self.connectors = {n: Connector(n) for n in range(1, connectors + 1)}
         self._heartbeat_stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
-        self._lock = threading.Lock()  # guards config and connector state as read by handlers
+        self._lock = threading.Lock()  # guards connector state as read by handlers
         self._received = threading.Condition(self._lock)
         self.received: list[str] = []  # actions of CSMS requests, in arrival order
         self.stack = SimulatedStack(

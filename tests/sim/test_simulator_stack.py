@@ -10,7 +10,7 @@ import pytest
 
 import ocpp_sync
 from ocpp_sync.protocol.versions import version_module
-from ocpp_sync.sim import CentralSystem, StationSimulator
+from ocpp_sync.sim import CentralSystem, Command, StationSimulator
 
 WAIT = 10.0
 FULL = 11000 * 60 // 3600          # Wh per 60 s sample at the simulator's 11 kW
@@ -21,7 +21,7 @@ SIX_AMPS = 6 * 230 * 3 * 60 // 3600  # Wh per 60 s sample at 6 A on three phases
 def linked(request: pytest.FixtureRequest) -> Iterator[tuple[StationSimulator, Any, CentralSystem, Any]]:
     version = str(request.param)
     server = ocpp_sync.CSMS(versions=(version,), timeout=WAIT)
-    central = CentralSystem()
+    central = CentralSystem(heartbeat_interval=90)
     central.install(server)
     server.start("127.0.0.1", 0)
     sim = StationSimulator(f"ws://127.0.0.1:{server.port}", "STACKED", version, timeout=WAIT)
@@ -97,6 +97,7 @@ def test_a_limit_above_what_the_car_draws_changes_nothing(
 
 def test_the_configuration_is_the_stores(linked: tuple[StationSimulator, Any, CentralSystem, Any]) -> None:
     sim, station, central, m = linked
+    assert sim.setting("HeartbeatInterval") == "90"  # what the boot answer said
     transaction_id = sim.start_transaction()
     if m.VERSION == "1.6":
         every = station.send(m.GetConfigurationRequest())
@@ -104,8 +105,9 @@ def test_the_configuration_is_the_stores(linked: tuple[StationSimulator, Any, Ce
         assert keys["SupportedFeatureProfiles"] == "Core,SmartCharging,RemoteTrigger"
         assert (keys["ChargeProfileMaxStackLevel"], keys["Model"]) == ("8", "Simulator")
         statuses = [station.send(m.ChangeConfigurationRequest(key=key, value=value)).status for key, value in [
-            ("HeartbeatInterval", "soon"), ("Model", "X"), ("MeterValueSampleInterval", "30")]]
-        assert statuses == ["Rejected", "Rejected", "Accepted"]
+            ("HeartbeatInterval", "soon"), ("Model", "X"), ("MeterValueSampleInterval", "30"),
+            ("HeartbeatInterval", "120")]]
+        assert statuses == ["Rejected", "Rejected", "Accepted", "Accepted"]
     else:
         def item(component: str, variable: str) -> dict[str, Any]:
             return {"component": m.ComponentType(name=component), "variable": m.VariableType(name=variable)}
@@ -118,9 +120,13 @@ def test_the_configuration_is_the_stores(linked: tuple[StationSimulator, Any, Ce
             m.SetVariableDataType(attribute_value="-1", **item("OCPPCommCtrlr", "HeartbeatInterval")),
             m.SetVariableDataType(attribute_value="30", **item("SampledDataCtrlr", "TxUpdatedInterval"))]))
         assert [r.attribute_status for r in changed.set_variable_result] == ["Rejected", "Accepted"]
+        changed = station.send(m.SetVariablesRequest(set_variable_data=[
+            m.SetVariableDataType(attribute_value="120", **item("OCPPCommCtrlr", "HeartbeatInterval"))]))
+        assert changed.set_variable_result[0].attribute_status == "Accepted"
     assert sim.sample_seconds == 30
     assert energy_per_sample(sim, central, transaction_id, 1) == [11000 * 30 // 3600]
-    assert sim.setting("HeartbeatInterval") == "300"  # what the boot answer said
+    assert sim.setting("HeartbeatInterval") == "120"
+    assert sim.wait_for_command(WAIT) == Command("heartbeat_interval", 120)  # the heartbeat timer restarts
 
 
 def test_the_simulator_reports_its_device_model_and_profiles(
