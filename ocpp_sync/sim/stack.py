@@ -23,6 +23,7 @@ from ocpp_sync.station import (
     DeviceModelHandlers,
     KeyDefinition,
     Reporter,
+    VariableId,
 )
 from ocpp_sync.station.keys16 import REMOTE_TRIGGER, SMART_CHARGING, STRING
 from ocpp_sync.station.profiles import ProfileStore
@@ -72,6 +73,8 @@ class SimulatedStack:
             profiles = self._configure_2x(connectors, sample_seconds, power_w)
         self.smart = SmartCharging(profiles, max_current=power_w / (voltage * phases), voltage=voltage,
                                    phases=phases, clock=clock, reporter=self.reporter)
+        if self.model is not None:
+            self._bind_2x(connectors, power_w)
 
     def _configure_16(self, connectors: int, sample_seconds: int) -> ProfileStore:
         store = ConfigurationStore(
@@ -105,6 +108,20 @@ class SimulatedStack:
             max_stack_level=model.int_value("SmartChargingCtrlr", "ProfileStackLevel", 8),
             max_periods=model.int_value("SmartChargingCtrlr", "PeriodsPerSchedule", 24),
             rate_units=rate_units.split(","))
+
+    def _bind_2x(self, connectors: int, power_w: float) -> None:
+        """The device model reads what smart charging knows: the profiles installed, each EVSE's power."""
+        assert self.model is not None
+        self.model.bind("SmartChargingCtrlr", VariableId("Entries", "ChargingProfiles"),
+                        lambda: str(len(self.smart.store.entries())))
+        for evse in range(1, connectors + 1):
+            self.model.bind(ComponentId("EVSE", evse_id=evse), "Power", self._power_reader(evse, power_w))
+
+    def _power_reader(self, evse: int, power_w: float) -> Callable[[], str]:
+        """EVSE ``evse``'s Power: what it charges at during a transaction, else 0."""
+        def read() -> str:
+            return f"{self.power_w(evse, power_w) if evse in self.smart.transactions() else 0:g}"
+        return read
 
     def _changed(self, change: Change) -> None:
         if (change.component.name, change.variable.name) == SETTINGS_2X["HeartbeatInterval"] \

@@ -141,7 +141,14 @@ def test_the_simulator_reports_its_device_model_and_profiles(
     reported = {(d.component.name, d.variable.name) for r in reports for d in r.report_data}
     assert {("ChargingStation", "Model"), ("EVSE", "Count"), ("OCPPCommCtrlr", "HeartbeatInterval")} <= reported
     assert len(reported) > 50
-    assert station.send(tx_profile(m, "TxDefaultProfile", None, 10)).status == "Accepted"
+    assert station.send(tx_profile(m, "TxDefaultProfile", None, 6)).status == "Accepted"
+    sim.start_transaction()
+    got = station.send(m.GetVariablesRequest(get_variable_data=[
+        m.GetVariableDataType(component=m.ComponentType(name="EVSE", evse=m.EVSEType(id=1)),
+                              variable=m.VariableType(name="Power")),
+        m.GetVariableDataType(component=m.ComponentType(name="SmartChargingCtrlr"),
+                              variable=m.VariableType(name="Entries", instance="ChargingProfiles"))]))
+    assert [r.attribute_value for r in got.get_variable_result] == ["4140", "1"]  # what smart charging knows
     criterion = m.ChargingProfileCriterionType(charging_profile_purpose="TxDefaultProfile")
     answer = station.send(m.GetChargingProfilesRequest(request_id=2, charging_profile=criterion))
     assert answer.status == "Accepted"
