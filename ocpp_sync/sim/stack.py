@@ -9,7 +9,6 @@ from it and tells it when transactions start and end.
 """
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +26,7 @@ from ocpp_sync.station import (
 )
 from ocpp_sync.station.keys16 import REMOTE_TRIGGER, SMART_CHARGING, STRING
 from ocpp_sync.station.profiles import ProfileStore
-from ocpp_sync.station.smart import SmartCharging, utc_now
+from ocpp_sync.station.smart import SmartCharging
 
 __all__ = ["SimulatedStack", "SETTINGS_2X"]
 
@@ -54,13 +53,13 @@ class SimulatedStack:
     profile limits it, ``voltage`` and ``phases`` convert a limit in A to W.
     ``on_heartbeat_interval(seconds)`` runs when the CSMS changes the heartbeat
     interval (in the connection's worker: it should only hand the change on).
-    ``clock`` gives the time the charging profiles are read at. The 2.x reports
-    are sent by one reporter thread named ``reporter_name``, started at the first report.
+    The 2.x reports are sent by one reporter thread named ``reporter_name``,
+    started at the first report.
     """
 
     def __init__(self, version: str, *, connectors: int, sample_seconds: int, power_w: float,
                  voltage: float, phases: int, on_heartbeat_interval: Callable[[int], None],
-                 reporter_name: str, clock: Callable[[], datetime.datetime] = utc_now) -> None:
+                 reporter_name: str) -> None:
         self.version = version
         self.reporter = Reporter(reporter_name)
         self._on_heartbeat_interval = on_heartbeat_interval
@@ -72,7 +71,7 @@ class SimulatedStack:
         else:
             profiles = self._configure_2x(connectors, sample_seconds, power_w)
         self.smart = SmartCharging(profiles, max_current=power_w / (voltage * phases), voltage=voltage,
-                                   phases=phases, clock=clock, reporter=self.reporter)
+                                   phases=phases, reporter=self.reporter)
         if self.model is not None:
             self._bind_2x(connectors, power_w)
 
