@@ -1,8 +1,10 @@
-"""The simulated station's answers to the CSMS's requests (reset, remote start, configuration, ...).
+"""The simulated station's answers to the CSMS's requests (reset, remote start, availability, ...).
 
 A handler never makes a call itself: it answers at once and queues a
 :class:`Command` that the driving thread carries out, so the answer goes out
-before the follow-up messages, in the order OCPP expects.
+before the follow-up messages, in the order OCPP expects. Configuration, the
+device model and smart charging are answered by the station stack
+(:mod:`ocpp_sync.sim.stack`), its handlers reported like these.
 """
 from __future__ import annotations
 
@@ -14,17 +16,31 @@ from typing import TYPE_CHECKING, Any
 from ocpp_sync.chargepoint.chargepoint import ChargePoint
 from ocpp_sync.protocol.versions import message_info
 from ocpp_sync.sim.common import CSMS, STATION, Command, Connector, is_16, wire_value
+from ocpp_sync.sim.stack import SimulatedStack
 
-__all__ = ["VARIABLES_2X", "StationAnswers"]
+__all__ = ["StationAnswers"]
 
-# 2.x component/variable pairs backed by the same setting as their 1.6 key.
-VARIABLES_2X: dict[tuple[str, str], str] = {
-    ("OCPPCommCtrlr", "HeartbeatInterval"): "HeartbeatInterval",
-    ("SampledDataCtrlr", "TxUpdatedInterval"): "MeterValueSampleInterval",
-    ("AuthCtrlr", "AuthorizeRemoteStart"): "AuthorizeRemoteTxRequests",
-    ("EVSE", "Count"): "NumberOfConnectors",
-    ("ChargingStation", "Model"): "Model",
-}
+
+class _ReportedChargePoint:
+    """The charge point as the station stack sees it: the stack's handlers are reported and
+    recorded like the simulator's own, and its reports sent through the simulator's ``call``."""
+
+    def __init__(self, answers: StationAnswers) -> None:
+        self._answers = answers
+        self.version = answers.cp.version
+
+    def on(self, request_cls: type) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
+        def register(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            self._answers._handle(request_cls, handler)
+            return handler
+        return register
+
+    def after(self, request_cls: type) -> Callable[[Callable[[Any, Any], None]], Callable[[Any, Any], None]]:
+        hook: Callable[[Callable[[Any, Any], None]], Callable[[Any, Any], None]] = self._answers.cp.after(request_cls)
+        return hook
+
+    def send(self, request: Any) -> Any:
+        return self._answers.call(request)
 
 
 class StationAnswers:
@@ -41,16 +57,14 @@ class StationAnswers:
     commands: queue.Queue[Command]
     connectors: dict[int, Connector]
     received: list[str]
-    config: dict[str, tuple[str, bool]]
+    stack: SimulatedStack
     _lock: threading.Lock
     _received: threading.Condition
 
     if TYPE_CHECKING:  # provided by the station and its Reporting base
         def _emit(self, station_id: str, sender: str, action: str, kind: str, message: Any) -> None: ...
 
-        def setting(self, key: str) -> str | None: ...
-
-        def _set(self, key: str, value: str) -> str: ...
+        def call(self, request: Any) -> Any: ...
 
     def install_answers(self) -> None:
         """Register a handler for every CSMS request the station understands."""
@@ -58,6 +72,7 @@ class StationAnswers:
             self._install_16()
         else:
             self._install_2x()
+        self.stack.attach(_ReportedChargePoint(self))
 
     def _holding(self, transaction_id: Any) -> Connector | None:
         for state in self.connectors.values():
@@ -157,15 +172,6 @@ class StationAnswers:
             self.commands.put(Command("remote_stop", request.transaction_id))
             return m.RemoteStopTransactionResponse(status="Accepted")
 
-        def get_configuration(request: Any) -> Any:
-            with self._lock:
-                keys = request.key or sorted(self.config)
-                known = [m.KeyValue(key=k, value=self.config[k][0], readonly=self.config[k][1])
-                         for k in keys if k in self.config]
-                unknown = [k for k in keys if k not in self.config]
-            return m.GetConfigurationResponse(configuration_key=known or None,
-                                              unknown_key=unknown or None)
-
         def change_availability(request: Any) -> Any:
             return m.ChangeAvailabilityResponse(status=self._availability(
                 request.connector_id, wire_value(request.type) == "Operative"))
@@ -175,9 +181,6 @@ class StationAnswers:
                              lambda request: request.connector_id)
         self._handle(m.RemoteStartTransactionRequest, remote_start)
         self._handle(m.RemoteStopTransactionRequest, remote_stop)
-        self._handle(m.GetConfigurationRequest, get_configuration)
-        self._handle(m.ChangeConfigurationRequest, lambda request: m.ChangeConfigurationResponse(
-            status=self._set(request.key, request.value)))
         self._handle(m.ChangeAvailabilityRequest, change_availability)
 
     def _install_2x(self) -> None:
@@ -199,26 +202,6 @@ class StationAnswers:
             self.commands.put(Command("remote_stop", request.transaction_id))
             return m.RequestStopTransactionResponse(status="Accepted")
 
-        def get_variables(request: Any) -> Any:
-            results = []
-            for item in request.get_variable_data:
-                key = VARIABLES_2X.get((item.component.name, item.variable.name))
-                value = self.setting(key) if key is not None else None
-                results.append(m.GetVariableResultType(
-                    attribute_status="Accepted" if value is not None else "UnknownVariable",
-                    attribute_value=value, component=item.component, variable=item.variable))
-            return m.GetVariablesResponse(get_variable_result=results)
-
-        def set_variables(request: Any) -> Any:
-            results = []
-            for item in request.set_variable_data:
-                key = VARIABLES_2X.get((item.component.name, item.variable.name))
-                status = self._set(key, item.attribute_value) if key is not None else "NotSupported"
-                results.append(m.SetVariableResultType(
-                    attribute_status={"NotSupported": "UnknownVariable"}.get(status, status),
-                    component=item.component, variable=item.variable))
-            return m.SetVariablesResponse(set_variable_result=results)
-
         def change_availability(request: Any) -> Any:
             number = request.evse.id if request.evse is not None else 0
             return m.ChangeAvailabilityResponse(status=self._availability(
@@ -231,7 +214,5 @@ class StationAnswers:
                              lambda request: request.evse_id)
         self._handle(m.RequestStartTransactionRequest, request_start)
         self._handle(m.RequestStopTransactionRequest, request_stop)
-        self._handle(m.GetVariablesRequest, get_variables)
-        self._handle(m.SetVariablesRequest, set_variables)
         self._handle(m.ChangeAvailabilityRequest, change_availability)
 

@@ -197,15 +197,17 @@ def _play(sim: StationSimulator, step: Step, seen: int) -> tuple[str, int]:
         state = sim.connector(connector)
         samples, sent = int(args.get("samples", 1)), 0
         interval = float(args.get("interval", sim.meter_interval))
-        refused = 0
+        refused, powers = 0, []
         for _ in range(samples):
             if sim.charging_for(interval, connector) is not None:
                 break
+            powers.append(sim.power_now(connector))
             refused += sim.meter_values(connector) is None
             sent += 1
         stopped = "" if state.transaction_id is not None or sent == samples else ", transaction ended"
         refusals = f", {refused} {REFUSED}" if refused else ""
-        return f"{sent} sample(s), {state.meter_wh} Wh{stopped}{refusals}", seen
+        rates = f" at {'/'.join(f'{p:g}' for p in dict.fromkeys(powers))} W" if powers else ""
+        return f"{sent} sample(s), {state.meter_wh} Wh{rates}{stopped}{refusals}", seen
     if step.name == "stop":
         if sim.connector(connector).transaction_id is None:
             raise ValueError(f"connector {connector} has no transaction to stop")

@@ -2,8 +2,10 @@
 
 The thread driving the simulator (the CLI's main thread, a test, a scenario)
 makes every charge-point-initiated call; the CSMS's requests are answered in
-the connection's worker thread (:mod:`ocpp_sync.sim.answers`) and leave the
-follow-up work in :attr:`StationSimulator.commands`.
+the connection's worker thread (:mod:`ocpp_sync.sim.answers`, and the station
+stack of :mod:`ocpp_sync.sim.stack`) and leave the follow-up work in
+:attr:`StationSimulator.commands`. Each meter sample charges at the power the
+composite schedule allows at that moment.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from ocpp_sync.protocol.retry import BackOff, TransactionRetry
 from ocpp_sync.protocol.versions import message_info, version_module
 from ocpp_sync.sim.answers import StationAnswers
 from ocpp_sync.sim.common import CSMS, STATION, Command, Connector, Reporter, Reporting, error_payload, is_16, log, now
+from ocpp_sync.sim.stack import SimulatedStack
 
 __all__ = ["StationSimulator", "Connector", "NON_ESSENTIAL"]
 
@@ -60,11 +63,14 @@ class StationSimulator(StationAnswers, Reporting):
                  timeout: float = 10.0, report: Reporter | None = None, connectors: int = 1,
                  id_tags: list[str] | None = None, meter_interval: float = 1.0,
                  password: str | None = None, reconnect: bool = False,
-                 backoff: BackOff | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
+                 backoff: BackOff | None = None, ssl_context: ssl.SSLContext | None = None,
+                 voltage: float = 230.0, phases: int = 3) -> None:
         """``url``, ``station_id``, ``version``, ``timeout``, ``password`` (security profile
         1/2 Basic auth) and ``ssl_context`` (verifies a ``wss://`` CSMS) are the ChargePoint's.
         ``id_tag`` is the tag a charge presents unless ``id_tags`` gives one per connector;
-        each meter sample adds ``sample_seconds`` of ``power_w``; scenarios wait
+        each meter sample adds a sample interval (``sample_seconds`` until the CSMS changes
+        it) of charging at ``power_w``, or at the lower limit of the connector's composite
+        schedule, converted to W with ``voltage`` and ``phases``; scenarios wait
         ``meter_interval`` real seconds between samples.
         ``report`` gets every :class:`Exchange`. With ``reconnect`` a lost connection is
         reopened after the ``backoff`` delays (each attempt logged) and :meth:`run` boots
@@ -79,7 +85,6 @@ class StationSimulator(StationAnswers, Reporting):
         self.id_tag = id_tag
         self.id_tags = list(id_tags or [id_tag])
         self.power_w = power_w
-        self.sample_seconds = sample_seconds
         self.meter_interval = meter_interval  # real seconds between a scenario's meter values
         self.reconnect = reconnect
         schedule = backoff or BackOff()
@@ -97,17 +102,13 @@ class StationSimulator(StationAnswers, Reporting):
         self.connectors = {n: Connector(n) for n in range(1, connectors + 1)}
         self._heartbeat_stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
-        self._lock = threading.Lock()  # guards config and connector state as read by handlers
+        self._lock = threading.Lock()  # guards connector state as read by handlers
         self._received = threading.Condition(self._lock)
         self.received: list[str] = []  # actions of CSMS requests, in arrival order
-        # One store for both versions: 2.x variables are views of these keys (VARIABLES_2X).
-        self.config: dict[str, tuple[str, bool]] = {
-            "HeartbeatInterval": ("300", False),
-            "MeterValueSampleInterval": (str(sample_seconds), False),
-            "NumberOfConnectors": (str(connectors), True),
-            "AuthorizeRemoteTxRequests": ("false", False),
-            "Model": ("Simulator", True),
-        }
+        self.stack = SimulatedStack(
+            version, connectors=connectors, sample_seconds=sample_seconds, power_w=power_w, voltage=voltage,
+            phases=phases, reporter_name=f"ocpp-sim-{station_id}-reports",
+            on_heartbeat_interval=lambda seconds: self.commands.put(Command("heartbeat_interval", seconds)))
         self.install_answers()
 
     def connector(self, connector_id: int = 1) -> Connector:
@@ -127,24 +128,17 @@ class StationSimulator(StationAnswers, Reporting):
         return self.connectors[1].meter_wh
 
     def setting(self, key: str) -> str | None:
-        with self._lock:
-            entry = self.config.get(key)
-        return None if entry is None else entry[0]
+        """A setting the simulator acts on, by its 1.6 key, as the stack of its version keeps it."""
+        return self.stack.setting(key)
 
-    def _set(self, key: str, value: str) -> str:
-        """Change one setting; the status word both versions use ("Accepted", "Rejected", ...)."""
-        with self._lock:
-            current = self.config.get(key)
-            if current is None:
-                return "NotSupported"
-            if current[1]:
-                return "Rejected"
-            if key == "HeartbeatInterval" and not value.isdigit():
-                return "Rejected"
-            self.config[key] = (value, False)
-        if key == "HeartbeatInterval":
-            self.commands.put(Command("heartbeat_interval", int(value)))
-        return "Accepted"
+    @property
+    def sample_seconds(self) -> int:
+        """The simulated seconds one meter sample covers: the station's sample interval."""
+        return int(self.setting("MeterValueSampleInterval") or 0)
+
+    def power_now(self, connector: int = 1) -> float:
+        """The power (W) ``connector`` charges at now: ``power_w`` capped by its composite schedule."""
+        return self.stack.power_w(connector, self.power_w)
 
     # -- connection ------------------------------------------------------------
 
@@ -154,10 +148,12 @@ class StationSimulator(StationAnswers, Reporting):
     def close(self, drain: float | None = None) -> None:
         """Stop heartbeats and close the connection; idempotent.
 
-        ``drain`` bounds the wait for answers still due (default: the ChargePoint's
-        ``close_timeout``); 0 after Ctrl-C, when nobody waits for them any more.
+        ``drain`` bounds the wait for answers still due, and for the reports still
+        queued (default: the ChargePoint's ``close_timeout``); 0 after Ctrl-C, when
+        nobody waits for them any more.
         """
         self._heartbeat_stop.set()
+        self.stack.stop(self.cp.close_timeout if drain is None else drain)
         self.cp.close(drain)  # first, so a heartbeat waiting for its answer fails at once
         self._stop_heartbeat_thread()
 
@@ -248,6 +244,7 @@ class StationSimulator(StationAnswers, Reporting):
                                                        firmware_version=__version__))
         response = self.call(request)
         self.heartbeat_interval = response.interval
+        self.stack.booted(response.interval)
         return response
 
     def heartbeat(self) -> Any:
@@ -311,13 +308,14 @@ class StationSimulator(StationAnswers, Reporting):
         with self._lock:
             state.transaction_id = transaction_id
             state.id_tag = id_tag
+        self.stack.transaction_started(connector, transaction_id)
         return transaction_id
 
     def meter_values(self, connector: int = 1) -> Any:
-        """One meter sample ``sample_seconds`` of charging at ``power_w`` after the last."""
+        """One meter sample: :attr:`sample_seconds` of charging at :meth:`power_now` after the last."""
         m = self.m
         state = self.connector(connector)
-        state.meter_wh += self.power_w * self.sample_seconds // 3600
+        state.meter_wh += int(self.power_now(connector) * self.sample_seconds) // 3600
         if is_16(self.version):
             sample = m.SampledValue(value=str(state.meter_wh), context="Sample.Periodic",
                                     measurand="Energy.Active.Import.Register", unit="Wh")
@@ -342,6 +340,7 @@ class StationSimulator(StationAnswers, Reporting):
             transaction_id, state.transaction_id = state.transaction_id, None
         if transaction_id is None:
             return None
+        self.stack.transaction_ended(transaction_id)
         self.transactions_done += 1
         if is_16(self.version):
             return self.call(m.StopTransactionRequest(

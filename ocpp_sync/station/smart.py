@@ -4,7 +4,10 @@ and (2.x) GetChargingProfiles, answered from a :class:`ProfileStore`.
 The application tells :class:`SmartCharging` when a transaction starts and ends
 (:meth:`~SmartCharging.start_transaction`, :meth:`~SmartCharging.end_transaction`)
 and reads the limit to apply with :meth:`~SmartCharging.limit_now`; the rest is
-answered here. Times the CSMS leaves open are filled from ``clock``.
+answered here. Times the CSMS leaves open are filled from ``clock``. The
+ReportChargingProfiles series is handed to a :class:`Reporter` once the answer
+to GetChargingProfiles is on the wire (the charge point's ``after`` hook), so the
+CSMS always reads the answer first.
 """
 from __future__ import annotations
 
@@ -63,6 +66,14 @@ def profile_from_wire(version: str, wire: Any, evse_id: int) -> Profile:
                           min_charging_rate=schedule.min_charging_rate))
 
 
+def _next_second(moment: datetime.datetime) -> datetime.datetime:
+    """``moment`` up to a whole second: a schedule reported from a second already begun would
+    show, for its first period, the limit of an instant before a profile or transaction that
+    started within that second."""
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + datetime.timedelta(seconds=1)
+
+
 def _floor_tenth(value: float) -> float:
     """Down to a multiple of 0.1 (the 1.6 schema's step), never above the limit."""
     return math.floor(round(value * 10, 6)) / 10
@@ -72,7 +83,9 @@ class SmartCharging:
     """The smart charging handlers of one charge point, over ``store``.
 
     ``max_current`` (A per phase) is what the hardware gives where no profile
-    limits it; ``voltage`` and ``phases`` convert between A and W.
+    limits it; ``voltage`` and ``phases`` convert between A and W. ``clock`` gives
+    the time; ``reporter`` sends the 2.x ReportChargingProfiles series (one of its
+    own, started at the first report, when None: :meth:`stop` ends it).
     """
 
     def __init__(self, store: ProfileStore, *, max_current: float = 32.0, voltage: float = 230.0,
@@ -84,10 +97,13 @@ class SmartCharging:
         self.voltage = voltage
         self.phases = phases
         self.clock = clock
-        self.reporter = reporter
+        self._own_reporter = reporter is None
+        self.reporter = reporter or Reporter("ocpp-station-charging-profile-reports")
         self._m: ModuleType = version_module(self.version)
         self._lock = threading.Lock()
         self._transactions: dict[int, Transaction] = {}
+        self._pending: dict[int, list[Any]] = {}  # requestId: the series, until its answer is sent
+        self._pending_lock = threading.Lock()
         self._cp: Any = None
 
     # -- what the application tells and asks ----------------------------------------------------
@@ -146,6 +162,12 @@ class SmartCharging:
         cp.on(m.GetCompositeScheduleRequest)(self.on_get_composite_schedule)
         if self.version != "1.6":
             cp.on(m.GetChargingProfilesRequest)(self.on_get_charging_profiles)
+            cp.after(m.GetChargingProfilesRequest)(self._send_reports)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the reporter thread if it is ours (sending what is queued first)."""
+        if self._own_reporter:
+            self.reporter.stop(timeout)
 
     def _status_info(self, verdict: Verdict) -> Any:
         if self.version == "1.6" or verdict.accepted:
@@ -195,7 +217,7 @@ class SmartCharging:
             return m.GetCompositeScheduleResponse(
                 status="Rejected", status_info=m.StatusInfoType(reason_code="UnknownEvse" if unit in
                                                                 self.store.rate_units else "UnsupportedRateUnit"))
-        start = self.clock().replace(microsecond=0)
+        start = _next_second(self.clock())
         periods = self.composite(evse, request.duration, unit, start)
         if self.version == "1.6":
             schedule = m.ChargingSchedule(
@@ -223,17 +245,22 @@ class SmartCharging:
         found = [e for e in found if e.wire is not None]
         if not found:
             return m.GetChargingProfilesResponse(status="NoProfiles")
-        reports = self.reports(request.request_id, found)
+        with self._pending_lock:
+            self._pending[request.request_id] = self.reports(request.request_id, found)
+        return m.GetChargingProfilesResponse(status="Accepted")
+
+    def _send_reports(self, request: Any, response: Any) -> None:
+        with self._pending_lock:
+            reports = self._pending.pop(request.request_id, None)
         cp = self._cp
-        if self.reporter is None or cp is None:
-            raise RuntimeError("GetChargingProfiles needs a reporter and an attached charge point")
+        if reports is None or cp is None or response.status != "Accepted":
+            return
 
         def send_all() -> None:
             for report in reports:
                 cp.send(report)
 
         self.reporter.submit(send_all)
-        return m.GetChargingProfilesResponse(status="Accepted")
 
     def reports(self, request_id: int, entries: list[Entry]) -> list[Any]:
         """ReportChargingProfiles messages for ``entries``: one series per EVSE and limit source,

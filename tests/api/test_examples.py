@@ -56,6 +56,33 @@ def test_example_pair_runs_against_each_other(central_system: str, charge_point:
     assert "Traceback" not in csms.text
 
 
+# -- smart charging end to end: the example CSMS caps the charge, the simulated station follows ------
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_the_smart_charging_scenario_charges_under_the_csms_limit(version: str) -> None:
+    csms = example_process("smart_charging_csms.py", "--port", "0")
+    try:
+        port = csms.expect(r"listening on ws://127\.0\.0\.1:(\d+)/").group(1)
+        station = subprocess.run(
+            [sys.executable, "-m", "ocpp_sync.cli", "station", f"ws://127.0.0.1:{port}/ocpp", "--id", "SMART_1",
+             "--version", version, "--scenario", str(EXAMPLES / "scenario_smart_charging.json")],
+            capture_output=True, text=True, timeout=WAIT, env=ENV)
+        assert station.returncode == 0, station.stdout + station.stderr
+        csms.expect(r"SMART_1: transaction \S+ meter 687 Wh")  # the last sample: printed once answered
+        csms.process.send_signal(signal.SIGINT)
+        assert csms.wait() == 0
+    finally:
+        csms.kill()
+    # 60 s samples: 11 kW is 183 Wh, 6 A on three phases of 230 V 69 Wh
+    steps = re.findall(r"\] meter .* ok +(.*) \(\d+\.\d+ s\)$", station.stdout, re.MULTILINE)
+    assert steps == [
+        "2 sample(s), 366 Wh at 11000 W", "2 sample(s), 504 Wh at 4140 W", "1 sample(s), 687 Wh at 11000 W"]
+    rates = re.findall(r"SMART_1: transaction \S+ meter \d+ Wh \(\+(\d+) Wh\)", csms.text)
+    assert [int(r) for r in rates] == [183, 183, 69, 69, 183]
+    assert re.search(r"SMART_1: limit of 6 A: Accepted; composite schedule 6 A from 0 s", csms.text)
+    assert csms.text.rstrip().endswith("CSMS stopped") and "Traceback" not in csms.text
+
+
 # -- the example CSMSs answer everything `ocpp-sync station` sends ---------------------------------
 
 # Every charge-point-initiated action the simulator can send, by version family.

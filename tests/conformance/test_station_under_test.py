@@ -156,9 +156,17 @@ def test_the_reset_case_passes_against_our_simulator(station: Callable[..., Simu
     assert report.verdict("TC_B_20_CS").outcome == PASSED, report.text()
 
 
-def test_the_variables_cases_fail_against_the_plain_simulator_naming_the_field(
+def test_the_variables_cases_fail_against_a_station_without_the_variable_naming_the_field(
         station: Callable[..., SimulatedStation]) -> None:
-    verdict = play(station(), "TC_B_09_CS").verdicts[0]
+    m = version_module("2.0.1")
+
+    def unknown(request: Any) -> Any:
+        return m.SetVariablesResponse(set_variable_result=[m.SetVariableResultType(
+            attribute_status="UnknownVariable", component=item.component, variable=item.variable)
+            for item in request.set_variable_data])
+
+    sut = station(tweak=lambda sim: sim.cp.on(m.SetVariablesRequest)(unknown))
+    verdict = play(sut, "TC_B_09_CS").verdicts[0]
     assert (verdict.outcome, verdict.step, verdict.field, verdict.expected, verdict.got) == \
         (FAILED, "set variables", "$.setVariableResult[0].attributeStatus", "Accepted",
          "UnknownVariable")

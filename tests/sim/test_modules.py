@@ -12,7 +12,8 @@ from ocpp_sync import sim
 MODULES = {
     "ocpp_sync.sim.central": ["CentralSystem"],
     "ocpp_sync.sim.station": ["StationSimulator"],
-    "ocpp_sync.sim.answers": ["StationAnswers", "VARIABLES_2X"],
+    "ocpp_sync.sim.answers": ["StationAnswers"],
+    "ocpp_sync.sim.stack": ["SimulatedStack", "SETTINGS_2X"],
     "ocpp_sync.sim.scenario": ["ScenarioError", "Step", "StepResult", "check_connectors", "load_scenario",
                                "parse_scenario", "run_scenario"],
     "ocpp_sync.sim.common": ["Exchange", "Command", "Connector"],
