@@ -139,7 +139,7 @@ def instructions(cells: list[tuple[str, str]], loop: int) -> dict[tuple[str, str
                 raise SystemExit(f"no total in callgrind part {number}")
             totals.append(int(found.group(1)))
     empty = totals[0]
-    return {cell: (total - empty) / loop for cell, total in zip(cells, totals[1:])}
+    return {cell: (total - empty) / loop for cell, total in zip(cells, totals[1:], strict=True)}
 
 
 def main() -> None:
