@@ -51,6 +51,8 @@ __all__ = [
     "FramingError",
     "parse",
     "serialise",
+    "call_text",
+    "result_text",
     "new_message_id",
 ]
 
@@ -145,6 +147,29 @@ def _loads(text: str | bytes) -> Any:
     return orjson.loads(text)
 
 
+_new = object.__new__
+
+
+def _call(unique_id: str, action: str, payload: Any) -> Call:
+    """A Call built without its generated __init__, which sets each field of a frozen dataclass
+    through object.__setattr__: twice the cost, on the path of every message read."""
+    frame = _new(Call)
+    fields = frame.__dict__
+    fields["unique_id"] = unique_id
+    fields["action"] = action
+    fields["payload"] = payload
+    return frame
+
+
+def _result(unique_id: str, payload: Any) -> CallResult:
+    """A CallResult built as :func:`_call` builds a Call."""
+    frame = _new(CallResult)
+    fields = frame.__dict__
+    fields["unique_id"] = unique_id
+    fields["payload"] = payload
+    return frame
+
+
 def parse(text: str | bytes, version: str) -> Frame:
     """Turn one websocket text message into a frame, or raise FramingError."""
     rpc = error_code(RPC, version)
@@ -172,12 +197,13 @@ def parse(text: str | bytes, version: str) -> Frame:
             raise FramingError(rpc, unique_id,
                                "expected [type, id, action, payload] with a string action",
                                message_type)
-        cls = Call if message_type == CALL else Send
-        return cls(unique_id, data[2], data[3])
+        if message_type == CALL:
+            return _call(unique_id, data[2], data[3])
+        return Send(unique_id, data[2], data[3])
     if message_type == CALLRESULT:
         if len(data) != 3:
             raise FramingError(rpc, unique_id, "expected [3, id, payload]", message_type)
-        return CallResult(unique_id, data[2])
+        return _result(unique_id, data[2])
     if (len(data) != 5 or not isinstance(data[2], str) or not isinstance(data[3], str)
             or not isinstance(data[4], dict)):
         raise FramingError(rpc, unique_id,
@@ -198,7 +224,20 @@ def serialise(frame: Frame) -> str:
     what the stdlib refuses but orjson writes: members of plain enums (as their
     value), UUIDs (as strings) and ``orjson.Fragment``.
     """
-    data = frame.to_list()
+    return _serialise_list(frame.to_list())
+
+
+def call_text(unique_id: str, action: str, payload: Any) -> str:
+    """``serialise(Call(unique_id, action, payload))``, without building the frame object."""
+    return _serialise_list([CALL, unique_id, action, payload])
+
+
+def result_text(unique_id: str, payload: Any) -> str:
+    """``serialise(CallResult(unique_id, payload))``, without building the frame object."""
+    return _serialise_list([CALLRESULT, unique_id, payload])
+
+
+def _serialise_list(data: list[Any]) -> str:
     try:
         raw = orjson.dumps(data, option=_ORJSON_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError

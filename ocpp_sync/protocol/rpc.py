@@ -52,8 +52,10 @@ from ocpp_sync.protocol.frames import (
     CallResult,
     Frame,
     Send,
+    call_text,
     new_message_id,
     parse,
+    result_text,
     serialise,
 )
 from ocpp_sync.protocol.registration import BOOT, Registration, RegistrationRefused
@@ -264,10 +266,10 @@ class RpcState:
                 raise NotRegistered(str(exc)) from None
         response_cls = self._module.RESPONSES.get(action)
         unique_id = new_message_id()
-        frame: Frame = Call(unique_id, action, payload) if response_cls is not None else \
-            Send(unique_id, action, payload)
         try:
-            return unique_id, serialise(frame), response_cls
+            text = call_text(unique_id, action, payload) if response_cls is not None else \
+                serialise(Send(unique_id, action, payload))
+            return unique_id, text, response_cls
         except ValueError as exc:   # a lone surrogate: a ValidationError before anything is sent
             raise ValidationError(error_code(FORMAT, self.version), "", f"{action}: {exc}") from None
 
@@ -525,7 +527,10 @@ class RpcState:
         except ValidationError as exc:
             log.error("%s: the %s handler returned an invalid response: %s", self.name, call.action, exc)
             return self._internal_error(call, "returned an invalid response")
-        text = self._serialise_answer(CallResult(call.unique_id, payload))
+        try:
+            text = result_text(call.unique_id, payload)
+        except (TypeError, ValueError):   # the same failure again, there logged and answered
+            text = self._serialise_answer(CallResult(call.unique_id, payload))
         if call.action == BOOT and self.registration is not None:
             with self._guard:
                 self.registration.booted(payload["status"])
