@@ -35,8 +35,8 @@ ERROR = "error"
 # TC_B_01_CS, TC_E_04_CSMS (2.0.1: block letter), TC_001_CS, TC_004_1_CSMS (1.6: no block),
 # KIT_J_01_CSMS (the kit's own OCPP-J checks, which have no OCTT id).
 _ID = re.compile(r"^(TC|KIT)_(?:([A-Z])_)?\d{2,3}(?:_\d+)?_(CS|CSMS)$")
-_CASE_MODULES = ("v16_core", "v201_b_csms", "v201_e_csms", "v201_f_csms", "v201_station",
-                 "kit_rpc")
+_CASE_MODULES = ("v16_core", "v16_station_lists", "v201_b_csms", "v201_e_csms", "v201_f_csms",
+                 "v201_station", "v201_d_station", "v201_k_station", "kit_rpc")
 
 
 @dataclass(frozen=True)

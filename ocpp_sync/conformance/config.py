@@ -5,7 +5,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["Config", "BOOT_PENDING", "BOOT_REJECTED", "REQUIRES_BOOT"]
+__all__ = ["Config", "BOOT_PENDING", "BOOT_REJECTED", "REQUIRES_BOOT", "LOCAL_LIST_DISABLED"]
 
 #: ``Config.provides``: the CSMS under test answers this station's first boot Pending.
 BOOT_PENDING = "boot_pending"
@@ -13,6 +13,8 @@ BOOT_PENDING = "boot_pending"
 BOOT_REJECTED = "boot_rejected"
 #: ... refuses (CALLERROR SecurityError) a station's calls before its boot is accepted.
 REQUIRES_BOOT = "requires_boot"
+#: The station under test has no local authorization list, or has it disabled.
+LOCAL_LIST_DISABLED = "local_list_disabled"
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,8 @@ class Config:
         boot_retry_wait: The longest wait before booting again after a Pending or Rejected
             answer (the answer's interval, capped by this).
         provides: What the target is configured for, that some cases need
-            (:data:`BOOT_PENDING`, :data:`BOOT_REJECTED`, :data:`REQUIRES_BOOT`).
+            (:data:`BOOT_PENDING`, :data:`BOOT_REJECTED`, :data:`REQUIRES_BOOT`,
+            :data:`LOCAL_LIST_DISABLED`).
     """
 
     step_timeout: float = 10.0
