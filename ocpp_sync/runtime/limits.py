@@ -112,6 +112,8 @@ class AcceptFailures:
                           "RLIMIT_NOFILE soft limit %s): %s; the stations already connected "
                           "are still served, new ones wait in the listen backlog until some "
                           "leave; %s", which, _soft_limit(), exc, _HOW_TO_RAISE)
+            else:
+                log.debug("accept failed again for want of descriptors (%d in a row)", self.in_a_row)
         else:
             log.error("accept failed: %s", exc)
         return float(min(LAST_BACK_OFF, FIRST_BACK_OFF * 2 ** min(self.in_a_row - 1, 10)))

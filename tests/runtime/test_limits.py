@@ -33,7 +33,7 @@ soft = int(sys.argv[1])
 hard = int(sys.argv[2]) if len(sys.argv) > 2 else soft
 resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-logging.getLogger("ocpp_sync.transport").setLevel(logging.INFO)
+logging.getLogger("ocpp_sync.transport").setLevel(logging.DEBUG)
 from ocpp_sync.csms.csms import CSMS
 from ocpp_sync.sim.central import CentralSystem
 csms = CSMS(versions=("1.6",), handshake_timeout=30.0)
@@ -145,16 +145,18 @@ def test_out_of_descriptors_says_so_once_and_keeps_serving_its_stations() -> Non
             line = child.wait_line("out of file descriptors")
             assert "soft limit 40" in line and "ulimit -n" in line
             assert first.send(HeartbeatRequest()).current_time is not None  # still served
+            child.wait_line("(3 in a row)")   # tried again, backing off, and said nothing more
             for hog in hogs:
                 hog.close()
             hogs.clear()
             second = station(child.port, "LIMITS_CP_2")   # accepted again once some left
             assert second.send(HeartbeatRequest()).current_time is not None
             second.close()
-            child.wait_line("accepting stations again after")
+            again = child.wait_line("accepting stations again after")
+            assert int(again.split("after ")[1].split()[0]) >= 3
         finally:
             for hog in hogs:
                 hog.close()
             first.close()
         child.stop()
-    assert len([line for line in child.seen if "out of file descriptors" in line]) == 1
+    assert len([line for line in child.seen if line.startswith("ERROR")]) == 1
