@@ -22,6 +22,7 @@ from ocpp_sync.protocol.versions import VERSIONS, check_handler_class, check_ver
 from ocpp_sync.runtime.actions import CSMSGroups
 from ocpp_sync.runtime.connection import CSMS as CSMS_ROLE
 from ocpp_sync.runtime.connection import Connection
+from ocpp_sync.runtime.limits import descriptors_needed, raise_descriptor_limit
 from ocpp_sync.runtime.memory import MemoryReturn, cap_malloc_arenas, freeze_start_up_objects, glibc_trim
 from ocpp_sync.runtime.metrics import MetricsTotals
 from ocpp_sync.signatures import check_handler
@@ -70,6 +71,8 @@ class CSMS(CSMSGroups, CSMSFigures):
             looks alive: ``"replace"`` closes the old one, ``"refuse"`` answers the new
             upgrade with HTTP 409.
         max_connections: Stations beyond this many are refused with HTTP 503; None: no limit.
+            At start the soft limit on open files is raised toward what this many (None:
+            ``runtime.limits.ASSUMED_CONNECTIONS``) need, never past the hard limit.
         max_message_size: A message over this many bytes closes the connection with 1009;
             None: 256 KiB.
         ping_interval: Seconds of silence after which a station is pinged; None: never.
@@ -258,6 +261,7 @@ class CSMS(CSMSGroups, CSMSFigures):
                 log.info("malloc_arenas=%d ignored: not glibc", self.malloc_arenas)
             if self.gc_freeze:
                 freeze_start_up_objects()
+            raise_descriptor_limit(descriptors_needed(self.max_connections))
             options: dict[str, Any] = {
                 "ping_interval": self.ping_interval, "pong_timeout": self.pong_timeout,
                 "ssl_context": self.ssl_context, "authenticate": self.authenticate,

@@ -21,6 +21,7 @@ by the accept thread itself and never get a thread.
 """
 from __future__ import annotations
 
+import collections
 import logging
 import selectors
 import socket
@@ -34,6 +35,7 @@ from urllib.parse import urlsplit
 from ocpp_sync import security as _security
 from ocpp_sync.errors import UpgradeRefused
 from ocpp_sync.protocol.retry import Keepalive
+from ocpp_sync.runtime.limits import AcceptFailures
 from ocpp_sync.scheduling.turnstile import Turnstile
 from ocpp_sync.websocket.admission import MAX_CONNECTIONS_PER_ADDRESS, STRICT_STATION_IDS, Admission
 from ocpp_sync.websocket.base import (
@@ -67,6 +69,11 @@ __all__ = ["WebSocketServer", "adapt_simple_websocket", "HANDSHAKE_TIMEOUT", "MA
 log = logging.getLogger("ocpp_sync.transport")
 
 MAX_PENDING_HANDSHAKES = 256
+# Connections the kernel queues before accept(); Linux caps it at net.core.somaxconn. A
+# fleet reconnecting after a restart arrives by the thousand a second.
+BACKLOG = socket.SOMAXCONN
+# Accepts per wake-up of the accept loop, so that one readiness event empties a burst.
+_ACCEPT_BATCH = 64
 # A connection over the per-address cap gets its 429 at once; its request is read and dropped
 # (so closing does not reset the connection before the client reads the answer) for this long.
 _TURN_AWAY_LINGER = 1.0
@@ -110,7 +117,7 @@ class WebSocketServer:
                  pong_timeout: float = PONG_TIMEOUT,
                  close_timeout: float = CLOSE_TIMEOUT,
                  write_timeout: float = WRITE_TIMEOUT,
-                 backlog: int = 128,
+                 backlog: int = BACKLOG,
                  ssl_context: ssl.SSLContext | None = None,
                  authenticate: _security.Authenticate | None = None,
                  known_stations: _security.KnownStations | None = None,
@@ -235,45 +242,58 @@ class WebSocketServer:
 
     def _accept_loop(self) -> None:
         selector = selectors.DefaultSelector()
-        # Turned-away sockets (over the per-address cap) -> when to drop them; all owned here.
+        # Turned-away sockets (over a cap) -> when to drop them, all owned here; the linger is
+        # the same for all, so the queue is in the order they are due.
         turned_away: dict[socket.socket, float] = {}
+        due: collections.deque[tuple[float, socket.socket]] = collections.deque()
+        failures = AcceptFailures()
         try:
             selector.register(self._listener, selectors.EVENT_READ)
             selector.register(self._wake_r, selectors.EVENT_READ)
             log.info("listening on %s:%d (%s)", self.host, self.port, ", ".join(self.subprotocols))
             while not self._stopping.is_set():
-                timeout = None
-                if turned_away:
-                    timeout = max(0.0, min(turned_away.values()) - time.monotonic())
+                timeout = max(0.0, due[0][0] - time.monotonic()) if due else None
                 for key, _ in selector.select(timeout):
                     if key.fileobj is self._wake_r:
                         return
-                    if key.fileobj is not self._listener:
+                    if key.fileobj is self._listener:
+                        self._accept_some(failures, selector, turned_away, due)
+                    else:
                         self._drain_turned_away(key.fileobj, selector, turned_away)
-                        continue
-                    try:
-                        conn, addr = self._listener.accept()
-                    except BlockingIOError:
-                        continue
-                    except OSError as exc:
-                        # e.g. out of file descriptors: back off instead of spinning.
-                        log.error("accept failed: %s", exc)
-                        self._stopping.wait(0.1)
-                        continue
-                    refusal = self._spawn(conn, addr)
-                    if refusal is not None:
-                        self._turn_away(conn, addr, refusal, selector, turned_away)
                 now = time.monotonic()
-                for sock in [s for s, due in turned_away.items() if due <= now]:
-                    self._drop_turned_away(sock, selector, turned_away)
+                while due and due[0][0] <= now:
+                    sock = due.popleft()[1]
+                    if sock in turned_away:   # else dropped already, when its peer closed
+                        self._drop_turned_away(sock, selector, turned_away)
         finally:
             for sock in list(turned_away):
                 self._drop_turned_away(sock, selector, turned_away)
             selector.close()
             self._close_listener()
 
+    def _accept_some(self, failures: AcceptFailures, selector: selectors.BaseSelector,
+                     turned_away: dict[socket.socket, float],
+                     due: collections.deque[tuple[float, socket.socket]]) -> None:
+        """Accept what the backlog holds, up to ``_ACCEPT_BATCH`` (a reconnect storm fills it
+        faster than one accept per wake-up empties it); out of descriptors, back off."""
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                conn, addr = self._listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                # Waiting is what lets the stations already in leave and free descriptors.
+                self._stopping.wait(failures.failed(exc))
+                return
+            failures.succeeded()
+            refusal = self._spawn(conn, addr)
+            if refusal is not None and self._turn_away(conn, addr, refusal, selector):
+                when = time.monotonic() + _TURN_AWAY_LINGER
+                turned_away[conn] = when
+                due.append((when, conn))
+
     def _turn_away(self, conn: socket.socket, addr: Any, refusal: tuple[int, str],
-                   selector: selectors.BaseSelector, turned_away: dict[socket.socket, float]) -> None:
+                   selector: selectors.BaseSelector) -> bool:
         """Answer 429/503 without a thread: the answer fits the socket buffer, the request is
         drained (so that closing does not reset the connection before the answer is read).
 
@@ -284,6 +304,7 @@ class WebSocketServer:
         status: int | None = None if self._ssl_context is not None else refusal[0]
         reason = refusal[1]
         log.info("refused %s: %s %s", remote, status or "closed", reason)
+        lingers = False
         if status is None:
             conn.close()
         else:
@@ -292,12 +313,12 @@ class WebSocketServer:
                 conn.send(refusal_response(UpgradeRefused(status, reason, [("Retry-After", "10")])))
                 conn.shutdown(socket.SHUT_WR)
                 selector.register(conn, selectors.EVENT_READ)
+                lingers = True
             except (OSError, ValueError):
                 conn.close()
-            else:
-                turned_away[conn] = time.monotonic() + _TURN_AWAY_LINGER
         _security.notify_security_event(self._on_security_event, _security.SecurityEvent(
             _security.Reason.TOO_MANY_CONNECTIONS, remote, status=status, detail=reason))
+        return lingers
 
     def _drain_turned_away(self, sock: Any, selector: selectors.BaseSelector,
                            turned_away: dict[socket.socket, float]) -> None:
