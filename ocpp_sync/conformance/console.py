@@ -35,7 +35,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ValueError(f"cannot read the configuration {file}: {exc.strerror}") from None
     if file.suffix == ".toml":
         try:
-            import tomllib
+            import tomllib  # type: ignore[import-not-found, unused-ignore]
         except ImportError:
             raise ValueError("TOML configurations need Python 3.11 or later; use JSON") from None
         try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,7 @@ def test_the_guide_lists_every_case_written() -> None:
     assert f"{len(all_cases())} cases" in table
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="TOML needs tomllib (Python 3.11+)")
 def test_a_configuration_file_is_json_or_toml_and_checked(tmp_path: Path) -> None:
     from ocpp_sync.conformance.console import load_config
     toml = tmp_path / "kit.toml"
