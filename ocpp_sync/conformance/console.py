@@ -94,8 +94,9 @@ def _progress(total: int, stream: Any) -> Callable[[Verdict], None]:
     def show(verdict: Verdict) -> None:
         done[0] += 1
         detail = f"  {verdict.step}: {verdict.message}" if verdict.outcome != "passed" else ""
-        print(f"[{done[0]:>{len(str(total))}}/{total}] {verdict.case_id:<16} {verdict.outcome:<12} "
-              f"({verdict.seconds:.2f} s){detail}", file=stream, flush=True)
+        stream.write(f"[{done[0]:>{len(str(total))}}/{total}] {verdict.case_id:<16} {verdict.outcome:<12} "
+                     f"({verdict.seconds:.2f} s){detail}\n")
+        stream.flush()
     return show
 
 
@@ -106,7 +107,7 @@ def main(args: argparse.Namespace, error: Callable[[str], Any],
     try:
         config = load_config(args.config) if args.config else Config()
     except ValueError as exc:
-        print(f"bad configuration: {exc}", file=sys.stderr)
+        sys.stderr.write(f"bad configuration: {exc}\n")
         return 2
     chosen = cases_for(target, args.cases)
     if not chosen:

@@ -51,7 +51,7 @@ def fleet_command(options: FleetOptions, *, say: Callable[[str], None], json_pat
         try:
             save_plot(report, plot_path)
         except ImportError:
-            print("--plot needs matplotlib: pip install 'ocpp_sync[fleet]'", file=sys.stderr)
+            sys.stderr.write("--plot needs matplotlib: pip install 'ocpp_sync[fleet]'\n")
             return 1
     if outcome.interrupted:
         return INTERRUPTED
